@@ -1,0 +1,427 @@
+"""Run configuration: YAML -> validated, frozen objects.
+
+A config is a YAML mapping.  It may name a ``base`` (a preset name or another YAML file, relative
+to the file) and then contain only overrides of it; ``--set dotted.key=value`` overrides apply last.
+Validation happens once, here, at the edge: unknown keys, wrong types, impossible values and names
+missing from a registry fail with a one-line :class:`~pinnlab.errors.ConfigError` naming the dotted
+path, the value and what is allowed.  Everything downstream receives a frozen :class:`RunConfig`
+whose ``problem.params`` are resolved (defaults filled in), so the logged config is the whole truth.
+
+Every default below carries its reason.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pinnlab.errors import ConfigError
+
+__all__ = [
+    "RunConfig",
+    "load_config",
+    "load_yaml",
+    "apply_overrides",
+    "parse_override",
+    "flatten",
+    "preset_names",
+    "validate_config",
+    "config_error_from_validation",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _registry_name(registry_getter, field: str):
+    """A validator that checks a name against a registry (imported lazily to avoid cycles)."""
+
+    def check(cls, value):
+        registry_getter().get(value, field)
+        return value
+
+    return check
+
+
+def _activations():
+    from pinnlab.models import ACTIVATIONS
+
+    return ACTIVATIONS
+
+
+class ProblemConfig(_Strict):
+    name: str = "poisson2d"
+    # Problem-specific parameters; validated by the problem's own ``Params`` model (see problems/).
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelConfig(_Strict):
+    width: int = Field(50, gt=0)  # 50 units: the usual PINN width (Raissi et al.; Wang et al.)
+    depth: int = Field(3, gt=0)  # hidden layers
+    activation: str = "tanh"  # smooth, so every input derivative is informative
+    output_activation: str = "linear"  # an unbounded output; softplus is what the seed question used
+    initializer: str = "glorot_normal"  # Xavier normal, the PINN literature's default
+    dtype: Literal["float32", "float64"] = "float32"  # float64 for derivative checks, 2-3x slower
+    standardize: bool = False  # map the problem's domain to zero mean / unit variance first
+
+    _act = field_validator("activation")(classmethod(_registry_name(_activations, "model.activation")))
+    _out = field_validator("output_activation")(
+        classmethod(_registry_name(_activations, "model.output_activation"))
+    )
+
+    @field_validator("initializer")
+    @classmethod
+    def _init(cls, value):
+        from pinnlab.models import INITIALIZERS
+
+        INITIALIZERS.get(value, "model.initializer")
+        return value
+
+
+class WeightingConfig(_Strict):
+    scheme: Literal["fixed", "grad_norm"] = "fixed"
+    every: int = Field(10, gt=0)  # grad_norm: update every 10 steps, as the reference code does
+    alpha: float = Field(0.9, ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
+
+
+class LossConfig(_Strict):
+    formulation: str = "squared"  # bounded below; `raw` is the seed question's unbounded mean(r)
+    formulations: dict[str, str] = Field(default_factory=dict)  # per-term overrides
+    weights: dict[str, float] = Field(default_factory=dict)  # per-term fixed weights, default 1
+    huber_delta: float = Field(1.0, gt=0)
+    weighting: WeightingConfig = WeightingConfig()
+
+    @field_validator("formulation")
+    @classmethod
+    def _form(cls, value):
+        from pinnlab.losses import FORMULATIONS
+
+        FORMULATIONS.get(value, "loss.formulation")
+        return value
+
+    @field_validator("formulations")
+    @classmethod
+    def _forms(cls, value):
+        from pinnlab.losses import FORMULATIONS
+
+        for term, name in value.items():
+            FORMULATIONS.get(name, f"loss.formulations.{term}")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value):
+        for term, w in value.items():
+            if not (math.isfinite(w) and w >= 0):
+                raise ValueError(f"weight of {term!r} must be finite and >= 0, got {w}")
+        return value
+
+
+class RegularizationConfig(_Strict):
+    l2: float = Field(0.0, ge=0)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
+    l1: float = Field(0.0, ge=0)  # coefficient of sum |W| over kernels, loss term `l1`
+    include_biases: bool = False  # penalise biases too (Keras' kernel_regularizer does not)
+    clip_norm: float | None = Field(None, gt=0)  # clip gradients by global norm
+    max_norm: float | None = Field(None, gt=0)  # max-norm constraint on each unit's incoming weights
+
+
+class ScheduleConfig(_Strict):
+    name: Literal["constant", "exponential"] = "constant"
+    decay_steps: int = Field(1000, gt=0)  # Wang et al.: x0.9 every 1000 steps
+    decay_rate: float = Field(0.9, gt=0, le=1)
+    staircase: bool = True
+
+
+class OptimizerConfig(_Strict):
+    name: str = "adam"
+    learning_rate: float = Field(1e-3, gt=0)  # Adam's customary step
+    momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
+    weight_decay: float = Field(0.0, ge=0)  # adamw only (decoupled)
+    schedule: ScheduleConfig = ScheduleConfig()
+    # lbfgs only: SciPy L-BFGS-B stopping rules (its own defaults scaled for PINN losses)
+    lbfgs_max_iter: int = Field(15000, gt=0)
+    lbfgs_ftol: float = Field(1e-12, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value):
+        from pinnlab.optimizers import OPTIMIZERS
+
+        OPTIMIZERS.get(value, "optimizer.name")
+        return value
+
+
+class TrainingConfig(_Strict):
+    steps: int | None = Field(None, gt=0)  # exactly one of steps / epochs; neither -> 1000 steps
+    epochs: int | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, gt=0)  # of the residual points; None = full batch
+    resample: bool = False  # draw fresh points every step (Wang et al.) instead of a fixed set
+    seed: int = Field(0, ge=0)
+    jit_compile: bool = False  # XLA: ~1.7x faster steps, ~1 s more to compile
+    deterministic: bool = True  # enable TF op determinism: identical histories for identical seeds
+
+    @model_validator(mode="after")
+    def _budget(self):
+        if self.steps is not None and self.epochs is not None:
+            raise ValueError(
+                f"set one of training.steps and training.epochs, not both "
+                f"(got steps={self.steps}, epochs={self.epochs})"
+            )
+        return self
+
+
+class DiagnosticsConfig(_Strict):
+    every: int = Field(100, gt=0)  # expensive diagnostics every 100 steps: <10% of a run's time
+    per_layer: bool = True  # per-layer weight and gradient norms, kernels and biases apart
+    per_term_grads: bool = True  # gradient norm of every loss term (one backward pass each)
+    derivatives: bool = True  # mean |.| of each derivative the residual uses
+    update_ratio: bool = True  # ||ΔW|| / ||W|| per layer
+    error: bool = True  # relative L2 error on the evaluation grid (if the exact solution is known)
+
+
+class DivergenceConfig(_Strict):
+    """Thresholds of the outcome classes; see pinnlab.training.divergence."""
+
+    stop_early: bool = True  # stop a divergent run instead of burning its budget
+    max_weight_ratio: float = Field(1e3, gt=1)  # blowup: ||W|| grew 1000x past its initial value
+    max_weight_norm: float = Field(1e8, gt=0)  # blowup: ||W|| past this, whatever it started at
+    growth_window: int = Field(1000, gt=1)  # steps over which exponential growth is fitted
+    growth_rate: float = Field(2e-3, gt=0)  # blowup: d ln||W|| / dstep above this (x7.4 / 1000)
+    growth_min_ratio: float = Field(10.0, gt=1)  # ... once ||W|| is at least 10x its initial value
+    loss_floor: float = -1e6  # unbounded: the loss fell below this (only unbounded-below losses can)
+    max_rel_error: float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
+    max_heldout_ratio: float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
+    low_loss_ratio: float = Field(1e-2, gt=0)  # "low" training loss: final <= this x initial
+    heldout_points: int = Field(4096, gt=0)
+
+
+class RunConfig(_Strict):
+    name: str | None = None
+    problem: ProblemConfig = ProblemConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    regularization: RegularizationConfig = RegularizationConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    training: TrainingConfig = TrainingConfig()
+    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
+    divergence: DivergenceConfig = DivergenceConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML loading
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 insists on ``1.0e-3``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError("", f"{source}:{where} is not valid YAML ({problem})") from None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("pinnlab.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[dict, Path | None]:
+    """Read a preset by name or a YAML file by path; return (mapping, its directory)."""
+    path = Path(source)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError("", f"config file {str(source)!r} does not exist")
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError("", f"config file {str(source)!r} cannot be read ({exc.strerror})") from None
+        where: Path | None = path.parent
+        label = str(path)
+    else:
+        name = str(source)
+        if name not in preset_names():
+            raise ConfigError(
+                "",
+                f"{name!r} is neither a YAML file nor a preset (presets: {', '.join(preset_names())})",
+            )
+        text = resources.files("pinnlab.presets").joinpath(f"{name}.yaml").read_text()
+        where, label = None, f"preset {name}"
+    data = load_yaml(text, label)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{label} must be a YAML mapping, got {type(data).__name__}")
+    return data, where
+
+
+def deep_merge(base: Mapping, override: Mapping) -> dict:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_bases(source: str | Path, relative_to: Path | None = None, _seen: tuple = ()) -> dict:
+    """Read ``source`` and merge it over its ``base`` chain (presets or files)."""
+    key = str(source)
+    if key in _seen:
+        raise ConfigError("base", f"circular base chain: {' -> '.join(_seen + (key,))}")
+    data, where = _read_source(source, relative_to)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError("base", f"{base!r} must be a preset name or a YAML path")
+    return deep_merge(resolve_bases(base, where, _seen + (key,)), data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"model.width=20"`` -> ``("model.width", 20)``; the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError("--set", f"{text!r} must look like dotted.key=value")
+    return key, load_yaml(raw, f"--set {key}") if raw.strip() else None
+
+
+def apply_overrides(data: Mapping, overrides: Iterable[str | tuple[str, Any]]) -> dict:
+    out = copy.deepcopy(dict(data))
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
+        node = out
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(".".join(parts[: i + 1]), f"is {child!r}, not a mapping, so {key} cannot be set")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """Field names of the (nested) model that ``loc[:-1]`` points into."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return sorted(model.model_fields)
+
+
+def config_error_from_validation(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
+    """The first pydantic error as a one-line ConfigError with its dotted path."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    path = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(loc))
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc)
+        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return ConfigError(path, f"unknown key{hint}")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        return ConfigError(path, msg[len("Value error, ") :])
+    value = err.get("input")
+    return ConfigError(path, f"{value!r} is not allowed: {msg[0].lower()}{msg[1:]}")
+
+
+def validate_config(data: Mapping) -> RunConfig:
+    """Validate a merged mapping into a frozen RunConfig with resolved problem params."""
+    if "base" in data:
+        raise ConfigError("base", "resolve `base` with load_config before validating")
+    try:
+        cfg = RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise config_error_from_validation(exc, RunConfig) from None
+    from pinnlab.problems import resolve_problem
+
+    problem = resolve_problem(cfg.problem.name, cfg.problem.params)
+    terms = problem.term_names()
+    for key in ("formulations", "weights"):
+        for term in getattr(cfg.loss, key):
+            if term not in terms:
+                raise ConfigError(
+                    f"loss.{key}.{term}",
+                    f"unknown loss term; terms of {cfg.problem.name} are {', '.join(terms)}",
+                )
+    if cfg.optimizer.name == "lbfgs" and cfg.loss.weighting.scheme != "fixed":
+        raise ConfigError(
+            "loss.weighting.scheme",
+            f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer; with optimizer.name 'lbfgs' use 'fixed'",
+        )
+    n = problem.point_counts().get("residual", 0)
+    bs = cfg.training.batch_size
+    if bs is not None and bs > n:
+        raise ConfigError(
+            "training.batch_size", f"{bs} is larger than the {n} residual points of {cfg.problem.name}"
+        )
+    return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
+
+
+def load_config(source: str | Path | Mapping | RunConfig = "poisson2d", overrides: Iterable[str] = ()) -> RunConfig:
+    """A preset name, YAML path or mapping, plus ``dotted.key=value`` overrides -> RunConfig."""
+    if isinstance(source, RunConfig):
+        data = source.to_dict()
+    elif isinstance(source, Mapping):
+        data = dict(source)
+        base = data.pop("base", None)
+        if base is not None:
+            data = deep_merge(resolve_bases(base), data)
+    else:
+        data = resolve_bases(source)
+    return validate_config(apply_overrides(data, overrides))
+
+
+def flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (for logging configs as flat params)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out

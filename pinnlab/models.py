@@ -1,0 +1,132 @@
+"""Multilayer perceptrons and the activations they use.
+
+``ACTIVATIONS`` maps each YAML name to an :class:`Activation` that knows its smoothness:
+``vanishes_from = k`` means the k-th derivative of the activation is zero almost everywhere (ReLU:
+k = 2, so u_yy of a ReLU network is zero a.e. and a residual with second derivatives cannot be fitted).
+The trainer turns that into a warning on the run result.
+
+Layers are named ``dense_1 … dense_{depth+1}`` (the last is the output layer), independent of how
+many models the process has built, so metric names such as ``weight_norm/dense_1/kernel`` mean the
+same layer in every run of a sweep.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pinnlab.registry import Registry
+
+__all__ = ["Activation", "ACTIVATIONS", "INITIALIZERS", "build_mlp", "Standardize", "variable_name"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    fn: Callable[[tf.Tensor], tf.Tensor] | str
+    vanishes_from: int | None  # lowest derivative order that is zero almost everywhere; None: never
+    note: str = ""
+
+    def degenerate_for(self, order: int) -> bool:
+        """True if a network with this activation has order-``order`` input derivatives ≡ 0 a.e."""
+        return self.vanishes_from is not None and order >= self.vanishes_from
+
+
+ACTIVATIONS: Registry[Activation] = Registry("activation")
+for _act in [
+    Activation("relu", "relu", 2, "piecewise linear: second derivative zero almost everywhere"),
+    Activation("softplus", "softplus", None),
+    Activation("tanh", "tanh", None),
+    Activation("sin", tf.sin, None, "SIREN-style periodic activation"),
+    Activation("sigmoid", "sigmoid", None),
+    Activation("silu", "silu", None),
+    Activation("gelu", "gelu", None),
+    Activation("elu", "elu", None, "derivatives of order >= 2 vanish for x > 0 (half the line)"),
+    Activation("linear", "linear", 2, "a linear network has no curvature at all"),
+]:
+    ACTIVATIONS.register(_act.name, _act)
+
+# Keras initializer classes by YAML name; each is built with an explicit seed (no global RNG state).
+INITIALIZERS: Registry[type] = Registry("initializer")
+for _name, _cls in [
+    ("glorot_normal", keras.initializers.GlorotNormal),  # "Xavier", as in Wang et al. 2021
+    ("glorot_uniform", keras.initializers.GlorotUniform),  # Keras' default
+    ("he_normal", keras.initializers.HeNormal),
+    ("he_uniform", keras.initializers.HeUniform),
+    ("lecun_normal", keras.initializers.LecunNormal),
+    ("lecun_uniform", keras.initializers.LecunUniform),
+]:
+    INITIALIZERS.register(_name, _cls)
+
+
+@keras.saving.register_keras_serializable(package="pinnlab")
+class Standardize(keras.layers.Layer):
+    """``x -> (x - mean) / std`` with fixed per-coordinate constants (not trained)."""
+
+    def __init__(self, mean, std, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+
+    def call(self, x):
+        mean = tf.constant(self.mean, dtype=x.dtype)
+        std = tf.constant(self.std, dtype=x.dtype)
+        return (x - mean) / std
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+def uniform_moments(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of the uniform distribution on the box [lo, hi]."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return (lo + hi) / 2, (hi - lo) / math.sqrt(12.0)
+
+
+def build_mlp(
+    *,
+    input_dim: int,
+    width: int,
+    depth: int,
+    activation: str,
+    output_activation: str = "linear",
+    initializer: str = "glorot_uniform",
+    dtype: str = "float32",
+    seed: int = 0,
+    standardize: tuple[np.ndarray, np.ndarray] | None = None,
+) -> keras.Sequential:
+    """``input_dim -> depth × Dense(width, activation) -> Dense(1, output_activation)``.
+
+    ``standardize = (mean, std)`` prepends a fixed :class:`Standardize` layer.  Each Dense layer's
+    kernel initializer gets its own seed derived from ``seed``; biases start at zero.
+    """
+    act = ACTIVATIONS.get(activation, "model.activation")
+    out_act = ACTIVATIONS.get(output_activation, "model.output_activation")
+    init_cls = INITIALIZERS.get(initializer, "model.initializer")
+    layers: list[keras.layers.Layer] = [keras.Input((input_dim,), dtype=dtype)]
+    if standardize is not None:
+        layers.append(Standardize(*standardize, dtype=dtype, name="standardize"))
+    for i in range(depth + 1):
+        last = i == depth
+        layers.append(
+            keras.layers.Dense(
+                1 if last else width,
+                activation=(out_act if last else act).fn,
+                kernel_initializer=init_cls(seed=seed * 1000 + i),
+                bias_initializer="zeros",
+                dtype=dtype,
+                name=f"dense_{i + 1}",
+            )
+        )
+    return keras.Sequential(layers, name="mlp")
+
+
+def variable_name(var) -> str:
+    """``dense_1/kernel`` for a Keras 3 variable whose path is ``mlp/dense_1/kernel``."""
+    parts = var.path.split("/")
+    return "/".join(parts[-2:])

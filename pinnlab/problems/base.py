@@ -1,0 +1,147 @@
+"""The :class:`Problem` interface and point samplers shared by the problems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import tensorflow as tf
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pinnlab.derivatives import parse_derivative, partials
+
+__all__ = ["Problem", "Params", "Residuals", "uniform", "grid", "box_boundary"]
+
+# A term's residual: per-point values (batch, 1), or a list of such parts whose losses are summed
+# (e.g. the four edges of a square, each reduced on its own as in Wang et al.'s code).
+Residual = tf.Tensor | list[tf.Tensor]
+Residuals = tuple[dict[str, Residual], dict[str, tf.Tensor]]  # (terms, derivatives used)
+Net = Callable[[tf.Tensor], tf.Tensor]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Problem:
+    """Base class.  Subclasses set the class attributes and implement the abstract methods.
+
+    Shapes: point sets are ``(n, d)`` float arrays with ``d = len(coords)``; network outputs and
+    residuals are ``(n, 1)``.
+    """
+
+    name: ClassVar[str]
+    coords: ClassVar[tuple[str, ...]]
+    Params: ClassVar[type[Params]] = Params
+    residual_terms: ClassVar[tuple[str, ...]] = ("residual",)
+    derivatives: ClassVar[tuple[str, ...]] = ()  # derivatives the PDE residual uses, e.g. ("u_x",)
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Problem:
+        from pinnlab.config import config_error_from_validation
+
+        try:
+            p = cls.Params.model_validate(params)
+        except ValidationError as exc:
+            raise config_error_from_validation(exc, cls.Params, "problem.params") from None
+        return cls(p)
+
+    def params_dict(self) -> dict[str, Any]:
+        return self.params.model_dump(mode="json")
+
+    # ---- to implement -------------------------------------------------------------------
+    @property
+    def domain(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper corners of the box that holds the domain."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Training point sets, keyed by set name; ``"residual"`` holds the collocation points."""
+        raise NotImplementedError
+
+    def pde(self, x: tf.Tensor, d: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The PDE residual at ``x`` from the derivatives named in ``derivatives``."""
+        raise NotImplementedError
+
+    def constraint_names(self) -> tuple[str, ...]:
+        """Names of the terms :meth:`constraints` returns (none by default)."""
+        return ()
+
+    def constraints(self, net: Net, points: dict[str, tf.Tensor]) -> dict[str, Residual]:
+        """Boundary / initial / other terms, keyed as in :meth:`constraint_names`."""
+        return {}
+
+    def exact(self, x: tf.Tensor) -> tf.Tensor | None:
+        """The exact solution at ``x: (n, d)`` as ``(n, 1)``, or None when unknown."""
+        return None
+
+    def eval_points(self) -> np.ndarray:
+        """Fixed evaluation grid for the relative L2 error."""
+        lo, hi = self.domain
+        return grid(lo, hi, [101] * len(self.coords))
+
+    # ---- derived ------------------------------------------------------------------------
+    @property
+    def max_order(self) -> int:
+        return max((len(parse_derivative(n, self.coords)) for n in self.derivatives), default=0)
+
+    @property
+    def has_exact(self) -> bool:
+        return self.exact(tf.zeros((1, len(self.coords)), tf.float64)) is not None
+
+    def term_names(self) -> tuple[str, ...]:
+        return tuple(self.residual_terms) + tuple(self.constraint_names())
+
+    def point_counts(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.sample(np.random.default_rng(0)).items()}
+
+    def heldout(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Fresh residual points never trained on (for the held-out residual check)."""
+        return uniform(rng, *self.domain, n)
+
+    def pde_residuals(self, net: Net, x: tf.Tensor) -> Residuals:
+        """``({"residual": r}, {"u_x": ..., ...})`` at the points ``x``."""
+        idx = {name: parse_derivative(name, self.coords) for name in self.derivatives}
+        u, ds = partials(net, x, idx.values())
+        named = {name: ds[i] for name, i in idx.items()}
+        named.setdefault("u", u)
+        return {"residual": self.pde(x, named)}, {k: v for k, v in named.items() if k in self.derivatives}
+
+    def residuals(self, net: Net, points: dict[str, tf.Tensor]) -> Residuals:
+        """All loss terms' residuals on one batch of point sets."""
+        terms, derivs = self.pde_residuals(net, points["residual"])
+        terms.update(self.constraints(net, points))
+        return terms, derivs
+
+    def exact_numpy(self, x: np.ndarray) -> np.ndarray | None:
+        u = self.exact(tf.constant(x, tf.float64))
+        return None if u is None else np.asarray(u)
+
+
+def uniform(rng: np.random.Generator, lo, hi, n: int) -> np.ndarray:
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    return lo + (hi - lo) * rng.random((n, len(lo)))
+
+
+def grid(lo, hi, counts) -> np.ndarray:
+    """Tensor-product grid including both ends, ``(prod(counts), d)``, first coordinate slowest."""
+    axes = [np.linspace(a, b, c) for a, b, c in zip(lo, hi, counts)]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)
+
+
+def box_boundary(rng: np.random.Generator, lo, hi, n_per_face: int) -> list[np.ndarray]:
+    """Uniform points on each face of a box: a list of ``2 d`` arrays ``(n_per_face, d)``."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    faces = []
+    for axis in range(len(lo)):
+        for value in (lo[axis], hi[axis]):
+            pts = uniform(rng, lo, hi, n_per_face)
+            pts[:, axis] = value
+            faces.append(pts)
+    return faces
+

@@ -1,0 +1,73 @@
+"""Registries of pluggable parts, keyed by the name used in YAML.
+
+One ``Registry`` per kind (problems, activations, formulations, optimizers, ...).  A duplicate name
+raises; a miss raises :class:`~pinnlab.errors.UnknownNameError` listing the valid names.  A name of
+the form ``package.module:Name`` is imported (never ``eval``-ed), so users extend pinnlab without
+touching it: ``problem.name: mypkg.problems:Burgers``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from pinnlab.errors import UnknownNameError
+
+__all__ = ["Registry", "import_object"]
+
+T = TypeVar("T")
+
+
+def import_object(path: str, kind: str = "object") -> object:
+    """Import ``package.module:Name``; raise UnknownNameError with the reason on failure."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise UnknownNameError(kind, path, ["package.module:Name"])
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UnknownNameError(kind, path, [f"an importable module ({exc})"]) from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UnknownNameError(kind, path, [f"an attribute of {module_name}"]) from None
+
+
+class Registry(Generic[T]):
+    """Name -> entry map with decorator registration and helpful misses."""
+
+    def __init__(self, kind: str, allow_import: bool = False):
+        self.kind = kind
+        self.allow_import = allow_import
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T | None = None) -> Callable[[T], T] | T:
+        """Register ``entry`` under ``name``; usable as ``@REGISTRY.register("name")``."""
+
+        def add(obj: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = obj
+            return obj
+
+        return add if entry is None else add(entry)
+
+    def get(self, name: str, field: str = "") -> T:
+        if name in self._entries:
+            return self._entries[name]
+        if self.allow_import and isinstance(name, str) and ":" in name:
+            return import_object(name, self.kind)  # type: ignore[return-value]
+        raise UnknownNameError(self.kind, name, self.names(), field)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or (self.allow_import and isinstance(name, str) and ":" in name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(n, self._entries[n]) for n in self.names()]

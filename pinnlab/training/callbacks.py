@@ -1,0 +1,60 @@
+"""Callbacks: how the trainer reports to the outside world (progress, tracking) without knowing it."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+
+__all__ = ["Callback", "ProgressBar"]
+
+
+class Callback:
+    """No-op base.  ``metrics`` hold plain floats; non-finite values are possible, log with care."""
+
+    def on_train_begin(self, trainer) -> None: ...
+
+    def on_step(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def on_diagnostics(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def on_train_end(self, result) -> None: ...
+
+
+class ProgressBar(Callback):
+    """A tqdm bar on stderr: steps done, loss and weight norm, refreshed at most every 0.5 s."""
+
+    def __init__(self, desc: str = "train", stream=None, mininterval: float = 0.5):
+        self.desc = desc
+        self.stream = stream or sys.stderr
+        self.mininterval = mininterval
+        self.bar = None
+        self._last = 0.0
+
+    def on_train_begin(self, trainer) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=trainer.steps_budget,
+            desc=self.desc,
+            unit="step",
+            file=self.stream,
+            mininterval=self.mininterval,
+            dynamic_ncols=True,
+        )
+
+    def on_step(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.bar.update(1)
+        now = time.monotonic()
+        if now - self._last >= self.mininterval:
+            self._last = now
+            self.bar.set_postfix(
+                loss=f"{metrics.get('loss/total', float('nan')):.3g}",
+                W=f"{metrics.get('weight_norm/total', float('nan')):.3g}",
+                refresh=False,
+            )
+
+    def on_train_end(self, result) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{result.outcome} after {result.steps_run} steps", refresh=True)
+            self.bar.close()
