@@ -13,15 +13,14 @@ Every default below carries its reason.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from pinnlab.errors import ConfigError
 
@@ -40,6 +39,11 @@ __all__ = [
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# Integers and booleans are strict: YAML's `true` is not a width, and 3.5 is not a step count.
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
 
 
 def _registry_name(registry_getter, field: str):
@@ -65,13 +69,13 @@ class ProblemConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    width: int = Field(50, gt=0)  # 50 units: the usual PINN width (Raissi et al.; Wang et al.)
-    depth: int = Field(3, gt=0)  # hidden layers
+    width: Int = Field(50, gt=0)  # 50 units: the usual PINN width (Raissi et al.; Wang et al.)
+    depth: Int = Field(3, gt=0)  # hidden layers
     activation: str = "tanh"  # smooth, so every input derivative is informative
     output_activation: str = "linear"  # an unbounded output; softplus is what the seed question used
     initializer: str = "glorot_normal"  # Xavier normal, the PINN literature's default
     dtype: Literal["float32", "float64"] = "float32"  # float64 for derivative checks, 2-3x slower
-    standardize: bool = False  # map the problem's domain to zero mean / unit variance first
+    standardize: Bool = False  # map the problem's domain to zero mean / unit variance first
 
     _act = field_validator("activation")(classmethod(_registry_name(_activations, "model.activation")))
     _out = field_validator("output_activation")(
@@ -89,16 +93,18 @@ class ModelConfig(_Strict):
 
 class WeightingConfig(_Strict):
     scheme: Literal["fixed", "grad_norm"] = "fixed"
-    every: int = Field(10, gt=0)  # grad_norm: update every 10 steps, as the reference code does
+    every: Int = Field(10, gt=0)  # grad_norm: update every 10 steps, as the reference code does
     alpha: float = Field(0.9, ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
 
 
 class LossConfig(_Strict):
     formulation: str = "squared"  # bounded below; `raw` is the seed question's unbounded mean(r)
     formulations: dict[str, str] = Field(default_factory=dict)  # per-term overrides
-    weights: dict[str, float] = Field(default_factory=dict)  # per-term fixed weights, default 1
+    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )  # per-term fixed weights, default 1
     huber_delta: float = Field(1.0, gt=0)
-    weighting: WeightingConfig = WeightingConfig()
+    weighting: WeightingConfig = Field(default_factory=WeightingConfig)
 
     @field_validator("formulation")
     @classmethod
@@ -117,28 +123,20 @@ class LossConfig(_Strict):
             FORMULATIONS.get(name, f"loss.formulations.{term}")
         return value
 
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value):
-        for term, w in value.items():
-            if not (math.isfinite(w) and w >= 0):
-                raise ValueError(f"weight of {term!r} must be finite and >= 0, got {w}")
-        return value
-
 
 class RegularizationConfig(_Strict):
     l2: float = Field(0.0, ge=0)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
     l1: float = Field(0.0, ge=0)  # coefficient of sum |W| over kernels, loss term `l1`
-    include_biases: bool = False  # penalise biases too (Keras' kernel_regularizer does not)
+    include_biases: Bool = False  # penalise biases too (Keras' kernel_regularizer does not)
     clip_norm: float | None = Field(None, gt=0)  # clip gradients by global norm
     max_norm: float | None = Field(None, gt=0)  # max-norm constraint on each unit's incoming weights
 
 
 class ScheduleConfig(_Strict):
     name: Literal["constant", "exponential"] = "constant"
-    decay_steps: int = Field(1000, gt=0)  # Wang et al.: x0.9 every 1000 steps
+    decay_steps: Int = Field(1000, gt=0)  # Wang et al.: x0.9 every 1000 steps
     decay_rate: float = Field(0.9, gt=0, le=1)
-    staircase: bool = True
+    staircase: Bool = True
 
 
 class OptimizerConfig(_Strict):
@@ -146,9 +144,9 @@ class OptimizerConfig(_Strict):
     learning_rate: float = Field(1e-3, gt=0)  # Adam's customary step
     momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
     weight_decay: float = Field(0.0, ge=0)  # adamw only (decoupled)
-    schedule: ScheduleConfig = ScheduleConfig()
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # lbfgs only: SciPy L-BFGS-B stopping rules (its own defaults scaled for PINN losses)
-    lbfgs_max_iter: int = Field(15000, gt=0)
+    lbfgs_max_iter: Int = Field(15000, gt=0)
     lbfgs_ftol: float = Field(1e-12, gt=0)
 
     @field_validator("name")
@@ -161,13 +159,13 @@ class OptimizerConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    steps: int | None = Field(None, gt=0)  # exactly one of steps / epochs; neither -> 1000 steps
-    epochs: int | None = Field(None, gt=0)
-    batch_size: int | None = Field(None, gt=0)  # of the residual points; None = full batch
-    resample: bool = False  # draw fresh points every step (Wang et al.) instead of a fixed set
-    seed: int = Field(0, ge=0)
-    jit_compile: bool = False  # XLA: ~1.7x faster steps, ~1 s more to compile
-    deterministic: bool = True  # enable TF op determinism: identical histories for identical seeds
+    steps: Int | None = Field(None, gt=0)  # exactly one of steps / epochs; neither -> 1000 steps
+    epochs: Int | None = Field(None, gt=0)
+    batch_size: Int | None = Field(None, gt=0)  # of the residual points; None = full batch
+    resample: Bool = False  # draw fresh points every step (Wang et al.) instead of a fixed set
+    seed: Int = Field(0, ge=0)
+    jit_compile: Bool = False  # XLA: ~1.7x faster steps, ~1 s more to compile
+    deterministic: Bool = True  # enable TF op determinism: identical histories for identical seeds
 
     @model_validator(mode="after")
     def _budget(self):
@@ -180,40 +178,40 @@ class TrainingConfig(_Strict):
 
 
 class DiagnosticsConfig(_Strict):
-    every: int = Field(100, gt=0)  # expensive diagnostics every 100 steps: <10% of a run's time
-    per_layer: bool = True  # per-layer weight and gradient norms, kernels and biases apart
-    per_term_grads: bool = True  # gradient norm of every loss term (one backward pass each)
-    derivatives: bool = True  # mean |.| of each derivative the residual uses
-    update_ratio: bool = True  # ||ΔW|| / ||W|| per layer
-    error: bool = True  # relative L2 error on the evaluation grid (if the exact solution is known)
+    every: Int = Field(100, gt=0)  # expensive diagnostics every 100 steps: <10% of a run's time
+    per_layer: Bool = True  # per-layer weight and gradient norms, kernels and biases apart
+    per_term_grads: Bool = True  # gradient norm of every loss term (one backward pass each)
+    derivatives: Bool = True  # mean |.| of each derivative the residual uses
+    update_ratio: Bool = True  # ||ΔW|| / ||W|| per layer
+    error: Bool = True  # relative L2 error on the evaluation grid (if the exact solution is known)
 
 
 class DivergenceConfig(_Strict):
     """Thresholds of the outcome classes; see pinnlab.training.divergence."""
 
-    stop_early: bool = True  # stop a divergent run instead of burning its budget
+    stop_early: Bool = True  # stop a divergent run instead of burning its budget
     max_weight_ratio: float = Field(1e3, gt=1)  # blowup: ||W|| grew 1000x past its initial value
     max_weight_norm: float = Field(1e8, gt=0)  # blowup: ||W|| past this, whatever it started at
-    growth_window: int = Field(1000, gt=1)  # steps over which exponential growth is fitted
+    growth_window: Int = Field(1000, gt=1)  # steps over which exponential growth is fitted
     growth_rate: float = Field(2e-3, gt=0)  # blowup: d ln||W|| / dstep above this (x7.4 / 1000)
     growth_min_ratio: float = Field(10.0, gt=1)  # ... once ||W|| is at least 10x its initial value
     loss_floor: float = -1e6  # unbounded: the loss fell below this (only unbounded-below losses can)
     max_rel_error: float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
     max_heldout_ratio: float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
-    low_loss_ratio: float = Field(1e-2, gt=0)  # "low" training loss: final <= this x initial
-    heldout_points: int = Field(4096, gt=0)
+    low_loss_ratio: float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial
+    heldout_points: Int = Field(4096, gt=0)
 
 
 class RunConfig(_Strict):
     name: str | None = None
-    problem: ProblemConfig = ProblemConfig()
-    model: ModelConfig = ModelConfig()
-    loss: LossConfig = LossConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
-    optimizer: OptimizerConfig = OptimizerConfig()
-    training: TrainingConfig = TrainingConfig()
-    diagnostics: DiagnosticsConfig = DiagnosticsConfig()
-    divergence: DivergenceConfig = DivergenceConfig()
+    problem: ProblemConfig = Field(default_factory=ProblemConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -258,8 +256,8 @@ def preset_names() -> list[str]:
     return sorted(p.name[:-5] for p in resources.files("pinnlab.presets").iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[dict, Path | None]:
-    """Read a preset by name or a YAML file by path; return (mapping, its directory)."""
+def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[dict, Path | None, str]:
+    """Read a preset by name or a YAML file by path; return (mapping, its directory, identity)."""
     path = Path(source)
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
@@ -272,6 +270,7 @@ def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[d
             raise ConfigError("", f"config file {str(source)!r} cannot be read ({exc.strerror})") from None
         where: Path | None = path.parent
         label = str(path)
+        ident = str(path.resolve())
     else:
         name = str(source)
         if name not in preset_names():
@@ -281,36 +280,48 @@ def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[d
             )
         text = resources.files("pinnlab.presets").joinpath(f"{name}.yaml").read_text()
         where, label = None, f"preset {name}"
+        ident = label
     data = load_yaml(text, label)
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError("", f"{label} must be a YAML mapping, got {type(data).__name__}")
-    return data, where
+    return data, where, ident
 
 
-def deep_merge(base: Mapping, override: Mapping) -> dict:
+# Keys that say the same thing in two ways: an override of one clears the other inherited from a
+# base, so `--set training.steps=50` on an epochs-based preset just works.  Both set in one
+# mapping is still an error (TrainingConfig checks it).
+EXCLUSIVE = {("training", "steps"): ("training", "epochs"), ("training", "epochs"): ("training", "steps")}
+
+
+def deep_merge(base: Mapping, override: Mapping, _path: tuple = ()) -> dict:
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
+        other = EXCLUSIVE.get(_path + (key,))
+        if other is not None and other[-1] not in override:
+            out.pop(other[-1], None)
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value, _path + (key,))
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-def resolve_bases(source: str | Path, relative_to: Path | None = None, _seen: tuple = ()) -> dict:
+def resolve_bases(
+    source: str | Path, relative_to: Path | None = None, _seen: tuple = (), _names: tuple = ()
+) -> dict:
     """Read ``source`` and merge it over its ``base`` chain (presets or files)."""
-    key = str(source)
-    if key in _seen:
-        raise ConfigError("base", f"circular base chain: {' -> '.join(_seen + (key,))}")
-    data, where = _read_source(source, relative_to)
+    data, where, ident = _read_source(source, relative_to)
+    names = _names + (str(source),)
+    if ident in _seen:
+        raise ConfigError("base", f"circular base chain: {' -> '.join(names)}")
     base = data.pop("base", None)
     if base is None:
         return data
     if not isinstance(base, str):
         raise ConfigError("base", f"{base!r} must be a preset name or a YAML path")
-    return deep_merge(resolve_bases(base, where, _seen + (key,)), data)
+    return deep_merge(resolve_bases(base, where, _seen + (ident,), names), data)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -333,6 +344,9 @@ def apply_overrides(data: Mapping, overrides: Iterable[str | tuple[str, Any]]) -
             if not isinstance(child, dict):
                 raise ConfigError(".".join(parts[: i + 1]), f"is {child!r}, not a mapping, so {key} cannot be set")
             node = child
+        other = EXCLUSIVE.get(tuple(parts))
+        if other is not None:
+            node.pop(other[-1], None)
         node[parts[-1]] = value
     return out
 
@@ -357,6 +371,9 @@ def config_error_from_validation(exc: ValidationError, model: type[BaseModel], p
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     path = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(loc))
+    original = err.get("ctx", {}).get("error")
+    if isinstance(original, ConfigError):  # raised by a validator that knows its field already
+        return ConfigError(original.field or path, original.message)
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc)
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
@@ -371,7 +388,7 @@ def config_error_from_validation(exc: ValidationError, model: type[BaseModel], p
 def validate_config(data: Mapping) -> RunConfig:
     """Validate a merged mapping into a frozen RunConfig with resolved problem params."""
     if "base" in data:
-        raise ConfigError("base", "resolve `base` with load_config before validating")
+        raise ConfigError("base", "is only allowed at the top of a config file, not as an override")
     try:
         cfg = RunConfig.model_validate(dict(data))
     except ValidationError as exc:

@@ -17,21 +17,22 @@ from pinnlab.errors import UnknownNameError
 __all__ = ["Registry", "import_object"]
 
 T = TypeVar("T")
+_MISSING = object()
 
 
-def import_object(path: str, kind: str = "object") -> object:
+def import_object(path: str, kind: str = "object", field: str = "") -> object:
     """Import ``package.module:Name``; raise UnknownNameError with the reason on failure."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise UnknownNameError(kind, path, ["package.module:Name"])
+        raise UnknownNameError(kind, path, ["package.module:Name"], field)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownNameError(kind, path, [f"an importable module ({exc})"]) from None
+        raise UnknownNameError(kind, path, [f"an importable module ({exc})"], field) from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise UnknownNameError(kind, path, [f"an attribute of {module_name}"]) from None
+        raise UnknownNameError(kind, path, [f"an attribute of {module_name}"], field) from None
 
 
 class Registry(Generic[T]):
@@ -42,7 +43,7 @@ class Registry(Generic[T]):
         self.allow_import = allow_import
         self._entries: dict[str, T] = {}
 
-    def register(self, name: str, entry: T | None = None) -> Callable[[T], T] | T:
+    def register(self, name: str, entry: T = _MISSING) -> Callable[[T], T] | T:  # type: ignore[assignment]
         """Register ``entry`` under ``name``; usable as ``@REGISTRY.register("name")``."""
 
         def add(obj: T) -> T:
@@ -51,13 +52,13 @@ class Registry(Generic[T]):
             self._entries[name] = obj
             return obj
 
-        return add if entry is None else add(entry)
+        return add if entry is _MISSING else add(entry)
 
     def get(self, name: str, field: str = "") -> T:
         if name in self._entries:
             return self._entries[name]
         if self.allow_import and isinstance(name, str) and ":" in name:
-            return import_object(name, self.kind)  # type: ignore[return-value]
+            return import_object(name, self.kind, field)  # type: ignore[return-value]
         raise UnknownNameError(self.kind, name, self.names(), field)
 
     def names(self) -> list[str]:

@@ -21,7 +21,9 @@ Net = Callable[[tf.Tensor], tf.Tensor]
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of a problem's parameters: unknown keys fail; ints and bools are strict (floats take ints)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Problem:

@@ -445,6 +445,10 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------------ L-BFGS
+    def _assign_flat(self, variables, theta: np.ndarray, sizes: list[int]) -> None:
+        for v, p in zip(variables, np.split(theta, np.cumsum(sizes)[:-1])):
+            v.assign(p.reshape(tuple(v.shape)).astype(self.dtype.as_numpy_dtype))
+
     def _fit_lbfgs(self) -> RunResult:
         """Full-batch SciPy L-BFGS-B over the flattened weights; one history row per iteration."""
         from scipy.optimize import minimize
@@ -490,8 +494,7 @@ class Trainer:
             vec, grad = vec.numpy(), grad.numpy()
             if not (np.isfinite(vec).all() and np.isfinite(grad).all()):
                 step = state["it"]
-                for b, v, p in zip(self.backup, self.vars, np.split(state["accepted"], np.cumsum(sizes)[:-1])):
-                    b.assign(p.reshape(b.shape).astype(b.dtype.as_numpy_dtype))
+                self._assign_flat(self.backup, state["accepted"], sizes)
                 bad = [n for n, x in zip(self.step_names, vec) if not np.isfinite(x)] or ["grad/flat"]
                 state["nan"], state["bad"] = step, self._locate_nonfinite(points, bad[0])
                 state["verdict"] = Verdict("nan", step, f"first non-finite value at iteration {step}: {state['bad']}")
@@ -550,8 +553,7 @@ class Trainer:
         except _Stop:
             pass
         if state["nan"] is None:  # leave the model at the last accepted iterate
-            for v, p in zip(self.vars, np.split(state["accepted"], np.cumsum(sizes)[:-1])):
-                v.assign(p.reshape(v.shape).astype(v.dtype.as_numpy_dtype))
+            self._assign_flat(self.vars, state["accepted"], sizes)
         steps_run = max(state["it"], 1)
         if state["it"] == 0:
             rows[0] = vec0.numpy()[:n_main]

@@ -1,0 +1,5 @@
+import sys
+
+from pinnlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,15 @@
+"""Shared fixtures.  Trainings in tests are tiny; full-size ones are marked ``slow``."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def tiny():
+    """Overrides that make any preset train for a handful of steps."""
+    return ["training.steps=20", "diagnostics.every=5"]

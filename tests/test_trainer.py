@@ -1,0 +1,216 @@
+"""The trainer: determinism, diagnostics, NaN forensics, outcome classes, weighting, optimizers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pinnlab import load_config
+from pinnlab.training import Trainer, train
+from pinnlab.training.divergence import DivergenceMonitor, classify_finished, growth_rate
+
+SMALL_POISSON = [
+    "problem.params.n_residual=200",
+    "problem.params.n_boundary=40",
+    "training.steps=30",
+    "diagnostics.every=10",
+]
+
+
+def test_same_config_and_seed_give_identical_history():
+    a = train("poisson2d", SMALL_POISSON).history
+    b = train("poisson2d", SMALL_POISSON).history
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    c = train("poisson2d", SMALL_POISSON + ["training.seed=1"]).history
+    assert not np.array_equal(a["loss/total"].to_numpy(), c["loss/total"].to_numpy())
+
+
+def test_history_has_per_step_and_periodic_diagnostics():
+    r = train("poisson2d", SMALL_POISSON)
+    h = r.history
+    assert r.outcome == "stable" and r.steps_run == 30 and len(h) == 30
+    every_step = ["loss/total", "loss/residual", "loss/boundary", "grad_norm/total", "weight_norm/total"]
+    assert h[every_step].notna().all().all()
+    periodic = [
+        "grad_norm/residual",
+        "grad_norm/boundary",
+        "weight_norm/dense_1/kernel",
+        "weight_norm/dense_4/bias",
+        "grad_norm/dense_2/kernel",
+        "grad_norm/dense_2/bias",
+        "update_ratio/dense_1/kernel",
+        "deriv/u_xx",
+        "deriv/u_yy",
+        "error/rel_l2",
+    ]
+    for col in periodic:
+        assert col in h.columns, col
+        assert h[col].notna().to_numpy().nonzero()[0].tolist() == [0, 10, 20], col
+    # per-layer norms add up to the global one
+    layers = [c for c in h.columns if c.startswith("weight_norm/dense_")]
+    total = np.sqrt((h.loc[0, layers] ** 2).sum())
+    assert total == pytest.approx(h.loc[0, "weight_norm/total"], rel=1e-5)
+    # per-term gradient norms of a two-term loss bracket the total by the triangle inequality
+    g = h.loc[10]
+    assert g["grad_norm/total"] <= g["grad_norm/residual"] + g["grad_norm/boundary"] + 1e-6
+    assert r.rel_l2_error is not None and r.heldout_ratio is not None
+    assert [w for w in r.warnings if not w.startswith("not converged")] == []  # tanh, squared: no warning
+
+
+def test_infinite_step_is_never_applied_and_the_weights_are_named():
+    """An infinite learning rate makes the first update non-finite: the run stops at step 0 in its
+    initial (finite) state and names the first weight that went non-finite."""
+    r = train("seed", ["optimizer.learning_rate=1e39", "training.epochs=1"])
+    assert r.outcome == "nan"
+    assert r.nan_onset_step == 0 and r.steps_run == 1
+    assert r.first_nonfinite == "weight/dense_1/kernel"
+    assert math.isfinite(r.weight_norm_final)
+    assert r.weight_norm_final == pytest.approx(r.weight_norm_initial, rel=1e-6)
+    assert r.summary()["final_loss"] is not None
+
+
+def test_nan_forensics_names_the_residual():
+    r = train({"problem": {"name": "tests.user_problem:Blows"}, "training": {"steps": 5}})
+    assert r.outcome == "nan" and r.nan_onset_step == 0
+    assert r.first_nonfinite == "residual/residual"
+    assert "residual/residual" in r.reason
+
+
+def test_unbounded_loss_is_detected_and_stops_early():
+    r = train("seed", ["divergence.loss_floor=-1.0", "training.epochs=10"])
+    assert r.outcome == "unbounded"
+    assert r.steps_run < r.steps_budget
+    assert r.final_loss < -1.0
+    assert any("raw" in w for w in r.warnings)
+
+
+def test_relu_second_derivative_warning():
+    r = train("seed", ["training.steps=3"])
+    assert any("relu" in w and "u_yy" in w for w in r.warnings)
+    r = train("seed", ["training.steps=3", "model.output_activation=linear"])
+    assert any("zero almost everywhere" in w for w in r.warnings)
+
+
+def test_epochs_budget_and_minibatches():
+    t = Trainer(load_config("seed", ["training.epochs=2"]))
+    assert t.steps_per_epoch == 360 and t.steps_budget == 720
+    batch = next(t._batches())
+    assert tuple(batch["residual"].shape) == (10, 2)
+
+
+def test_l2_penalty_is_a_loss_term():
+    r = train("poisson2d", SMALL_POISSON + ["regularization.l2=1e-3"])
+    h = r.history
+    assert {"loss/l2", "grad_norm/l2"} <= set(h.columns)
+    total = h["loss/residual"] + h["loss/boundary"] + h["loss/l2"]
+    np.testing.assert_allclose(h["loss/total"], total, rtol=1e-5)
+
+
+def test_gradient_clipping_bounds_the_update():
+    cfg = ["optimizer.name=sgd", "optimizer.learning_rate=1.0", "regularization.clip_norm=1e-3", "training.steps=1"]
+    t = Trainer(load_config("poisson2d", SMALL_POISSON[:2] + cfg))
+    before = [v.numpy().copy() for v in t.vars]
+    r = t.fit()
+    assert r.history.loc[0, "grad_norm/total"] > 1e-2  # clipping was active
+    moved = math.sqrt(sum(float(((v.numpy() - b) ** 2).sum()) for v, b in zip(t.vars, before)))
+    assert moved == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_max_norm_constraint_holds():
+    t = Trainer(load_config("poisson2d", SMALL_POISSON + ["regularization.max_norm=0.5", "optimizer.learning_rate=0.1"]))
+    t.fit()
+    for k in t.kernels:
+        assert np.linalg.norm(k.numpy(), axis=0).max() <= 0.5 + 1e-5
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam", "adamw", "rmsprop"])
+def test_first_order_optimizers_reduce_the_loss(opt):
+    lr = {"sgd": 1e-3, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}[opt]
+    r = train("poisson2d", SMALL_POISSON + [f"optimizer.name={opt}", f"optimizer.learning_rate={lr}"])
+    loss = r.history["loss/total"].to_numpy()
+    assert r.outcome == "stable" and loss[-1] < loss[0]
+
+
+def test_lbfgs_one_row_per_iteration_and_converges():
+    r = train("poisson2d", SMALL_POISSON[:2] + ["optimizer.name=lbfgs", "training.steps=200", "diagnostics.every=50"])
+    h = r.history
+    assert r.outcome == "stable"
+    assert 50 <= r.steps_run <= 200 and len(h) == r.steps_run
+    assert h["loss/total"].iloc[-1] < 1e-3 * h["loss/total"].iloc[0]
+    assert r.rel_l2_error < 0.2
+    assert h["grad_norm/residual"].notna().sum() >= 1
+
+
+def test_exponential_schedule_decays():
+    t = Trainer(load_config("poisson2d", SMALL_POISSON + ["optimizer.schedule.name=exponential", "optimizer.schedule.decay_steps=10", "optimizer.schedule.decay_rate=0.5"]))
+    t.fit()
+    assert float(t.optimizer.learning_rate) == pytest.approx(1e-3 * 0.5**3, rel=1e-5)
+
+
+# --------------------------------------------------------------------------- weighting
+
+
+def test_grad_norm_fixed_point_is_finite():
+    """λ ← αλ + (1−α)·max|∇L_r| / (λ·mean|∇L_b|) converges to sqrt(max/mean): it cannot run away,
+    unlike the variant with the unweighted term in the denominator, which grows without bound
+    whenever max|∇L_r| > mean|∇L_b| stays true."""
+    ratio, alpha = 400.0, 0.9
+    lam = unweighted = 1.0
+    for _ in range(500):
+        lam = alpha * lam + (1 - alpha) * ratio / lam
+        unweighted = alpha * unweighted + (1 - alpha) * ratio * unweighted  # grads of λ·L_b scale with λ
+    assert lam == pytest.approx(math.sqrt(ratio), rel=1e-6)
+    assert unweighted > 1e30
+
+
+def test_grad_norm_weighting_settles_on_helmholtz():
+    r = train(
+        {"problem": {"name": "helmholtz2d"}},
+        [
+            "loss.weighting.scheme=grad_norm",
+            "training.resample=true",
+            "model.standardize=true",
+            "training.steps=300",
+            "diagnostics.every=100",
+        ],
+    )
+    lam = r.history["lambda/boundary"].to_numpy()
+    assert r.outcome == "stable"
+    assert np.isfinite(lam).all() and lam[0] > 1.0  # first update happens before step 0
+    assert lam.max() < 1e3  # measured: settles in the tens; the unweighted form reaches ~1e9
+    assert abs(np.log(lam[-1] / lam[-50])) < 0.5  # no longer running
+
+
+# --------------------------------------------------------------------------- outcome rules
+
+
+def test_growth_rate_is_the_log_slope():
+    steps = np.arange(100)
+    assert growth_rate(steps, 3.0 * np.exp(0.01 * steps)) == pytest.approx(0.01)
+    assert math.isnan(growth_rate(steps[:1], np.ones(1)))
+
+
+def test_monitor_rules():
+    cfg = load_config("poisson2d").divergence
+    norms = np.full(5000, np.nan)
+    m = DivergenceMonitor(cfg, norms, 100)
+    assert m.check(0, 1.0, 2.0) is None
+    assert m.check(1, -2e6, 2.0).outcome == "unbounded"
+    assert m.check(2, 1.0, 2.0 * cfg.max_weight_ratio).outcome == "blowup"
+    steps = np.arange(2001)
+    norms[:2001] = 2.0 * np.exp(0.003 * steps)
+    v = m.check(2000, 1.0, float(norms[2000]))
+    assert v.outcome == "blowup" and "exponentially" in v.reason
+
+
+def test_silent_failure_needs_low_loss_and_a_wrong_answer():
+    cfg = load_config("poisson2d").divergence
+    kw = dict(initial_loss=1.0, final_loss=1e-5)  # as on convection1d at beta = 40
+    assert classify_finished(cfg, rel_l2_error=1.2, heldout_ratio=1.0, **kw)[0] == "silent_failure"
+    assert classify_finished(cfg, rel_l2_error=None, heldout_ratio=1e7, **kw)[0] == "silent_failure"
+    assert classify_finished(cfg, rel_l2_error=0.01, heldout_ratio=2.0, **kw)[0] == "stable"
+    outcome, _, warnings = classify_finished(cfg, initial_loss=1.0, final_loss=0.5, rel_l2_error=1.2, heldout_ratio=1.0)
+    assert outcome == "stable" and "not converged" in warnings[0]
