@@ -376,7 +376,7 @@ def measure_fit(jit: bool, steps: int, rounds: int) -> dict:
     out["diagnostics_cost"] = {
         # measured inside the run: time in _diagnostics + _update_ratio, per step at every=100
         "direct_ms_per_step": direct,
-        "direct_fraction": direct / s100["breakdown_mean_ms_per_step"]["step_call"],
+        "direct_fraction_of_step_call": direct / s100["breakdown_mean_ms_per_step"]["step_call"],
         "ms_per_call": s100["ms_per_diagnostics_call"],
         # difference of the two runs' medians (sensitive to load drifting between runs)
         "difference_ms_per_step": d100 - dinf,
@@ -452,7 +452,7 @@ def main(argv=None) -> int:
             f"{key:6s} fit   every=100 {st['every_100']['ms_per_step']['median']:.2f} ms/step"
             f" | every=1e9 {st['every_huge']['ms_per_step']['median']:.2f} ms/step"
             f" | diagnostics {f['diagnostics_cost']['direct_ms_per_step']:.2f} ms/step"
-            f" ({f['diagnostics_cost']['ms_per_call']:.0f} ms/call)"
+            f" ({f['diagnostics_cost']['ms_per_call'] or float('nan'):.0f} ms/call)"
             f" | host loop {f['host_loop']['ms_per_step']:.3f} ms/step"
             f" | other processes {s['load'].get('other_processes_cpu_cores', float('nan')):.2f}"
             f"/{f['load'].get('other_processes_cpu_cores', float('nan')):.2f} cores"
