@@ -6,7 +6,18 @@ import sys
 import time
 from collections.abc import Mapping
 
-__all__ = ["Callback", "ProgressBar"]
+__all__ = ["Callback", "ProgressBar", "StopTraining"]
+
+
+class StopTraining(Exception):
+    """Raised by a callback's ``on_diagnostics`` to end a run early (e.g. a sweep's pruner).
+
+    The trainer finishes the run normally up to that step; ``RunResult.stopped_by`` holds the
+    message.
+    """
+
+    step: int = 0
+    verdict = None
 
 
 class Callback:

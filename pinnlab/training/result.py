@@ -42,6 +42,8 @@ class RunResult:
     weight_norm_final: float
     rel_l2_error: float | None
     heldout_ratio: float | None
+    heldout_residual: float | None = None  # mean square PDE residual on held-out points
+    stopped_by: str | None = None  # a callback ended the run early (e.g. a sweep pruner)
     warnings: list[str] = field(default_factory=list)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     final_metrics: dict[str, float] = field(default_factory=dict)
@@ -75,6 +77,8 @@ class RunResult:
             "weight_norm_ratio": _num(ratio),
             "rel_l2_error": _num(self.rel_l2_error),
             "heldout_ratio": _num(self.heldout_ratio),
+            "heldout_residual": _num(self.heldout_residual),
+            "stopped_by": self.stopped_by,
             "warnings": list(self.warnings),
             "problem": self.config.problem.name,
             "final_metrics": {k: _num(v) for k, v in self.final_metrics.items()},

@@ -41,7 +41,7 @@ from pinnlab.losses import formulation, grad_norm_lambda_hat, penalties
 from pinnlab.models import ACTIVATIONS, build_mlp, uniform_moments, variable_name
 from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
-from pinnlab.training.callbacks import Callback
+from pinnlab.training.callbacks import Callback, StopTraining
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished
 from pinnlab.training.result import RunResult
 
@@ -303,16 +303,17 @@ class Trainer:
         terms, _ = self.problem.pde_residuals(self.model, tf.constant(x, self.dtype))
         return float(sum(tf.reduce_mean(tf.square(r)) for r in terms.values()))
 
-    def heldout_ratio(self) -> float | None:
+    def heldout_residual(self) -> tuple[float | None, float | None]:
+        """Mean square PDE residual on held-out points, and its ratio to the training points'."""
         if self.problem.params_dict().get("literal"):
-            return None
+            return None, None
         train = self._pde_mean_square(self.train_points["residual"])
         held = self._pde_mean_square(
             self.problem.heldout(np.random.default_rng(self.cfg.training.seed + 7919), self.cfg.divergence.heldout_points)
         )
         if not (math.isfinite(train) and math.isfinite(held)):
-            return None
-        return held / max(train, 1e-30)
+            return None, None
+        return held, held / max(train, 1e-30)
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> RunResult:
@@ -325,15 +326,32 @@ class Trainer:
         norms = np.full(budget, np.nan)
         monitor = DivergenceMonitor(cfg.divergence, norms, every)
         diag_rows: dict[int, dict[str, float]] = {}
-        verdict: Verdict | None = None
-        nan_step = first_bad = None
         t0 = time.perf_counter()
-        compile_seconds = 0.0
         for cb in self.callbacks:
             cb.on_train_begin(self)
         batches = self._batches()
-        step = 0
         n_main = len(self.step_names)
+        stopped_by = None
+        try:
+            step, verdict, nan_step, first_bad = self._loop(
+                budget, batches, rows, norms, monitor, diag_rows, every, n_main
+            )
+        except StopTraining as stop:
+            step, verdict, nan_step, first_bad = stop.step, stop.verdict, None, None
+            stopped_by = str(stop)
+        steps_run = step + 1
+        compile_seconds = self._compile_seconds
+        return self._finish(
+            rows[:steps_run], diag_rows, verdict, nan_step, first_bad, t0, compile_seconds, budget, stopped_by
+        )
+
+    def _loop(self, budget, batches, rows, norms, monitor, diag_rows, every, n_main):
+        cfg = self.cfg
+        verdict: Verdict | None = None
+        nan_step = first_bad = None
+        self._compile_seconds = 0.0
+        wn_index = self.step_names.index("weight_norm/total")
+        step = 0
         for step in range(budget):
             points = next(batches)
             if self.adaptive and step % cfg.loss.weighting.every == 0:
@@ -342,7 +360,7 @@ class Trainer:
             ts = time.perf_counter()
             vec = self._step(points).numpy()
             if step == 0:
-                compile_seconds = time.perf_counter() - ts
+                self._compile_seconds = time.perf_counter() - ts
             if not np.isfinite(vec).all():
                 nan_step = step
                 bad = [n for n, v in zip(self.step_names + ["weight_norm/updated"], vec) if not np.isfinite(v)]
@@ -353,13 +371,12 @@ class Trainer:
                     diag_rows[step] = diag
                 break
             rows[step] = vec[:n_main]
-            norms[step] = vec[self.step_names.index("weight_norm/total")]
+            norms[step] = vec[wn_index]
             if diag is not None:
                 if cfg.diagnostics.update_ratio:
                     diag.update({k: float(v) for k, v in self._update_ratio().items()})
                 diag_rows[step] = diag
-                for cb in self.callbacks:
-                    cb.on_diagnostics(step, diag)
+                self._notify_diagnostics(step, diag, verdict)
             if self.callbacks:
                 metrics = dict(zip(self.step_names, vec.tolist()))
                 for cb in self.callbacks:
@@ -368,8 +385,16 @@ class Trainer:
                 verdict = monitor.check(step, float(vec[0]), float(norms[step]))
                 if verdict is not None and cfg.divergence.stop_early:
                     break
-        steps_run = step + 1
-        return self._finish(rows[:steps_run], diag_rows, verdict, nan_step, first_bad, t0, compile_seconds, budget)
+        return step, verdict, nan_step, first_bad
+
+    def _notify_diagnostics(self, step, diag, verdict) -> None:
+        """Callbacks may raise StopTraining (e.g. a sweep pruner); record where and why."""
+        for cb in self.callbacks:
+            try:
+                cb.on_diagnostics(step, diag)
+            except StopTraining as stop:
+                stop.step, stop.verdict = step, verdict
+                raise
 
     def _diagnostics(self, step: int, points) -> dict[str, float]:
         out = {k: float(v) for k, v in self._diagnose(points).items()}
@@ -379,7 +404,9 @@ class Trainer:
                 out["error/rel_l2"] = err
         return out
 
-    def _finish(self, rows, diag_rows, verdict, nan_step, first_bad, t0, compile_seconds, budget) -> RunResult:
+    def _finish(
+        self, rows, diag_rows, verdict, nan_step, first_bad, t0, compile_seconds, budget, stopped_by=None
+    ) -> RunResult:
         cfg = self.cfg
         history = pd.DataFrame(rows, columns=self.step_names)
         history.index.name = "step"
@@ -398,9 +425,9 @@ class Trainer:
         rel_err = self.rel_l2_error() if nan_step is None else None
         if rel_err is not None and not math.isfinite(rel_err):
             rel_err = None
-        heldout = None
+        heldout = held_ms = None
         if verdict is None:
-            heldout = self.heldout_ratio()
+            held_ms, heldout = self.heldout_residual()
             outcome, reason, extra = classify_finished(
                 cfg.divergence,
                 initial_loss=initial_loss,
@@ -433,6 +460,8 @@ class Trainer:
             weight_norm_final=weight_norm_final,
             rel_l2_error=rel_err,
             heldout_ratio=heldout,
+            heldout_residual=held_ms,
+            stopped_by=stopped_by,
             warnings=warnings,
             history=history,
             final_metrics=final_metrics,
@@ -519,8 +548,7 @@ class Trainer:
                     ):
                         diag[f"update_ratio/{name}"] = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
                 diag_rows[it] = diag
-                for cb in self.callbacks:
-                    cb.on_diagnostics(it, diag)
+                self._notify_diagnostics(it, diag, state["verdict"])
             metrics = dict(zip(self.step_names, vec.tolist()))
             for cb in self.callbacks:
                 cb.on_step(it, metrics)
@@ -534,6 +562,7 @@ class Trainer:
 
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        stopped_by = None
         try:
             minimize(
                 fun,
@@ -552,6 +581,8 @@ class Trainer:
             )
         except _Stop:
             pass
+        except StopTraining as stop:
+            stopped_by = str(stop)
         if state["nan"] is None:  # leave the model at the last accepted iterate
             self._assign_flat(self.vars, state["accepted"], sizes)
         steps_run = max(state["it"], 1)
@@ -568,6 +599,7 @@ class Trainer:
             t0,
             compile_seconds,
             budget,
+            stopped_by,
         )
 
 
