@@ -1,0 +1,132 @@
+"""One trial: sample a config, train it with tracking, judge it, keep divergence as data.
+
+* stable / silent_failure -> COMPLETE with the objective value (outcome in the user attributes);
+* nan / blowup / unbounded -> the objective's last finite value is reported and the trial is
+  PRUNED: the sampler learns from pruned trials (TPE ranks them below completed ones), whereas a
+  FAIL trial would be ignored;
+* stopped by the Optuna pruner -> PRUNED;
+* an exception -> FAIL (recorded by Optuna; the study goes on).
+
+Every trial is an MLflow child run of the study's parent run; the two are cross-linked: trial user
+attribute ``mlflow_run_id``, run tags ``study`` and ``trial``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+
+from pinnlab.sweep.space import suggest
+from pinnlab.sweep.spec import SweepSpec
+from pinnlab.training import Callback, StopTraining, Trainer
+
+__all__ = ["Objective", "objective_value", "TRIAL_ATTRS"]
+
+# RunResult.summary() keys copied to every trial's user attributes.
+TRIAL_ATTRS = (
+    "outcome",
+    "reason",
+    "nan_onset_step",
+    "first_nonfinite",
+    "divergence_step",
+    "steps_run",
+    "steps_budget",
+    "wall_seconds",
+    "compile_seconds",
+    "final_loss",
+    "rel_l2_error",
+    "heldout_residual",
+    "heldout_ratio",
+    "weight_norm_initial",
+    "weight_norm_final",
+    "weight_norm_ratio",
+    "stopped_by",
+)
+
+
+def objective_value(summary: dict[str, Any], metric: str) -> float | None:
+    """The objective metric of a finished run, or None if it has no finite value."""
+    value = summary.get(metric)
+    if value is None:
+        value = summary.get("final_metrics", {}).get(metric)
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+class _Pruning(Callback):
+    """Reports the pruner's metric at diagnostics steps; asks Optuna whether to stop."""
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial = trial
+        self.metric = metric
+        self.last: dict[str, float] = {}
+
+    def on_step(self, step, metrics):
+        self.last = metrics
+
+    def on_diagnostics(self, step, metrics):
+        value = metrics.get(self.metric, self.last.get(self.metric))
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(float(value), step)
+        if self.trial.should_prune():
+            raise StopTraining(f"pruned by the {type(self.trial.study.pruner).__name__} at step {step}")
+
+
+class Objective:
+    """Callable for ``study.optimize``; picklable state only (used in worker processes)."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        *,
+        tracking_uri: str | None,
+        experiment: str,
+        parent_run_id: str | None,
+        track: bool = True,
+    ):
+        self.spec = spec
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.parent_run_id = parent_run_id
+        self.track = track
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        spec = self.spec
+        params = suggest(trial, spec.space)
+        cfg = spec.trial_config(params)
+        callbacks: list[Callback] = []
+        if spec.pruner.name != "none":
+            callbacks.append(_Pruning(trial, spec.pruner.metric))
+        tags = {"study": spec.study_name, "trial": str(trial.number), **{k: str(v) for k, v in params.items()}}
+        if self.track:
+            from pinnlab.tracking import RunTracker
+
+            tracker = RunTracker(
+                cfg,
+                tracking_uri=self.tracking_uri,
+                experiment=self.experiment,
+                parent_run_id=self.parent_run_id,
+                tags=tags,
+                run_name=f"{spec.study_name}-trial-{trial.number}",
+            )
+            with tracker:
+                trial.set_user_attr("mlflow_run_id", tracker.run_id)
+                result = Trainer(cfg, callbacks + [tracker]).fit()
+        else:
+            result = Trainer(cfg, callbacks).fit()
+        summary = result.summary()
+        for key in TRIAL_ATTRS:
+            trial.set_user_attr(key, summary.get(key))
+        trial.set_user_attr("warnings", summary["warnings"])
+        value = objective_value(summary, spec.objective.metric)
+        if result.diverged or result.stopped_by:
+            if value is not None:
+                trial.report(value, result.steps_run)
+            raise optuna.TrialPruned(result.stopped_by or f"{result.outcome}: {result.reason}")
+        if value is None:
+            raise optuna.TrialPruned(f"objective {spec.objective.metric!r} has no finite value")
+        return value

@@ -1,0 +1,221 @@
+"""Sweep files: a base config plus a search space over dotted config paths.
+
+A sweep file is YAML::
+
+    # Question: ...            (each shipped sweep says what it answers and how to run it)
+    base: seed                 # preset or run-config file (relative to the sweep file)
+    overrides:                 # dotted path -> value, applied to the base before the space
+      training.epochs: 10
+    space:                     # dotted path -> distribution
+      model.activation: {choices: [relu, tanh]}
+      model.width: {low: 5, high: 100, log: true}           # int: both bounds are ints
+      optimizer.learning_rate: {low: 1.0e-3, high: 0.1, log: true}
+    objective: {metric: heldout_residual, direction: minimize}
+    sampler: {name: tpe, seed: 0}                            # tpe | random | grid
+    pruner: {name: none}                                     # none | median | halving (+ metric)
+    n_trials: 24
+    study_name: seed_divergence                              # default: the file's stem
+    smoke: {n_trials: 3, overrides: {training.steps: 20}}    # what --smoke runs
+
+Validated once, before anything starts: every space path is applied at both ends of its range to
+the base config and validated like a run config, so a bad path or value fails as one line naming
+``space.<path>``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from pinnlab.config import (
+    RunConfig,
+    apply_overrides,
+    config_error_from_validation,
+    load_yaml,
+    resolve_bases,
+    validate_config,
+)
+from pinnlab.errors import ConfigError
+
+__all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS"]
+
+# Numbers a trial can be judged by: keys of RunResult.summary() (or any history metric name, whose
+# last finite value is used).
+OBJECTIVE_METRICS = (
+    "final_loss",
+    "rel_l2_error",
+    "heldout_residual",
+    "heldout_ratio",
+    "weight_norm_ratio",
+    "steps_run",
+    "wall_seconds",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ParamSpec(_Strict):
+    """One search dimension: ``choices`` (categorical) or ``low``/``high`` (int or float)."""
+
+    choices: list[Any] | None = None
+    low: int | float | None = None
+    high: int | float | None = None
+    log: Annotated[bool, Strict()] = False
+    step: int | float | None = Field(None, gt=0)
+    type: Literal["int", "float"] | None = None  # default: int if low and high are both ints
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give choices: [...] or both low and high")
+        if not self.low <= self.high:
+            raise ValueError(f"`low <= high` must hold, but got (low={self.low}, high={self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined (Optuna's rule)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.choices is not None:
+            return "categorical"
+        if self.type is not None:
+            return self.type
+        ints = isinstance(self.low, int) and isinstance(self.high, int)
+        return "int" if ints and (self.step is None or float(self.step).is_integer()) else "float"
+
+    def ends(self) -> list[Any]:
+        """Values at the ends of the range (every choice for categoricals), for validation."""
+        if self.choices is not None:
+            return list(self.choices)
+        cast = int if self.kind == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+    def grid(self) -> list[Any]:
+        """Every value, for the grid sampler."""
+        if self.choices is not None:
+            return list(self.choices)
+        if self.step is None:
+            raise ValueError("a grid over a numeric range needs `step` (or use choices)")
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        cast = int if self.kind == "int" else float
+        return [cast(self.low + i * self.step) for i in range(n)]
+
+
+class ObjectiveSpec(_Strict):
+    metric: str = "final_loss"
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class SamplerSpec(_Strict):
+    name: Literal["tpe", "random", "grid"] = "tpe"
+    seed: Annotated[int, Strict()] = 0
+
+
+class PrunerSpec(_Strict):
+    """Optuna pruning on an intermediate metric, on top of the built-in divergence pruning."""
+
+    name: Literal["none", "median", "halving"] = "none"
+    metric: str = "loss/total"  # a history metric reported at every diagnostics step
+    warmup_steps: Annotated[int, Strict()] = Field(0, ge=0)
+
+
+class SmokeSpec(_Strict):
+    n_trials: Annotated[int, Strict()] = Field(3, gt=0)
+    overrides: dict[str, Any] = Field(
+        default_factory=lambda: {"training.steps": 20, "diagnostics.every": 10, "divergence.heldout_points": 256}
+    )
+
+
+class SweepSpec(_Strict):
+    base: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, ParamSpec]
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    n_trials: Annotated[int, Strict()] = Field(20, gt=0)
+    study_name: str
+    experiment: str | None = None  # MLflow experiment; default: the study name
+    smoke: SmokeSpec = Field(default_factory=SmokeSpec)
+    # Not from YAML: the base config resolved (with overrides) to a plain mapping, so workers on
+    # other machines need neither the file nor its base.
+    base_config: dict[str, Any] = Field(default_factory=dict)
+
+    def trial_config(self, params: dict[str, Any], extra: dict[str, Any] | None = None) -> RunConfig:
+        """The run config of one trial: base, then ``extra`` (smoke), then the sampled params."""
+        data = apply_overrides(self.base_config, list((extra or {}).items()))
+        return validate_config(apply_overrides(data, list(params.items())))
+
+    def for_smoke(self) -> SweepSpec:
+        data = self.model_dump()
+        data["study_name"] = f"{self.study_name}-smoke"
+        data["n_trials"] = self.smoke.n_trials
+        data["base_config"] = apply_overrides(self.base_config, list(self.smoke.overrides.items()))
+        return SweepSpec.model_validate(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
+        return cls.model_validate(data)
+
+
+def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and validate a sweep file; ``overrides`` replace top-level entries (e.g. n_trials)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"sweep file {str(path)!r} does not exist")
+    data = load_yaml(path.read_text(), str(path))
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{path} must be a YAML mapping, got {type(data).__name__}")
+    data.setdefault("study_name", path.stem)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "base_config" in data:
+        raise ConfigError("base_config", "unknown key (it is filled in from `base`)")
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise config_error_from_validation(exc, SweepSpec) from None
+    base = resolve_bases(spec.base, path.parent)
+    try:
+        base = apply_overrides(base, list(spec.overrides.items()))
+        validate_config(base)
+    except ConfigError as exc:
+        raise ConfigError(f"overrides.{exc.field}" if exc.field else "base", exc.message) from None
+    for name, param in spec.space.items():
+        for value in param.ends():
+            try:
+                validate_config(apply_overrides(base, [(name, value)]))
+            except ConfigError as exc:
+                raise ConfigError(f"space.{name}", f"value {value!r}: {exc}") from None
+        if spec.sampler.name == "grid":
+            try:
+                param.grid()
+            except ValueError as exc:
+                raise ConfigError(f"space.{name}", str(exc)) from None
+    for extra in [spec.smoke.overrides]:
+        try:
+            validate_config(apply_overrides(base, list(extra.items())))
+        except ConfigError as exc:
+            raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
+    metric = spec.objective.metric
+    if metric not in OBJECTIVE_METRICS and "/" not in metric:
+        raise ConfigError(
+            "objective.metric",
+            f"{metric!r} is not one of {', '.join(OBJECTIVE_METRICS)} or a history metric such as loss/total",
+        )
+    return spec.model_copy(update={"base_config": base})
