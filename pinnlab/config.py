@@ -164,7 +164,7 @@ class TrainingConfig(_Strict):
     batch_size: Int | None = Field(None, gt=0)  # of the residual points; None = full batch
     resample: Bool = False  # draw fresh points every step (Wang et al.) instead of a fixed set
     seed: Int = Field(0, ge=0)
-    jit_compile: Bool = False  # XLA: ~1.7x faster steps, ~1 s more to compile
+    jit_compile: Bool = False  # XLA: ~1.5x faster steps on poisson2d, 1-3 s more to compile
     deterministic: Bool = True  # enable TF op determinism: identical histories for identical seeds
 
     @model_validator(mode="after")

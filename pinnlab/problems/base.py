@@ -30,7 +30,9 @@ class Problem:
     """Base class.  Subclasses set the class attributes and implement the abstract methods.
 
     Shapes: point sets are ``(n, d)`` float arrays with ``d = len(coords)``; network outputs and
-    residuals are ``(n, 1)``.
+    residuals are ``(n, 1)``.  ``pde`` and ``constraints`` are traced into the compiled training
+    step without AutoGraph: branch on Python values (parameters) freely, but on tensor values only
+    with ``tf.where`` / ``tf.cond``.
     """
 
     name: ClassVar[str]
