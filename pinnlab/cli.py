@@ -7,10 +7,13 @@ line on stderr naming the field, the value and what is allowed), 1 for anything 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 
-from pinnlab.errors import PinnlabError
+from pinnlab.errors import ConfigError, PinnlabError
 
 __all__ = ["main", "build_parser"]
 
@@ -41,8 +44,41 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the result summary as one JSON object")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    run.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else SQLite in $PINNLAB_HOME or ./pinnlab-runs)",
+    )
+    run.add_argument("--experiment", metavar="NAME", default="pinnlab", help="MLflow experiment (default: pinnlab)")
+    run.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
+
+    sweep = sub.add_parser("sweep", help="run (or resume) an Optuna sweep described by a sweep file")
+    sweep.add_argument("file", metavar="FILE", help="a sweep YAML file (see sweeps/)")
+    sweep.add_argument("--n-trials", type=int, help="total trials of the study (default: the file's n_trials)")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    sweep.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
+    sweep.add_argument("--study-name", help="study name (default: the file's study_name or its stem)")
+    sweep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
+    sweep.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    sweep.add_argument("--smoke", action="store_true", help="a tiny variant: few trials of a few steps")
+    sweep.add_argument("--json", action="store_true", help="print the sweep report as one JSON object")
+    sweep.add_argument("--quiet", action="store_true", help="no progress line")
 
     sub.add_parser("presets", help="list the shipped presets")
+
+    report = sub.add_parser("report", help="divergence rates, onsets, weight growth and importance of a study")
+    report.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
+    report.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
+    report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
+    report.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table", help="default: table")
+
+    dash = sub.add_parser("dashboard", help="write a study's divergence dashboard (one offline HTML file)")
+    dash.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
+    dash.add_argument("--out", metavar="FILE.html", help="default: <store>/dashboards/<STUDY>.html")
+    dash.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
+    dash.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
+    dash.add_argument("--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)")
     return parser
 
 
@@ -56,12 +92,29 @@ def _cmd_run(args) -> int:
     from pinnlab.training import ProgressBar, Trainer
 
     callbacks = [] if args.quiet else [ProgressBar(desc=cfg.name or str(args.config))]
-    result = Trainer(cfg, callbacks).fit()
+    tracker = None
+    if not args.no_track:
+        from pinnlab.tracking import RunTracker
+
+        tracker = RunTracker(
+            cfg,
+            tracking_uri=args.tracking_uri,
+            experiment=args.experiment,
+            run_name=cfg.name or str(args.config),
+            tags={"config": str(args.config), "overrides": " ".join(args.overrides)},
+        )
+        callbacks.append(tracker)
+    with tracker or contextlib.nullcontext(), _SIGTERM.deferred():
+        result = Trainer(cfg, [*callbacks, _SIGTERM]).fit()
     summary = result.summary()
+    if tracker is not None:
+        summary["mlflow_run_id"] = tracker.run_id
     if args.json:
         print(json.dumps(summary))
     else:
         _print_summary(summary)
+    if tracker is not None:
+        print(tracker.describe(), file=sys.stderr)
     return 0
 
 
@@ -89,6 +142,43 @@ def _print_summary(s: dict) -> None:
         print(f"warning: {w}")
 
 
+def _cmd_sweep(args) -> int:
+    from pinnlab.sweep import load_sweep, run_sweep
+
+    if args.workers < 1:
+        raise ConfigError("--workers", f"{args.workers} is not allowed: must be >= 1")
+    if args.n_trials is not None and args.n_trials < 1:
+        raise ConfigError("--n-trials", f"{args.n_trials} is not allowed: must be >= 1")
+    spec = load_sweep(args.file, {"n_trials": args.n_trials, "study_name": args.study_name})
+    if args.smoke:
+        spec = spec.for_smoke()
+    report = run_sweep(
+        spec,
+        workers=args.workers,
+        storage=args.storage,
+        tracking_uri=args.tracking_uri,
+        track=not args.no_track,
+        progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        _print_sweep(report)
+    return 0
+
+
+def _print_sweep(r) -> None:
+    states = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()))
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+    print(f"study {r.study_name}: {sum(r.counts.values())}/{r.n_trials} trials ({states}); ran {r.ran_now} now")
+    print(f"outcomes: {outcomes or '-'}")
+    if r.best_value is not None:
+        print(f"best value {r.best_value:.4g} with {r.best_params}")
+    print(f"optuna storage: {r.storage}")
+    if r.tracking_uri:
+        print(f"mlflow: {r.tracking_uri} (parent run {r.parent_run_id})")
+
+
 def _cmd_presets(args) -> int:
     from pinnlab.config import preset_names
 
@@ -96,11 +186,76 @@ def _cmd_presets(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "presets": _cmd_presets}
+def _cmd_report(args) -> int:
+    from pinnlab.analysis import report
+
+    print(report(args.study, args.storage, args.tracking_uri, args.format), end="")
+    return 0
+
+
+def _cmd_dashboard(args) -> int:
+    from dashboards.divergence import write_dashboard
+
+    print(write_dashboard(args.study, args.out, args.storage, args.tracking_uri, args.factors))
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "sweep": _cmd_sweep,
+    "presets": _cmd_presets,
+    "report": _cmd_report,
+    "dashboard": _cmd_dashboard,
+}
+
+
+class _Terminate:
+    """SIGTERM handler: raise KeyboardInterrupt, so a tracked run is marked KILLED, not left RUNNING.
+
+    Inside ``deferred()`` (while a trainer runs) the interrupt is raised at the trainer's next
+    callback instead: an exception raised by a signal handler in the middle of TensorFlow's tracing,
+    or in a garbage-collector callback, can be swallowed or turned into another error (seen in 2 of
+    ~40 SIGTERMs sent just after the run was created: one ignored, one became an AttributeError).
+    Later signals are only recorded, so they cannot cut the cleanup short.  Duck-typed trainer
+    callback, so that importing the CLI stays TF-free.
+    """
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.received = self.deferring = False
+
+    def __call__(self, signum, frame):
+        first, self.received = not self.received, True
+        if first and not self.deferring:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+    def check(self, *_):
+        if self.received:
+            raise KeyboardInterrupt("terminated by a signal")
+
+    on_train_begin = on_step = on_diagnostics = on_train_end = check
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        self.check()
+
+
+_SIGTERM = _Terminate()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM as Ctrl-C, so a terminated run is recorded KILLED instead of staying RUNNING.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    _SIGTERM.reset()
+    previous = signal.signal(signal.SIGTERM, _SIGTERM) if in_main_thread else None
     try:
         return COMMANDS[args.command](args)
     except PinnlabError as exc:
@@ -109,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pinnlab {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

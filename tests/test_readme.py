@@ -29,9 +29,10 @@ def blocks(lang: str) -> list[tuple[str, str]]:
 
 
 def shell_commands() -> list[str]:
+    """Every command line of the ```bash blocks except the two set-up blocks (tested below)."""
     cmds = []
     for marker, text in blocks("bash"):
-        if marker == "ci:test":
+        if marker in ("ci:test", "ci:setup"):
             continue
         for line in text.splitlines():
             line = line.split("  #")[0].strip()
@@ -51,17 +52,60 @@ def test_readme_has_the_two_setup_commands():
     assert markers.count("ci:setup") == 1 and markers.count("ci:test") == 1
 
 
+def run(cmd: str, cwd: Path, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        cmd, shell=True, cwd=cwd, env=env or env_with_venv(), capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"{cmd!r} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
 @pytest.mark.parametrize("cmd", shell_commands())
 def test_shell_command_works_as_written(cmd, tmp_path):
-    if cmd.startswith("pip install -e"):
-        # run from the repository root, as the README says (a clone of this repository)
-        cwd = ROOT
-    else:
-        cwd = tmp_path
-    proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env_with_venv(), capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{cmd!r} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    if "pinnlab run seed" in cmd and cmd.endswith("pinnlab run seed"):
-        assert "blowup" in proc.stdout  # what the README says the main job shows
+    proc = run(cmd, tmp_path)
+    if cmd == "pinnlab run seed":
+        assert "blowup" in proc.stdout  # what the README says it shows
+
+
+def test_setup_command_runs_the_main_sweep_and_resumes(tmp_path):
+    """The README's first command, from the repository root as written, with its store redirected
+    to a scratch directory (PINNLAB_HOME) so the checkout stays clean.  Checks the sweep's promises:
+    24 trials, stable and divergent ones, divergent trials PRUNED with their attributes, one MLflow
+    parent run with 24 children carrying outcome tags, and a second run that redoes nothing."""
+    import mlflow
+    import optuna
+
+    ((_, setup),) = [b for b in blocks("bash") if b[0] == "ci:setup"]
+    cmd = setup.strip()
+    env = env_with_venv()
+    env["PINNLAB_HOME"] = str(tmp_path)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    run(cmd, ROOT, env, timeout=1200)
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+    )
+    trials = optuna.load_study(study_name="seed_divergence", storage=storage).get_trials()
+    assert len(trials) == 24
+    outcomes = [t.user_attrs.get("outcome") for t in trials]
+    assert "stable" in outcomes and any(o in ("nan", "blowup", "unbounded") for o in outcomes), outcomes
+    for t, o in zip(trials, outcomes):
+        if o in ("nan", "blowup", "unbounded"):
+            assert t.state.name == "PRUNED"
+            assert {"nan_onset_step", "first_nonfinite", "mlflow_run_id"} <= set(t.user_attrs)
+        assert t.state.name != "RUNNING"
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("seed_divergence")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 24 and all("outcome" in r.data.tags for r in children)
+
+    again = run(cmd.split("&&")[-1].strip(), ROOT, env, timeout=600)
+    assert "ran 0 now" in again.stdout
+    assert len(optuna.load_study(study_name="seed_divergence", storage=storage).get_trials()) == 24
 
 
 def test_python_block_runs():
