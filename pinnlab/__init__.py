@@ -5,6 +5,9 @@ Public API::
     from pinnlab import load_config, train
     result = train("seed", ["training.epochs=5"])
     result.outcome, result.nan_onset_step, result.history
+
+    from pinnlab import load_sweep, run_sweep
+    report = run_sweep(load_sweep("sweeps/seed_divergence.yaml"), workers=2)
 """
 
 from __future__ import annotations
@@ -25,14 +28,25 @@ __all__ = [
     "load_config",
     "train",
     "RunResult",
+    "Trainer",
+    "load_sweep",
+    "run_sweep",
 ]
+
+_LAZY = {  # heavy imports (TensorFlow, Optuna, MLflow) only when wanted
+    "train": "pinnlab.training",
+    "RunResult": "pinnlab.training",
+    "Trainer": "pinnlab.training",
+    "load_sweep": "pinnlab.sweep",
+    "run_sweep": "pinnlab.sweep",
+}
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name):  # heavy imports (TensorFlow) only when a trainer is actually wanted
-    if name in ("train", "RunResult", "Trainer"):
-        from pinnlab import training
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
 
-        return getattr(training, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pinnlab' has no attribute {name!r}")
