@@ -11,7 +11,7 @@ Cases (default diagnostics interval, ``diagnostics.every=100``):
   a short run (~6 s) in which the fixed end-of-run cost (plots) weighs most;
 * ``poisson2d --set training.steps=1000``: full batch, ~10+ ms/step, 5 per-step metrics, 29
   diagnostics values per 100 steps;
-* ``seed-fixed`` as shipped (36,000 steps, ~1 minute per run; the default stride and 10).
+* ``seed-fixed`` as shipped (36,000 steps, ~1 minute per run; the default stride only).
   ``--cases`` selects a subset; the whole default set takes ~20 minutes on 2 cores.
 
 Method
@@ -20,7 +20,7 @@ Method
   creation time is reported apart, as is ``import mlflow`` in a fresh interpreter: both are
   one-time costs of a process / of a new store directory, not of a run.
 * Every round runs, per case, the untracked run and one tracked run per metric stride
-  (``--strides``, default 20 = RunTracker's default, 10 and 1 = every step), in an order rotated
+  (``--strides``, default 20 = RunTracker's default, and 1 = every step), in an order rotated
   from round to round (interleaved, so load drifting over time hits all variants alike).
   Untracked: ``Trainer(cfg).fit()``.  Tracked: ``with RunTracker(cfg, ...): Trainer(cfg,
   [tracker]).fit()``, i.e. run creation, params, config.yaml, metrics, history.csv, the PNG plots
@@ -30,7 +30,11 @@ Method
   (tracked wall / untracked wall of the same round - 1); and the time spent inside the tracker's
   own methods (it logs synchronously on the training thread, so this is its direct cost), split
   into start (run + params + config.yaml), during training (buffering + periodic log_batch
-  writes) and end (last metrics, tags, history.csv, plots, status).
+  writes) and end (last metrics, tags, history.csv, plots, status), in wall seconds and in CPU
+  seconds of the training thread (``time.thread_time``: robust to other processes competing for
+  the 2 cores, which inflate every wall time; it misses I/O waits such as SQLite's fsync).  Also
+  the paired process-CPU overhead, and the marginal CPU cost of one logged metric value (from the
+  difference between the largest and the smallest stride).
 * A warm-up fit of each case runs first (TensorFlow's one-time initialisation), untimed.
 """
 
@@ -63,8 +67,8 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "tracking_overhead.json"
 CASES = {
     "seed-fixed_epochs10": ("seed-fixed", ["training.epochs=10"], None),
     "poisson2d_steps1000": ("poisson2d", ["training.steps=1000"], None),
-    # the preset as the README runs it (36,000 steps): RunTracker's default stride and 10 (minutes)
-    "seed-fixed_full": ("seed-fixed", [], [DEFAULT_STRIDE, 10]),
+    # the preset as the README runs it (36,000 steps, minutes): RunTracker's default stride only
+    "seed-fixed_full": ("seed-fixed", [], [DEFAULT_STRIDE]),
 }
 QUICK = {
     "seed-fixed_epochs10": ("seed-fixed", ["training.epochs=2"], None),
@@ -73,19 +77,21 @@ QUICK = {
 
 
 class TimedTracker(RunTracker):
-    """RunTracker that adds up the wall time spent in its own methods, by phase."""
+    """RunTracker that adds up the wall and CPU (thread) time spent in its own methods, by phase."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.phase = {"start": 0.0, "train": 0.0, "end": 0.0}
+        self.phase_cpu = dict(self.phase)
         self.values_buffered = 0
 
     def _timed(self, phase, fn, *args):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         try:
             return fn(*args)
         finally:
             self.phase[phase] += time.perf_counter() - t
+            self.phase_cpu[phase] += time.thread_time() - c
 
     def start(self):
         return self._timed("start", super().start)
@@ -150,18 +156,19 @@ def _import_seconds(module: str, repeats: int = 3) -> float:
 
 
 def _fit(cfg, uri: str | None, stride: int | None) -> dict:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     if uri is None:
         result = Trainer(cfg).fit()
-        return {"wall": time.perf_counter() - t, "steps_run": result.steps_run}
+        return {"wall": time.perf_counter() - t, "cpu": time.process_time() - c, "steps_run": result.steps_run}
     tracker = TimedTracker(cfg, tracking_uri=uri, experiment="tracking-overhead", metric_every=stride)
     with tracker:
         result = Trainer(cfg, [tracker]).fit()
-    wall = time.perf_counter() - t
     return {
-        "wall": wall,
+        "wall": time.perf_counter() - t,
+        "cpu": time.process_time() - c,
         "steps_run": result.steps_run,
         "tracker_seconds": dict(tracker.phase, total=sum(tracker.phase.values())),
+        "tracker_cpu_seconds": dict(tracker.phase_cpu, total=sum(tracker.phase_cpu.values())),
         "metric_values": tracker.values_buffered,
     }
 
@@ -170,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
-    ap.add_argument("--strides", default="20,10,1", help="metric_every values to time (default 20,10,1)")
+    ap.add_argument("--strides", default="20,1", help="metric_every values to time (default 20,1)")
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of this script)")
     ap.add_argument("--cases", help=f"comma-separated subset of {', '.join(CASES)}")
     args = ap.parse_args(argv)
@@ -212,23 +219,34 @@ def main(argv: list[str] | None = None) -> int:
             "steps": rounds[0]["untracked"]["steps_run"],
             "untracked_wall_median_s": statistics.median(base),
         }
+        summary["untracked_cpu_median_s"] = statistics.median(row["untracked"]["cpu"] for row in rounds)
         for vname, stride in variants[1:]:
             walls = [row[vname]["wall"] for row in rounds]
             own = [row[vname]["tracker_seconds"] for row in rounds]
+            own_cpu = [row[vname]["tracker_cpu_seconds"] for row in rounds]
+            phases = ("start", "train", "end", "total")
             summary[vname] = {
                 "metric_every": stride,
                 "wall_median_s": statistics.median(walls),
                 "overhead_pct_median_paired": 100 * statistics.median(
                     row[vname]["wall"] / row["untracked"]["wall"] - 1 for row in rounds
                 ),
-                "tracker_own_seconds_median": {
-                    k: statistics.median(o[k] for o in own) for k in ("start", "train", "end", "total")
-                },
+                "cpu_overhead_pct_median_paired": 100 * statistics.median(
+                    row[vname]["cpu"] / row["untracked"]["cpu"] - 1 for row in rounds
+                ),
+                "tracker_own_seconds_median": {k: statistics.median(o[k] for o in own) for k in phases},
+                "tracker_own_cpu_seconds_median": {k: statistics.median(o[k] for o in own_cpu) for k in phases},
                 "tracker_own_pct_of_untracked_median": 100
                 * statistics.median(o["total"] for o in own)
                 / statistics.median(base),
                 "metric_values_logged": rounds[0][vname]["metric_values"],
             }
+        tracked = [v for v, _ in variants[1:]]
+        if len(tracked) >= 2:  # marginal CPU cost of one logged value, from the extreme strides
+            lo, hi = summary[tracked[0]], summary[tracked[-1]]
+            dv = hi["metric_values_logged"] - lo["metric_values_logged"]
+            dc = hi["tracker_own_cpu_seconds_median"]["total"] - lo["tracker_own_cpu_seconds_median"]["total"]
+            summary["marginal_cpu_us_per_value"] = 1e6 * dc / dv if dv else None
         summary["rounds"] = rounds
         results[name] = summary
     env["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
@@ -241,12 +259,16 @@ def main(argv: list[str] | None = None) -> int:
             **{
                 vn: {
                     "overhead_pct": round(x["overhead_pct_median_paired"], 1),
+                    "cpu_overhead_pct": round(x["cpu_overhead_pct_median_paired"], 1),
                     "tracker_own_pct": round(x["tracker_own_pct_of_untracked_median"], 1),
                     "tracker_own_s": {p: round(t, 2) for p, t in x["tracker_own_seconds_median"].items()},
+                    "tracker_own_cpu_s": {p: round(t, 2) for p, t in x["tracker_own_cpu_seconds_median"].items()},
+                    "values": x["metric_values_logged"],
                 }
                 for vn, x in v.items()
                 if vn.startswith("tracked_")
             },
+            "marginal_cpu_us_per_value": v.get("marginal_cpu_us_per_value"),
         }
         for k, v in results.items()
     }

@@ -490,6 +490,9 @@ def child_runs(tracking_uri: str | None, parent_run_id: str) -> list[dict[str, A
     ``artifact_uri``.  A parent id unknown to the store is a ConfigError (the wrong store was given).
     """
     uri = resolve_tracking_uri(tracking_uri)
+    db = uri[len("sqlite:///") :].split("?", 1)[0] if uri.startswith("sqlite:///") else None
+    if db and db != ":memory:" and not Path(db).expanduser().is_file():  # MLflow would create an empty one
+        raise ConfigError(_uri_source(tracking_uri), f"no MLflow store at {uri!r}; pass the --tracking-uri the sweep used")
     client = mlflow.MlflowClient(tracking_uri=uri)
     try:
         parent = client.get_run(parent_run_id)

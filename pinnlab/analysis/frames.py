@@ -1,0 +1,322 @@
+"""Tidy DataFrames of a study: one row per trial, and a long per-step history.
+
+The two stores are joined through the sweep's cross-link: the trial's user attribute
+``mlflow_run_id`` names its MLflow child run (fallback: the child run whose ``trial`` tag is the
+trial number), and the study's user attribute ``mlflow_parent_run_id`` names the parent run whose
+children are the trials.  Optuna is read through :mod:`pinnlab.sweep.read`, MLflow through
+:mod:`pinnlab.tracking` (the only modules allowed to import them).
+
+Defaults are those of ``pinnlab sweep``: the journal ``<store>/optuna.journal`` and the tracking URI
+of :func:`pinnlab.tracking.resolve_tracking_uri` (``$MLFLOW_TRACKING_URI``, else SQLite in
+``$PINNLAB_HOME`` or ``./pinnlab-runs``).
+
+From a notebook::
+
+    from pinnlab.analysis import trials_frame, history_frame
+    trials = trials_frame("seed_divergence")                  # one row per trial
+    hist = history_frame("seed_divergence", metrics=["weight_norm/total", "grad_norm/*"])
+    hist.merge(trials[["trial", "outcome"]], on="trial")        # long: trial, run_id, step, metric, value
+
+``trials_frame`` columns: ``trial``, ``state`` (Optuna), one column per swept parameter named by its
+dotted config path (``model.activation``), ``outcome``, ``diverged`` (outcome in nan / blowup /
+unbounded; missing for trials without an outcome), ``nan_onset_step``, ``first_nonfinite``,
+``divergence_step``, ``steps_run``, ``steps_budget``, ``value`` (the objective, COMPLETE trials
+only), the other summary numbers the sweep stores (``final_loss``, ``heldout_residual``,
+``weight_norm_ratio``, ...), ``final/<metric>`` (the last logged value of each MLflow metric, e.g.
+``final/weight_norm/total``), ``mlflow_run_id``, ``run_status`` and ``artifact_uri``.  A FAIL trial without an outcome
+(an exception, a dead worker) has outcome ``crash``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pinnlab.training.divergence import DIVERGENT  # nan, blowup, unbounded
+
+__all__ = [
+    "DIVERGENT",
+    "CRASH",
+    "StudyData",
+    "load_study_data",
+    "trials_frame",
+    "history_frame",
+    "resolve_storage",
+    "default_dashboard_path",
+    "check_factors",
+    "series",
+    "metric_names",
+]
+
+CRASH = "crash"  # outcome of a FAIL trial that never produced a result (as in `pinnlab sweep`'s report)
+
+# trial user attrs (written by pinnlab.sweep.objective) that become columns, in this order
+_ATTR_COLUMNS = (
+    "outcome",
+    "nan_onset_step",
+    "first_nonfinite",
+    "divergence_step",
+    "steps_run",
+    "steps_budget",
+)
+_SUMMARY_COLUMNS = (
+    "final_loss",
+    "heldout_residual",
+    "heldout_ratio",
+    "rel_l2_error",
+    "weight_norm_initial",
+    "weight_norm_final",
+    "weight_norm_ratio",
+    "wall_seconds",
+    "reason",
+    "stopped_by",
+)
+_INT_COLUMNS = ("nan_onset_step", "divergence_step", "steps_run", "steps_budget")
+
+
+@dataclass
+class StudyData:
+    """Everything the report and the dashboards need, read once.
+
+    ``factors``: the swept parameters (in the order of the spec stored with the study, which the
+    storage may have sorted by name); ``space``: their specs
+    (``choices`` / ``low`` / ``high`` / ``log``) as stored with the study; ``objective``: the
+    objective metric's name; ``history``: the long frame (None when not loaded).
+    """
+
+    name: str
+    storage: str
+    tracking_uri: str | None
+    parent_run_id: str | None
+    direction: str
+    objective: str
+    factors: list[str]
+    space: dict[str, dict[str, Any]]
+    trials: pd.DataFrame
+    history: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_storage(storage: str | None) -> str:
+    """``storage`` or the default of ``pinnlab sweep``: ``journal:<store>/optuna.journal``."""
+    if storage:
+        return storage
+    from pinnlab.sweep.study import default_storage_url
+    from pinnlab.tracking import default_store
+
+    return default_storage_url(default_store())
+
+
+def _tag_value(text: str | None) -> Any:
+    """A run tag back to a value: ``"none"`` -> None, integers -> int."""
+    if text is None or text == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _runs_by_trial(record, tracking_uri: str | None, notes: list[str]) -> dict[int, dict[str, Any]]:
+    """The MLflow child run of each trial number (empty when the sweep was not tracked)."""
+    if record.parent_run_id is None:
+        notes.append("the study has no MLflow parent run (swept with --no-track): no final metrics, no history")
+        return {}
+    from pinnlab.tracking import child_runs
+
+    runs = child_runs(tracking_uri, record.parent_run_id)
+    by_id = {r["run_id"]: r for r in runs}
+    by_tag = {r["tags"].get("trial"): r for r in runs}
+    out = {}
+    for t in record.trials:
+        run = by_id.get(t.user_attrs.get("mlflow_run_id")) or by_tag.get(str(t.number))
+        if run is not None:
+            out[t.number] = run
+    return out
+
+
+def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> pd.DataFrame:
+    rows = []
+    for t in record.trials:
+        attrs = t.user_attrs
+        run = runs.get(t.number)
+        tags = run["tags"] if run else {}
+        row: dict[str, Any] = {"trial": t.number, "state": t.state}
+        for name in factors:
+            row[name] = t.params.get(name)
+        for name in _ATTR_COLUMNS:
+            value = attrs.get(name)
+            if value is None and name in tags and name not in attrs:  # trial attrs missing: the run's tags
+                value = _tag_value(tags[name])
+            row[name] = value
+        if row["outcome"] is None and t.state == "FAIL":
+            row["outcome"] = CRASH
+        row["diverged"] = None if row["outcome"] in (None, CRASH) else row["outcome"] in DIVERGENT
+        row["value"] = t.value
+        for name in _SUMMARY_COLUMNS:
+            row[name] = attrs.get(name)
+        if run:
+            for key, value in sorted(run["metrics"].items()):
+                if not key.startswith("summary/"):
+                    row[f"final/{key}"] = value
+        row["mlflow_run_id"] = run["run_id"] if run else attrs.get("mlflow_run_id")
+        row["run_status"] = run["status"] if run else None
+        row["artifact_uri"] = run["artifact_uri"] if run else None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        frame = pd.DataFrame(
+            columns=["trial", "state", *factors, *_ATTR_COLUMNS, "diverged", "value", "mlflow_run_id", "artifact_uri"]
+        )
+    finals = sorted(c for c in frame.columns if c.startswith("final/"))
+    tail = ["mlflow_run_id", "run_status", "artifact_uri"]
+    head = [c for c in frame.columns if c not in finals and c not in tail]
+    frame = frame[head + finals + tail]
+    for name in _INT_COLUMNS:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
+    frame["diverged"] = frame["diverged"].astype("boolean")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+    return frame.sort_values("trial", ignore_index=True)
+
+
+def _matches(name: str, patterns: Sequence[str] | None) -> bool:
+    return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _history_long(
+    trials: pd.DataFrame, tracking_uri: str | None, metrics: Sequence[str] | None
+) -> pd.DataFrame:
+    from pinnlab.tracking import run_history
+
+    parts = []
+    for trial, run_id, artifacts in trials[["trial", "mlflow_run_id", "artifact_uri"]].itertuples(index=False):
+        if not isinstance(run_id, str) or not run_id:
+            continue
+        wide = run_history(tracking_uri, run_id, artifacts if isinstance(artifacts, str) else None)
+        if wide is None or wide.empty:
+            continue
+        keep = [c for c in wide.columns if _matches(c, metrics)]
+        if not keep:
+            continue
+        long = wide[keep].rename_axis("step").reset_index().melt(id_vars="step", var_name="metric", value_name="value")
+        long = long[long["value"].notna()]  # NaN = not measured at that step (diagnostics columns)
+        long.insert(0, "run_id", run_id)
+        long.insert(0, "trial", int(trial))
+        parts.append(long)
+    if not parts:
+        return pd.DataFrame(
+            {
+                "trial": pd.Series(dtype="int64"),
+                "run_id": pd.Series(dtype=object),
+                "step": pd.Series(dtype="int64"),
+                "metric": pd.Series(dtype=object),
+                "value": pd.Series(dtype=float),
+            }
+        )
+    out = pd.concat(parts, ignore_index=True)
+    out["step"] = out["step"].astype("int64")
+    out["value"] = out["value"].astype(float)
+    return out
+
+
+def load_study_data(
+    study_name: str,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    *,
+    history: bool = True,
+    metrics: Sequence[str] | None = None,
+) -> StudyData:
+    """Read a study and its MLflow runs once (see the module docstring for the columns).
+
+    ``history=False`` skips downloading every run's ``history.csv``; ``metrics`` keeps only the
+    history metrics matching these names or shell patterns (``grad_norm/*``).
+    """
+    from pinnlab.sweep.read import read_study
+    from pinnlab.tracking import resolve_tracking_uri
+
+    storage = resolve_storage(storage)
+    record = read_study(study_name, storage)
+    spec = record.spec or {}
+    space: dict[str, dict[str, Any]] = dict(spec.get("space") or {})
+    factors = list(space)
+    for t in record.trials:  # a study not created by pinnlab: its params are the factors
+        factors += [p for p in t.params if p not in factors]
+    notes: list[str] = []
+    uri = resolve_tracking_uri(tracking_uri) if record.parent_run_id else None
+    runs = _runs_by_trial(record, tracking_uri, notes)  # unresolved: errors name the setting used
+    trials = _trial_rows(record, runs, factors)
+    data = StudyData(
+        name=study_name,
+        storage=storage,
+        tracking_uri=uri,
+        parent_run_id=record.parent_run_id,
+        direction=record.direction,
+        objective=(spec.get("objective") or {}).get("metric", "value"),
+        factors=factors,
+        space=space,
+        trials=trials,
+        notes=notes,
+    )
+    if history:
+        data.history = _history_long(trials if runs else trials.iloc[:0], uri, metrics)
+    return data
+
+
+def default_dashboard_path(study_name: str) -> Path:
+    """Where ``pinnlab dashboard`` writes by default: ``<store>/dashboards/<study>.html``."""
+    from pinnlab.tracking import default_store
+
+    return default_store() / "dashboards" / f"{study_name}.html"
+
+
+def check_factors(data: StudyData, factors: Sequence[str]) -> list[str]:
+    """``factors`` if each is a swept parameter of the study; a ConfigError naming the bad one otherwise."""
+    from pinnlab.errors import ConfigError
+
+    if len(set(factors)) != len(factors):
+        raise ConfigError("--factors", f"{' '.join(factors)}: give two different factors")
+    for f in factors:
+        if f not in data.factors:
+            raise ConfigError(
+                "--factors", f"{f!r} is not a factor of study {data.name!r} (factors: {', '.join(data.factors) or 'none'})"
+            )
+    return list(factors)
+
+
+def trials_frame(study_name: str, storage: str | None = None, tracking_uri: str | None = None) -> pd.DataFrame:
+    """One row per trial, Optuna and MLflow joined (columns: module docstring)."""
+    return load_study_data(study_name, storage, tracking_uri, history=False).trials
+
+
+def history_frame(
+    study_name: str,
+    storage: str | None = None,
+    tracking_uri: str | None = None,
+    *,
+    metrics: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Long per-step history of every trial: columns ``trial, run_id, step, metric, value``.
+
+    From each child run's ``history.csv`` (every step; MLflow's metric history when the artifact is
+    missing).  Rows where a metric was not measured (diagnostics between their steps) are left out.
+    """
+    return load_study_data(study_name, storage, tracking_uri, metrics=metrics).history
+
+
+def series(history: pd.DataFrame, trial: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one trial's metric, sorted by step."""
+    sel = history[(history["trial"] == trial) & (history["metric"] == metric)].sort_values("step")
+    return sel["step"].to_numpy(), sel["value"].to_numpy(dtype=float)
+
+
+def metric_names(history: pd.DataFrame, patterns: Iterable[str]) -> list[str]:
+    """The history's metric names matching any of ``patterns``, sorted."""
+    patterns = list(patterns)
+    return sorted(m for m in history["metric"].unique() if _matches(m, patterns))

@@ -1,0 +1,102 @@
+"""Read-only access to a study for analysis: its trials as plain Python data, no Optuna objects.
+
+``pinnlab.analysis`` must not import optuna (only this package does), so everything it needs from a
+study comes through :func:`read_study`: the spec the study was created with (``pinnlab_spec``), the
+MLflow parent run id (``mlflow_parent_run_id``) and one :class:`TrialRecord` per trial.
+
+Reading never creates anything: a journal file or a study that does not exist is a
+:class:`~pinnlab.errors.ConfigError` naming what was looked for and which studies exist, instead of
+the empty journal that opening a storage for writing would leave behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from pinnlab.errors import ConfigError
+from pinnlab.sweep.study import PARENT_ATTR, SPEC_ATTR, _journal_path, open_storage
+
+__all__ = ["TrialRecord", "StudyRecord", "read_study", "study_names"]
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial: Optuna's state (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ``WAITING``),
+    its params by dotted config path, its objective value (None unless COMPLETE) and user attrs
+    (``outcome``, ``nan_onset_step``, ``mlflow_run_id``, ...)."""
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    value: float | None
+    user_attrs: dict[str, Any]
+    intermediate_values: dict[int, float] = field(default_factory=dict)
+    duration_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    name: str
+    storage: str
+    direction: str  # "minimize" or "maximize"
+    spec: dict[str, Any] | None  # the SweepSpec as a dict (None for a study not made by pinnlab)
+    parent_run_id: str | None
+    trials: list[TrialRecord]
+
+
+def _open_existing(storage_url: str) -> optuna.storages.BaseStorage:
+    path = _journal_path(storage_url)
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(
+            "--storage",
+            f"no Optuna journal at {path!r}; run `pinnlab sweep FILE` first (in this directory, or with "
+            "the same $PINNLAB_HOME), or pass the sweep's --storage",
+        )
+    return open_storage(storage_url)
+
+
+def study_names(storage_url: str) -> list[str]:
+    """Names of the studies in a storage."""
+    storage = _open_existing(storage_url)
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def read_study(study_name: str, storage_url: str) -> StudyRecord:
+    """Every trial of ``study_name`` in ``storage_url`` (see :func:`pinnlab.sweep.study.open_storage`)."""
+    storage = _open_existing(storage_url)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        raise ConfigError(
+            "STUDY", f"{study_name!r} is not a study in {storage_url} (studies: {', '.join(names) or 'none'})"
+        ) from None
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        duration = None
+        if t.datetime_start is not None and t.datetime_complete is not None:
+            duration = (t.datetime_complete - t.datetime_start).total_seconds()
+        trials.append(
+            TrialRecord(
+                number=t.number,
+                state=t.state.name,
+                params=dict(t.params),
+                value=t.value if t.state.name == "COMPLETE" else None,
+                user_attrs=dict(t.user_attrs),
+                intermediate_values=dict(t.intermediate_values),
+                duration_seconds=duration,
+            )
+        )
+    attrs = study.user_attrs
+    return StudyRecord(
+        name=study_name,
+        storage=storage_url,
+        direction=study.direction.name.lower(),
+        spec=attrs.get(SPEC_ATTR),
+        parent_run_id=attrs.get(PARENT_ATTR),
+        trials=trials,
+    )
