@@ -68,7 +68,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pinnlab.config import load_config  # noqa: E402
-from pinnlab.models import build_mlp, uniform_moments  # noqa: E402
 from pinnlab.training.callbacks import Callback  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 
@@ -147,18 +146,7 @@ def _overrides(jit: bool, extra: list[str] = ()) -> list[str]:
 def make_hand_step(trainer: Trainer, jit: bool):
     """A fresh model of the trainer's spec with its weights, Adam, and a minimal compiled step."""
     cfg = trainer.cfg
-    m = cfg.model
-    model = build_mlp(
-        input_dim=len(trainer.problem.coords),
-        width=m.width,
-        depth=m.depth,
-        activation=m.activation,
-        output_activation=m.output_activation,
-        initializer=m.initializer,
-        dtype=m.dtype,
-        seed=cfg.training.seed,
-        standardize=uniform_moments(*trainer.problem.domain) if m.standardize else None,
-    )
+    model = keras.models.clone_model(trainer.model)  # same layers, fresh variables
     model.set_weights(trainer.model.get_weights())
     variables = model.trainable_variables
     opt = keras.optimizers.Adam(learning_rate=cfg.optimizer.learning_rate)
