@@ -38,19 +38,30 @@ Metrics are buffered and written with ``log_batch`` in chunks of at most 1000
 passed since the last write (so the MLflow UI follows a long run), and at the end.  A failed
 periodic write is retried at the next one with a warning; training does not stop for it.
 
-Why ``metric_every = 10`` (measured on this machine, 2 cores, TF 2.21, MLflow 3.17, SQLite)
--------------------------------------------------------------------------------------------
-One ``log_batch`` of 1000 metrics into the SQLite store takes 0.13-0.14 s, i.e. ~135 µs per value,
-independent of the number of metrics already stored.  ``seed-fixed`` trains at ~2.8 ms/step with 5
-per-step metrics: logging every step would add 5 × 135 µs ≈ 0.68 ms/step, ~24% of the run (the
-full 36,000-step ``seed`` budget: 4 × 36,000 values ≈ 19 s).  Every 10th step costs ~2.4%, and
-the diagnostics rows (~17 values per 100 steps: 0.8%) are always logged in full.  The per-step
-curves at a stride of 10 are visually identical in the UI, and ``history.csv`` keeps every step.
-``benchmarks/tracking_overhead.py`` measures the whole overhead (run creation, params, metrics,
-artifacts, plots) against untracked runs; see its JSON for the numbers of the last measurement.
+Why ``metric_every = 20``, and what tracking costs
+--------------------------------------------------
+Measured with ``benchmarks/tracking_overhead.py`` (JSON in ``benchmarks/results/``) on 2 shared
+cores (load average 3.6-5.2 from other jobs during the runs), TF 2.21, MLflow 3.17, SQLite:
 
-One-time costs not included above: ``import mlflow`` (~2 s per process) and creating a new SQLite
-store (~3.7 s of schema migrations, the first time a directory is used).
+* Writing one metric value costs ~135 µs in isolation (``log_batch`` of 1000) and 126-190 µs of
+  CPU inside a training process.  MLflow's asynchronous logging (``synchronous=False``) was slower
+  still (its writer thread competes with the training loop for the GIL), so writes are synchronous.
+* ``seed-fixed``, the fastest preset (~1.8 ms/step, 5 per-step metrics, ~17 diagnostics values per
+  100 steps), over its 36,000 steps (64 s untracked): every step would be ~186,000 values,
+  23-35 s, i.e. 35-55% of the run; every 10th step ~24,000 values (~11%); every 20th step 15,110
+  values, measured 7.0% wall (paired median of 3 interleaved runs; 3.1% in process CPU), of which
+  the tracker's own time was 5.6 s (medians: 3.4 s writing metrics during training, 2.6 s at
+  the end for the last metrics, history.csv of 36,000 rows, the PNGs and the status).  A stride of
+  20 still gives 1,800 points per curve on that run; ``history.csv`` keeps every step, and the
+  diagnostics rows are always logged in full.
+* ``poisson2d`` for 1,000 steps (33 s): 6.2% wall, 7.0% CPU (tracker 1.4 s, 1.2 s of it at the end).
+* Short runs are dominated by the fixed end-of-run cost of ~1.5-2 s (the PNGs ~1 s, the rest
+  history.csv, artifacts and the final write): ``seed-fixed`` for 3,600 steps (6.8 s) costs 28%
+  wall.  The 10% budget therefore holds for runs of ~20 s and longer; for sweeps of very short
+  trials pass ``plots=False`` (saves ~1 s per run) and plot the interesting trials afterwards.
+
+One-time costs per process, not per run: ``import mlflow`` ~1.8 s, and creating a new SQLite
+store ~3 s of schema migrations (the first run in a directory).
 """
 
 from __future__ import annotations
