@@ -234,8 +234,10 @@ class Trainer:
         return out
 
     def _update_ratio_impl(self):
+        # undefined (NaN, never logged) for a tensor that was exactly zero, e.g. biases at step 0
+        nan = tf.constant(float("nan"), self.dtype)
         return {
-            f"update_ratio/{n}": _norm(v - b) / tf.maximum(_norm(b), 1e-30)
+            f"update_ratio/{n}": tf.where(_norm(b) > 0, _norm(v - b) / tf.maximum(_norm(b), 1e-30), nan)
             for n, v, b in zip(self.var_names, self.vars, self.backup)
         }
 
