@@ -196,7 +196,7 @@ def run_sweep(
             # one worker and no progress line to draw: run in this process (no second TF start-up)
             run_worker(spec.study_name, storage, tracking_uri=tracking_uri, n_trials=remaining, track=track)
         else:
-            _run_processes(study, spec, storage, tracking_uri, track, workers, remaining, done, t0, progress, poll_seconds)
+            _run_processes(study, spec, storage, tracking_uri, track, workers, remaining, done, progress, poll_seconds)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -209,7 +209,7 @@ def run_sweep(
     return report
 
 
-def _run_processes(study, spec, storage, tracking_uri, track, workers, remaining, done, t0, progress, poll_seconds):
+def _run_processes(study, spec, storage, tracking_uri, track, workers, remaining, done, progress, poll_seconds):
     """Start ``workers`` spawned processes with their share of the trials; watch until they end."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
@@ -228,7 +228,7 @@ def _run_processes(study, spec, storage, tracking_uri, track, workers, remaining
         p.start()
         procs.append(p)
     try:
-        _watch(study, spec, procs, done, remaining, t0, progress, poll_seconds)
+        _watch(study, spec, procs, done, progress, poll_seconds)
     except KeyboardInterrupt:
         for p in procs:
             if p.is_alive():
@@ -238,7 +238,7 @@ def _run_processes(study, spec, storage, tracking_uri, track, workers, remaining
         raise
 
 
-def _watch(study, spec, procs, done_before, remaining, t0, progress, poll_seconds) -> None:
+def _watch(study, spec, procs, done_before, progress, poll_seconds) -> None:
     """Poll the storage while the workers run; one live progress line on stderr."""
     from tqdm.auto import tqdm
 
