@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     dash.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
     dash.add_argument("--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)")
+
+    rep = sub.add_parser("reproduce", help="reproduce a published divergence study: claim / source / ours")
+    rep.add_argument("study", metavar="NAME", help="seed, convection or helmholtz (see `pinnlab reproduce --list`)")
+    rep.add_argument("--quick", action="store_true", help="a reduced variant (fewer seeds and steps) for CI")
+    rep.add_argument("--json", action="store_true", help="print the measured figures as one JSON object")
+    rep.add_argument("--out", metavar="DIR", help="where figures and tables go (default: <store>/reproductions/NAME)")
+    rep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
+    rep.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    rep.add_argument("--quiet", action="store_true", help="no progress output")
     return parser
 
 
@@ -200,12 +209,29 @@ def _cmd_dashboard(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from pinnlab.reproduce import reproduce
+
+    study = reproduce(
+        args.study,
+        quick=args.quick,
+        out=args.out,
+        tracking_uri=args.tracking_uri,
+        track=not args.no_track,
+        progress=not args.quiet,
+        interrupt=_SIGTERM,
+    )
+    print(json.dumps(study.to_dict()) if args.json else study.table())
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "sweep": _cmd_sweep,
     "presets": _cmd_presets,
     "report": _cmd_report,
     "dashboard": _cmd_dashboard,
+    "reproduce": _cmd_reproduce,
 }
 
 
