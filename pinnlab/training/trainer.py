@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -299,6 +299,45 @@ class Trainer:
         if post:
             return f"weight/{post[0]}"
         return fallback
+
+    # ------------------------------------------------------------------ weights
+    def get_weights(self) -> list[np.ndarray]:
+        """The trainable variables' values, in ``var_names`` order."""
+        return [v.numpy() for v in self.vars]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Start from these values instead of the initializer's (a warm start, e.g. a curriculum).
+
+        ``weights`` come from :meth:`get_weights` of a trainer of the same architecture.
+        """
+        if len(weights) != len(self.vars):
+            raise ValueError(f"`weights` must have {len(self.vars)} arrays (one per variable), but got {len(weights)}.")
+        for v, w, name in zip(self.vars, weights, self.var_names):
+            if tuple(v.shape) != tuple(np.shape(w)):
+                raise ValueError(f"`weights` for {name} must have shape {tuple(v.shape)}, but got {np.shape(w)}.")
+            v.assign(np.asarray(w, dtype=self.dtype.as_numpy_dtype))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The network's output ``u`` at points ``x`` (shape ``(n, d)`` -> ``(n, 1)``)."""
+        return self._predict(tf.constant(np.asarray(x), self.dtype)).numpy()
+
+    def term_gradients(self, points: Mapping[str, np.ndarray] | None = None) -> dict[str, dict[str, np.ndarray]]:
+        """∂(λ_t·L_t)/∂W of every loss term t at the current weights, per variable name.
+
+        ``points`` default to the training points drawn at construction.  Eager (for analysis, not
+        for the loop): ``{"residual": {"dense/kernel": array, ...}, "boundary": {...}}``.
+        """
+        tensors = self._tensors(dict(points) if points is not None else self.train_points)
+        with tf.GradientTape(persistent=True) as tape:
+            losses, _, _ = self._losses(tensors)
+            weighted = {t: self.lambdas[t] * losses[t] for t in self.terms}
+            weighted.update({t: losses[t] for t in self.penalty_terms})
+        out = {
+            t: {n: g.numpy() for n, g in zip(self.var_names, self._gradients(tape, weighted[t], self.vars))}
+            for t in self.loss_terms
+        }
+        del tape
+        return out
 
     # ------------------------------------------------------------------ evaluation
     def rel_l2_error(self) -> float | None:

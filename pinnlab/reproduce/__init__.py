@@ -1,0 +1,72 @@
+"""Published divergence studies, reproduced with one command each: ``pinnlab reproduce NAME``.
+
+=============  ===========================================================================
+``seed``       the Stack Overflow question pinnlab grew from and its accepted answer
+               (:mod:`pinnlab.reproduce.seed`)
+``convection`` Krishnapriyan et al., NeurIPS 2021: convection failure modes, curriculum
+               regularisation, L-BFGS (:mod:`pinnlab.reproduce.convection`)
+``helmholtz``  Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 2021: gradient pathologies and
+               learning-rate annealing (:mod:`pinnlab.reproduce.helmholtz`)
+=============  ===========================================================================
+
+Each prints a table *claim / source / ours / reproduced*, writes its figures and ``result.json``
+into ``--out`` (default ``<store>/reproductions/NAME``), and records every training run as an
+MLflow child run of one parent run (experiment ``reproduce``).  ``--quick`` is a reduced variant
+(fewer seeds and steps) that CI runs; its verdicts are about the reduced budget.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from pinnlab.errors import ConfigError
+from pinnlab.reproduce.base import Claim, Session, StudyResult
+
+__all__ = ["STUDIES", "reproduce", "Claim", "StudyResult"]
+
+STUDIES = {
+    "seed": "pinnlab.reproduce.seed",
+    "convection": "pinnlab.reproduce.convection",
+    "helmholtz": "pinnlab.reproduce.helmholtz",
+}
+
+
+def reproduce(
+    name: str,
+    *,
+    quick: bool = False,
+    out: str | Path | None = None,
+    tracking_uri: str | None = None,
+    track: bool = True,
+    progress: bool = True,
+    interrupt: Any = None,
+) -> StudyResult:
+    """Run the reproduction ``name`` and return its claims, measured figures and figure paths."""
+    if name not in STUDIES:
+        raise ConfigError("NAME", f"{name!r} is not one of {', '.join(sorted(STUDIES))}")
+    module = importlib.import_module(STUDIES[name])
+    if out is None:
+        from pinnlab.tracking import default_store
+
+        out = default_store() / "reproductions" / (name + ("-quick" if quick else ""))
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out", f"{str(out)!r} exists and is not a directory")
+    command = f"pinnlab reproduce {name}" + (" --quick" if quick else "")
+    session = Session(
+        name,
+        module.TITLE,
+        module.SOURCE,
+        quick=quick,
+        out=out,
+        tracking_uri=tracking_uri,
+        track=track,
+        progress=progress,
+        interrupt=interrupt,
+        command=command,
+    )
+    with session:
+        module.run(session)
+    return session.result
