@@ -119,7 +119,7 @@ class StudyResult:
 
     def table(self, width: int = 118) -> str:
         """Claim / source / ours / reproduced, wrapped to ``width`` columns, then where things are."""
-        cols = [("part", 8), ("claim", 40), ("source", 18), ("ours", 36), ("reproduced", 10)]
+        cols = [("part", 10), ("claim", 40), ("source", 18), ("ours", 36), ("reproduced", 10)]
         spare = max(0, width - sum(w for _, w in cols) - 3 * (len(cols) - 1))
         cols[1] = ("claim", cols[1][1] + spare // 2)
         cols[3] = ("ours", cols[3][1] + spare - spare // 2)
@@ -312,10 +312,12 @@ class Session:
         if extra is not None:
             row.update(extra(result, trainer))
         self.result.runs.append(_json_ready(row))
-        when = (
-            f" at step {result.nan_onset_step}" if result.nan_onset_step is not None
-            else (f" at step {result.divergence_step}" if result.divergence_step is not None else "")
-        )
+        events = []
+        if result.divergence_step is not None:
+            events.append(f"detected at step {result.divergence_step}")
+        if result.nan_onset_step is not None:
+            events.append(f"first non-finite at step {result.nan_onset_step}")
+        when = f" ({', '.join(events)})" if events else ""
         err = "" if result.rel_l2_error is None else f", error {result.rel_l2_error:.3g}"
         self.say(
             f"run {n}: {part} {label} seed {seed}: {result.outcome}{when}{err} "

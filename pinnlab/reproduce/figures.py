@@ -96,3 +96,82 @@ def seed_figures(session, question: Sequence, pictures: Mapping[str, np.ndarray 
         ax.axis("off")
     paths.append(_save(fig, out / "seed_remedies.png"))
     return paths
+
+
+def convection_figures(session, rows: Sequence[Mapping], betas: Sequence[float], pictures: Mapping[str, np.ndarray]) -> list[Path]:
+    out = session.out
+    paths = []
+    fig, axes = _figure(1, 1, (6.5, 4.2))
+    ax = axes[0, 0]
+    for method, color, dx in (("plain", "tab:red", -0.4), ("curriculum", "tab:blue", 0.4)):
+        pts = [(r["beta"], r["error"]) for r in rows if r["method"] == method and r["error"] is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        ax.scatter(np.array(xs) + dx, ys, color=color, alpha=0.7, label=f"{method} (each seed)")
+        med = [np.median([e for b, e in pts if b == beta] or [np.nan]) for beta in betas]
+        ax.plot(betas, med, color=color, lw=1.2)
+    ax.axhline(0.5, color="grey", ls=":", lw=1, label="failure threshold 0.5")
+    ax.set_yscale("log")
+    ax.set_xlabel("β")
+    ax.set_ylabel("relative L2 error")
+    ax.set_title("convection u_t + β u_x = 0, L-BFGS (lines: medians)")
+    ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "convection_error.png"))
+
+    shown = [k for k in ("exact", "plain", "curriculum") if k in pictures]
+    if shown:
+        fig, axes = _figure(1, len(shown), (4.2, 3.4))
+        for ax, key in zip(axes.ravel(), shown):
+            u = pictures[key].reshape(256, 100)  # eval grid: x (256) major, t (100) minor
+            im = ax.imshow(u.T, origin="lower", aspect="auto", extent=(0, 2 * np.pi, 0, 1), cmap="RdBu_r", vmin=-1, vmax=1)
+            ax.set_xlabel("x")
+            ax.set_ylabel("t")
+            ax.set_title(f"{key}, β = {betas[-1]:g}", fontsize=9)
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03)
+        fig.savefig(out / "convection_solutions.png")
+        paths.append(out / "convection_solutions.png")
+    return paths
+
+
+def helmholtz_figures(session, curves: Mapping, histograms: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) -> list[Path]:
+    out = session.out
+    paths = []
+    fig, axes = _figure(1, 2)
+    colors = {"plain": "tab:red", "annealing": "tab:blue"}
+    for (method, seed), h in curves.items():
+        if "error/rel_l2" in h:
+            _line(axes[0, 0], h["error/rel_l2"], color=colors[method], alpha=0.5 + 0.5 * (seed == 0),
+                  label=f"{method}, seed {seed}")
+        if "lambda/boundary" in h:
+            _line(axes[0, 1], h["lambda/boundary"], color=colors[method], alpha=0.5 + 0.5 * (seed == 0),
+                  label=f"seed {seed}")
+    for ax, title in ((axes[0, 0], "relative L2 error"), (axes[0, 1], "annealed boundary weight λ")):
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    paths.append(_save(fig, out / "helmholtz_error.png"))
+
+    moments = list(histograms)
+    layers = list(next(iter(histograms.values()))["residual"])
+    fig, axes = _figure(len(layers), len(moments), (3.6, 2.3))
+    for j, moment in enumerate(moments):
+        grads = histograms[moment]
+        for i, layer in enumerate(layers):
+            ax = axes[i, j]
+            res = np.log10(np.abs(grads["residual"][layer]) + 1e-30)
+            bc = np.log10(np.abs(grads["boundary"][layer]) + 1e-30)
+            lo = max(min(np.percentile(res, 1), np.percentile(bc, 1)), -12)
+            hi = max(res.max(), bc.max())
+            bins = np.linspace(lo, hi, 50)
+            ax.hist(res, bins=bins, alpha=0.6, color="tab:blue", label="∂L_r/∂W", density=True)
+            ax.hist(bc, bins=bins, alpha=0.6, color="tab:red", label="∂(λ·L_bc)/∂W", density=True)
+            ax.set_title(f"{layer}, {moment}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if i == len(layers) - 1:
+                ax.set_xlabel("log10 |gradient|", fontsize=8)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    paths.append(_save(fig, out / "helmholtz_gradients.png"))
+    return paths
