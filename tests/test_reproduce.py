@@ -1,0 +1,210 @@
+"""Reproductions: the quick variant of every study end to end (real training, real MLflow SQLite
+store), what each one measures, and the pieces they are built from.
+
+Each quick study runs once per module (fixtures below); the tests read its result, its files and
+its MLflow runs.  The full variants (minutes to an hour) are documented in docs/reproductions.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import mlflow
+import numpy as np
+import pytest
+
+from pinnlab.cli import main
+from pinnlab.config import load_config
+from pinnlab.reproduce import reproduce
+from pinnlab.reproduce.base import Claim, StudyResult, fmt, span, verdict
+from pinnlab.tracking import metric_key
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reproductions")
+    return d, f"sqlite:///{d}/mlflow.db"
+
+
+@pytest.fixture(scope="module")
+def seed_quick(store):
+    d, uri = store
+    return reproduce("seed", quick=True, out=d / "seed", tracking_uri=uri, progress=False)
+
+
+@pytest.fixture(scope="module")
+def convection_quick(store):
+    """Through the CLI, as a user runs it: ``pinnlab reproduce convection --quick --json``."""
+    d, uri = store
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["reproduce", "convection", "--quick", "--json", "--quiet", "--out", str(d / "conv"),
+                     "--tracking-uri", uri])
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def helmholtz_quick(store):
+    d, uri = store
+    return reproduce("helmholtz", quick=True, out=d / "helm", tracking_uri=uri, progress=False)
+
+
+def claims(result, part):
+    rows = result["claims"] if isinstance(result, dict) else [c.to_dict() for c in result.claims]
+    return [c for c in rows if c["part"] == part]
+
+
+# ----------------------------------------------------------------------------------- seed
+def test_seed_a_b_c_diverge_and_d_separates_stable_from_meaningful(seed_quick):
+    for part in "abc":
+        found = claims(seed_quick, part)
+        assert found, part
+    # the divergence claims of a, b and c hold on every seed
+    assert claims(seed_quick, "a")[0]["reproduced"] == "yes"
+    assert claims(seed_quick, "b")[0]["reproduced"] == "yes"
+    assert claims(seed_quick, "c")[1]["reproduced"] == "yes"
+    for row in seed_quick.parts["a"]["runs"] + seed_quick.parts["b"]["runs"]:
+        assert row["outcome"] in ("nan", "blowup", "unbounded")
+        assert row["growth_rate"] > 1e-3  # exponential: ln||W|| rises ~0.005 per step
+    remedies = {r["remedy"].split(" (")[0]: r for r in seed_quick.parts["d"]["remedies"]}
+    assert set(remedies) >= {"raw loss + L2 weight decay 1e-2", "squared residual", "squared residual + u(0,0)=1"}
+    fixed = next(r for name, r in remedies.items() if "Dirichlet" in name)
+    assert fixed["stable"] == "2/2" and fixed["meaningful"] == "2/2"
+    assert remedies["squared residual"]["stable"] == "2/2"
+    assert remedies["squared residual"]["meaningful"] == "0/2"  # stable, but a near-constant u
+    assert remedies["raw loss + L2 weight decay 1e-2"]["stable"] == "0/2"
+    # the printed table has both columns
+    table = seed_quick.table()
+    assert "stable" in table and "meaningful" in table and "claim" in table
+
+
+def test_seed_b_measures_signs_and_bias_gradients(seed_quick):
+    b = seed_quick.parts["b"]
+    for row in b["runs"]:
+        signs = row["signs_end"]
+        assert set(signs["products"]) == {"x", "y"}
+        assert len(signs["products"]["x"]) == 5 and set(signs["products"]["x"]) <= {"+", "-"}
+        assert 0 <= signs["negative_share"]["x"] <= 1
+    ratios = b["bias_over_kernel_grad_first_50_steps"]
+    assert len(ratios["seed-answer"]) == len(ratios["seed"]) == 2
+    assert all(0 < r < 1 for r in ratios["seed-answer"] + ratios["seed"])
+
+
+def test_seed_c_literal_loss_differs_from_the_intended_one(seed_quick):
+    for row in seed_quick.parts["c"]["runs"]:
+        assert row["literal_at_init"] != pytest.approx(row["intended_at_init"], rel=1e-2)
+        assert row["mean_abs_u_xy_over_u_yy"] > 0.05  # the mixed term the literal "u_yy" adds
+        assert row["literal"]["outcome"] in ("nan", "blowup", "unbounded")
+
+
+def test_seed_writes_figures_result_and_mlflow_runs(seed_quick, store):
+    _, uri = store
+    for f in seed_quick.figures:
+        data = open(f, "rb").read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    saved = json.loads((seed_quick.out and open(f"{seed_quick.out}/result.json").read()))
+    assert saved["claims"] == seed_quick.to_dict()["claims"]
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    parent = client.get_run(seed_quick.mlflow_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["pinnlab.kind"] == "reproduction"
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    assert len(children) == len(seed_quick.runs)
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert {c.data.tags["part"] for c in children} == {"a", "b", "c", "d"}
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"result.json", "claims.txt", "figures"} <= artifacts
+    # the literal loss's derivative "u_xy+u_yy" is logged under an MLflow-valid key
+    literal = [c for c in children if c.data.tags["part"] == "c"]
+    assert any("deriv/u_xy_u_yy" in c.data.metrics for c in literal)
+
+
+# ----------------------------------------------------------------------------------- convection
+def test_convection_quick_plain_small_beta_is_accurate_and_curriculum_warm_starts(convection_quick):
+    runs = convection_quick["parts"]["runs"]
+    plain1 = [r for r in runs if r["beta"] == 1.0 and r["method"] == "plain"]
+    assert plain1 and all(r["error"] < 0.05 for r in plain1)
+    curriculum = [r for r in runs if r["method"] == "curriculum" and r["beta"] > 1]
+    assert {r["beta"] for r in curriculum} == {10.0, 20.0}
+    assert claims(convection_quick, "beta=1")[0]["reproduced"] == "yes"
+    for c in convection_quick["claims"]:
+        assert c["reproduced"] in ("yes", "partly", "no", "n/a") and c["ours"] and c["source"]
+    assert [f.rsplit("/", 1)[-1] for f in convection_quick["figures"]] == [
+        "convection_error.png",
+        "convection_solutions.png",
+    ]
+
+
+# ----------------------------------------------------------------------------------- helmholtz
+def test_helmholtz_quick_annealing_beats_plain_with_bounded_lambda(helmholtz_quick):
+    runs = {r["method"]: r for r in helmholtz_quick.parts["runs"]}
+    assert runs["annealing"]["error"] < runs["plain"]["error"]
+    assert runs["annealing"]["lambda_bounded"] is True
+    assert np.isfinite(runs["annealing"]["lambda_max"])
+    ratios = runs["plain"]["grad_ratio_step0"]
+    assert set(ratios) == {"dense_1/kernel", "dense_2/kernel", "dense_3/kernel", "dense_4/kernel"}
+    assert all(r > 1 for r in ratios.values())  # boundary gradients are the smaller ones
+    assert any(f.endswith("helmholtz_gradients.png") for f in helmholtz_quick.figures)
+
+
+# ----------------------------------------------------------------------------------- pieces
+def test_unknown_study_and_bad_out_are_one_line_errors(capsys, tmp_path):
+    assert main(["reproduce", "convecton"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "pinnlab reproduce: error: NAME: 'convecton' is not one of convection, helmholtz, seed"
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    assert main(["reproduce", "seed", "--quick", "--out", str(afile)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "not a directory" in err[0]
+
+
+def test_verdicts_are_computed_from_criteria():
+    assert verdict(True) == "yes" and verdict(False) == "no" and verdict(False, partly=True) == "partly"
+    assert verdict(None) == "n/a"
+    assert span([3, 1, 2]) == "1–3" and span([None, float("nan")]) == "-" and span([0.5, 0.5]) == "0.5"
+    assert fmt(0.0034) == "3.4e-03" and fmt(12345) == "12,345" and fmt(None) == "-"
+    r = StudyResult("x", "X", "src", quick=True, claims=[Claim("a", "c", "s", "o", verdict(False))])
+    assert "| no" in r.table() and r.to_dict()["claims"][0]["reproduced"] == "no"
+
+
+def test_term_gradients_add_up_to_the_total_gradient():
+    import tensorflow as tf
+
+    from pinnlab.training import Trainer
+
+    cfg = load_config("helmholtz2d", ["model.width=8", "training.steps=3", "loss.weights.boundary=3.0",
+                                      "regularization.l2=1e-3"])
+    t = Trainer(cfg)
+    per_term = t.term_gradients()
+    assert set(per_term) == {"residual", "boundary", "l2"}
+    points = t._tensors(t.train_points)
+    with tf.GradientTape() as tape:
+        losses, _, _ = t._losses(points)
+        total = t._total(losses)
+    expected = tape.gradient(total, t.vars)
+    for name, g in zip(t.var_names, expected):
+        summed = sum(per_term[term][name] for term in per_term)
+        np.testing.assert_allclose(summed, g.numpy(), rtol=2e-4, atol=1e-6)
+
+
+def test_set_weights_warm_starts_and_checks_shapes():
+    from pinnlab.training import Trainer
+
+    cfg = load_config("seed-answer", ["training.steps=3"])
+    a, b = Trainer(cfg), Trainer(load_config("seed-answer", ["training.steps=3", "training.seed=5"]))
+    b.set_weights(a.get_weights())
+    x = np.array([[0.5, -1.0], [2.0, 0.1]])
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+    with pytest.raises(ValueError, match="dense_1/kernel must have shape"):
+        b.set_weights([w.T for w in a.get_weights()])
+
+
+def test_metric_keys_are_made_valid_for_mlflow():
+    assert metric_key("deriv/u_xy+u_yy") == "deriv/u_xy_u_yy"
+    assert metric_key("grad_norm/dense_1/kernel") == "grad_norm/dense_1/kernel"
