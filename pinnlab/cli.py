@@ -11,9 +11,9 @@ import contextlib
 import json
 import signal
 import sys
-import threading
 
 from pinnlab.errors import ConfigError, PinnlabError
+from pinnlab.signals import Terminate as _Terminate
 
 __all__ = ["main", "build_parser"]
 
@@ -56,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run (or resume) an Optuna sweep described by a sweep file")
     sweep.add_argument("file", metavar="FILE", help="a sweep YAML file (see sweeps/)")
     sweep.add_argument("--n-trials", type=int, help="total trials of the study (default: the file's n_trials)")
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this machine (default 1; 0: only create the study, for `pinnlab worker`)",
+    )
     sweep.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     sweep.add_argument("--study-name", help="study name (default: the file's study_name or its stem)")
     sweep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
@@ -64,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--smoke", action="store_true", help="a tiny variant: few trials of a few steps")
     sweep.add_argument("--json", action="store_true", help="print the sweep report as one JSON object")
     sweep.add_argument("--quiet", action="store_true", help="no progress line")
+    sweep.add_argument(
+        "--repair",
+        action="store_true",
+        help="first mark FAIL (and queue again) the RUNNING trials of workers that are gone, close their MLflow runs",
+    )
+
+    worker = sub.add_parser("worker", help="join a study from any machine and run its trials until its budget is spent")
+    worker.add_argument("--study-name", required=True, help="the study (a sweep file's study_name or stem)")
+    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL (postgresql://…, journal:PATH)")
+    worker.add_argument(
+        "--tracking-uri", help="how this machine reaches the study's MLflow store (default: the URI the study was created with)"
+    )
+    worker.add_argument("--n-trials", type=int, help="stop after this many trials of this worker (default: until the budget is spent)")
+    worker.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores; cores / workers per machine)")
+    worker.add_argument("--json", action="store_true", help="print the study report as one JSON object")
 
     sub.add_parser("presets", help="list the shipped presets")
 
@@ -151,13 +171,16 @@ def _print_summary(s: dict) -> None:
         print(f"warning: {w}")
 
 
+def _at_least(flag: str, value: int | None, low: int) -> None:
+    if value is not None and value < low:
+        raise ConfigError(flag, f"{value} is not allowed: must be >= {low}")
+
+
 def _cmd_sweep(args) -> int:
     from pinnlab.sweep import load_sweep, run_sweep
 
-    if args.workers < 1:
-        raise ConfigError("--workers", f"{args.workers} is not allowed: must be >= 1")
-    if args.n_trials is not None and args.n_trials < 1:
-        raise ConfigError("--n-trials", f"{args.n_trials} is not allowed: must be >= 1")
+    _at_least("--workers", args.workers, 0)
+    _at_least("--n-trials", args.n_trials, 1)
     spec = load_sweep(args.file, {"n_trials": args.n_trials, "study_name": args.study_name})
     if args.smoke:
         spec = spec.for_smoke()
@@ -168,24 +191,44 @@ def _cmd_sweep(args) -> int:
         tracking_uri=args.tracking_uri,
         track=not args.no_track,
         progress=not args.quiet,
+        repair=args.repair,
     )
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
         _print_sweep(report)
+        if args.workers == 0 and report.done < report.n_trials:
+            join = f"pinnlab worker --study-name {report.study_name} --storage {report.storage}"
+            print(f"created; on each machine run: {join}" + (" --tracking-uri URI" if report.tracking_uri else ""))
     return 0
 
 
-def _print_sweep(r) -> None:
+def _cmd_worker(args) -> int:
+    from pinnlab.sweep import run_worker
+
+    _at_least("--n-trials", args.n_trials, 1)
+    _at_least("--threads", args.threads, 1)
+    report = run_worker(args.study_name, args.storage, tracking_uri=args.tracking_uri, n_trials=args.n_trials,
+                        threads=args.threads)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        _print_sweep(report, f"this worker ran {report.ran_now}")
+    return 0
+
+
+def _print_sweep(r, ran: str | None = None) -> None:
     states = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()))
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
-    print(f"study {r.study_name}: {sum(r.counts.values())}/{r.n_trials} trials ({states}); ran {r.ran_now} now")
+    print(f"study {r.study_name}: {r.done}/{r.n_trials} trials ({states}); {ran or f'ran {r.ran_now} now'}")
     print(f"outcomes: {outcomes or '-'}")
     if r.best_value is not None:
         print(f"best value {r.best_value:.4g} with {r.best_params}")
     print(f"optuna storage: {r.storage}")
     if r.tracking_uri:
         print(f"mlflow: {r.tracking_uri} (parent run {r.parent_run_id})")
+    if r.counts.get("RUNNING") and r.done < r.n_trials:
+        print(f"{r.counts['RUNNING']} trials RUNNING: if no worker of this study is alive, resume with --repair")
 
 
 def _cmd_presets(args) -> int:
@@ -228,49 +271,12 @@ def _cmd_reproduce(args) -> int:
 COMMANDS = {
     "run": _cmd_run,
     "sweep": _cmd_sweep,
+    "worker": _cmd_worker,
     "presets": _cmd_presets,
     "report": _cmd_report,
     "dashboard": _cmd_dashboard,
     "reproduce": _cmd_reproduce,
 }
-
-
-class _Terminate:
-    """SIGTERM handler: raise KeyboardInterrupt, so a tracked run is marked KILLED, not left RUNNING.
-
-    Inside ``deferred()`` (while a trainer runs) the interrupt is raised at the trainer's next
-    callback instead: an exception raised by a signal handler in the middle of TensorFlow's tracing,
-    or in a garbage-collector callback, can be swallowed or turned into another error (seen in 2 of
-    ~40 SIGTERMs sent just after the run was created: one ignored, one became an AttributeError).
-    Later signals are only recorded, so they cannot cut the cleanup short.  Duck-typed trainer
-    callback, so that importing the CLI stays TF-free.
-    """
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.received = self.deferring = False
-
-    def __call__(self, signum, frame):
-        first, self.received = not self.received, True
-        if first and not self.deferring:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-    def check(self, *_):
-        if self.received:
-            raise KeyboardInterrupt("terminated by a signal")
-
-    on_train_begin = on_step = on_diagnostics = on_train_end = check
-
-    @contextlib.contextmanager
-    def deferred(self):
-        self.deferring = True
-        try:
-            yield
-        finally:
-            self.deferring = False
-        self.check()
 
 
 _SIGTERM = _Terminate()
@@ -279,20 +285,16 @@ _SIGTERM = _Terminate()
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM as Ctrl-C, so a terminated run is recorded KILLED instead of staying RUNNING.
-    in_main_thread = threading.current_thread() is threading.main_thread()
     _SIGTERM.reset()
-    previous = signal.signal(signal.SIGTERM, _SIGTERM) if in_main_thread else None
     try:
-        return COMMANDS[args.command](args)
+        with _SIGTERM.installed([signal.SIGTERM]):
+            return COMMANDS[args.command](args)
     except PinnlabError as exc:
         print(f"pinnlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"pinnlab {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"pinnlab {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ one), the value received and what is allowed.  The CLI prints it and exits with 
 
 from __future__ import annotations
 
-__all__ = ["PinnlabError", "ConfigError", "UnknownNameError"]
+__all__ = ["PinnlabError", "ConfigError", "UnknownNameError", "first_line"]
 
 
 class PinnlabError(Exception):
@@ -36,3 +36,9 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return self.args[0]
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none): for one-line errors
+    that quote a library's failure (a driver's multi-line connection error, an HTTP error body)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

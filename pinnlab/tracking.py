@@ -66,7 +66,9 @@ store ~3 s of schema migrations (the first run in a directory).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import io
 import json
 import logging
 import math
@@ -89,7 +91,7 @@ from mlflow.utils.validation import (
 )
 
 from pinnlab.config import RunConfig, flatten
-from pinnlab.errors import ConfigError
+from pinnlab.errors import ConfigError, first_line
 from pinnlab.training.callbacks import Callback
 
 __all__ = [
@@ -104,6 +106,8 @@ __all__ = [
     "set_tags",
     "ui_command",
     "child_runs",
+    "check_parent_run",
+    "close_runs",
     "run_history",
 ]
 
@@ -222,6 +226,13 @@ def _log_params_and_tags(
         client.log_batch(run_id, tags=chunk, synchronous=True)
 
 
+def _set_terminated(client: mlflow.MlflowClient, run_id: str, status: str) -> None:
+    """End a run.  For a tracking server MLflow prints "View run ... at: URL" on stdout, which is
+    pinnlab's own (``--json`` prints exactly one object there): that line is dropped."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        client.set_terminated(run_id, status=status)
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -322,9 +333,8 @@ class RunTracker(Callback):
         except ConfigError:
             raise
         except Exception as exc:  # unusable store: bad scheme, unwritable path, unreachable server
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(
-                _uri_source(self._uri_arg), f"cannot open the MLflow store {self.tracking_uri!r} ({first})"
+                _uri_source(self._uri_arg), f"cannot open the MLflow store {self.tracking_uri!r} ({first_line(exc)})"
             ) from exc
         tags = {**_base_tags(), "problem": self.config.problem.name, **self.tags}
         if self.parent_run_id:
@@ -362,7 +372,7 @@ class RunTracker(Callback):
         except Exception as exc:  # keep going: the status matters more than the last metrics
             log.warning("tracking: could not write the last metrics of run %s (%s)", self.run_id, exc)
         try:
-            self.client.set_terminated(self.run_id, status=status)
+            _set_terminated(self.client, self.run_id, status)
         except Exception as exc:
             if status == "FINISHED":
                 raise
@@ -485,7 +495,7 @@ def end_run(tracking_uri: str | None, run_id: str, status: str = "FINISHED") -> 
     """Terminate a run: ``status`` is FINISHED, FAILED or KILLED."""
     if status not in TERMINAL_STATUSES:
         raise ValueError(f"`status` must be one of {', '.join(TERMINAL_STATUSES)}, but got {status!r}.")
-    _client(tracking_uri).set_terminated(run_id, status=status)
+    _set_terminated(_client(tracking_uri), run_id, status)
 
 
 def set_tags(tracking_uri: str | None, run_id: str, tags: Mapping[str, Any]) -> None:
@@ -494,32 +504,52 @@ def set_tags(tracking_uri: str | None, run_id: str, tags: Mapping[str, Any]) -> 
 
 
 # ----------------------------------------------------------------- read helpers (pinnlab.analysis)
-def child_runs(tracking_uri: str | None, parent_run_id: str) -> list[dict[str, Any]]:
-    """Every run whose parent is ``parent_run_id`` (a sweep's trials), as plain dicts.
-
-    Keys: ``run_id``, ``status``, ``tags``, ``params``, ``metrics`` (latest value of each) and
-    ``artifact_uri``.  A parent id unknown to the store is a ConfigError (the wrong store was given).
-    """
+def _parent_run(tracking_uri: str | None, parent_run_id: str):
+    """(client, parent run) of a sweep; a ConfigError naming the setting when the store or the run
+    is missing (the wrong store was given)."""
     uri = resolve_tracking_uri(tracking_uri)
     db = uri[len("sqlite:///") :].split("?", 1)[0] if uri.startswith("sqlite:///") else None
     if db and db != ":memory:" and not Path(db).expanduser().is_file():  # MLflow would create an empty one
         raise ConfigError(_uri_source(tracking_uri), f"no MLflow store at {uri!r}; pass the --tracking-uri the sweep used")
     client = mlflow.MlflowClient(tracking_uri=uri)
     try:
-        parent = client.get_run(parent_run_id)
-    except MlflowException:
+        return client, client.get_run(parent_run_id)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise ConfigError(
+                _uri_source(tracking_uri), f"cannot read the MLflow store {uri!r} ({first_line(exc)})"
+            ) from None
         raise ConfigError(
             _uri_source(tracking_uri),
             f"run {parent_run_id!r} (the study's parent run) is not in the MLflow store {uri!r}; "
             "pass the --tracking-uri the sweep used",
         ) from None
+    except Exception as exc:  # unreachable server, unreadable file
+        raise ConfigError(
+            _uri_source(tracking_uri), f"cannot read the MLflow store {uri!r} ({first_line(exc)})"
+        ) from None
+
+
+def check_parent_run(tracking_uri: str | None, parent_run_id: str) -> None:
+    """Fail early, as one line, when a worker cannot reach the store or its study's parent run."""
+    _parent_run(tracking_uri, parent_run_id)
+
+
+def child_runs(tracking_uri: str | None, parent_run_id: str, status: str | None = None) -> list[dict[str, Any]]:
+    """Every run whose parent is ``parent_run_id`` (a sweep's trials), as plain dicts.
+
+    Keys: ``run_id``, ``status``, ``tags``, ``params``, ``metrics`` (latest value of each) and
+    ``artifact_uri``.  ``status`` (e.g. ``"RUNNING"``) keeps only runs in that status.  A parent
+    id unknown to the store is a ConfigError (the wrong store was given).
+    """
+    client, parent = _parent_run(tracking_uri, parent_run_id)
+    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    if status is not None:
+        query += f" and attributes.status = '{status}'"
     out, token = [], None
     while True:
         page = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-            max_results=1000,
-            page_token=token,
+            [parent.info.experiment_id], filter_string=query, max_results=1000, page_token=token
         )
         out += [
             {
@@ -535,6 +565,26 @@ def child_runs(tracking_uri: str | None, parent_run_id: str) -> list[dict[str, A
         token = page.token
         if not token:
             return out
+
+
+def close_runs(
+    tracking_uri: str | None, run_ids: Iterable[str], tags: Mapping[str, Any], status: str = "KILLED"
+) -> list[str]:
+    """Tag runs left behind by a dead or stopped process and end the RUNNING ones with ``status``.
+
+    A run that already ended keeps its status (a worker that died after its trial's run finished
+    produced a result; only the tags say what happened to the trial).  Returns the ids it ended.
+    """
+    if status not in TERMINAL_STATUSES:
+        raise ValueError(f"`status` must be one of {', '.join(TERMINAL_STATUSES)}, but got {status!r}.")
+    client = _client(tracking_uri)
+    ended = []
+    for run_id in dict.fromkeys(run_ids):
+        _log_params_and_tags(client, run_id, tags=tags)
+        if client.get_run(run_id).info.status == "RUNNING":
+            _set_terminated(client, run_id, status)
+            ended.append(run_id)
+    return ended
 
 
 def run_history(tracking_uri: str | None, run_id: str, artifact_uri: str | None = None):

@@ -5,7 +5,14 @@
   PRUNED: the sampler learns from pruned trials (TPE ranks them below completed ones), whereas a
   FAIL trial would be ignored;
 * stopped by the Optuna pruner -> PRUNED;
-* an exception -> FAIL (recorded by Optuna; the study goes on).
+* an exception -> FAIL with user attribute ``error`` (``Type: first line``; the study goes on);
+* a trial that did not come from the queue of budget slots (its worker lost the race for the last
+  one, see :mod:`pinnlab.sweep.study`) -> FAIL with user attribute ``surplus``, before any training;
+* KeyboardInterrupt (SIGTERM / SIGINT through :class:`pinnlab.signals.Terminate`, passed in
+  ``callbacks``) -> FAIL, MLflow run KILLED; the trial number is kept in ``interrupted`` for the
+  worker's recovery.
+
+Each trial records the worker running it (user attribute ``worker``, ``host:pid``).
 
 Every trial is an MLflow child run of the study's parent run; the two are cross-linked: trial user
 attribute ``mlflow_run_id``, run tags ``study`` and ``trial``.
@@ -14,15 +21,19 @@ attribute ``mlflow_run_id``, run tags ``study`` and ``trial``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 
+from pinnlab.errors import first_line
+from pinnlab.sweep.recovery import WORKER_ATTR, worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
+from pinnlab.sweep.study import SLOT_ATTR, SURPLUS_ATTR
 from pinnlab.training import Callback, StopTraining, Trainer
 
-__all__ = ["Objective", "objective_value", "TRIAL_ATTRS"]
+__all__ = ["Objective", "objective_value", "TRIAL_ATTRS", "Surplus"]
 
 # RunResult.summary() keys copied to every trial's user attributes.
 TRIAL_ATTRS = (
@@ -76,8 +87,15 @@ class _Pruning(Callback):
             raise StopTraining(f"pruned by the {type(self.trial.study.pruner).__name__} at step {step}")
 
 
+class Surplus(RuntimeError):
+    """The trial was not taken from the queue of budget slots: the budget is already in flight."""
+
+
 class Objective:
-    """Callable for ``study.optimize``; picklable state only (used in worker processes)."""
+    """Callable for ``study.optimize``; picklable state only (used in worker processes).
+
+    ``callbacks``: extra trainer callbacks of every trial (the worker's signal handler).
+    """
 
     def __init__(
         self,
@@ -87,20 +105,40 @@ class Objective:
         experiment: str,
         parent_run_id: str | None,
         track: bool = True,
+        callbacks: Sequence[Callback] = (),
     ):
         self.spec = spec
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.parent_run_id = parent_run_id
         self.track = track
+        self.callbacks = list(callbacks)
+        self.interrupted: int | None = None  # number of the trial a KeyboardInterrupt stopped
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if SLOT_ATTR not in trial.user_attrs:
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise Surplus("every slot of the budget was taken when this worker asked; not run")
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt:
+            self.interrupted = trial.number
+            raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # a crash: FAIL, and the reason stays with the trial
+            trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         spec = self.spec
         params = suggest(trial, spec.space)
         cfg = spec.trial_config(params)
         callbacks: list[Callback] = []
         if spec.pruner.name != "none":
             callbacks.append(_Pruning(trial, spec.pruner.metric))
+        callbacks += self.callbacks
         tags = {"study": spec.study_name, "trial": str(trial.number), **{k: str(v) for k, v in params.items()}}
         if self.track:
             from pinnlab.tracking import RunTracker

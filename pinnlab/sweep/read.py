@@ -12,13 +12,12 @@ the empty journal that opening a storage for writing would leave behind.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
 
 from pinnlab.errors import ConfigError
-from pinnlab.sweep.study import PARENT_ATTR, SPEC_ATTR, _journal_path, open_storage
+from pinnlab.sweep.study import PARENT_ATTR, SPEC_ATTR, _load, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "read_study", "study_names"]
 
@@ -48,33 +47,19 @@ class StudyRecord:
     trials: list[TrialRecord]
 
 
-def _open_existing(storage_url: str) -> optuna.storages.BaseStorage:
-    path = _journal_path(storage_url)
-    if path is not None and not Path(path).is_file():
-        raise ConfigError(
-            "--storage",
-            f"no Optuna journal at {path!r}; run `pinnlab sweep FILE` first (in this directory, or with "
-            "the same $PINNLAB_HOME), or pass the sweep's --storage",
-        )
-    return open_storage(storage_url)
-
-
 def study_names(storage_url: str) -> list[str]:
     """Names of the studies in a storage."""
-    storage = _open_existing(storage_url)
+    storage = open_storage(storage_url, create=False)
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
 def read_study(study_name: str, storage_url: str) -> StudyRecord:
     """Every trial of ``study_name`` in ``storage_url`` (see :func:`pinnlab.sweep.study.open_storage`)."""
-    storage = _open_existing(storage_url)
+    storage = open_storage(storage_url, create=False)
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-        raise ConfigError(
-            "STUDY", f"{study_name!r} is not a study in {storage_url} (studies: {', '.join(names) or 'none'})"
-        ) from None
+        study = _load(study_name, storage, storage_url)
+    except ConfigError as exc:
+        raise ConfigError("STUDY" if exc.field == "--study-name" else exc.field, exc.message) from None
     trials = []
     for t in study.get_trials(deepcopy=False):
         duration = None

@@ -1,30 +1,57 @@
-"""Optuna studies: storage, sampler and pruner from a SweepSpec; the spec travels with the study.
+"""Optuna studies: storage, sampler and pruner from a SweepSpec; the spec travels with the study;
+the budget is handed out as queued slots.
 
 Storage
 -------
 Default: a JournalStorage file ``<store>/optuna.journal`` beside the MLflow store (``pinnlab-runs/``
 or ``$PINNLAB_HOME``): safe for several processes on one machine, no server.  ``--storage`` takes an
-RDB URL (``postgresql://…`` for several machines; ``sqlite:///…`` works but is not recommended for
-parallel workers) or ``journal:PATH`` / a path ending in ``.journal``.  RDB storages get heartbeats
-so a worker that dies is noticed and its trial marked FAIL.
+RDB URL (``postgresql://…`` for several machines, through psycopg 3, a dependency, whatever
+SQLAlchemy's default driver for the scheme; ``sqlite:///…`` works but is not recommended for parallel workers) or ``journal:PATH`` / a
+path ending in ``.journal``.  RDB storages get heartbeats (every ``HEARTBEAT_INTERVAL`` s; a trial
+silent for ``GRACE_PERIOD`` s is marked FAIL by the next live worker, see
+:mod:`pinnlab.sweep.recovery`); ``PINNLAB_HEARTBEAT_INTERVAL`` / ``PINNLAB_GRACE_PERIOD`` override
+them (whole seconds; the tests use 1 and 3 so that a killed worker is noticed in seconds, not half a
+minute).  Optuna's JournalStorage has no heartbeat: a dead worker's trial stays RUNNING there until
+the sweep that started the worker, or ``pinnlab sweep --repair``, repairs it.
+
+Opening a storage to *join* a study (``create=False``: workers, reports) never creates anything: a
+missing journal or SQLite file, or a database without Optuna's tables, is a one-line ConfigError
+instead of an empty store left behind.
 
 The validated spec (with its base config resolved) is stored as the study's user attribute
 ``pinnlab_spec``: a worker joining from another machine needs only the study name and the storage.
+
+The budget
+----------
+``n_trials`` is spent in *slots*: the study's creator enqueues one WAITING trial per slot (user
+attribute ``budget_slot``; a grid point for the grid sampler, empty params otherwise, which the
+sampler fills in when a worker takes the slot) and workers run queued trials only.  Optuna hands a
+waiting trial to exactly one worker, so workers on several machines neither overshoot the budget nor
+run a grid point twice.  What counts (:class:`Budget`): COMPLETE, PRUNED and FAIL trials, except a
+FAIL whose slot was queued again (a trial of a dead or stopped worker, retried by
+:mod:`pinnlab.sweep.recovery`) and a FAIL marked ``surplus`` (a worker that lost the race for the
+last waiting slot; Optuna then creates a fresh trial, which pinnlab ends at once without training).
+So a sweep of 8 trials in which one worker was killed ends with 8 counted trials plus the killed
+one as FAIL, and ``pinnlab report`` shows all nine.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from pinnlab.errors import ConfigError
+from pinnlab.errors import ConfigError, first_line
 from pinnlab.sweep.space import grid_space
 from pinnlab.sweep.spec import SweepSpec
 
@@ -34,8 +61,14 @@ __all__ = [
     "make_sampler",
     "make_pruner",
     "create_or_load_study",
-    "enqueue_grid",
+    "enqueue_slots",
     "load_study",
+    "Budget",
+    "budget",
+    "classify",
+    "heartbeat_settings",
+    "uses_heartbeat",
+    "display_url",
     "FINISHED_STATES",
     "HEARTBEAT_INTERVAL",
     "GRACE_PERIOD",
@@ -44,10 +77,13 @@ __all__ = [
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats (RDB storages)
 GRACE_PERIOD = 30  # a trial silent this long belongs to a dead worker and is marked FAIL
+# 3 missed heartbeats: a worker whose database connection stalls for one interval is not declared dead
 
 SPEC_ATTR = "pinnlab_spec"
 PARENT_ATTR = "mlflow_parent_run_id"
 TRACKING_ATTR = "mlflow_tracking_uri"
+SLOT_ATTR = "budget_slot"  # trial user attribute: which of the n_trials slots the trial fills
+SURPLUS_ATTR = "surplus"  # trial user attribute: lost the race for the last slot, never trained
 
 
 def default_storage_url(store: Path) -> str:
@@ -62,25 +98,109 @@ def _journal_path(url: str) -> str | None:
     return None
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """A storage object for a URL (see the module docstring)."""
+def uses_heartbeat(url: str) -> bool:
+    """Whether trials in this storage send heartbeats (RDB storages; not the journal)."""
+    return _journal_path(url) is None
+
+
+def display_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for output, tags and reports)."""
+    if "://" not in url or "@" not in url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL: hide everything between scheme and host
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds: the defaults or the PINNLAB_* overrides."""
+    values = []
+    for name, default in (("PINNLAB_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL), ("PINNLAB_GRACE_PERIOD", GRACE_PERIOD)):
+        text = os.environ.get(name)
+        if text is None or text == "":
+            values.append(default)
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ConfigError(name, f"{text!r} is not allowed: must be a whole number of seconds >= 1")
+        values.append(value)
+    interval, grace = values
+    if grace <= interval:
+        raise ConfigError(
+            "PINNLAB_GRACE_PERIOD",
+            f"{grace} is not allowed: must be greater than the heartbeat interval ({interval} s)",
+        )
+    return interval, grace
+
+
+def open_storage(
+    url: str,
+    *,
+    create: bool = True,
+    stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> optuna.storages.BaseStorage:
+    """A storage object for a URL (see the module docstring).
+
+    ``create=False`` refuses to create a store that does not exist yet.  ``stale_callback`` is
+    called by Optuna for every trial it marks FAIL because its heartbeat stopped (RDB storages).
+    """
     path = _journal_path(url)
     if path is not None:
+        if not create and not Path(path).is_file():
+            raise ConfigError(
+                "--storage",
+                f"no Optuna journal at {path!r}; run `pinnlab sweep FILE` first (in this directory, or with "
+                "the same $PINNLAB_HOME), or pass the sweep's --storage",
+            )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     if "://" not in url:
         raise ConfigError("--storage", f"{url!r} is not a storage URL (postgresql://…, sqlite:///…, journal:PATH)")
+    if not create and url.startswith("sqlite:///"):
+        db = url[len("sqlite:///") :].split("?", 1)[0]
+        if db and db != ":memory:" and not Path(db).is_file():
+            raise ConfigError("--storage", f"no SQLite database at {db!r}; pass the --storage the sweep used")
+    interval, grace = heartbeat_settings()
+    engine_url, engine_kwargs = url, {}
+    if url.startswith("postgresql"):
+        # a server that does not answer is an error after 10 s, not a hang (libpq waits forever by default)
+        engine_kwargs = {"connect_args": {"connect_timeout": 10}}
+        if url.startswith("postgresql://"):  # psycopg 3 (a dependency), whatever SQLAlchemy's default driver
+            engine_url = "postgresql+psycopg://" + url[len("postgresql://") :]
     try:
-        return RDBStorage(url, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD)
-    except Exception as exc:  # bad dialect, unreachable server, missing driver
-        raise ConfigError("--storage", f"cannot open {url!r}: {str(exc).splitlines()[0]}") from None
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5.0
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                engine_url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=interval,
+                grace_period=grace,
+                heartbeat_stale_trial_callback=stale_callback,
+                skip_table_creation=not create,
+            )
+    except Exception as exc:  # bad dialect, unreachable server, missing driver, no Optuna tables
+        raise ConfigError("--storage", f"cannot open {display_url(url)!r}: {first_line(_root(exc))}") from None
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The original error under Optuna's and SQLAlchemy's wrappers (the driver's own message)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSampler:
     """The sampler of one worker.
 
     ``grid``: Optuna's GridSampler lets simultaneous workers pick the same grid point, so the grid
-    is enqueued up front instead (:func:`enqueue_grid`; a waiting trial is handed to exactly one
+    is enqueued up front instead (:func:`enqueue_slots`; a waiting trial is handed to exactly one
     worker) and workers sample at random only beyond the grid.
     """
     seed = spec.sampler.seed + worker  # workers must not propose the same sequence
@@ -98,9 +218,13 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def create_or_load_study(spec: SweepSpec, storage_url: str) -> optuna.Study:
+def create_or_load_study(
+    spec: SweepSpec,
+    storage_url: str,
+    stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> optuna.Study:
     """Create the study (storing the spec) or load it, refusing a spec that changed the space."""
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, stale_callback=stale_callback)
     study = optuna.create_study(
         study_name=spec.study_name,
         storage=storage,
@@ -126,41 +250,101 @@ def create_or_load_study(spec: SweepSpec, storage_url: str) -> optuna.Study:
     return study
 
 
-def load_study(study_name: str, storage_url: str, worker: int = 0) -> tuple[optuna.Study, SweepSpec]:
-    """Join an existing study (any machine): its spec comes from the storage."""
-    storage = open_storage(storage_url)
+def _load(study_name: str, storage: optuna.storages.BaseStorage, url: str, **kwargs) -> optuna.Study:
+    """``optuna.load_study`` with one-line errors: unknown study (listing those that exist), or a
+    database that holds no Optuna study tables."""
     try:
-        summary = optuna.load_study(study_name=study_name, storage=storage)
+        return optuna.load_study(study_name=study_name, storage=storage, **kwargs)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         raise ConfigError(
-            "--study-name", f"{study_name!r} is not a study in this storage (studies: {', '.join(names) or 'none'})"
+            "--study-name", f"{study_name!r} is not a study in {display_url(url)} (studies: {', '.join(names) or 'none'})"
         ) from None
+    except Exception as exc:  # e.g. a PostgreSQL database without Optuna's tables
+        raise ConfigError("--storage", f"cannot read studies from {display_url(url)!r}: {first_line(_root(exc))}") from None
+
+
+def load_study(
+    study_name: str,
+    storage_url: str,
+    worker: int = 0,
+    stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+) -> tuple[optuna.Study, SweepSpec]:
+    """Join an existing study (any machine): its spec comes from the storage; nothing is created."""
+    storage = open_storage(storage_url, create=False, stale_callback=stale_callback)
+    summary = _load(study_name, storage, storage_url)
     data: dict[str, Any] | None = summary.user_attrs.get(SPEC_ATTR)
     if data is None:
         raise ConfigError("--study-name", f"{study_name!r} was not created by pinnlab (no {SPEC_ATTR})")
     spec = SweepSpec.from_dict(data)
-    study = optuna.load_study(
-        study_name=study_name, storage=storage, sampler=make_sampler(spec, worker), pruner=make_pruner(spec)
-    )
+    study = _load(study_name, storage, storage_url, sampler=make_sampler(spec, worker), pruner=make_pruner(spec))
     return study, spec
 
 
-def enqueue_grid(study: optuna.Study, spec: SweepSpec) -> int:
-    """Enqueue every grid point not yet in the study (shuffled by the sampler seed); returns how many."""
-    if spec.sampler.name != "grid":
+@dataclass(frozen=True)
+class Budget:
+    """How much of a study's ``n_trials`` is spent (see the module docstring for what counts)."""
+
+    n_trials: int
+    done: int  # counted: COMPLETE, PRUNED, and FAIL that was neither retried nor surplus
+    running: int
+    waiting: int  # queued slots nobody has taken yet
+    retried: int  # FAIL trials of dead or stopped workers whose slot was queued again
+    surplus: int  # FAIL trials that lost the race for the last slot (never trained)
+
+    @property
+    def spent(self) -> bool:
+        return self.done >= self.n_trials
+
+    @property
+    def untaken(self) -> int:
+        """Slots no worker is running (waiting in the queue, or not enqueued yet)."""
+        return self.n_trials - self.done - self.running
+
+
+def classify(trials: Sequence[FrozenTrial]) -> list[str]:
+    """Per trial: ``done`` (counted), ``running``, ``waiting``, ``retried`` or ``surplus``."""
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    kinds = []
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            kinds.append("running")
+        elif t.state == TrialState.WAITING:
+            kinds.append("waiting")
+        elif t.state == TrialState.FAIL and t.number in retried:
+            kinds.append("retried")
+        elif t.state == TrialState.FAIL and t.user_attrs.get(SURPLUS_ATTR):
+            kinds.append("surplus")
+        else:
+            kinds.append("done")
+    return kinds
+
+
+def budget(trials: Sequence[FrozenTrial], n_trials: int) -> Budget:
+    kinds = classify(trials)
+    return Budget(n_trials=n_trials, **{k: kinds.count(k) for k in ("done", "running", "waiting", "retried", "surplus")})
+
+
+def enqueue_slots(study: optuna.Study, spec: SweepSpec) -> int:
+    """Enqueue the slots the budget lacks; returns how many.
+
+    Grid sampler: every grid point not yet in the study (shuffled by the sampler seed) first, then
+    empty slots (sampled at random beyond the grid); other samplers: empty slots.
+    """
+    trials = study.get_trials(deepcopy=False)
+    b = budget(trials, spec.n_trials)
+    missing = spec.n_trials - b.done - b.running - b.waiting
+    if missing <= 0:
         return 0
-    space = grid_space(spec.space)
-    names = list(space)
-    points = [dict(zip(names, values)) for values in itertools.product(*space.values())]
-    random.Random(spec.sampler.seed).shuffle(points)
-    seen = [t.params for t in study.get_trials(deepcopy=False)]
-    seen += [t.system_attrs.get("fixed_params", {}) for t in study.get_trials(deepcopy=False)]
-    todo = [p for p in points if p not in seen][: max(0, spec.n_trials - len(study.get_trials(deepcopy=False)))]
-    for p in todo:
-        study.enqueue_trial(p, skip_if_exists=True)
-    return len(todo)
-
-
-def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    points: list[dict[str, Any]] = []
+    if spec.sampler.name == "grid":
+        space = grid_space(spec.space)
+        names = list(space)
+        points = [dict(zip(names, values)) for values in itertools.product(*space.values())]
+        random.Random(spec.sampler.seed).shuffle(points)
+        seen = [t.params for t in trials] + [t.system_attrs.get("fixed_params", {}) for t in trials]
+        points = [p for p in points if p not in seen]
+    first = 1 + max((t.user_attrs.get(SLOT_ATTR, -1) for t in trials), default=-1)
+    for i in range(missing):
+        study.enqueue_trial(points[i] if i < len(points) else {}, user_attrs={SLOT_ATTR: first + i})
+    return missing
