@@ -74,6 +74,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -192,6 +193,18 @@ def ui_command(tracking_uri: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- conversions
+_METRIC_KEY_INVALID = re.compile(r"[^A-Za-z0-9_\-. :/]")
+
+
+def metric_key(name: str) -> str:
+    """An MLflow-valid metric key: characters MLflow refuses (``+``, ``(``, …) become ``_``.
+
+    History columns keep their names; only the MLflow copy is renamed (``deriv/u_xy+u_yy`` ->
+    ``deriv/u_xy_u_yy``), so a user problem's derivative names can never fail a run's logging.
+    """
+    return _METRIC_KEY_INVALID.sub("_", name)
+
+
 def _param_value(value: Any) -> str:
     """A YAML/JSON scalar: ``true``, ``null``, ``0.001``, ``{}``; strings as they are."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
@@ -402,7 +415,7 @@ class RunTracker(Callback):
         while self._buffer:
             chunk = self._buffer[:MAX_METRICS_PER_BATCH]
             self.client.log_batch(
-                self.run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in chunk], synchronous=True
+                self.run_id, metrics=[Metric(metric_key(k), v, ts, s) for k, v, ts, s in chunk], synchronous=True
             )
             del self._buffer[: len(chunk)]
         self._last_flush = time.monotonic()
@@ -501,6 +514,21 @@ def end_run(tracking_uri: str | None, run_id: str, status: str = "FINISHED") -> 
 def set_tags(tracking_uri: str | None, run_id: str, tags: Mapping[str, Any]) -> None:
     """Set tags on a run (values stringified, ``None`` as ``"none"``, truncated to MLflow's limit)."""
     _log_params_and_tags(_client(tracking_uri), run_id, tags=tags)
+
+
+def log_files(tracking_uri: str | None, run_id: str, paths: Iterable[Path], artifact_path: str | None = None) -> None:
+    """Log existing files as artifacts of a run (e.g. a reproduction's figures)."""
+    client = _client(tracking_uri)
+    for p in paths:
+        client.log_artifact(run_id, str(p), artifact_path=artifact_path)
+
+
+def log_metrics(tracking_uri: str | None, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    """Log finite scalar metrics of a run in one batch (non-finite values are skipped)."""
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if _finite(v)]
+    if batch:
+        _client(tracking_uri).log_batch(run_id, metrics=batch)
 
 
 # ----------------------------------------------------------------- read helpers (pinnlab.analysis)
