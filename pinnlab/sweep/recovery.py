@@ -47,6 +47,7 @@ import socket
 import time
 import warnings
 from collections.abc import Iterable
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -167,7 +168,10 @@ def _alive_here(worker: str | None) -> bool | None:
         return False
     except PermissionError:  # someone else's live process
         return True
-    return True
+    try:  # a killed worker whose parent died too can stay a zombie (not reaped): dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc: trust kill()
+        return True
 
 
 def repair_trials(
