@@ -196,10 +196,15 @@ def _cmd_sweep(args) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
+        if args.repair:
+            numbers = f" ({', '.join(map(str, report.repaired))})" if report.repaired else ""
+            print(f"repaired: {len(report.repaired)} trials marked FAIL{numbers}, "
+                  f"{report.closed_runs} other MLflow runs closed KILLED")
         _print_sweep(report)
         if args.workers == 0 and report.done < report.n_trials:
-            join = f"pinnlab worker --study-name {report.study_name} --storage {report.storage}"
-            print(f"created; on each machine run: {join}" + (" --tracking-uri URI" if report.tracking_uri else ""))
+            print(f"run workers with: pinnlab worker --study-name {report.study_name} --storage {report.storage}")
+            if report.tracking_uri and not report.tracking_uri.startswith(("http://", "https://")):
+                print("(the MLflow store is a local file: workers on other machines need --tracking-uri of a server)")
     return 0
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -46,6 +48,7 @@ SWEEP = {
     "n_trials": 4,
 }
 HOST = socket.gethostname()
+ROOT = Path(__file__).resolve().parents[1]
 CLOSED = "pinnlab.closed_by"
 
 
@@ -60,16 +63,23 @@ def pg_url():
         pytest.skip(f"no PostgreSQL server: {exc}")
 
 
+def documented_mlflow_server() -> list[str]:
+    """The ``mlflow server`` command of docs/scale-out.md, as an argv."""
+    (line,) = [ln[2:] for ln in (ROOT / "docs" / "scale-out.md").read_text().splitlines()
+               if ln.startswith("$ mlflow server ")]
+    return shlex.split(line)
+
+
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory):
-    """``mlflow server`` on 127.0.0.1 with its own backend store and artifact destination."""
+    """The documented ``mlflow server`` command, run in a scratch directory on a free port of
+    127.0.0.1 with one worker process."""
     root = tmp_path_factory.mktemp("mlflow-server")
+    argv = documented_mlflow_server()
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"  # the documented default stays on loopback
     port = free_port()
-    server = Server(
-        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "artifacts")],
-        root, port,
-    )
+    argv[argv.index("--port") + 1] = str(port)
+    server = Server([str(BIN / "mlflow"), *argv[1:], "--workers", "1"], root, port)
     try:
         server.answer("/api/2.0/mlflow/experiments/search", {"max_results": 1})
         yield f"http://127.0.0.1:{port}"
@@ -193,23 +203,53 @@ def test_sigkilled_worker_loses_nothing(tmp_path, capsys, heartbeat, pg_url, tra
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=100
     )
     assert {r.info.run_id for r in children} == {t.user_attrs["mlflow_run_id"] for t in ts}
+    # the filter of docs/scale-out.md finds the killed run, and only it
+    closed = client.search_runs([parent.info.experiment_id], "tags.pinnlab.closed_by LIKE '%'")
+    assert [r.info.run_id for r in closed] == [dead_run.info.run_id]
     assert not [r.info.run_id for r in children if r.info.status == "RUNNING"]
     for t in results:
         run = next(r for r in children if r.info.run_id == t.user_attrs["mlflow_run_id"])
         assert run.info.status == "FINISHED" and run.data.tags["trial"] == str(t.number)
 
 
-# ------------------------------------------------------------------------------ SIGTERM
-def test_sigterm_ends_the_trial_fail_and_its_run_killed_then_the_slot_is_redone(
-    tmp_path, capsys, heartbeat, pg_url, tracking
-):
-    study = f"term-{uuid.uuid4().hex[:8]}"
-    cli_json(capsys, "sweep", str(sweep_file(tmp_path, n_trials=1)), "--study-name", study, "--storage", pg_url,
-             "--tracking-uri", tracking, "--workers", "0", "--json", "--quiet")
+# ------------------------------------------------------------------------------ the README's commands, SIGTERM
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- scale-out -->\s*```console\n(.*?)```", text, re.S).group(1)
+    return [ln[2:].split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("$ ")]
+
+
+def test_readme_commands_and_a_worker_stopped_with_sigterm(tmp_path, capsys, heartbeat, pg_url, tracking, monkeypatch):
+    """The README's scale-out commands as written, with STORAGE and TRACKING pointing at this
+    test's servers: the first creates the study and runs nothing; the worker is stopped with
+    SIGTERM in the middle of its first trial (MLflow run KILLED, trial FAIL and queued again, exit
+    code 130 and one line saying so); the repair then finds nothing left to repair."""
+    create, work, repair = readme_commands()
+    monkeypatch.setenv("STORAGE", pg_url)
+    monkeypatch.setenv("TRACKING", tracking)
+    monkeypatch.chdir(ROOT)
+    try:  # a study left by an earlier run against the same database
+        optuna.delete_study(study_name="seed_divergence", storage=pg_url)
+    except KeyError:
+        pass
+
+    def in_process(cmd: str) -> list[str]:
+        argv = shlex.split(os.path.expandvars(cmd))
+        assert argv[0] == "pinnlab" and main(argv[1:]) == 0, capsys.readouterr().err
+        return capsys.readouterr().out.splitlines()
+
+    out = in_process(create)
+    assert out[0] == "study seed_divergence: 0/24 trials (WAITING 24); ran 0 now", out
+    assert f"run workers with: pinnlab worker --study-name seed_divergence --storage {pg_url}" in out
+
     storage = optuna.storages.RDBStorage(pg_url, skip_table_creation=True)
-    w = worker(study, pg_url, tmp_path, "w")
+    argv = shlex.split(os.path.expandvars(work))
+    assert argv[:2] == ["pinnlab", "worker"]
+    w = subprocess.Popen([str(BIN / "pinnlab"), *argv[1:]], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=open(tmp_path / "w.err", "w"), text=True,
+                         env={**os.environ, **HEARTBEAT, "TF_CPP_MIN_LOG_LEVEL": "2"})
     try:
-        victim = wait_for(lambda: running_trial_of(study, storage, w), "the worker to be in a trial", [w])
+        victim = wait_for(lambda: running_trial_of("seed_divergence", storage, w), "the worker to be in a trial", [w])
         w.send_signal(signal.SIGTERM)
         finish(w, 60)
     finally:
@@ -222,19 +262,18 @@ def test_sigterm_ends_the_trial_fail_and_its_run_killed_then_the_slot_is_redone(
         f"pinnlab worker: interrupted by SIGTERM: trial {victim.number} ended FAIL and its MLflow run KILLED, "
         "its slot queued again; this worker finished 0"
     )
-    by_number = {t.number: t for t in trials(study, storage)}
-    assert by_number[victim.number].state.name == "FAIL"
+    ts = {t.number: t for t in trials("seed_divergence", storage)}
+    assert ts[victim.number].state.name == "FAIL"
     run = mlflow.MlflowClient(tracking_uri=tracking).get_run(victim.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED"
     assert run.data.tags[CLOSED] == f"SIGTERM: worker {HOST}:{w.pid} was stopped during the trial"
-    (retry,) = [t for t in by_number.values() if t.user_attrs.get("retry_of") == victim.number]
+    (retry,) = [t for t in ts.values() if t.user_attrs.get("retry_of") == victim.number]
     assert retry.state.name == "WAITING" and retry.params == victim.params
+    assert retry.user_attrs["budget_slot"] == victim.user_attrs["budget_slot"]
 
-    # the next worker (here, in this process) redoes the slot
-    report = cli_json(capsys, "worker", "--study-name", study, "--storage", pg_url, "--json")
-    assert report["done"] == 1 and report["ran_now"] == 1
-    assert report["counts"].get("FAIL") == 1 and report["outcomes"]["retried"] == 1
-    assert by_number[victim.number].params in [t.params for t in trials(study, storage) if t.state.name == "COMPLETE"]
+    out = in_process(repair)
+    assert out[0] == "repaired: 0 trials marked FAIL, 0 other MLflow runs closed KILLED"
+    assert out[1] == "study seed_divergence: 0/24 trials (FAIL 1, WAITING 24); ran 0 now", out
 
 
 # ------------------------------------------------------------------------------ journal: --repair

@@ -81,6 +81,8 @@ class SweepReport:
     best_value: float | None = None
     best_params: dict[str, Any] | None = None
     ran_now: int = 0  # counted trials finished by this command
+    repaired: list[int] = field(default_factory=list)  # trials --repair marked FAIL (and queued again)
+    closed_runs: int = 0  # MLflow runs --repair closed (KILLED) because their trial was not RUNNING
     wall_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,11 +258,11 @@ def _stopped(study, objective, recovery, signal_text: str) -> str:
 
 def _close_study_runs(study, tracking_uri, parent) -> None:
     """The budget is spent: no child run may stay RUNNING, and the parent run is FINISHED."""
-    from pinnlab.sweep.recovery import CLOSED_TAG, close_orphan_runs, worker_id
+    from pinnlab.sweep.recovery import close_orphan_runs, worker_id
     from pinnlab.tracking import close_runs
 
     close_orphan_runs(study, tracking_uri)
-    close_runs(tracking_uri, [parent], {CLOSED_TAG: f"budget spent: worker {worker_id()}"}, status="FINISHED")
+    close_runs(tracking_uri, [parent], {"pinnlab.finished_by": f"worker {worker_id()} (budget spent)"}, status="FINISHED")
 
 
 def _worker_entry(kwargs: dict) -> None:
@@ -289,16 +291,19 @@ def run_sweep(
     repair: bool = False,
 ) -> SweepReport:
     """Create or resume the study of ``spec`` and run its missing trials with ``workers`` local
-    workers (0: only create it, for ``pinnlab worker`` elsewhere).  ``repair``: first fail and
+    workers (0: only create it, for ``pinnlab worker`` elsewhere).  ``tracking_uri``: default, the
+    one the study was created with, else ``$MLFLOW_TRACKING_URI`` or the local store.  ``repair``: first fail and
     retry the RUNNING trials of workers that are gone (:func:`pinnlab.sweep.recovery.repair`)."""
     from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
     from pinnlab.tracking import default_store, end_run, resolve_tracking_uri, start_parent_run
 
     t0 = time.time()
     storage = storage or default_storage_url(default_store())
-    tracking_uri = resolve_tracking_uri(tracking_uri) if track else None
-    recovery = TrialRecovery(tracking_uri)
+    recovery = TrialRecovery()
     study = create_or_load_study(spec, storage, stale_callback=recovery)
+    # resuming without --tracking-uri: the store the study was created with
+    tracking_uri = resolve_tracking_uri(tracking_uri or study.user_attrs.get(TRACKING_ATTR)) if track else None
+    recovery.tracking_uri = tracking_uri
     done = budget(study.get_trials(deepcopy=False), spec.n_trials).done
     parent = study.user_attrs.get(PARENT_ATTR)
     experiment = spec.experiment or spec.study_name
@@ -313,14 +318,16 @@ def run_sweep(
         )
         study.set_user_attr(PARENT_ATTR, parent)
         study.set_user_attr(TRACKING_ATTR, tracking_uri)
+    repaired, closed = [], []
     if repair:
-        repair_trials(study, storage, recovery)
+        repaired = repair_trials(study, storage, recovery)
         if track:
-            close_orphan_runs(study, tracking_uri)
+            closed = close_orphan_runs(study, tracking_uri)
     enqueue_slots(study, spec)
     b = budget(study.get_trials(deepcopy=False), spec.n_trials)
     if b.spent or workers == 0:
         report = study_report(study, spec, storage, tracking_uri)
+        report.repaired, report.closed_runs = repaired, len(closed)
         report.wall_seconds = time.time() - t0
         return report
     workers = max(1, min(workers, b.untaken))
@@ -339,6 +346,7 @@ def run_sweep(
             end_run(tracking_uri, parent, status)
     report = study_report(study, spec, storage, tracking_uri)
     report.ran_now = report.done - done
+    report.repaired, report.closed_runs = repaired, len(closed)
     report.wall_seconds = time.time() - t0
     return report
 
