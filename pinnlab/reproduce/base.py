@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Claim", "StudyResult", "Session", "verdict", "fmt", "span"]
+__all__ = ["Claim", "StudyResult", "Session", "verdict", "fmt", "span", "count_span"]
 
 
 def verdict(ok: bool | None, partly: bool = False) -> str:
@@ -62,6 +62,12 @@ def span(values: Sequence[float | None], digits: int = 2) -> str:
         vals = [float(v) for v in vals]
     lo, hi = min(vals), max(vals)
     return fmt(lo, digits) if fmt(lo, digits) == fmt(hi, digits) else f"{fmt(lo, digits)}–{fmt(hi, digits)}"
+
+
+def count_span(values: Sequence[float | None], digits: int = 2) -> str:
+    """``k/n seeds, at steps min–max``: how many runs have the step (e.g. reached NaN), and its span."""
+    have = [v for v in values if v is not None]
+    return f"{len(have)}/{len(values)} seeds" + (f", at steps {span(have, digits)}" if have else "")
 
 
 def _json_ready(x: Any) -> Any:

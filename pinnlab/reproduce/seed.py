@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pinnlab.reproduce.base import Session, fmt, span
+from pinnlab.reproduce.base import Session, count_span, fmt, span
 
 TITLE = "seed: derivatives of the network output in a Keras loss (u_x + u_yy)"
 SOURCE = (
@@ -152,7 +152,7 @@ def part_a(session: Session, b: dict) -> list:
             "a",
             "NaN 'after the first epoch'",
             Q,
-            f"first non-finite value at steps {span(nan_steps)} (epochs {span(epochs)}), first in "
+            f"first non-finite value on {count_span(nan_steps)} (epochs {span(epochs)}), first in "
             + ", ".join(sorted({str(row['first_nonfinite']) for row in rows}))
             + f"; {PRE}: 8,560–8,680",
             all(s is not None and s < 2 * STEPS_PER_EPOCH for s in nan_steps),
@@ -197,7 +197,7 @@ def part_b(session: Session, b: dict) -> None:
         "Dense(5, softplus) → Dense(1, softplus) diverges as well",
         A,
         f"{sum(r.diverged for r, _, _ in runs)}/{len(runs)} seeds divergent; "
-        + (f"NaN at steps {span([row['nan_onset_step'] for row in rows])} ({PRE}: 5,700–8,050)"
+        + (f"NaN on {count_span([row['nan_onset_step'] for row in rows])} ({PRE}: 5,700–8,050)"
            if not b["stop_early"] else f"detected at steps {span([row['divergence_step'] for row in rows])}"),
         all(r.diverged for r, _, _ in runs),
         "every seed divergent",
@@ -291,8 +291,8 @@ def part_c(session: Session, b: dict, intended: list) -> None:
         "Both the literal and the intended loss diverge",
         Q,
         f"literal: {sum(r['literal']['outcome'] in ('nan', 'blowup', 'unbounded') for r in rows)}/{len(rows)} divergent, "
-        f"{'NaN' if when == 'nan_onset_step' else 'detected'} at steps {span([r['literal'][when] for r in rows])}; "
-        f"intended: {span([r['intended'][when] for r in rows])}"
+        f"{'NaN' if when == 'nan_onset_step' else 'detected'} on {count_span([r['literal'][when] for r in rows])}; "
+        f"intended: {count_span([r['intended'][when] for r in rows])}"
         + (f" ({PRE}: literal NaN ≈ 5,900)" if when == "nan_onset_step" else ""),
         all(r["literal"]["outcome"] in ("nan", "blowup", "unbounded") for r in rows)
         and all(r["intended"]["outcome"] in ("nan", "blowup", "unbounded") for r in rows),
@@ -415,7 +415,7 @@ def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
             delayed = bool(np.median(rates) < np.median(rate_no_decay)) and min(rates) > 0
             if not b["stop_early"]:
                 nans = [r["nan_onset_step"] for r in rows]
-                ours += f"; NaN at steps {span(nans)} vs {span(nan_no_decay)} without decay"
+                ours += f"; NaN on {count_span(nans)} vs {count_span(nan_no_decay)} without decay"
                 delayed = delayed and all(x is not None for x in nans + nan_no_decay) and bool(
                     np.median(nans) > np.median(nan_no_decay)
                 )
