@@ -164,6 +164,8 @@ def run_worker(
     if threads:
         _limit_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:  # a stop is told in one line, not a traceback
+        handler.addFilter(_no_interrupt_traceback)
     logging.getLogger("pinnlab").setLevel(logging.ERROR)  # per-trial warnings are in the trial's attrs
     recovery = TrialRecovery(tracking_uri)
     study, spec = load_study(study_name, storage, worker, stale_callback=recovery)
@@ -192,19 +194,24 @@ def run_worker(
     )
     try:
         with terminate.installed([signal.SIGTERM, signal.SIGINT]), terminate.deferred():
-            _work(study, spec, storage, objective, terminate, n_trials)
+            ran = _work(study, spec, storage, objective, terminate, n_trials)
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(_stopped(study, objective, recovery, str(exc))) from None
     if track and budget(study.get_trials(deepcopy=False), spec.n_trials).spent:
         _close_study_runs(study, tracking_uri, parent)
     report = study_report(study, spec, storage, tracking_uri)
-    report.ran_now = len(_mine(study))
+    report.ran_now = ran
     report.wall_seconds = time.time() - t0
     return report
 
 
+def _no_interrupt_traceback(record) -> bool:
+    """Logging filter: drop Optuna's "Trial N failed ... KeyboardInterrupt" record and traceback."""
+    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+
+
 def _mine(study) -> list:
-    """The trials this process took (user attribute ``worker``)."""
+    """The trials this process took (user attribute ``worker``), for the account of a stop."""
     from pinnlab.sweep.recovery import WORKER_ATTR, worker_id
 
     me = worker_id()
@@ -268,9 +275,11 @@ def _close_study_runs(study, tracking_uri, parent) -> None:
 def _worker_entry(kwargs: dict) -> None:
     """A local worker process: one line and exit code 130 when stopped by a signal, 2 on bad input."""
     from pinnlab.errors import PinnlabError
+    from pinnlab.signals import Terminate
 
     try:
-        run_worker(**kwargs)
+        with Terminate().installed([signal.SIGTERM, signal.SIGINT]):  # a stop during start-up, too
+            run_worker(**kwargs)
     except KeyboardInterrupt as exc:
         print(f"pinnlab sweep: worker {kwargs.get('worker', 0)}: {exc}", file=sys.stderr)
         sys.exit(130)
@@ -291,9 +300,12 @@ def run_sweep(
     repair: bool = False,
 ) -> SweepReport:
     """Create or resume the study of ``spec`` and run its missing trials with ``workers`` local
-    workers (0: only create it, for ``pinnlab worker`` elsewhere).  ``tracking_uri``: default, the
-    one the study was created with, else ``$MLFLOW_TRACKING_URI`` or the local store.  ``repair``: first fail and
-    retry the RUNNING trials of workers that are gone (:func:`pinnlab.sweep.recovery.repair`)."""
+    workers (0: only create it, for ``pinnlab worker`` elsewhere).
+
+    ``tracking_uri``: default, the one the study was created with, else ``$MLFLOW_TRACKING_URI``
+    or the local store.  ``repair``: first fail and queue again the trials of workers that are gone
+    (:func:`pinnlab.sweep.recovery.repair_trials`) and close runs left RUNNING.
+    """
     from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
     from pinnlab.tracking import default_store, end_run, resolve_tracking_uri, start_parent_run
 
