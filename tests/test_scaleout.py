@@ -33,6 +33,7 @@ import pytest
 import sqlalchemy
 import yaml
 
+from pinnlab.analysis import trials_frame
 from pinnlab.cli import main
 from tests import postgres
 from tests.test_dashboard_browser import BIN, Server, free_port
@@ -203,6 +204,9 @@ def test_sigkilled_worker_loses_nothing(tmp_path, capsys, heartbeat, pg_url, tra
         [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=100
     )
     assert {r.info.run_id for r in children} == {t.user_attrs["mlflow_run_id"] for t in ts}
+    # pinnlab's analysis tells the retried trial from a crash, and judges the four results only
+    frame = trials_frame(study, pg_url, tracking).set_index("trial")
+    assert frame.loc[killed.number, "outcome"] == "retried" and frame["diverged"].notna().sum() == 4
     # the filter of docs/scale-out.md finds the killed run, and only it
     closed = client.search_runs([parent.info.experiment_id], "tags.pinnlab.closed_by LIKE '%'")
     assert [r.info.run_id for r in closed] == [dead_run.info.run_id]

@@ -7,8 +7,9 @@ Which trials count
 ------------------
 Divergence rates are over the trials that have a pinnlab outcome (they trained to a verdict):
 ``diverged`` = outcome in nan / blowup / unbounded; ``stable`` and ``silent_failure`` are not
-divergent.  Crashed trials (Optuna FAIL without an outcome) and unfinished ones are left out of
-every rate and counted apart (:func:`outcome_counts`).
+divergent.  Crashed, retried and surplus trials (Optuna FAIL without an outcome, see
+:mod:`pinnlab.analysis.frames`) and unfinished ones are left out of every rate and counted apart
+(:func:`outcome_counts`).
 
 Levels of a factor
 ------------------
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.analysis.frames import CRASH, DIVERGENT
+from pinnlab.analysis.frames import DIVERGENT, UNJUDGED
 from pinnlab.training.divergence import OUTCOMES, growth_rate
 
 __all__ = [
@@ -86,12 +87,14 @@ def factor_levels(trials: pd.DataFrame, factor: str, space: dict[str, Any] | Non
 
 
 def judged(trials: pd.DataFrame) -> pd.DataFrame:
-    """The trials with a pinnlab outcome other than crash (the denominator of every rate)."""
-    return trials[trials["outcome"].notna() & (trials["outcome"] != CRASH)]
+    """The trials with a pinnlab outcome other than crash, retried or surplus (the denominator of
+    every rate)."""
+    return trials[trials["outcome"].notna() & ~trials["outcome"].isin(UNJUDGED)]
 
 
 def outcome_counts(trials: pd.DataFrame) -> dict[str, int]:
-    """Trials per outcome (``crash`` for FAIL trials without one, ``unfinished`` for the rest)."""
+    """Trials per outcome (``crash`` / ``retried`` / ``surplus`` for FAIL trials without one,
+    ``unfinished`` for the rest)."""
     out = trials["outcome"].fillna("unfinished").value_counts()
     return {str(k): int(v) for k, v in sorted(out.items())}
 

@@ -24,7 +24,8 @@ unbounded; missing for trials without an outcome), ``nan_onset_step``, ``first_n
 only), the other summary numbers the sweep stores (``final_loss``, ``heldout_residual``,
 ``weight_norm_ratio``, ...), ``final/<metric>`` (the last logged value of each MLflow metric, e.g.
 ``final/weight_norm/total``), ``mlflow_run_id``, ``run_status`` and ``artifact_uri``.  A FAIL trial without an outcome
-(an exception, a dead worker) has outcome ``crash``.
+(an exception) has outcome ``crash``; ``retried`` if its worker died or was stopped and it was run
+again, ``surplus`` if it lost the race for the last queued trial.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pinnlab.training.divergence import DIVERGENT  # nan, blowup, unbounded
 __all__ = [
     "DIVERGENT",
     "CRASH",
+    "UNJUDGED",
     "StudyData",
     "load_study_data",
     "trials_frame",
@@ -55,6 +57,9 @@ __all__ = [
 ]
 
 CRASH = "crash"  # outcome of a FAIL trial that never produced a result (as in `pinnlab sweep`'s report)
+# FAIL trials that are not results either: a dead or stopped worker's trial that was run again, and a
+# trial that lost the race for the last queued slot (see pinnlab.sweep.study.Budget)
+UNJUDGED = frozenset({CRASH, "retried", "surplus"})
 
 # trial user attrs (written by pinnlab.sweep.objective) that become columns, in this order
 _ATTR_COLUMNS = (
@@ -156,8 +161,8 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
                 value = _tag_value(tags[name])
             row[name] = value
         if row["outcome"] is None and t.state == "FAIL":
-            row["outcome"] = CRASH
-        row["diverged"] = None if row["outcome"] in (None, CRASH) else row["outcome"] in DIVERGENT
+            row["outcome"] = CRASH if t.kind == "done" else t.kind
+        row["diverged"] = None if row["outcome"] is None or row["outcome"] in UNJUDGED else row["outcome"] in DIVERGENT
         row["value"] = t.value
         for name in _SUMMARY_COLUMNS:
             row[name] = attrs.get(name)

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from pinnlab.errors import ConfigError
-from pinnlab.sweep.study import PARENT_ATTR, SPEC_ATTR, _load, open_storage
+from pinnlab.sweep.study import PARENT_ATTR, SPEC_ATTR, _load, classify, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "read_study", "study_names"]
 
@@ -35,6 +35,9 @@ class TrialRecord:
     user_attrs: dict[str, Any]
     intermediate_values: dict[int, float] = field(default_factory=dict)
     duration_seconds: float | None = None
+    # how the budget counts it (pinnlab.sweep.study.classify): "done", "running", "waiting",
+    # "retried" (a FAIL of a dead or stopped worker, run again) or "surplus" (never trained)
+    kind: str = "done"
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ def read_study(study_name: str, storage_url: str) -> StudyRecord:
     except ConfigError as exc:
         raise ConfigError("STUDY" if exc.field == "--study-name" else exc.field, exc.message) from None
     trials = []
-    for t in study.get_trials(deepcopy=False):
+    frozen = study.get_trials(deepcopy=False)
+    for t, kind in zip(frozen, classify(frozen)):
         duration = None
         if t.datetime_start is not None and t.datetime_complete is not None:
             duration = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -74,6 +78,7 @@ def read_study(study_name: str, storage_url: str) -> StudyRecord:
                 user_attrs=dict(t.user_attrs),
                 intermediate_values=dict(t.intermediate_values),
                 duration_seconds=duration,
+                kind=kind,
             )
         )
     attrs = study.user_attrs
