@@ -128,7 +128,8 @@ def convection_figures(session, rows: Sequence[Mapping], betas: Sequence[float],
             ax.set_xlabel("x")
             ax.set_ylabel("t")
             ax.set_title(f"{key}, β = {betas[-1]:g}", fontsize=9)
-        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03)
+        fig.subplots_adjust(left=0.05, right=0.9, bottom=0.15, top=0.9, wspace=0.25)
+        fig.colorbar(im, cax=fig.add_axes((0.92, 0.15, 0.012, 0.75)))
         fig.savefig(out / "convection_solutions.png")
         paths.append(out / "convection_solutions.png")
     return paths
