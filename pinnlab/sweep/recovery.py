@@ -23,19 +23,21 @@ How a trial loses its worker, and who notices
 
 What recovery does (:class:`TrialRecovery`)
 -------------------------------------------
-1. The trial's MLflow runs (its ``mlflow_run_id``, and any RUNNING child of the study's parent run
+1. Its slot is queued again, first (one storage write, the part that must not be lost if this
+   process dies too; :func:`repair_trials` finishes a recovery cut short there): Optuna's
+   ``RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)`` (``RetryFailedTrialCallback`` before
+   Optuna 4.9) enqueues a WAITING copy with the same params and ``budget_slot``, plus ``retry_of``
+   (the first trial of the slot) and ``retry_reason``; Optuna's system attributes
+   ``failed_trial`` / ``retry_history`` link the chain.  The dead trial's results and run id are
+   not copied.  After ``MAX_RETRY`` retries of one slot the last FAIL stays and counts: a
+   configuration that kills its worker every time (e.g. out of memory) is a result too.  How
+   retried trials count in the budget: :class:`pinnlab.sweep.study.Budget`.
+2. The trial's MLflow runs (its ``mlflow_run_id``, and any RUNNING child of the study's parent run
    tagged with its number: a worker can die between creating the run and recording its id) get
    the tag ``pinnlab.closed_by`` (``heartbeat: ...``, ``SIGTERM: ...``, ``repair: ...``) and, if
    still RUNNING, the status KILLED.  A tracking store that cannot be reached is a warning, not a
    stop: :func:`close_orphan_runs` (run at ``--repair`` and when a sweep's budget is spent) closes
    any child run still RUNNING whose trial is not.
-2. Its slot is queued again: Optuna's ``RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)``
-   (``RetryFailedTrialCallback`` before Optuna 4.9) enqueues a WAITING copy with the same params
-   and ``budget_slot``, plus ``retry_of`` (the first trial of the slot) and ``retry_reason``;
-   Optuna's system attributes ``failed_trial`` / ``retry_history`` link the chain.  The dead
-   trial's results and run id are not copied.  After ``MAX_RETRY`` retries of one slot the last
-   FAIL stays and counts: a configuration that kills its worker every time (e.g. out of memory) is
-   a result too.  How retried trials count in the budget: :class:`pinnlab.sweep.study.Budget`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,16 @@ from pinnlab.sweep.study import (
     uses_heartbeat,
 )
 
-__all__ = ["TrialRecovery", "repair_trials", "close_orphan_runs", "fail_stale", "worker_id", "MAX_RETRY", "WORKER_ATTR"]
+__all__ = [
+    "TrialRecovery",
+    "repair_trials",
+    "close_orphan_runs",
+    "fail_stale",
+    "worker_id",
+    "MAX_RETRY",
+    "WORKER_ATTR",
+    "CLOSED_TAG",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +112,7 @@ class TrialRecovery:
         self.max_retry = max_retry
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial, reason: str | None = None) -> bool:
-        """Close the trial's runs and queue its slot again; returns whether a retry was queued."""
+        """Queue the trial's slot again, then close its runs; returns whether a retry was queued."""
         if reason is None:
             grace = heartbeat_settings()[1]
             reason = (
