@@ -1,0 +1,235 @@
+"""Sweep throughput: trials per minute with 1 and 2 local workers, and what PostgreSQL costs a trial.
+
+1. **Workers.**  ``pinnlab sweep FILE --workers K --quiet --json`` as a user runs it (K = 1 runs in
+   the command's own process, K = 2 in two spawned worker processes with cores / K TensorFlow
+   threads each), on the local default storage (Optuna journal + MLflow SQLite, fresh per run,
+   tracking on), for a grid sweep of small trials: ``seed-fixed`` for ``--steps`` steps over widths
+   and learning rates.  K = 1 and K = 2 alternate for ``--repeats`` rounds.  Reported per run:
+
+   * ``wall``: the command's wall time, process and TensorFlow start-up included;
+   * ``steady``: from the first trial's start to the last trial's end (Optuna's timestamps), i.e.
+     the trials alone;
+   * trials per minute for both, and the ratio K = 2 / K = 1 (median over rounds).
+
+2. **Storage overhead per trial.**  The real worker loop (``pinnlab.sweep.runner._work``: budget
+   check, ``study.optimize(n_trials=1)`` with heartbeats on RDB storages, the objective's storage
+   writes: worker, params, the result's ~20 user attributes) with the training replaced by a
+   stored result, so that only storage time remains; ``--storage-trials`` trials per storage on
+   the journal (the local default), SQLite and PostgreSQL (``$PINNLAB_TEST_POSTGRES_URL`` or a
+   temporary cluster from the local binaries, see ``tests/postgres.py``; skipped without one).
+   Reported: milliseconds per trial (median over 3 batches), and PostgreSQL minus journal; and
+   the time of one ``gc.collect()`` in that process (it holds TensorFlow), which Optuna's
+   ``gc_after_trial`` would add to every trial.
+
+Usage: ``python benchmarks/throughput.py [--trials 64] [--steps 600] [--repeats 2] [--out FILE.json]``
+(default output ``benchmarks/results/throughput.json``; ~12 minutes on 2 cores).  Run it with
+nothing else using the CPU (the load average is recorded at start and at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._env import environment  # noqa: E402
+
+
+def sweep_file(directory: Path, trials: int, steps: int) -> Path:
+    """A grid of ``trials`` points (widths x learning rates), every trial ``steps`` steps."""
+    widths = [8, 12, 16, 20, 24, 32, 40, 48, 56, 64]
+    n_rates = -(-trials // len(widths))
+    rates = [round(1e-3 * (1.25**i), 6) for i in range(n_rates)]
+    data = {
+        "base": "seed-fixed",
+        "overrides": {"training.steps": steps, "diagnostics.every": 100, "divergence.heldout_points": 256},
+        "space": {"model.width": {"choices": widths}, "optimizer.learning_rate": {"choices": rates}},
+        "objective": {"metric": "final_loss", "direction": "minimize"},
+        "sampler": {"name": "grid"},
+        "n_trials": trials,
+        "study_name": "throughput",
+    }
+    import yaml
+
+    path = directory / "throughput.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_sweep_command(path: Path, workers: int, directory: Path) -> dict:
+    """One ``pinnlab sweep`` in a fresh store; wall and steady-state rates."""
+    import optuna
+
+    store = directory / f"store-{workers}-{time.monotonic_ns()}"
+    journal = store / "optuna.journal"
+    cmd = [sys.executable, "-m", "pinnlab", "sweep", str(path), "--workers", str(workers), "--quiet", "--json",
+           "--storage", f"journal:{journal}", "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("PINNLAB_HOME", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True, timeout=3600)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    trials = optuna.load_study(study_name="throughput", storage=storage).get_trials()
+    starts = [t.datetime_start for t in trials]
+    ends = [t.datetime_complete for t in trials]
+    steady = (max(ends) - min(starts)).total_seconds()
+    durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
+    n = report["done"]
+    return {
+        "workers": workers,
+        "trials": n,
+        "counts": report["counts"],
+        "wall_seconds": round(wall, 2),
+        "steady_seconds": round(steady, 2),
+        "startup_seconds": round(wall - steady, 2),
+        "trials_per_minute_wall": round(60 * n / wall, 2),
+        "trials_per_minute_steady": round(60 * n / steady, 2),
+        "trial_seconds_median": round(statistics.median(durations), 3),
+    }
+
+
+def measure_workers(args, directory: Path) -> dict:
+    path = sweep_file(directory, args.trials, args.steps)
+    rounds = []
+    for r in range(args.repeats):
+        order = (1, 2) if r % 2 == 0 else (2, 1)
+        runs = {k: run_sweep_command(path, k, directory) for k in order}
+        for k in order:
+            print(json.dumps({"round": r, **runs[k]}), file=sys.stderr)
+        rounds.append(runs)
+
+    def ratio(key):
+        return round(statistics.median(rd[2][key] / rd[1][key] for rd in rounds), 3)
+
+    return {
+        "sweep": {"base": "seed-fixed", "trials": args.trials, "steps_per_trial": args.steps, "tracking": True,
+                  "storage": "journal + MLflow SQLite (the local default)"},
+        "runs": [rd[k] for rd in rounds for k in (1, 2)],
+        "speedup_2_over_1_wall": ratio("trials_per_minute_wall"),
+        "speedup_2_over_1_steady": ratio("trials_per_minute_steady"),
+    }
+
+
+# ------------------------------------------------------------------------------ storage overhead
+def storage_ms_per_trial(url: str, trials: int, summary: dict) -> list[float]:
+    """Milliseconds per trial of the worker loop with training replaced by ``summary``."""
+    from pinnlab.signals import Terminate
+    from pinnlab.sweep.objective import TRIAL_ATTRS, Objective
+    from pinnlab.sweep.runner import _work
+    from pinnlab.sweep.space import suggest
+    from pinnlab.sweep.spec import SweepSpec
+    from pinnlab.sweep.study import create_or_load_study, enqueue_slots, load_study
+
+    class StorageOnly(Objective):
+        def _run(self, trial):  # the storage calls of Objective._run, without the training
+            suggest(trial, self.spec.space)
+            trial.set_user_attr("mlflow_run_id", "0" * 32)
+            for key in TRIAL_ATTRS:
+                trial.set_user_attr(key, summary.get(key))
+            trial.set_user_attr("warnings", summary["warnings"])
+            return float(summary["final_loss"])
+
+    batches = []
+    for b in range(3):
+        spec = SweepSpec.from_dict({
+            "base": "seed-fixed", "study_name": f"storage-{time.monotonic_ns()}-{b}", "n_trials": trials,
+            "space": {"model.width": {"low": 4, "high": 64}, "optimizer.learning_rate": {"low": 1e-4, "high": 1e-1,
+                                                                                         "log": True}},
+            "sampler": {"name": "tpe", "seed": b},
+        })
+        create_or_load_study(spec, url)
+        study, spec = load_study(spec.study_name, url)
+        enqueue_slots(study, spec)
+        objective = StorageOnly(spec, tracking_uri=None, experiment="x", parent_run_id=None, track=False)
+        t0 = time.perf_counter()
+        ran = _work(study, spec, url, objective, Terminate(), None)
+        batches.append(1000 * (time.perf_counter() - t0) / ran)
+    return batches
+
+
+def measure_storage(args, directory: Path) -> dict:
+    import optuna
+
+    from pinnlab.config import load_config
+    from pinnlab.training import Trainer
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    summary = Trainer(load_config("seed-fixed", ["training.steps=20"])).fit().summary()
+    urls = {"journal": f"journal:{directory / 'storage.journal'}", "sqlite": f"sqlite:///{directory / 'storage.db'}"}
+    out = {"trials_per_batch": args.storage_trials, "sampler": "tpe (as the default sweeps)", "ms_per_trial": {}}
+    sys.path.insert(0, str(ROOT))
+    from tests import postgres
+
+    try:
+        with postgres.postgres_url() as pg:
+            urls["postgresql"] = pg
+            for name, url in urls.items():
+                out["ms_per_trial"][name] = [round(x, 2) for x in storage_ms_per_trial(url, args.storage_trials, summary)]
+                print(json.dumps({name: out["ms_per_trial"][name]}), file=sys.stderr)
+    except postgres.Unavailable as exc:
+        out["postgresql_skipped"] = str(exc)
+        for name, url in urls.items():
+            out["ms_per_trial"][name] = [round(x, 2) for x in storage_ms_per_trial(url, args.storage_trials, summary)]
+    # what Optuna's gc_after_trial (which sweeps used to set) would add to every trial in a process
+    # holding TensorFlow: a full collection, timed here after the runs above
+    out["gc_collect_ms"] = [round(1000 * _timed(gc.collect), 1) for _ in range(5)]
+    med = {k: round(statistics.median(v), 2) for k, v in out["ms_per_trial"].items()}
+    out["median_ms_per_trial"] = med
+    if "postgresql" in med:
+        out["postgresql_minus_journal_ms"] = round(med["postgresql"] - med["journal"], 2)
+    return out
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=64, help="trials per sweep (a grid of that many points)")
+    ap.add_argument("--steps", type=int, default=600, help="training steps per trial")
+    ap.add_argument("--repeats", type=int, default=2, help="rounds of (1 worker, 2 workers), order alternating")
+    ap.add_argument("--storage-trials", type=int, default=40, help="trials per storage-overhead batch")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
+    args = ap.parse_args(argv)
+
+    import tensorflow as tf
+
+    env = environment(tensorflow=tf.__version__)
+    with tempfile.TemporaryDirectory(prefix="pinnlab-throughput-") as tmp:
+        workers = measure_workers(args, Path(tmp))
+        storage = measure_storage(args, Path(tmp))
+    env["loadavg_end"] = list(os.getloadavg())
+    out = {
+        "benchmark": "throughput",
+        "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": env,
+        "workers": workers,
+        "storage_overhead": storage,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(json.dumps({"speedup_2_over_1_wall": workers["speedup_2_over_1_wall"],
+                      "speedup_2_over_1_steady": workers["speedup_2_over_1_steady"],
+                      "median_ms_per_trial": storage["median_ms_per_trial"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
