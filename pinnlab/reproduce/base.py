@@ -266,10 +266,12 @@ class Session:
         part: str,
         weights: Sequence[np.ndarray] | None = None,
         extra: Callable[[Any, Any], Mapping[str, Any]] | None = None,
+        before: Callable[[Any], None] | None = None,
     ):
         """Train ``cfg`` (a RunConfig) as one recorded run; returns ``(result, trainer)``.
 
-        ``weights``: warm start.  ``extra(result, trainer)``: figures for the runs table.
+        ``weights``: warm start.  ``before(trainer)``: look at the initial state (weights, gradients)
+        before training.  ``extra(result, trainer)``: figures for the runs table.
         """
         from pinnlab.training import Trainer
 
@@ -297,6 +299,8 @@ class Session:
             trainer = Trainer(cfg, callbacks)
             if weights is not None:
                 trainer.set_weights(weights)
+            if before is not None:
+                before(trainer)
             result = trainer.fit()
         row = {
             "part": part,

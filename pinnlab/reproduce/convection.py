@@ -117,7 +117,9 @@ def run(session: Session) -> None:
                 "plain/curriculum (medians)": fmt(_ratio(_median(plain), _median(curr))),
             }
         )
-    session.table("relative L2 error by beta (plain: from the initializer; curriculum: warm start from the previous beta)", table)
+    session.table(
+        "relative L2 error by beta (plain: from the initializer; curriculum: warm start from the previous beta)", table
+    )
 
     lo = betas[0]
     session.claim(

@@ -98,7 +98,9 @@ def seed_figures(session, question: Sequence, pictures: Mapping[str, np.ndarray 
     return paths
 
 
-def convection_figures(session, rows: Sequence[Mapping], betas: Sequence[float], pictures: Mapping[str, np.ndarray]) -> list[Path]:
+def convection_figures(
+    session, rows: Sequence[Mapping], betas: Sequence[float], pictures: Mapping[str, np.ndarray]
+) -> list[Path]:
     out = session.out
     paths = []
     fig, axes = _figure(1, 1, (6.5, 4.2))
@@ -124,7 +126,9 @@ def convection_figures(session, rows: Sequence[Mapping], betas: Sequence[float],
         fig, axes = _figure(1, len(shown), (4.2, 3.4))
         for ax, key in zip(axes.ravel(), shown):
             u = pictures[key].reshape(256, 100)  # eval grid: x (256) major, t (100) minor
-            im = ax.imshow(u.T, origin="lower", aspect="auto", extent=(0, 2 * np.pi, 0, 1), cmap="RdBu_r", vmin=-1, vmax=1)
+            im = ax.imshow(
+                u.T, origin="lower", aspect="auto", extent=(0, 2 * np.pi, 0, 1), cmap="RdBu_r", vmin=-1, vmax=1
+            )
             ax.set_xlabel("x")
             ax.set_ylabel("t")
             ax.set_title(f"{key}, β = {betas[-1]:g}", fontsize=9)
@@ -135,7 +139,9 @@ def convection_figures(session, rows: Sequence[Mapping], betas: Sequence[float],
     return paths
 
 
-def helmholtz_figures(session, curves: Mapping, histograms: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]) -> list[Path]:
+def helmholtz_figures(
+    session, curves: Mapping, histograms: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]]
+) -> list[Path]:
     out = session.out
     paths = []
     fig, axes = _figure(1, 2)

@@ -67,8 +67,6 @@ def _bounded(lam: np.ndarray) -> bool:
 
 
 def run(session: Session) -> None:
-    from pinnlab.training import Trainer
-
     b = _budget(session)
     rows: list[dict[str, Any]] = []
     histograms: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -79,11 +77,15 @@ def run(session: Session) -> None:
                 "helmholtz2d",
                 {"training.steps": b["steps"], "training.seed": seed, "diagnostics.every": b["every"], **extra},
             )
-            start = Trainer(cfg)
-            points = start.train_points  # the step-0 sample: gradients compared on the same points
-            g0 = _kernel_gradients(start, points)
-            result, trainer = session.train(cfg, method, part=method)
-            g1 = _kernel_gradients(trainer, points)
+            initial: dict[str, Any] = {}
+
+            def at_start(trainer, initial=initial):
+                initial["points"] = trainer.train_points  # the step-0 sample: both ends on the same points
+                initial["grads"] = _kernel_gradients(trainer, trainer.train_points)
+
+            result, trainer = session.train(cfg, method, part=method, before=at_start)
+            g0 = initial["grads"]
+            g1 = _kernel_gradients(trainer, initial["points"])
             lam = result.history["lambda/boundary"].to_numpy() if "lambda/boundary" in result.history else None
             rows.append(
                 {

@@ -175,16 +175,16 @@ def part_b(session: Session, b: dict) -> None:
     runs = []
     for seed in b["seeds"]:
         cfg = session.config("seed-answer", {"training.seed": seed, "divergence.stop_early": b["stop_early"]})
-        result, trainer = session.train(cfg, "answer (5 softplus, raw u_x+u_yy)", part="b")
-        runs.append((result, trainer, seed))
+        initial = {}
+        result, trainer = session.train(
+            cfg, "answer (5 softplus, raw u_x+u_yy)", part="b", before=lambda t, i=initial: i.update(signs=_sign_pattern(t))
+        )
+        runs.append((result, trainer, seed, initial["signs"]))
     rows = []
-    for r, t, seed in runs:
+    for r, t, seed, signs_init in runs:
         row = _divergence_summary(r) | {"seed": seed, "kernel_norms": _kernel_norms(r, t)}
         row["signs_end"] = _sign_pattern(t)
-        init_cfg = session.config("seed-answer", {"training.seed": seed})
-        from pinnlab.training import Trainer
-
-        row["signs_init"] = _sign_pattern(Trainer(init_cfg))
+        row["signs_init"] = signs_init
         rows.append(row)
     ratios = {
         "seed-answer": [_bias_kernel_ratio(session, "seed-answer", s) for s in b["seeds"]],
@@ -196,10 +196,10 @@ def part_b(session: Session, b: dict) -> None:
         "b",
         "Dense(5, softplus) → Dense(1, softplus) diverges as well",
         A,
-        f"{sum(r.diverged for r, _, _ in runs)}/{len(runs)} seeds divergent; "
+        f"{sum(r.diverged for r, *_ in runs)}/{len(runs)} seeds divergent; "
         + (f"NaN on {count_span([row['nan_onset_step'] for row in rows])} ({PRE}: 5,700–8,050)"
            if not b["stop_early"] else f"detected at steps {span([row['divergence_step'] for row in rows])}"),
-        all(r.diverged for r, _, _ in runs),
+        all(r.diverged for r, *_ in runs),
         "every seed divergent",
     )
     session.claim(
@@ -245,20 +245,25 @@ def part_c(session: Session, b: dict, intended: list) -> None:
 
     from pinnlab.derivatives import partials
     from pinnlab.problems.seed import Seed
-    from pinnlab.training import Trainer
 
     rows = []
     for (r_int, _), seed in zip(intended, b["seeds"]):
         cfg = session.config(
             "seed", {"training.seed": seed, "problem.params.literal": True, "divergence.stop_early": b["stop_early"]}
         )
-        r_lit, _ = session.train(cfg, "literal loss df1[0,0] + df2[0,1]", part="c")
+        initial = {}
+
+        def mixed_term(trainer, initial=initial):
+            # the same initial network as the intended run (same seed): how big is the u_xy that
+            # the literal "u_yy" adds, over the whole grid?
+            x = tf.constant(Seed.question_grid(), trainer.dtype)
+            _, d = partials(trainer.model, x, [(1, 1), (0, 1)])
+            initial["mixed"] = float(np.mean(np.abs(d[(0, 1)].numpy())) / max(np.mean(np.abs(d[(1, 1)].numpy())), 1e-30))
+
+        r_lit, _ = session.train(cfg, "literal loss df1[0,0] + df2[0,1]", part="c", before=mixed_term)
         lit0 = float(r_lit.history["loss/total"].iloc[0])
         int0 = float(r_int.history["loss/total"].iloc[0])
-        fresh = Trainer(session.config("seed", {"training.seed": seed}))
-        x = Seed.question_grid()
-        _, d = partials(fresh.model, tf.constant(x, fresh.dtype), [(0,), (1, 1), (0, 1)])
-        mixed = float(np.mean(np.abs(d[(0, 1)].numpy())) / max(np.mean(np.abs(d[(1, 1)].numpy())), 1e-30))
+        mixed = initial["mixed"]
         rows.append(
             {
                 "seed": seed,
@@ -281,7 +286,8 @@ def part_c(session: Session, b: dict, intended: list) -> None:
         + ", ".join(fmt(row["literal_at_init"], 3) for row in rows)
         + " vs intended "
         + ", ".join(fmt(row["intended_at_init"], 3) for row in rows)
-        + f" (relative difference {span(rel)}); mean |u_xy| / mean |u_yy| on the grid {span([r['mean_abs_u_xy_over_u_yy'] for r in rows])}",
+        + f" (relative difference {span(rel)}); mean |u_xy| / mean |u_yy| on the grid "
+        + span([r["mean_abs_u_xy_over_u_yy"] for r in rows]),
         all(x > 0.01 for x in rel),
         "values differ by more than 1% on every seed",
     )
@@ -380,7 +386,8 @@ def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
         rows = []
         for seed in b["remedy_seeds"]:
             # the raw-loss remedies run like part a: to the NaN (full) or to detection (quick)
-            raw = {"divergence.stop_early": b["stop_early"]} if preset == "seed" and "loss.formulation" not in overrides else {}
+            is_raw = preset == "seed" and "loss.formulation" not in overrides
+            raw = {"divergence.stop_early": b["stop_early"]} if is_raw else {}
             cfg = session.config(
                 preset, {**overrides, **raw, "training.seed": seed, "training.epochs": b["remedy_epochs"]}
             )
