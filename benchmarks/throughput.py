@@ -21,8 +21,9 @@
    the time of one ``gc.collect()`` in that process (it holds TensorFlow), which Optuna's
    ``gc_after_trial`` would add to every trial.
 
-Usage: ``python benchmarks/throughput.py [--trials 64] [--steps 600] [--repeats 2] [--out FILE.json]``
-(default output ``benchmarks/results/throughput.json``; ~12 minutes on 2 cores).  Run it with
+Usage: ``python benchmarks/throughput.py [--trials 40] [--steps 600] [--repeats 2] [--out FILE.json]``
+(default output ``benchmarks/results/throughput.json``; ~8 minutes on 2 cores; more trials
+amortise the workers' start-up further).  Run it with
 nothing else using the CPU (the load average is recorded at start and at the end).
 """
 
@@ -202,7 +203,7 @@ def _timed(fn) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=64, help="trials per sweep (a grid of that many points)")
+    ap.add_argument("--trials", type=int, default=40, help="trials per sweep (a grid of that many points)")
     ap.add_argument("--steps", type=int, default=600, help="training steps per trial")
     ap.add_argument("--repeats", type=int, default=2, help="rounds of (1 worker, 2 workers), order alternating")
     ap.add_argument("--storage-trials", type=int, default=40, help="trials per storage-overhead batch")

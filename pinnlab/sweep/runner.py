@@ -26,8 +26,9 @@ Signals: SIGTERM and SIGINT stop a worker at its trainer's next step
 KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.
 
 No ``gc_after_trial``: a full ``gc.collect()`` costs ~0.28 s per trial in a process holding
-TensorFlow (40 trials of 50 steps: 55 s with it, 44 s without), and without it the memory stays
-bounded (RSS 815-891 MB over those 40 trials, 767-823 MB with it).
+TensorFlow (measured while writing this: 40 trials of 50 steps in one worker, 55 s with it, 44 s
+without; ``benchmarks/throughput.py`` records the time of one collection as ``gc_collect_ms``), and
+without it the memory stays bounded (RSS 815-891 MB over those 40 trials, 767-823 MB with it).
 
 Threads: TensorFlow would give every process all cores; with K workers on C cores each worker gets
 ``max(1, C // K)`` intra-op threads and one inter-op thread, set before TensorFlow starts
