@@ -53,7 +53,7 @@ def _config(session: Session, beta: float, seed: int, steps: int):
     )
 
 
-def _row(result, trainer, beta: float, method: str, seed: int) -> dict[str, Any]:
+def _row(result, beta: float, method: str, seed: int) -> dict[str, Any]:
     return {
         "beta": beta,
         "method": method,
@@ -88,7 +88,7 @@ def run(session: Session) -> None:
         for beta in betas:
             cfg = _config(session, beta, seed, b["steps"])
             result, trainer = session.train(cfg, f"beta={beta:g}", part="plain")
-            rows.append(_row(result, trainer, beta, "plain", seed))
+            rows.append(_row(result, beta, "plain", seed))
             if seed == seeds[0] and beta == betas[-1]:
                 pictures["plain"] = trainer.predict(trainer.eval_x)[:, 0]
                 pictures["exact"] = trainer.eval_u[:, 0]
@@ -97,7 +97,7 @@ def run(session: Session) -> None:
                 rows.append(dict(rows[-1], method="curriculum"))
                 continue
             result, trainer = session.train(cfg, f"beta={beta:g}", part="curriculum", weights=warm)
-            rows.append(_row(result, trainer, beta, "curriculum", seed))
+            rows.append(_row(result, beta, "curriculum", seed))
             warm = trainer.get_weights()
             if seed == seeds[0] and beta == betas[-1]:
                 pictures["curriculum"] = trainer.predict(trainer.eval_x)[:, 0]
