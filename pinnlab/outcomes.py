@@ -1,0 +1,102 @@
+"""The outcome taxonomy: what became of a run, or of a sweep trial that produced none.
+
+The one place where outcome names are spelled.  Everything else compares against :class:`Outcome`
+members (a ``StrEnum``, so ``Outcome.NAN == "nan"`` and the values round-trip through JSON, MLflow
+tags and Optuna user attributes unchanged), in the manner of Optuna's ``TrialState``.
+
+Run outcomes (assigned by :mod:`pinnlab.training.divergence`, whose docstring has the rules and
+thresholds):
+
+==================  ==========  ===============================================================
+``stable``          judged      finished its budget with finite values and no rule fired
+``silent_failure``  judged      finite and converged in loss, but wrong (error or held-out residual)
+``nan``             divergent   a loss, gradient or weight became NaN/inf
+``blowup``          divergent   the weight norm passed a limit or grew exponentially
+``unbounded``       divergent   the loss fell below the floor (a loss unbounded below)
+==================  ==========  ===============================================================
+
+Trial fates without a run outcome (a FAIL trial of a sweep; never judged, never counted as a
+result):
+
+==================  =============================================================================
+``crash``           the trial raised instead of producing a result
+``retried``         its worker died or was stopped, and the trial was run again
+``surplus``         it lost the race for the last queued slot and never trained
+==================  =============================================================================
+
+Colours are the dashboards' (green for stable, orange to red for the divergent classes, grey
+for the unjudged), and ``order`` sorts tables and legends the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Outcome", "RUN_OUTCOMES", "DIVERGENT", "UNJUDGED"]
+
+
+class Outcome(StrEnum):
+    STABLE = "stable"
+    SILENT_FAILURE = "silent_failure"
+    BLOWUP = "blowup"
+    UNBOUNDED = "unbounded"
+    NAN = "nan"
+    CRASH = "crash"
+    RETRIED = "retried"
+    SURPLUS = "surplus"
+
+    @property
+    def divergent(self) -> bool:
+        """Training ran away (the sweep prunes such trials; the analysis counts them as diverged)."""
+        return self in DIVERGENT
+
+    @property
+    def judged(self) -> bool:
+        """A run outcome (a result), as opposed to a trial that produced none."""
+        return self not in UNJUDGED
+
+    @property
+    def colour(self) -> str:
+        return _COLOURS[self]
+
+    @property
+    def order(self) -> int:
+        return list(Outcome).index(self)
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+    @classmethod
+    def parse(cls, value: object) -> Outcome | None:
+        """The member named ``value`` (a string from a tag or attribute), None for anything else."""
+        try:
+            return cls(value)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+
+
+DIVERGENT = frozenset({Outcome.NAN, Outcome.BLOWUP, Outcome.UNBOUNDED})
+UNJUDGED = frozenset({Outcome.CRASH, Outcome.RETRIED, Outcome.SURPLUS})
+RUN_OUTCOMES = tuple(o for o in Outcome if o.judged)
+
+_COLOURS = {
+    Outcome.STABLE: "#2ca02c",
+    Outcome.SILENT_FAILURE: "#9467bd",
+    Outcome.BLOWUP: "#ff7f0e",
+    Outcome.UNBOUNDED: "#8c564b",
+    Outcome.NAN: "#d62728",
+    Outcome.CRASH: "#7f7f7f",
+    Outcome.RETRIED: "#bcbcbc",
+    Outcome.SURPLUS: "#dddddd",
+}
+_MEANINGS = {
+    Outcome.STABLE: "finished its budget with finite values and no rule fired",
+    Outcome.SILENT_FAILURE: "finite and converged in loss, but wrong against the exact solution or held-out points",
+    Outcome.NAN: "a loss, gradient or weight became NaN or infinite",
+    Outcome.BLOWUP: "the weight norm passed its limit or grew exponentially",
+    Outcome.UNBOUNDED: "the loss fell below the floor: a loss unbounded below driven to minus infinity",
+    Outcome.CRASH: "the trial raised an exception instead of producing a result",
+    Outcome.RETRIED: "its worker died or was stopped; the trial was run again",
+    Outcome.SURPLUS: "lost the race for the last queued slot; never trained",
+}
