@@ -129,7 +129,8 @@ def measure_workers(args, directory: Path) -> dict:
 def storage_ms_per_trial(url: str, trials: int, summary: dict) -> list[float]:
     """Milliseconds per trial of the worker loop with training replaced by ``summary``."""
     from pinnlab.signals import Terminate
-    from pinnlab.sweep.objective import TRIAL_ATTRS, Objective
+    from pinnlab.summary import TRIAL_ATTRS
+    from pinnlab.sweep.objective import Objective
     from pinnlab.sweep.runner import _work
     from pinnlab.sweep.space import suggest
     from pinnlab.sweep.spec import SweepSpec

@@ -33,23 +33,16 @@ from plotly.subplots import make_subplots
 from dashboards.page import Panel, write_page
 from pinnlab.analysis import compare, importance
 from pinnlab.analysis.frames import (
-    DIVERGENT,
     StudyData,
     check_factors,
     default_dashboard_path,
     load_study_data,
 )
+from pinnlab.outcomes import DIVERGENT, Outcome
 
 __all__ = ["OUTCOME_COLORS", "METRICS", "panels", "build", "write_dashboard"]
 
-OUTCOME_COLORS = {
-    "stable": "#2ca02c",
-    "silent_failure": "#9467bd",
-    "blowup": "#ff7f0e",
-    "unbounded": "#8c564b",
-    "nan": "#d62728",
-    "crash": "#7f7f7f",
-}
+OUTCOME_COLORS = {str(o): o.colour for o in Outcome}
 OUTCOME_ORDER = list(OUTCOME_COLORS)
 TRAJECTORIES = ("weight_norm/total", "grad_norm/total")
 METRICS = [*TRAJECTORIES, "grad_norm/*"]  # the history the dashboard reads
@@ -160,7 +153,7 @@ def trajectories(data: StudyData) -> go.Figure:
                 ("divergence_step", "circle-open", "divergence detected"),
             ):
                 step = row[column]
-                if pd.isna(step) or (label != "NaN onset" and outcome not in ("blowup", "unbounded")):
+                if pd.isna(step) or (label != "NaN onset" and outcome not in (Outcome.BLOWUP, Outcome.UNBOUNDED)):
                     continue
                 before = steps <= int(step)
                 y = values[before][-1] if before.any() else values[0]

@@ -7,7 +7,6 @@ line on stderr naming the field, the value and what is allowed), 1 for anything 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
@@ -118,32 +117,26 @@ def _cmd_run(args) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    from pinnlab.training import ProgressBar, Trainer
+    from pinnlab.runs import Tracking, run_config
+    from pinnlab.training import ProgressBar
 
     callbacks = [] if args.quiet else [ProgressBar(desc=cfg.name or str(args.config))]
-    tracker = None
+    tracking = None
     if not args.no_track:
-        from pinnlab.tracking import RunTracker
-
-        tracker = RunTracker(
-            cfg,
+        tracking = Tracking(
             tracking_uri=args.tracking_uri,
             experiment=args.experiment,
             run_name=cfg.name or str(args.config),
             tags={"config": str(args.config), "overrides": " ".join(args.overrides)},
         )
-        callbacks.append(tracker)
-    with tracker or contextlib.nullcontext(), _SIGTERM.deferred():
-        result = Trainer(cfg, [*callbacks, _SIGTERM]).fit()
-    summary = result.summary()
-    if tracker is not None:
-        summary["mlflow_run_id"] = tracker.run_id
+    run = run_config(cfg, tracking=tracking, callbacks=[*callbacks, _SIGTERM], guard=_SIGTERM.deferred())
+    summary = run.summary()
     if args.json:
         print(json.dumps(summary))
     else:
         _print_summary(summary)
-    if tracker is not None:
-        print(tracker.describe(), file=sys.stderr)
+    if run.tracker is not None:
+        print(run.tracker.describe(), file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Outcome", "RUN_OUTCOMES", "DIVERGENT", "UNJUDGED"]
+__all__ = ["Outcome", "RUN_OUTCOMES", "DIVERGENT", "UNJUDGED", "trial_outcome"]
 
 
 class Outcome(StrEnum):
@@ -100,3 +100,15 @@ _MEANINGS = {
     Outcome.RETRIED: "its worker died or was stopped; the trial was run again",
     Outcome.SURPLUS: "lost the race for the last queued slot; never trained",
 }
+
+
+def trial_outcome(state: str, outcome: object, kind: str = "done") -> Outcome | None:
+    """The outcome of a sweep trial from its Optuna state name, its ``outcome`` user attribute and
+    how the budget counts it (``done``, ``retried``, ``surplus``, ``running``, ``waiting``; see
+    ``pinnlab.sweep.study.budget_kinds``): the run's outcome when it produced one; for a FAIL trial
+    without one, ``crash`` if it counts in the budget, else ``retried`` or ``surplus``; None for a
+    trial still running or waiting."""
+    parsed = Outcome.parse(outcome)
+    if parsed is None and state == "FAIL":
+        return Outcome.CRASH if kind == "done" else Outcome.parse(kind)
+    return parsed

@@ -18,7 +18,7 @@ import pytest
 from pinnlab.cli import main
 from pinnlab.config import load_config
 from pinnlab.reproduce import reproduce
-from pinnlab.reproduce.base import Claim, StudyResult, count_span, fmt, span, verdict
+from pinnlab.reproduce.base import Claim, StudyResult, count_span, fmt, span, agreement
 from pinnlab.tracking import metric_key
 
 
@@ -165,14 +165,14 @@ def test_unknown_study_and_bad_out_are_one_line_errors(capsys, tmp_path):
 
 
 def test_verdicts_are_computed_from_criteria():
-    assert verdict(True) == "yes" and verdict(False) == "no" and verdict(False, partly=True) == "partly"
-    assert verdict(None) == "n/a"
+    assert agreement(True) == "yes" and agreement(False) == "no" and agreement(False, partly=True) == "partly"
+    assert agreement(None) == "n/a"
     assert span([3, 1, 2]) == "1–3" and span([None, float("nan")]) == "-" and span([0.5, 0.5]) == "0.5"
     assert fmt(0.0034) == "3.4e-03" and fmt(12345) == "12,345" and fmt(None) == "-"
     # a run that never reached the step is counted, not silently dropped from the span
     assert count_span([None, 4669, 7336]) == "2/3 seeds, at steps 4,669–7,336"
     assert count_span([None]) == "0/1 seeds"
-    r = StudyResult("x", "X", "src", quick=True, claims=[Claim("a", "c", "s", "o", verdict(False))])
+    r = StudyResult("x", "X", "src", quick=True, claims=[Claim("a", "c", "s", "o", agreement(False))])
     assert "| no" in r.table() and r.to_dict()["claims"][0]["reproduced"] == "no"
 
 

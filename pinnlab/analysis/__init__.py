@@ -27,7 +27,6 @@ from pinnlab.analysis.compare import (
     weight_growth,
 )
 from pinnlab.analysis.frames import (
-    DIVERGENT,
     StudyData,
     history_frame,
     load_study_data,
@@ -37,7 +36,6 @@ from pinnlab.analysis.importance import divergence_importance, top_factors
 from pinnlab.analysis.report import FORMATS, build_report, render_report, report
 
 __all__ = [
-    "DIVERGENT",
     "FORMATS",
     "StudyData",
     "build_report",

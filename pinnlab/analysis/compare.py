@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.analysis.frames import DIVERGENT, UNJUDGED
-from pinnlab.training.divergence import OUTCOMES, growth_rate
+from pinnlab.outcomes import DIVERGENT, RUN_OUTCOMES, UNJUDGED, Outcome
+from pinnlab.training.divergence import growth_rate
 
 __all__ = [
     "MAX_LEVELS",
@@ -103,7 +103,7 @@ def _rate_stats(group: pd.DataFrame) -> dict[str, Any]:
     n = len(group)
     d = int(group["outcome"].isin(DIVERGENT).sum())
     row = {"n": n, "diverged": d, "rate": d / n if n else float("nan")}
-    for o in OUTCOMES:
+    for o in RUN_OUTCOMES:
         row[o] = int((group["outcome"] == o).sum())
     return row
 
@@ -122,7 +122,7 @@ def divergence_by_factor(
         levels = factor_levels(t, f, (space or {}).get(f))
         for level, group in t.groupby(levels, observed=True, sort=True):
             rows.append({"factor": f, "level": level, **_rate_stats(group)})
-    return pd.DataFrame(rows, columns=["factor", "level", "n", "diverged", "rate", *OUTCOMES])
+    return pd.DataFrame(rows, columns=["factor", "level", "n", "diverged", "rate", *RUN_OUTCOMES])
 
 
 def divergence_by_pair(
@@ -205,7 +205,7 @@ def stable_ranking(
 
     Columns: rank, trial, value, the factors, weight_growth_rate (if present), mlflow_run_id.
     """
-    t = trials[(trials["outcome"] == "stable") & trials["value"].map(lambda v: v is not None and math.isfinite(v))]
+    t = trials[(trials["outcome"] == Outcome.STABLE) & trials["value"].map(lambda v: v is not None and math.isfinite(v))]
     t = t.sort_values(["value", "trial"], ascending=[direction != "maximize", True])
     cols = ["trial", "value", *factors] + [c for c in ("weight_growth_rate", "mlflow_run_id") if c in t.columns]
     out = t[cols].reset_index(drop=True)

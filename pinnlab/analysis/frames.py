@@ -31,7 +31,7 @@ again, ``surplus`` if it lost the race for the last queued trial.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.training.divergence import DIVERGENT  # nan, blowup, unbounded
+from pinnlab.keys import MLFLOW_RUN_ID, TRIAL_TAG
+from pinnlab.outcomes import trial_outcome
+from pinnlab.summary import INT_FIELDS, TRIAL_ATTRS
 
 __all__ = [
-    "DIVERGENT",
-    "CRASH",
-    "UNJUDGED",
     "StudyData",
     "load_study_data",
     "trials_frame",
@@ -53,36 +52,12 @@ __all__ = [
     "default_dashboard_path",
     "check_factors",
     "series",
-    "metric_names",
 ]
 
-CRASH = "crash"  # outcome of a FAIL trial that never produced a result (as in `pinnlab sweep`'s report)
-# FAIL trials that are not results either: a dead or stopped worker's trial that was run again, and a
-# trial that lost the race for the last queued slot (see pinnlab.sweep.study.Budget)
-UNJUDGED = frozenset({CRASH, "retried", "surplus"})
-
-# trial user attrs (written by pinnlab.sweep.objective) that become columns, in this order
-_ATTR_COLUMNS = (
-    "outcome",
-    "nan_onset_step",
-    "first_nonfinite",
-    "divergence_step",
-    "steps_run",
-    "steps_budget",
-)
-_SUMMARY_COLUMNS = (
-    "final_loss",
-    "heldout_residual",
-    "heldout_ratio",
-    "rel_l2_error",
-    "weight_norm_initial",
-    "weight_norm_final",
-    "weight_norm_ratio",
-    "wall_seconds",
-    "reason",
-    "stopped_by",
-)
-_INT_COLUMNS = ("nan_onset_step", "divergence_step", "steps_run", "steps_budget")
+# trial user attrs (written by pinnlab.sweep.objective) that become columns: these first (the run
+# tags stand in where a trial lacks them), then the objective value, then the other summary fields
+_ATTR_COLUMNS = ("outcome", "nan_onset_step", "first_nonfinite", "divergence_step", "steps_run", "steps_budget")
+_SUMMARY_COLUMNS = tuple(name for name in TRIAL_ATTRS if name not in _ATTR_COLUMNS)
 
 
 @dataclass
@@ -137,10 +112,10 @@ def _runs_by_trial(record, tracking_uri: str | None, notes: list[str]) -> dict[i
 
     runs = child_runs(tracking_uri, record.parent_run_id)
     by_id = {r["run_id"]: r for r in runs}
-    by_tag = {r["tags"].get("trial"): r for r in runs}
+    by_tag = {r["tags"].get(TRIAL_TAG): r for r in runs}
     out = {}
     for t in record.trials:
-        run = by_id.get(t.user_attrs.get("mlflow_run_id")) or by_tag.get(str(t.number))
+        run = by_id.get(t.user_attrs.get(MLFLOW_RUN_ID)) or by_tag.get(str(t.number))
         if run is not None:
             out[t.number] = run
     return out
@@ -160,9 +135,9 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
             if value is None and name in tags and name not in attrs:  # trial attrs missing: the run's tags
                 value = _tag_value(tags[name])
             row[name] = value
-        if row["outcome"] is None and t.state == "FAIL":
-            row["outcome"] = CRASH if t.kind == "done" else t.kind
-        row["diverged"] = None if row["outcome"] is None or row["outcome"] in UNJUDGED else row["outcome"] in DIVERGENT
+        outcome = trial_outcome(t.state, row["outcome"], t.kind)
+        row["outcome"] = None if outcome is None else str(outcome)
+        row["diverged"] = None if outcome is None or not outcome.judged else outcome.divergent
         row["value"] = t.value
         for name in _SUMMARY_COLUMNS:
             row[name] = attrs.get(name)
@@ -170,7 +145,7 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
             for key, value in sorted(run["metrics"].items()):
                 if not key.startswith("summary/"):
                     row[f"final/{key}"] = value
-        row["mlflow_run_id"] = run["run_id"] if run else attrs.get("mlflow_run_id")
+        row[MLFLOW_RUN_ID] = run["run_id"] if run else attrs.get(MLFLOW_RUN_ID)
         row["run_status"] = run["status"] if run else None
         row["artifact_uri"] = run["artifact_uri"] if run else None
         rows.append(row)
@@ -183,7 +158,7 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
     tail = ["mlflow_run_id", "run_status", "artifact_uri"]
     head = [c for c in frame.columns if c not in finals and c not in tail]
     frame = frame[head + finals + tail]
-    for name in _INT_COLUMNS:
+    for name in (c for c in INT_FIELDS if c in frame.columns):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype("Int64")
     frame["diverged"] = frame["diverged"].astype("boolean")
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
@@ -319,9 +294,3 @@ def series(history: pd.DataFrame, trial: int, metric: str) -> tuple[np.ndarray, 
     """(steps, values) of one trial's metric, sorted by step."""
     sel = history[(history["trial"] == trial) & (history["metric"] == metric)].sort_values("step")
     return sel["step"].to_numpy(), sel["value"].to_numpy(dtype=float)
-
-
-def metric_names(history: pd.DataFrame, patterns: Iterable[str]) -> list[str]:
-    """The history's metric names matching any of ``patterns``, sorted."""
-    patterns = list(patterns)
-    return sorted(m for m in history["metric"].unique() if _matches(m, patterns))

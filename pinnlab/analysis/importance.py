@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.analysis.compare import factor_levels, judged
-from pinnlab.analysis.frames import DIVERGENT
+from pinnlab.outcomes import DIVERGENT
 
 __all__ = ["METHOD", "JUSTIFICATION", "divergence_importance", "top_factors"]
 

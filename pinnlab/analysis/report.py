@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.analysis import compare, importance
-from pinnlab.analysis.frames import DIVERGENT, StudyData, load_study_data
+from pinnlab.analysis.frames import StudyData, load_study_data
+from pinnlab.outcomes import DIVERGENT
 
 __all__ = ["FORMATS", "build_report", "render_report", "report", "add_growth"]
 
@@ -81,7 +82,7 @@ def build_report(data: StudyData) -> dict[str, Any]:
         "parent_run_id": data.parent_run_id,
         "objective": {"metric": data.objective, "direction": data.direction},
         "factors": list(f),
-        "divergent_outcomes": sorted(DIVERGENT),
+        "divergent_outcomes": sorted(str(o) for o in DIVERGENT),
         "n_trials": int(len(trials)),
         "states": {str(k): int(v) for k, v in sorted(states.items())},
         "outcomes": compare.outcome_counts(trials),

@@ -22,17 +22,18 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Claim", "StudyResult", "Session", "verdict", "fmt", "span", "count_span"]
+from pinnlab.keys import MLFLOW_RUN_ID
+
+__all__ = ["Claim", "StudyResult", "Session", "agreement", "fmt", "span", "count_span"]
 
 
-def verdict(ok: bool | None, partly: bool = False) -> str:
+def agreement(ok: bool | None, partly: bool = False) -> str:
     """``yes`` / ``partly`` / ``no`` from a measured criterion (``None``: not measured)."""
     if ok is None:
         return "n/a"
@@ -196,7 +197,7 @@ class Session:
 
     def claim(self, part: str, claim: str, source: str, ours: str, ok: bool | None, criterion: str = "",
               partly: bool = False) -> None:
-        self.result.claims.append(Claim(part, claim, source, ours, verdict(ok, partly), criterion))
+        self.result.claims.append(Claim(part, claim, source, ours, agreement(ok, partly), criterion))
 
     def table(self, title: str, rows: list[dict[str, Any]]) -> None:
         """A titled table printed after the claims (e.g. remedies side by side)."""
@@ -273,16 +274,12 @@ class Session:
         ``weights``: warm start.  ``before(trainer)``: look at the initial state (weights, gradients)
         before training.  ``extra(result, trainer)``: figures for the runs table.
         """
-        from pinnlab.training import Trainer
+        from pinnlab.runs import Tracking, run_config
 
         seed = cfg.training.seed
-        callbacks = []
-        tracker = None
+        tracking = None
         if self.parent is not None:
-            from pinnlab.tracking import RunTracker
-
-            tracker = RunTracker(
-                cfg,
+            tracking = Tracking(
                 tracking_uri=self.tracking_uri,
                 experiment=self.experiment,
                 parent_run_id=self.parent,
@@ -290,18 +287,22 @@ class Session:
                 run_name=f"{self.result.name}-{part}-{label}-seed{seed}",
                 plots=False,  # the study's own figures are logged on the parent run
             )
-            callbacks.append(tracker)
-        if self.interrupt is not None:
-            callbacks.append(self.interrupt)
-        deferred = self.interrupt.deferred() if self.interrupt is not None else nullcontext()
-        n = len(self.result.runs) + 1
-        with tracker or nullcontext(), deferred:
-            trainer = Trainer(cfg, callbacks)
+
+        def prepare(trainer) -> None:
             if weights is not None:
                 trainer.set_weights(weights)
             if before is not None:
                 before(trainer)
-            result = trainer.fit()
+
+        n = len(self.result.runs) + 1
+        run = run_config(
+            cfg,
+            tracking=tracking,
+            callbacks=[] if self.interrupt is None else [self.interrupt],
+            prepare=prepare,
+            guard=None if self.interrupt is None else self.interrupt.deferred(),
+        )
+        result, trainer = run.result, run.trainer
         row = {
             "part": part,
             "label": label,
@@ -313,11 +314,9 @@ class Session:
             "first_nonfinite": result.first_nonfinite,
             "final_loss": result.final_loss,
             "rel_l2_error": result.rel_l2_error,
-            "weight_norm_ratio": (
-                result.weight_norm_final / result.weight_norm_initial if result.weight_norm_initial else None
-            ),
+            "weight_norm_ratio": result.weight_norm_ratio,
             "wall_seconds": result.wall_seconds,
-            "mlflow_run_id": None if tracker is None else tracker.run_id,
+            MLFLOW_RUN_ID: run.mlflow_run_id,
         }
         if extra is not None:
             row.update(extra(result, trainer))

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pinnlab.outcomes import Outcome
 from pinnlab.reproduce.base import Session, fmt, span
 
 TITLE = "convection: PINN failure modes for u_t + β u_x = 0, plain vs curriculum (L-BFGS)"
@@ -190,13 +191,13 @@ def run(session: Session) -> None:
         "The failures are not divergence: the training loss becomes small while the solution is wrong",
         K21,
         (
-            f"{sum(r['outcome'] == 'silent_failure' for r in failed)}/{len(failed)} failing plain runs classified "
+            f"{sum(r['outcome'] == Outcome.SILENT_FAILURE for r in failed)}/{len(failed)} failing plain runs classified "
             f"silent_failure; final/initial training loss {span([r['loss_ratio'] for r in failed])}, "
             f"held-out/training residual {span([r['heldout_ratio'] for r in failed])}"
         )
         if failed
         else "no plain run failed",
-        all(r["outcome"] == "silent_failure" for r in failed) if failed else None,
+        all(r["outcome"] == Outcome.SILENT_FAILURE for r in failed) if failed else None,
         "every plain run with error > 0.5 classified silent_failure",
     )
     from pinnlab.reproduce.figures import convection_figures

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from pinnlab.outcomes import Outcome
 from pinnlab.reproduce.base import Session, count_span, fmt, span
 
 TITLE = "seed: derivatives of the network output in a Keras loss (u_x + u_yy)"
@@ -40,9 +41,9 @@ SOURCE = (
     "Stack Overflow question 'derivatives of the network output with respect to its inputs in a Keras loss' "
     "(2018) and its accepted answer"
 )
-Q = "SO question"
-A = "SO accepted answer"
-PRE = "pinnlab pre-engine measurement"
+QUESTION = "SO question"
+ANSWER = "SO accepted answer"
+PRE_ENGINE = "pinnlab pre-engine measurement"
 STEPS_PER_EPOCH = 360
 MEANINGFUL_ERROR = 0.05  # relative L2 error against u = x − y²/2 for "meaningful"
 
@@ -83,7 +84,7 @@ def _divergence_summary(result) -> dict[str, Any]:
         "nan_onset_step": result.nan_onset_step,
         "first_nonfinite": result.first_nonfinite,
         "growth_rate": _rate(result),
-        "weight_norm_ratio": result.weight_norm_final / result.weight_norm_initial,
+        "weight_norm_ratio": result.weight_norm_ratio,
     }
 
 
@@ -139,7 +140,7 @@ def part_a(session: Session, b: dict) -> list:
     session.claim(
         "a",
         "The question's setup (Dense(100, relu) → Dense(1, softplus), SGD 0.01, batch 10, u_x + u_yy) diverges",
-        Q,
+        QUESTION,
         f"{sum(r.diverged for r, _ in runs)}/{len(runs)} seeds divergent ("
         + ", ".join(sorted({r.outcome for r, _ in runs}))
         + f"); detected at steps {span([row['divergence_step'] for row in rows])}",
@@ -151,10 +152,10 @@ def part_a(session: Session, b: dict) -> list:
         session.claim(
             "a",
             "NaN 'after the first epoch'",
-            Q,
+            QUESTION,
             f"first non-finite value on {count_span(nan_steps)} (epochs {span(epochs)}), first in "
             + ", ".join(sorted({str(row['first_nonfinite']) for row in rows}))
-            + f"; {PRE}: 8,560–8,680",
+            + f"; {PRE_ENGINE}: 8,560–8,680",
             all(s is not None and s < 2 * STEPS_PER_EPOCH for s in nan_steps),
             "NaN within 2 epochs on every seed",
             partly=all(s is not None for s in nan_steps),
@@ -162,9 +163,9 @@ def part_a(session: Session, b: dict) -> list:
     session.claim(
         "a",
         "The weights grow without bound (exponentially) because the loss is unbounded below",
-        A,
+        ANSWER,
         f"d ln‖W‖/dstep = {span(rates, 2)} (×e every {span([1 / r for r in rates if r and r > 0], 2)} steps); "
-        f"kernel norms at step 1,000: {span(k1000)} ({PRE}: 70–110)",
+        f"kernel norms at step 1,000: {span(k1000)} ({PRE_ENGINE}: 70–110)",
         divergent and all(r > 0 for r in rates),
         "divergent and ln‖W‖ rising linearly (positive slope) on every seed",
     )
@@ -195,9 +196,9 @@ def part_b(session: Session, b: dict) -> None:
     session.claim(
         "b",
         "Dense(5, softplus) → Dense(1, softplus) diverges as well",
-        A,
+        ANSWER,
         f"{sum(r.diverged for r, *_ in runs)}/{len(runs)} seeds divergent; "
-        + (f"NaN on {count_span([row['nan_onset_step'] for row in rows])} ({PRE}: 5,700–8,050)"
+        + (f"NaN on {count_span([row['nan_onset_step'] for row in rows])} ({PRE_ENGINE}: 5,700–8,050)"
            if not b["stop_early"] else f"detected at steps {span([row['divergence_step'] for row in rows])}"),
         all(r.diverged for r, *_ in runs),
         "every seed divergent",
@@ -205,7 +206,7 @@ def part_b(session: Session, b: dict) -> None:
     session.claim(
         "b",
         "The kernels of both layers grow together",
-        A,
+        ANSWER,
         "kernel norm growth to the last finite state, layer 1: "
         f"×{span([g[0] for g in growth])}, layer 2: ×{span([g[-1] for g in growth])}",
         all(min(g) >= 10 for g in growth),
@@ -221,7 +222,7 @@ def part_b(session: Session, b: dict) -> None:
     session.claim(
         "b",
         "The second layer keeps the opposite sign of the first (so the derivative goes negative)",
-        A,
+        ANSWER,
         f"sign of W1[x,j]·W2[j] per hidden unit j at the last finite state: {patterns}; "
         f"units with a negative product carry {span([100 * x for x in share])}% of Σ|W1[x,j]·W2[j]|",
         all(x >= 0.9 for x in share),
@@ -232,9 +233,9 @@ def part_b(session: Session, b: dict) -> None:
     session.claim(
         "b",
         "Biases get (almost) no gradient: they do not contribute to the derivative",
-        A,
+        ANSWER,
         f"median ‖∂L/∂b‖/‖∂L/∂W‖ over the first 50 steps: {span(r5)} (5 softplus), {span(r100)} (100 relu); "
-        f"{PRE}: 0.11–0.29 and 0.04–0.12",
+        f"{PRE_ENGINE}: 0.11–0.29 and 0.04–0.12",
         all(x < 1 / 3 for x in r5 + r100),
         "ratio < 1/3 on every seed of both networks",
     )
@@ -281,7 +282,7 @@ def part_c(session: Session, b: dict, intended: list) -> None:
         "c",
         "The literal loss df1[0,0] + df2[0,1] is not u_x + u_yy: gradients(df1) differentiates the sum "
         "(adds u_xy) and [0, ·] keeps the first sample only",
-        Q,
+        QUESTION,
         "at initialisation on the same first batch: literal "
         + ", ".join(fmt(row["literal_at_init"], 3) for row in rows)
         + " vs intended "
@@ -295,13 +296,13 @@ def part_c(session: Session, b: dict, intended: list) -> None:
     session.claim(
         "c",
         "Both the literal and the intended loss diverge",
-        Q,
-        f"literal: {sum(r['literal']['outcome'] in ('nan', 'blowup', 'unbounded') for r in rows)}/{len(rows)} divergent, "
+        QUESTION,
+        f"literal: {sum(Outcome(r['literal']['outcome']).divergent for r in rows)}/{len(rows)} divergent, "
         f"{'NaN' if when == 'nan_onset_step' else 'detected'} on {count_span([r['literal'][when] for r in rows])}; "
         f"intended: {count_span([r['intended'][when] for r in rows])}"
-        + (f" ({PRE}: literal NaN ≈ 5,900)" if when == "nan_onset_step" else ""),
-        all(r["literal"]["outcome"] in ("nan", "blowup", "unbounded") for r in rows)
-        and all(r["intended"]["outcome"] in ("nan", "blowup", "unbounded") for r in rows),
+        + (f" ({PRE_ENGINE}: literal NaN ≈ 5,900)" if when == "nan_onset_step" else ""),
+        all(Outcome(r["literal"]["outcome"]).divergent for r in rows)
+        and all(Outcome(r["intended"]["outcome"]).divergent for r in rows),
         "both divergent on every seed",
     )
 
@@ -313,7 +314,7 @@ REMEDIES = [
         "raw loss + L2 weight decay 1e-2",
         "seed",
         {"regularization.l2": 0.01},
-        f"Weight decay 1e-2 on the raw loss only delays the NaN ({PRE}: NaN at ≈ 8,900–9,000)",
+        f"Weight decay 1e-2 on the raw loss only delays the NaN ({PRE_ENGINE}: NaN at ≈ 8,900–9,000)",
         False,
         False,
     ),
@@ -350,7 +351,7 @@ REMEDIES = [
         "seed-fixed",
         {},
         f"The squared residual with a Dirichlet condition from u = x − y²/2: stable on every seed, small error "
-        f"({PRE}: 0.2–0.6%)",
+        f"({PRE_ENGINE}: 0.2–0.6%)",
         True,
         True,
     ),
@@ -370,7 +371,7 @@ def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
         finite = bool(np.isfinite(u).all())
         err = float(np.linalg.norm(u - ref) / np.linalg.norm(ref)) if finite else None
         spread = float(np.std(u) / np.std(ref)) if finite else None
-        stable = result.outcome == "stable"
+        stable = result.outcome == Outcome.STABLE
         return {
             "stable": stable,
             "meaningful": bool(stable and err is not None and err <= MEANINGFUL_ERROR),
@@ -439,7 +440,7 @@ def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
             )
             + ("; spread < 0.1 (near-constant u)" if key in ("raw+l2=1", "squared", "squared+anchor") else "")
         )
-        session.claim("d", claim, PRE if key != "squared+dirichlet" else A + " + " + PRE, ours, ok, criterion)
+        session.claim("d", claim, PRE_ENGINE if key != "squared+dirichlet" else ANSWER + " + " + PRE_ENGINE, ours, ok, criterion)
     session.parts["d"] = {"remedies": table, "seeds": b["remedy_seeds"], "epochs": b["remedy_epochs"],
                           "meaningful_means": f"relative L2 error vs u = x - y^2/2 <= {MEANINGFUL_ERROR}"}
     session.table("d: remedies (stable = finite and no growth rule fired; meaningful = u ≈ x − y²/2)", table)

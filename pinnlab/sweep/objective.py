@@ -27,35 +27,15 @@ from typing import Any
 import optuna
 
 from pinnlab.errors import first_line
-from pinnlab.sweep.recovery import WORKER_ATTR, worker_id
+from pinnlab.keys import MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
+from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
-from pinnlab.sweep.study import SLOT_ATTR, SURPLUS_ATTR
-from pinnlab.training import Callback, StopTraining, Trainer
+from pinnlab.runs import Tracking, run_config
+from pinnlab.summary import TRIAL_ATTRS
+from pinnlab.training import Callback, StopTraining
 
-__all__ = ["Objective", "objective_value", "TRIAL_ATTRS", "Surplus"]
-
-# RunResult.summary() keys copied to every trial's user attributes.
-TRIAL_ATTRS = (
-    "outcome",
-    "reason",
-    "nan_onset_step",
-    "first_nonfinite",
-    "divergence_step",
-    "steps_run",
-    "steps_budget",
-    "wall_seconds",
-    "compile_seconds",
-    "final_loss",
-    "rel_l2_error",
-    "heldout_residual",
-    "heldout_ratio",
-    "weight_norm_initial",
-    "weight_norm_final",
-    "weight_norm_ratio",
-    "stopped_by",
-)
-
+__all__ = ["Objective", "objective_value", "Surplus"]
 
 def objective_value(summary: dict[str, Any], metric: str) -> float | None:
     """The objective metric of a finished run, or None if it has no finite value."""
@@ -139,23 +119,22 @@ class Objective:
         if spec.pruner.name != "none":
             callbacks.append(_Pruning(trial, spec.pruner.metric))
         callbacks += self.callbacks
-        tags = {"study": spec.study_name, "trial": str(trial.number), **{k: str(v) for k, v in params.items()}}
+        tags = {STUDY_TAG: spec.study_name, TRIAL_TAG: str(trial.number), **{k: str(v) for k, v in params.items()}}
+        tracking = None
         if self.track:
-            from pinnlab.tracking import RunTracker
-
-            tracker = RunTracker(
-                cfg,
+            tracking = Tracking(
                 tracking_uri=self.tracking_uri,
                 experiment=self.experiment,
                 parent_run_id=self.parent_run_id,
                 tags=tags,
                 run_name=f"{spec.study_name}-trial-{trial.number}",
             )
-            with tracker:
-                trial.set_user_attr("mlflow_run_id", tracker.run_id)
-                result = Trainer(cfg, callbacks + [tracker]).fit()
-        else:
-            result = Trainer(cfg, callbacks).fit()
+        result = run_config(
+            cfg,
+            tracking=tracking,
+            callbacks=callbacks,
+            on_start=lambda run_id: trial.set_user_attr(MLFLOW_RUN_ID, run_id),
+        ).result
         summary = result.summary()
         for key in TRIAL_ATTRS:
             trial.set_user_attr(key, summary.get(key))

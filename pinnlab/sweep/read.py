@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
 
 from pinnlab.errors import ConfigError
-from pinnlab.sweep.study import PARENT_ATTR, SPEC_ATTR, _load, classify, open_storage
+from pinnlab.keys import PARENT_ATTR, SPEC_ATTR
+from pinnlab.sweep.study import _load, budget_kinds, open_storage
 
-__all__ = ["TrialRecord", "StudyRecord", "read_study", "study_names"]
+__all__ = ["TrialRecord", "StudyRecord", "read_study"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TrialRecord:
     user_attrs: dict[str, Any]
     intermediate_values: dict[int, float] = field(default_factory=dict)
     duration_seconds: float | None = None
-    # how the budget counts it (pinnlab.sweep.study.classify): "done", "running", "waiting",
+    # how the budget counts it (pinnlab.sweep.study.budget_kinds): "done", "running", "waiting",
     # "retried" (a FAIL of a dead or stopped worker, run again) or "surplus" (never trained)
     kind: str = "done"
 
@@ -50,12 +50,6 @@ class StudyRecord:
     trials: list[TrialRecord]
 
 
-def study_names(storage_url: str) -> list[str]:
-    """Names of the studies in a storage."""
-    storage = open_storage(storage_url, create=False)
-    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-
-
 def read_study(study_name: str, storage_url: str) -> StudyRecord:
     """Every trial of ``study_name`` in ``storage_url`` (see :func:`pinnlab.sweep.study.open_storage`)."""
     storage = open_storage(storage_url, create=False)
@@ -65,7 +59,7 @@ def read_study(study_name: str, storage_url: str) -> StudyRecord:
         raise ConfigError("STUDY" if exc.field == "--study-name" else exc.field, exc.message) from None
     trials = []
     frozen = study.get_trials(deepcopy=False)
-    for t, kind in zip(frozen, classify(frozen)):
+    for t, kind in zip(frozen, budget_kinds(frozen)):
         duration = None
         if t.datetime_start is not None and t.datetime_complete is not None:
             duration = (t.datetime_complete - t.datetime_start).total_seconds()

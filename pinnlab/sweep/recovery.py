@@ -54,14 +54,17 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from pinnlab.sweep.study import (
+from pinnlab.keys import (
+    CLOSED_TAG,
+    MLFLOW_RUN_ID,
     PARENT_ATTR,
     SLOT_ATTR,
     SURPLUS_ATTR,
     TRACKING_ATTR,
-    heartbeat_settings,
-    uses_heartbeat,
+    WORKER_ATTR,
 )
+from pinnlab.sweep.internals import retried_numbers, retry_count, retry_origin
+from pinnlab.sweep.study import heartbeat_settings, uses_heartbeat
 
 __all__ = [
     "TrialRecovery",
@@ -77,8 +80,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_RETRY = 2  # a slot runs at most 3 times; a trial that kills its worker every time stays FAIL
-WORKER_ATTR = "worker"  # trial user attribute "host:pid" of the process running it
-CLOSED_TAG = "pinnlab.closed_by"
 
 
 def worker_id() -> str:
@@ -125,7 +126,7 @@ class TrialRecovery:
 
     def close_runs(self, study: optuna.Study, trial: FrozenTrial, reason: str) -> list[str]:
         parent = study.user_attrs.get(PARENT_ATTR)
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(MLFLOW_RUN_ID)
         if parent is None and run_id is None:
             return []  # an untracked study
         uri = self.tracking_uri or study.user_attrs.get(TRACKING_ATTR)
@@ -145,9 +146,9 @@ class TrialRecovery:
             return []
 
     def retry(self, study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-        if len(trial.system_attrs.get("retry_history", ())) >= self.max_retry:
+        if retry_count(trial) >= self.max_retry:
             return False
-        first = trial.system_attrs.get("failed_trial", trial.number)
+        first = retry_origin(trial)
         clean = copy.deepcopy(trial)
         clean.user_attrs = {
             **{k: v for k, v in trial.user_attrs.items() if k == SLOT_ATTR},
@@ -231,7 +232,7 @@ def _finish_cut_short(study: optuna.Study, recovery: TrialRecovery) -> list[int]
     before it queued the retry (a window of one storage write).  Such a trial ran in a worker
     (``worker``) and has neither a result (``outcome``), nor an error (``error``), nor a retry."""
     trials = study.get_trials(deepcopy=False)
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    retried = retried_numbers(trials)
     done = []
     for t in trials:
         attrs = t.user_attrs
@@ -240,7 +241,7 @@ def _finish_cut_short(study: optuna.Study, recovery: TrialRecovery) -> list[int]
             and WORKER_ATTR in attrs
             and not {"outcome", "error", SURPLUS_ATTR} & attrs.keys()
             and t.number not in retried
-            and len(t.system_attrs.get("retry_history", ())) < recovery.max_retry
+            and retry_count(t) < recovery.max_retry
         ):
             recovery(study, t, reason=f"repair: trial {t.number} ended FAIL without a result or a retry ({_now()})")
             done.append(t.number)

@@ -50,11 +50,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinnlab.sweep.spec import SweepSpec
-from pinnlab.sweep.study import (
+from pinnlab.keys import (
+    FINISHED_TAG,
+    KIND_TAG,
+    MLFLOW_RUN_ID,
     PARENT_ATTR,
+    STORAGE_TAG,
+    STUDY_TAG,
     TRACKING_ATTR,
+    WORKER_ATTR,
+)
+from pinnlab.outcomes import Outcome, trial_outcome
+from pinnlab.sweep.study import (
     budget,
-    classify,
+    budget_kinds,
     create_or_load_study,
     default_storage_url,
     display_url,
@@ -65,8 +74,6 @@ from pinnlab.sweep.study import (
 )
 
 __all__ = ["run_sweep", "run_worker", "SweepReport", "study_report"]
-
-DIVERGENT = {"nan", "blowup", "unbounded"}
 
 
 @dataclass
@@ -94,15 +101,13 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
     """Counts by state and by outcome; FAIL trials without an outcome are ``crash`` (counted),
     ``retried`` (a dead or stopped worker's trial, run again) or ``surplus`` (never trained)."""
     trials = study.get_trials(deepcopy=False)
-    kinds = classify(trials)
+    kinds = budget_kinds(trials)
     counts: dict[str, int] = {}
     outcomes: dict[str, int] = {}
     for t, kind in zip(trials, kinds):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
-        o = t.user_attrs.get("outcome")
-        if o is None and t.state.name == "FAIL":
-            o = "crash" if kind == "done" else kind
-        if o:
+        o = trial_outcome(t.state.name, t.user_attrs.get("outcome"), kind)
+        if o is not None:
             outcomes[o] = outcomes.get(o, 0) + 1
     best = None
     try:
@@ -213,7 +218,7 @@ def _no_interrupt_traceback(record) -> bool:
 
 def _mine(study) -> list:
     """The trials this process took (user attribute ``worker``), for the account of a stop."""
-    from pinnlab.sweep.recovery import WORKER_ATTR, worker_id
+    from pinnlab.sweep.recovery import worker_id
 
     me = worker_id()
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_ATTR) == me]
@@ -259,7 +264,7 @@ def _stopped(study, objective, recovery, signal_text: str) -> str:
         trial = study.tell(number, state=TrialState.FAIL)
     name = signal_text.rsplit(" ", 1)[-1]
     retried = recovery(study, trial, reason=f"{name}: worker {worker_id()} was stopped during the trial")
-    run = " and its MLflow run KILLED" if trial.user_attrs.get("mlflow_run_id") else ""
+    run = " and its MLflow run KILLED" if trial.user_attrs.get(MLFLOW_RUN_ID) else ""
     again = "queued again" if retried else "not retried (retry limit reached)"
     return f"{signal_text}: trial {number} ended FAIL{run}, its slot {again}; this worker finished {finished}"
 
@@ -270,7 +275,7 @@ def _close_study_runs(study, tracking_uri, parent) -> None:
     from pinnlab.tracking import close_runs
 
     close_orphan_runs(study, tracking_uri)
-    close_runs(tracking_uri, [parent], {"pinnlab.finished_by": f"worker {worker_id()} (budget spent)"}, status="FINISHED")
+    close_runs(tracking_uri, [parent], {FINISHED_TAG: f"worker {worker_id()} (budget spent)"}, status="FINISHED")
 
 
 def _worker_entry(kwargs: dict) -> None:
@@ -325,7 +330,7 @@ def run_sweep(
             tracking_uri,
             experiment,
             run_name=spec.study_name,
-            tags={"study": spec.study_name, "pinnlab.kind": "study", "storage": display_url(storage)},
+            tags={STUDY_TAG: spec.study_name, KIND_TAG: "study", STORAGE_TAG: display_url(storage)},
             params={"n_trials": spec.n_trials, "sampler": spec.sampler.name, "objective": spec.objective.metric,
                     "space": ",".join(spec.space)},
         )
@@ -418,14 +423,14 @@ def _watch(study, spec, storage, procs, done_before, progress, poll_seconds, rec
             seen_dead.update(dead)
             repair_trials(study, storage, recovery, dead_pids=dead)
         trials = study.get_trials(deepcopy=False)
-        counted = [t for t, kind in zip(trials, classify(trials)) if kind == "done"]
+        counted = [t for t, kind in zip(trials, budget_kinds(trials)) if kind == "done"]
         n = len(counted)
         if n != last:
             bar.update(n - last)
             last = n
-            outcomes = [t.user_attrs.get("outcome") for t in counted]
-            stable = sum(o in ("stable", "silent_failure") for o in outcomes)
-            divergent = sum(o in DIVERGENT for o in outcomes)
+            outcomes = [Outcome.parse(t.user_attrs.get("outcome")) for t in counted]
+            divergent = sum(o is not None and o.divergent for o in outcomes)
+            stable = sum(o is not None and o.judged and not o.divergent for o in outcomes)
             crashed = sum(t.state.name == "FAIL" for t in counted)
             completed = [t.value for t in counted if t.state.name == "COMPLETE" and t.value is not None]
             best = (min if spec.objective.direction == "minimize" else max)(completed) if completed else None

@@ -52,6 +52,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from pinnlab.errors import ConfigError, first_line
+from pinnlab.keys import SLOT_ATTR, SPEC_ATTR, SURPLUS_ATTR
+from pinnlab.outcomes import Outcome
+from pinnlab.sweep.internals import fixed_params, retried_numbers
 from pinnlab.sweep.space import grid_space
 from pinnlab.sweep.spec import SweepSpec
 
@@ -65,25 +68,18 @@ __all__ = [
     "load_study",
     "Budget",
     "budget",
-    "classify",
+    "budget_kinds",
     "heartbeat_settings",
     "uses_heartbeat",
     "display_url",
-    "FINISHED_STATES",
     "HEARTBEAT_INTERVAL",
     "GRACE_PERIOD",
 ]
 
-FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats (RDB storages)
 GRACE_PERIOD = 30  # a trial silent this long belongs to a dead worker and is marked FAIL
 # 3 missed heartbeats: a worker whose database connection stalls for one interval is not declared dead
 
-SPEC_ATTR = "pinnlab_spec"
-PARENT_ATTR = "mlflow_parent_run_id"
-TRACKING_ATTR = "mlflow_tracking_uri"
-SLOT_ATTR = "budget_slot"  # trial user attribute: which of the n_trials slots the trial fills
-SURPLUS_ATTR = "surplus"  # trial user attribute: lost the race for the last slot, never trained
 
 
 def default_storage_url(store: Path) -> str:
@@ -302,9 +298,10 @@ class Budget:
         return self.n_trials - self.done - self.running
 
 
-def classify(trials: Sequence[FrozenTrial]) -> list[str]:
-    """Per trial: ``done`` (counted), ``running``, ``waiting``, ``retried`` or ``surplus``."""
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+def budget_kinds(trials: Sequence[FrozenTrial]) -> list[str]:
+    """How the budget counts each trial: ``done`` (counted), ``running``, ``waiting``, ``retried``
+    or ``surplus``."""
+    retried = retried_numbers(trials)
     kinds = []
     for t in trials:
         if t.state == TrialState.RUNNING:
@@ -312,17 +309,18 @@ def classify(trials: Sequence[FrozenTrial]) -> list[str]:
         elif t.state == TrialState.WAITING:
             kinds.append("waiting")
         elif t.state == TrialState.FAIL and t.number in retried:
-            kinds.append("retried")
+            kinds.append(Outcome.RETRIED)
         elif t.state == TrialState.FAIL and t.user_attrs.get(SURPLUS_ATTR):
-            kinds.append("surplus")
+            kinds.append(Outcome.SURPLUS)
         else:
             kinds.append("done")
     return kinds
 
 
 def budget(trials: Sequence[FrozenTrial], n_trials: int) -> Budget:
-    kinds = classify(trials)
-    return Budget(n_trials=n_trials, **{k: kinds.count(k) for k in ("done", "running", "waiting", "retried", "surplus")})
+    kinds = budget_kinds(trials)
+    counts = {str(k): kinds.count(k) for k in ("done", "running", "waiting", Outcome.RETRIED, Outcome.SURPLUS)}
+    return Budget(n_trials=n_trials, **counts)
 
 
 def enqueue_slots(study: optuna.Study, spec: SweepSpec) -> int:
@@ -342,7 +340,7 @@ def enqueue_slots(study: optuna.Study, spec: SweepSpec) -> int:
         names = list(space)
         points = [dict(zip(names, values)) for values in itertools.product(*space.values())]
         random.Random(spec.sampler.seed).shuffle(points)
-        seen = [t.params for t in trials] + [t.system_attrs.get("fixed_params", {}) for t in trials]
+        seen = [t.params for t in trials] + [fixed_params(t) for t in trials]
         points = [p for p in points if p not in seen]
     first = 1 + max((t.user_attrs.get(SLOT_ATTR, -1) for t in trials), default=-1)
     for i in range(missing):

@@ -5,15 +5,13 @@ result type and the callback base stay importable without it (analysis and track
 """
 
 from pinnlab.training.callbacks import Callback, ProgressBar, StopTraining
-from pinnlab.training.divergence import DIVERGENT, OUTCOMES, classify_finished, growth_rate
+from pinnlab.training.divergence import classify_finished, growth_rate
 from pinnlab.training.result import RunResult
 
 __all__ = [
     "Callback",
     "ProgressBar",
     "StopTraining",
-    "DIVERGENT",
-    "OUTCOMES",
     "classify_finished",
     "growth_rate",
     "RunResult",

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OUTCOMES", "DIVERGENT", "DivergenceMonitor", "classify_finished", "growth_rate"]
+from pinnlab.outcomes import Outcome
 
-OUTCOMES = ("stable", "nan", "blowup", "unbounded", "silent_failure")
-DIVERGENT = frozenset({"nan", "blowup", "unbounded"})
+__all__ = ["Verdict", "DivergenceMonitor", "classify_finished", "growth_rate"]
 
 
 def growth_rate(steps: np.ndarray, norms: np.ndarray) -> float:
@@ -48,7 +47,9 @@ def growth_rate(steps: np.ndarray, norms: np.ndarray) -> float:
 
 @dataclass
 class Verdict:
-    outcome: str
+    """A divergence rule that fired: the outcome, the step it fired at, and the evidence."""
+
+    outcome: Outcome
     step: int
     reason: str
 
@@ -71,22 +72,22 @@ class DivergenceMonitor:
         if self.initial is None:
             self.initial = weight_norm
         if loss < cfg.loss_floor:
-            return Verdict("unbounded", step, f"loss {loss:.3g} fell below divergence.loss_floor={cfg.loss_floor:g}")
+            return Verdict(Outcome.UNBOUNDED, step, f"loss {loss:.3g} fell below divergence.loss_floor={cfg.loss_floor:g}")
         ratio = weight_norm / self.initial if self.initial > 0 else math.inf
         if ratio >= cfg.max_weight_ratio:
             return Verdict(
-                "blowup", step, f"weight norm grew {ratio:.3g}x (divergence.max_weight_ratio={cfg.max_weight_ratio:g})"
+                Outcome.BLOWUP, step, f"weight norm grew {ratio:.3g}x (divergence.max_weight_ratio={cfg.max_weight_ratio:g})"
             )
         if weight_norm >= cfg.max_weight_norm:
             return Verdict(
-                "blowup", step, f"weight norm {weight_norm:.3g} >= divergence.max_weight_norm={cfg.max_weight_norm:g}"
+                Outcome.BLOWUP, step, f"weight norm {weight_norm:.3g} >= divergence.max_weight_norm={cfg.max_weight_norm:g}"
             )
         if step >= cfg.growth_window and step % self.check_every == 0 and ratio >= cfg.growth_min_ratio:
             lo = step - cfg.growth_window + 1
             rate = growth_rate(np.arange(lo, step + 1), self.norms[lo : step + 1])
             if rate >= cfg.growth_rate:
                 return Verdict(
-                    "blowup",
+                    Outcome.BLOWUP,
                     step,
                     f"weight norm growing exponentially: d ln||W||/dstep = {rate:.3g} over {cfg.growth_window} steps "
                     f"(divergence.growth_rate={cfg.growth_rate:g}), {ratio:.3g}x initial",
@@ -101,7 +102,7 @@ def classify_finished(
     final_loss: float | None,
     rel_l2_error: float | None,
     heldout_ratio: float | None,
-) -> tuple[str, str, list[str]]:
+) -> tuple[Outcome, str, list[str]]:
     """Outcome of a run that finished finite: ``(outcome, reason, warnings)``."""
     warnings: list[str] = []
     wrong = []
@@ -120,7 +121,7 @@ def classify_finished(
     )
     if wrong and low:
         ratio = final_loss / initial_loss
-        return "silent_failure", f"training loss fell to {ratio:.3g}x its initial value, but " + "; ".join(wrong), warnings
+        return Outcome.SILENT_FAILURE, f"training loss fell to {ratio:.3g}x its initial value, but " + "; ".join(wrong), warnings
     if wrong:
         warnings.append("not converged: " + "; ".join(wrong))
-    return "stable", "finished its budget with finite values", warnings
+    return Outcome.STABLE, "finished its budget with finite values", warnings

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from pinnlab.training.divergence import DIVERGENT
+from pinnlab.outcomes import Outcome
+from pinnlab.summary import SUMMARY_FIELDS
 
 __all__ = ["RunResult"]
 
@@ -28,7 +29,7 @@ class RunResult:
     """
 
     config: Any
-    outcome: str
+    outcome: Outcome
     reason: str
     nan_onset_step: int | None
     first_nonfinite: str | None
@@ -49,37 +50,39 @@ class RunResult:
     final_metrics: dict[str, float] = field(default_factory=dict)
     divergence_step: int | None = None
 
+    def __post_init__(self) -> None:
+        self.outcome = Outcome(self.outcome)
+
     @property
     def diverged(self) -> bool:
-        return self.outcome in DIVERGENT
+        return self.outcome.divergent
+
+    @property
+    def weight_norm_ratio(self) -> float | None:
+        """Final over initial global weight norm (None when either is missing or not finite)."""
+        if not self.weight_norm_initial or not math.isfinite(self.weight_norm_final):
+            return None
+        return _num(self.weight_norm_final / self.weight_norm_initial)
+
+    @property
+    def problem(self) -> str:
+        return self.config.problem.name
 
     def summary(self) -> dict[str, Any]:
-        """JSON-ready summary (what ``pinnlab run --json`` prints)."""
-        ratio = (
-            self.weight_norm_final / self.weight_norm_initial
-            if self.weight_norm_initial and math.isfinite(self.weight_norm_final)
-            else None
-        )
-        return {
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "nan_onset_step": self.nan_onset_step,
-            "first_nonfinite": self.first_nonfinite,
-            "divergence_step": self.divergence_step,
-            "steps_run": self.steps_run,
-            "steps_budget": self.steps_budget,
-            "wall_seconds": round(self.wall_seconds, 3),
-            "compile_seconds": round(self.compile_seconds, 3),
-            "initial_loss": _num(self.initial_loss),
-            "final_loss": _num(self.final_loss),
-            "weight_norm_initial": _num(self.weight_norm_initial),
-            "weight_norm_final": _num(self.weight_norm_final),
-            "weight_norm_ratio": _num(ratio),
-            "rel_l2_error": _num(self.rel_l2_error),
-            "heldout_ratio": _num(self.heldout_ratio),
-            "heldout_residual": _num(self.heldout_residual),
-            "stopped_by": self.stopped_by,
-            "warnings": list(self.warnings),
-            "problem": self.config.problem.name,
-            "final_metrics": {k: _num(v) for k, v in self.final_metrics.items()},
-        }
+        """JSON-ready summary (what ``pinnlab run --json`` prints): the fields of
+        :data:`pinnlab.summary.SUMMARY_FIELDS`, in that order, non-finite numbers as None."""
+        out: dict[str, Any] = {}
+        for f in SUMMARY_FIELDS:
+            value = getattr(self, f.name)
+            if f.name == "final_metrics":
+                value = {k: _num(v) for k, v in value.items()}
+            elif f.name == "warnings":
+                value = list(value)
+            elif f.name == "outcome":
+                value = str(value)
+            elif f.kind is float:
+                value = _num(value)
+                if value is not None and f.name.endswith("_seconds"):
+                    value = round(value, 3)
+            out[f.name] = value
+        return out

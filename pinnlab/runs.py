@@ -1,0 +1,95 @@
+"""Run one configuration, with or without MLflow tracking: the single path from a RunConfig to a
+recorded result, shared by ``pinnlab run``, every sweep trial and every reproduction run.
+
+    run_config(cfg, tracking=Tracking(experiment="pinnlab", tags=...), callbacks=[...]) -> Run
+
+The trainer knows nothing of MLflow; this function composes it with the tracking callback, opens the
+MLflow run before the first step (so a run killed mid-training is recorded as KILLED, not lost) and
+closes it after the last, and returns the result with the run id.  ``tracking=None`` trains without
+recording anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pinnlab.keys import MLFLOW_RUN_ID
+
+__all__ = ["Tracking", "Run", "run_config"]
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where and how a run is recorded in MLflow (see :class:`pinnlab.tracking.RunTracker`)."""
+
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI, PINNLAB_HOME or ./pinnlab-runs
+    experiment: str = "pinnlab"
+    parent_run_id: str | None = None  # record as a child run (sweeps, reproductions)
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    run_name: str | None = None
+    plots: bool = True  # PNG plots of the history as artifacts
+
+
+@dataclass
+class Run:
+    """A finished run: the result, the trainer (weights, predictions) and the MLflow run, if any."""
+
+    result: Any  # pinnlab.training.RunResult
+    trainer: Any  # pinnlab.training.Trainer
+    tracker: Any = None  # pinnlab.tracking.RunTracker, or None when not tracked
+
+    @property
+    def mlflow_run_id(self) -> str | None:
+        return None if self.tracker is None else self.tracker.run_id
+
+    def summary(self) -> dict[str, Any]:
+        """The result's summary plus ``mlflow_run_id`` when tracked (``pinnlab run --json``)."""
+        out = self.result.summary()
+        if self.tracker is not None:
+            out[MLFLOW_RUN_ID] = self.tracker.run_id
+        return out
+
+
+def run_config(
+    cfg,
+    *,
+    tracking: Tracking | None = None,
+    callbacks: Sequence[Any] = (),
+    on_start: Callable[[str], None] | None = None,
+    prepare: Callable[[Any], None] | None = None,
+    guard: contextlib.AbstractContextManager | None = None,
+) -> Run:
+    """Train ``cfg`` (a validated RunConfig) and return the :class:`Run`.
+
+    ``on_start(run_id)`` is called once the MLflow run exists (a sweep links its trial to it);
+    ``prepare(trainer)`` runs after the trainer is built and before training (a warm start, a look at
+    the initial state); ``guard`` is entered around training (e.g. a signal handler's deferral
+    window).  An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
+    propagates.
+    """
+    from pinnlab.training import Trainer
+
+    tracker = None
+    if tracking is not None:
+        from pinnlab.tracking import RunTracker
+
+        tracker = RunTracker(
+            cfg,
+            tracking_uri=tracking.tracking_uri,
+            experiment=tracking.experiment,
+            parent_run_id=tracking.parent_run_id,
+            tags=dict(tracking.tags),
+            run_name=tracking.run_name,
+            plots=tracking.plots,
+        )
+    with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext():
+        if tracker is not None and on_start is not None:
+            on_start(tracker.run_id)
+        trainer = Trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])])
+        if prepare is not None:
+            prepare(trainer)
+        result = trainer.fit()
+    return Run(result=result, trainer=trainer, tracker=tracker)
