@@ -25,10 +25,9 @@ Signals: SIGTERM and SIGINT stop a worker at its trainer's next step
 (:class:`pinnlab.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
 KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.
 
-No ``gc_after_trial``: a full ``gc.collect()`` costs ~0.28 s per trial in a process holding
-TensorFlow (measured while writing this: 40 trials of 50 steps in one worker, 55 s with it, 44 s
-without; ``benchmarks/throughput.py`` records the time of one collection as ``gc_collect_ms``), and
-without it the memory stays bounded (RSS 815-891 MB over those 40 trials, 767-823 MB with it).
+No ``gc_after_trial``: a full ``gc.collect()`` in a process holding TensorFlow costs about a
+quarter of a short trial, and without it the memory stays bounded (docs/benchmarks.md, "gc after
+each trial"; ``benchmarks/throughput.py`` records one collection as ``gc_collect_ms``).
 
 Threads: TensorFlow would give every process all cores; with K workers on C cores each worker gets
 ``max(1, C // K)`` intra-op threads and one inter-op thread, set before TensorFlow starts
