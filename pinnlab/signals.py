@@ -6,8 +6,7 @@ Inside ``deferred()`` (while a trainer or a sweep worker runs) the interrupt is 
 check instead: a trainer callback (the handler is a duck-typed one, so that importing this module
 stays TensorFlow-free), a sweep's per-trial callback, or an explicit :meth:`Terminate.check`.  An
 exception raised by a signal handler in the middle of TensorFlow's tracing, or in a
-garbage-collector callback, can be swallowed or turned into another error (seen in 2 of ~40
-SIGTERMs sent just after a run was created: one ignored, one became an AttributeError).  Later
+garbage-collector callback, can be swallowed or turned into another error.  Later
 signals are only recorded, so they cannot cut the cleanup short; SIGKILL remains the way to stop
 a process that does not reach a check (a sweep worker's trial is then recovered by the storage's
 heartbeat or ``pinnlab sweep --repair``, see :mod:`pinnlab.sweep.recovery`).

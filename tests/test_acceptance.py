@@ -35,9 +35,7 @@ def test_seed_without_early_stop_reaches_nan_and_names_the_tensor(capsys):
     s = run_json(capsys, "seed", "--set", "divergence.stop_early=false", "--set", "diagnostics.every=1000")
     assert s["outcome"] == "blowup"  # the first symptom, long before the NaN
     assert 5000 < s["nan_onset_step"] < 12000
-    assert s["first_nonfinite"] in {"loss/residual", "loss/total"} or s["first_nonfinite"].startswith(
-        ("deriv/", "grad/", "weight/", "output/")
-    )
+    assert s["first_nonfinite"] == "loss/residual"  # the mean of u_x + u_yy overflows first
     assert s["steps_run"] == s["nan_onset_step"] + 1
 
 
@@ -50,8 +48,7 @@ def test_seed_fixed_is_stable_and_accurate(capsys):
 
 
 @pytest.mark.slow
-def test_poisson2d_preset_is_accurate_within_two_minutes(capsys):
-    s = run_json(capsys, "poisson2d")
+def test_poisson2d_preset_is_accurate(capsys):
+    s = run_json(capsys, "poisson2d")  # its wall time is measured by benchmarks/, not asserted here
     assert s["outcome"] == "stable", s
     assert s["rel_l2_error"] <= 5e-2
-    assert s["wall_seconds"] < 120

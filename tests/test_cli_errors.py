@@ -150,10 +150,6 @@ def assert_one_line_error(rc, out, err, expected):
     assert not missing, f"{missing} not in {line!r}"
 
 
-def test_at_least_18_cases():
-    assert len(CASES) >= 18
-
-
 @pytest.mark.parametrize("argv, expected", _params())
 def test_bad_input_is_one_line_exit_2(workdir, capsys, argv, expected):
     rc, out, err = run_cli(capsys, ["run", *argv, "--print-config"])

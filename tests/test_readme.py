@@ -67,45 +67,64 @@ def test_shell_command_works_as_written(cmd, tmp_path):
         assert "blowup" in proc.stdout  # what the README says it shows
 
 
-def test_setup_command_runs_the_main_sweep_and_resumes(tmp_path):
-    """The README's first command, from the repository root as written, with its store redirected
-    to a scratch directory (PINNLAB_HOME) so the checkout stays clean.  Checks the sweep's promises:
-    24 trials, stable and divergent ones, divergent trials PRUNED with their attributes, one MLflow
-    parent run with 24 children carrying outcome tags, and a second run that redoes nothing."""
+def _setup_command() -> str:
+    ((_, setup),) = [b for b in blocks("bash") if b[0] == "ci:setup"]
+    return setup.strip()
+
+
+def _run_setup(cmd: str, home: Path, timeout: int) -> subprocess.CompletedProcess:
+    """Run the set-up command from the repository root as written, with its store redirected to a
+    scratch directory (PINNLAB_HOME) so the checkout stays clean."""
+    env = env_with_venv()
+    env["PINNLAB_HOME"] = str(home)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return run(cmd, ROOT, env, timeout=timeout)
+
+
+def _check_study(home: Path, n: int, study: str = "seed_divergence") -> list:
+    """The sweep's promises: n trials, divergent ones PRUNED with their attributes, none RUNNING,
+    one MLflow parent run with n children carrying outcome tags."""
     import mlflow
     import optuna
 
-    ((_, setup),) = [b for b in blocks("bash") if b[0] == "ci:setup"]
-    cmd = setup.strip()
-    env = env_with_venv()
-    env["PINNLAB_HOME"] = str(tmp_path)
-    env.pop("MLFLOW_TRACKING_URI", None)
-    run(cmd, ROOT, env, timeout=1200)
-
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
-    )
-    trials = optuna.load_study(study_name="seed_divergence", storage=storage).get_trials()
-    assert len(trials) == 24
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(home / "optuna.journal")))
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials()
+    assert len(trials) == n
     outcomes = [t.user_attrs.get("outcome") for t in trials]
-    assert "stable" in outcomes and any(o in ("nan", "blowup", "unbounded") for o in outcomes), outcomes
     for t, o in zip(trials, outcomes):
         if o in ("nan", "blowup", "unbounded"):
             assert t.state.name == "PRUNED"
             assert {"nan_onset_step", "first_nonfinite", "mlflow_run_id"} <= set(t.user_attrs)
         assert t.state.name != "RUNNING"
-
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("seed_divergence")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(study)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) == 24 and all("outcome" in r.data.tags for r in children)
+    assert len(children) == n and all("outcome" in r.data.tags for r in children)
+    return outcomes
 
-    again = run(cmd.split("&&")[-1].strip(), ROOT, env, timeout=600)
+
+def test_setup_command_works_as_written_on_the_smoke_variant(tmp_path):
+    """The README's first command exactly as written (install, then the sweep with two worker
+    processes), on the sweep's tiny `--smoke` variant so the default suite stays short; the
+    full-size sweep is the slow test below."""
+    _run_setup(_setup_command() + " --smoke", tmp_path, timeout=900)
+    _check_study(tmp_path, 3, "seed_divergence-smoke")
+
+
+@pytest.mark.slow
+def test_setup_command_runs_the_main_sweep_and_resumes(tmp_path):
+    """The full set-up command: 24 trials, stable and divergent ones, and a second run that redoes
+    nothing."""
+    cmd = _setup_command()
+    _run_setup(cmd, tmp_path, timeout=1200)
+    outcomes = _check_study(tmp_path, 24)
+    assert "stable" in outcomes and any(o in ("nan", "blowup", "unbounded") for o in outcomes), outcomes
+    again = _run_setup(cmd.split("&&")[-1].strip(), tmp_path, timeout=600)
     assert "ran 0 now" in again.stdout
-    assert len(optuna.load_study(study_name="seed_divergence", storage=storage).get_trials()) == 24
+    _check_study(tmp_path, 24)
 
 
 def test_python_block_runs():
