@@ -5,15 +5,9 @@ A problem turns the network into *residuals*: a ``dict[str, Tensor]`` of per-poi
 reduces one residual to a scalar; a *weighting* multiplies each scalar by λ_term.  The same keys
 name everything downstream: ``loss/boundary``, ``lambda/boundary``, ``grad_norm/boundary``.
 
-Formulations (``FORMULATIONS``):
-
-==========  ==========================  =====================================================
-``raw``     mean(r)                     the seed question's loss: unbounded below, diverges
-``abs``     mean(|r|)                   bounded below, non-smooth at 0
-``squared`` mean(r²)                    the PINN standard
-``huber``   mean(huber_δ(r))            quadratic within δ, linear outside
-``log_cosh`` mean(log cosh r)           smooth, ~r²/2 near 0 and ~|r| far out
-==========  ==========================  =====================================================
+Formulations (``FORMULATIONS``) attach a TensorFlow function ``(r, delta) -> scalar`` to each name of
+:data:`pinnlab.names.FORMULATIONS`, which holds their formulas and which are bounded below (all but
+``raw``, the seed question's mean(r)).
 
 Weighting schemes: ``fixed`` (``loss.weights``) and ``grad_norm``: learning-rate annealing of Wang,
 Teng & Perdikaris (2021) in the form of the authors' reference code, with the *weighted* term in the
@@ -29,12 +23,13 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from pinnlab import names
 from pinnlab.registry import Registry
 
 __all__ = ["FORMULATIONS", "formulation", "grad_norm_lambda_hat", "penalties"]
 
 Formulation = Callable[[tf.Tensor, float], tf.Tensor]
-FORMULATIONS: Registry[Formulation] = Registry("loss formulation")
+FORMULATIONS: Registry[Formulation] = Registry(names.FORMULATIONS.kind)
 
 
 @FORMULATIONS.register("raw")
@@ -69,13 +64,17 @@ def formulation(name: str) -> Formulation:
     return FORMULATIONS.get(name, "loss.formulation")
 
 
-def penalties(kernels: Sequence[tf.Variable], l2: float, l1: float) -> dict[str, tf.Tensor]:
-    """Regularisation terms ``{"l2": l2·Σ‖W‖², "l1": l1·Σ|W|}`` (only those with a coefficient)."""
+def penalties(weights: Sequence[tf.Variable], l2: float, l1: float) -> dict[str, tf.Tensor]:
+    """Regularisation terms ``{"l2": l2·Σ‖w‖², "l1": l1·Σ|w|}`` (only those with a coefficient).
+
+    ``weights`` are the penalised variables: the kernels, and the biases too with
+    ``regularization.include_biases``.
+    """
     out: dict[str, tf.Tensor] = {}
     if l2 > 0:
-        out["l2"] = l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in kernels])
+        out["l2"] = l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in weights])
     if l1 > 0:
-        out["l1"] = l1 * tf.add_n([tf.reduce_sum(tf.abs(w)) for w in kernels])
+        out["l1"] = l1 * tf.add_n([tf.reduce_sum(tf.abs(w)) for w in weights])
     return out
 
 

@@ -1,9 +1,9 @@
 """Multilayer perceptrons and the activations they use.
 
-``ACTIVATIONS`` maps each YAML name to an :class:`Activation` that knows its smoothness:
-``vanishes_from = k`` means the k-th derivative of the activation is zero almost everywhere (ReLU:
-k = 2, so u_yy of a ReLU network is zero a.e. and a residual with second derivatives cannot be fitted).
-The trainer turns that into a warning on the run result.
+``ACTIVATIONS`` maps each YAML name to an :class:`Activation`: the TensorFlow-free metadata of
+:data:`pinnlab.names.ACTIVATIONS` (``vanishes_from``, the derivative order from which the
+activation's derivatives are zero almost everywhere, and its note) with the Keras callable attached.
+``INITIALIZERS`` attaches Keras initializer classes to :data:`pinnlab.names.INITIALIZERS`.
 
 Layers are named ``dense_1 … dense_{depth+1}`` (the last is the output layer), independent of how
 many models the process has built, so metric names such as ``weight_norm/dense_1/kernel`` mean the
@@ -14,48 +14,46 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from pinnlab import names
 from pinnlab.registry import Registry
 
 __all__ = ["Activation", "ACTIVATIONS", "INITIALIZERS", "build_mlp", "Standardize", "variable_name"]
 
 
-@dataclass(frozen=True)
-class Activation:
-    name: str
-    fn: Callable[[tf.Tensor], tf.Tensor] | str
-    vanishes_from: int | None  # lowest derivative order that is zero almost everywhere; None: never
-    note: str = ""
+@dataclass(frozen=True, kw_only=True)
+class Activation(names.ActivationInfo):
+    """An activation's metadata (name, ``vanishes_from``, note, ``degenerate_for``) and its callable."""
 
-    def degenerate_for(self, order: int) -> bool:
-        """True if a network with this activation has order-``order`` input derivatives ≡ 0 a.e."""
-        return self.vanishes_from is not None and order >= self.vanishes_from
+    fn: Callable[[tf.Tensor], tf.Tensor] | str  # a Keras activation name or a TF function
 
 
-ACTIVATIONS: Registry[Activation] = Registry("activation")
-for _act in [
-    Activation("relu", "relu", 2, "piecewise linear: second derivative zero almost everywhere"),
-    Activation("softplus", "softplus", None),
-    Activation("tanh", "tanh", None),
-    Activation("sin", tf.sin, None, "SIREN-style periodic activation"),
-    Activation("sigmoid", "sigmoid", None),
-    Activation("silu", "silu", None),
-    Activation("gelu", "gelu", None),
-    Activation("elu", "elu", None, "derivatives of order >= 2 vanish for x > 0 (half the line)"),
-    Activation("linear", "linear", 2, "a linear network has no curvature at all"),
-]:
-    ACTIVATIONS.register(_act.name, _act)
+# Keras activation names, or TF functions where Keras has none.
+_ACTIVATION_FNS: dict[str, Callable[[tf.Tensor], tf.Tensor] | str] = {
+    "relu": "relu",
+    "softplus": "softplus",
+    "tanh": "tanh",
+    "sin": tf.sin,
+    "sigmoid": "sigmoid",
+    "silu": "silu",
+    "gelu": "gelu",
+    "elu": "elu",
+    "linear": "linear",
+}
+ACTIVATIONS: Registry[Activation] = Registry(names.ACTIVATIONS.kind)
+for _name, _fn in _ACTIVATION_FNS.items():
+    ACTIVATIONS.register(_name, Activation(**asdict(names.ACTIVATIONS.get(_name)), fn=_fn))
 
 # Keras initializer classes by YAML name; each is built with an explicit seed (no global RNG state).
-INITIALIZERS: Registry[type] = Registry("initializer")
+INITIALIZERS: Registry[type] = Registry(names.INITIALIZERS.kind)
 for _name, _cls in [
-    ("glorot_normal", keras.initializers.GlorotNormal),  # "Xavier", as in Wang et al. 2021
-    ("glorot_uniform", keras.initializers.GlorotUniform),  # Keras' default
+    ("glorot_normal", keras.initializers.GlorotNormal),
+    ("glorot_uniform", keras.initializers.GlorotUniform),
     ("he_normal", keras.initializers.HeNormal),
     ("he_uniform", keras.initializers.HeUniform),
     ("lecun_normal", keras.initializers.LecunNormal),

@@ -1,8 +1,9 @@
-"""Optimizers and learning-rate schedules by YAML name.
+"""Optimizers and learning-rate schedules, attached to the names of :mod:`pinnlab.names`.
 
 ``OPTIMIZERS`` maps a name to a builder ``(OptimizerConfig) -> keras.optimizers.Optimizer``.
-``lbfgs`` is different in kind (a full-batch quasi-Newton method driven by SciPy's L-BFGS-B over the
-flattened weights); it is registered with builder ``None`` and the trainer runs it itself.
+``lbfgs`` is different in kind (``full_batch`` in :data:`pinnlab.names.OPTIMIZERS`: SciPy's L-BFGS-B
+over the flattened weights); it is registered with builder ``None`` and the trainer runs it itself.
+``SCHEDULES`` maps ``optimizer.schedule.name`` to ``(OptimizerConfig) -> learning rate``.
 """
 
 from __future__ import annotations
@@ -11,21 +12,29 @@ from collections.abc import Callable
 
 import keras
 
+from pinnlab import names
 from pinnlab.registry import Registry
 
-__all__ = ["OPTIMIZERS", "build_optimizer", "learning_rate"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "learning_rate"]
 
-OPTIMIZERS: Registry[Callable | None] = Registry("optimizer")
+OPTIMIZERS: Registry[Callable | None] = Registry(names.OPTIMIZERS.kind)
+SCHEDULES: Registry[Callable] = Registry(names.SCHEDULES.kind)
+
+SCHEDULES.register("constant", lambda cfg: cfg.learning_rate)
+SCHEDULES.register(
+    "exponential",
+    lambda cfg: keras.optimizers.schedules.ExponentialDecay(
+        cfg.learning_rate,
+        decay_steps=cfg.schedule.decay_steps,
+        decay_rate=cfg.schedule.decay_rate,
+        staircase=cfg.schedule.staircase,
+    ),
+)
 
 
 def learning_rate(cfg):
     """A float, or a Keras schedule for ``schedule.name: exponential``."""
-    sch = cfg.schedule
-    if sch.name == "constant":
-        return cfg.learning_rate
-    return keras.optimizers.schedules.ExponentialDecay(
-        cfg.learning_rate, decay_steps=sch.decay_steps, decay_rate=sch.decay_rate, staircase=sch.staircase
-    )
+    return SCHEDULES.get(cfg.schedule.name, "optimizer.schedule.name")(cfg)
 
 
 OPTIMIZERS.register("sgd", lambda cfg: keras.optimizers.SGD(learning_rate(cfg), momentum=cfg.momentum))
