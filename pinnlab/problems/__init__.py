@@ -3,7 +3,20 @@ solution.  One module per problem; ``PROBLEMS`` maps the YAML name to the class.
 named by import path, ``problem.name: mypkg.problems:Burgers``, and subclasses :class:`Problem`.
 
 Contract (checked for every registered problem in tests/test_problems.py): the residual of the
-exact solution is ≈ 0 on sampled points, and samples are reproducible from the seed.
+exact solution is ≈ 0 on sampled points, samples are reproducible from the seed, and the terms and
+derivatives produced are the ones the class declares.
+
+This package imports without TensorFlow, so validating a config (``problem.params`` against the
+problem's ``Params``, loss-term names, batch size against the point counts) stays fast.  A problem's
+metadata is class-level data (``name``, ``coords``, ``Params``, ``residual_terms``,
+``constraint_terms``, ``derivatives``, ``max_order``) and its samplers are NumPy; the methods that
+compute (``pde``, ``constraints``, ``exact``) use ``tf`` from :mod:`pinnlab.problems.base`, which
+imports TensorFlow at its first use, and ``pinnlab.derivatives`` is imported inside the methods
+that differentiate.  Splitting each problem into a metadata class and a TensorFlow class was the
+other design considered: it keeps every import at the top, but puts one problem's equation, terms
+and parameters in two places that must agree, where the chosen form keeps one file per problem that
+reads like the math.  A user problem may import TensorFlow at its top; importing it by path then
+loads TensorFlow, which only costs that config the start-up time.
 """
 
 from __future__ import annotations

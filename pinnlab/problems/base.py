@@ -1,23 +1,63 @@
-"""The :class:`Problem` interface and point samplers shared by the problems."""
+"""The :class:`Problem` interface and point samplers shared by the problems.
+
+``tf`` here is TensorFlow imported on first use (:class:`LazyModule`): the problem modules write
+``tf.sin(...)`` as usual, and TensorFlow loads when a residual or exact solution is first computed,
+not when a config reads a problem's parameters, coordinates or terms.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
-import tensorflow as tf
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pinnlab.derivatives import parse_derivative, partials
+__all__ = ["Problem", "Params", "Residuals", "LazyModule", "uniform", "grid", "box_boundary"]
 
-__all__ = ["Problem", "Params", "Residuals", "uniform", "grid", "box_boundary"]
+
+class LazyModule:
+    """Stands for the module ``name`` and imports it at the first attribute access.
+
+    Unlike ``importlib.util.LazyLoader`` it puts nothing into ``sys.modules`` until then, so
+    "has TensorFlow been imported?" keeps its plain meaning.  Attribute access goes through
+    ``importlib.import_module`` each time (a dictionary lookup once loaded); problems touch ``tf``
+    while a step is traced, not per step.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"LazyModule({self._name!r})"
+
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+else:
+    tf = LazyModule("tensorflow")
 
 # A term's residual: per-point values (batch, 1), or a list of such parts whose losses are summed
 # (e.g. the four edges of a square, each reduced on its own as in Wang et al.'s code).
-Residual = tf.Tensor | list[tf.Tensor]
-Residuals = tuple[dict[str, Residual], dict[str, tf.Tensor]]  # (terms, derivatives used)
-Net = Callable[[tf.Tensor], tf.Tensor]
+Residual = Union["tf.Tensor", list["tf.Tensor"]]
+Residuals = tuple[dict[str, Residual], dict[str, "tf.Tensor"]]  # (terms, derivatives used)
+Net = Callable[["tf.Tensor"], "tf.Tensor"]
+
+
+class _ClassProperty:
+    """A read-only property computed from the class, so it reads the same on the class and on
+    an instance (``Seed.max_order == Seed(...).max_order``)."""
+
+    def __init__(self, fget: Callable[[type], Any]):
+        self.fget = fget
+        self.__doc__ = fget.__doc__
+
+    def __get__(self, obj: object, cls: type) -> Any:
+        return self.fget(cls)
 
 
 class Params(BaseModel):
@@ -29,6 +69,11 @@ class Params(BaseModel):
 class Problem:
     """Base class.  Subclasses set the class attributes and implement the abstract methods.
 
+    The class attributes are the problem's metadata, readable without TensorFlow: ``name``,
+    ``coords``, ``Params`` (the pydantic model of ``problem.params``), ``residual_terms``,
+    ``constraint_terms`` (every term :meth:`constraints` can return; :meth:`constraint_names`
+    picks those the parameters switch on), ``derivatives`` and the derived ``max_order``.
+
     Shapes: point sets are ``(n, d)`` float arrays with ``d = len(coords)``; network outputs and
     residuals are ``(n, 1)``.  ``pde`` and ``constraints`` are traced into the compiled training
     step without AutoGraph: branch on Python values (parameters) freely, but on tensor values only
@@ -39,6 +84,7 @@ class Problem:
     coords: ClassVar[tuple[str, ...]]
     Params: ClassVar[type[Params]] = Params
     residual_terms: ClassVar[tuple[str, ...]] = ("residual",)
+    constraint_terms: ClassVar[tuple[str, ...]] = ()  # e.g. ("boundary",), ("initial", "boundary")
     derivatives: ClassVar[tuple[str, ...]] = ()  # derivatives the PDE residual uses, e.g. ("u_x",)
 
     def __init__(self, params: Params):
@@ -72,8 +118,9 @@ class Problem:
         raise NotImplementedError
 
     def constraint_names(self) -> tuple[str, ...]:
-        """Names of the terms :meth:`constraints` returns (none by default)."""
-        return ()
+        """Names of the terms :meth:`constraints` returns with these parameters (by default all
+        ``constraint_terms``)."""
+        return self.constraint_terms
 
     def constraints(self, net: Net, points: dict[str, tf.Tensor]) -> dict[str, Residual]:
         """Boundary / initial / other terms, keyed as in :meth:`constraint_names`."""
@@ -89,9 +136,10 @@ class Problem:
         return grid(lo, hi, [101] * len(self.coords))
 
     # ---- derived ------------------------------------------------------------------------
-    @property
-    def max_order(self) -> int:
-        return max((len(parse_derivative(n, self.coords)) for n in self.derivatives), default=0)
+    @_ClassProperty
+    def max_order(cls) -> int:
+        """Highest derivative order the residual uses: ``("u_x", "u_yy")`` -> 2 (``"u"`` is 0)."""
+        return max((len(n) - 2 if n.startswith("u_") else 0 for n in cls.derivatives), default=0)
 
     @property
     def has_exact(self) -> bool:
@@ -109,6 +157,8 @@ class Problem:
 
     def pde_residuals(self, net: Net, x: tf.Tensor) -> Residuals:
         """``({"residual": r}, {"u_x": ..., ...})`` at the points ``x``."""
+        from pinnlab.derivatives import parse_derivative, partials
+
         idx = {name: parse_derivative(name, self.coords) for name in self.derivatives}
         u, ds = partials(net, x, idx.values())
         named = {name: ds[i] for name, i in idx.items()}

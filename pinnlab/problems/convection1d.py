@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
 from pydantic import Field
 
-from pinnlab.problems.base import Params, Problem, uniform
+from pinnlab.problems.base import Params, Problem, tf, uniform
 
 TWO_PI = 2 * math.pi
 
@@ -30,6 +29,7 @@ class Convection1D(Problem):
     coords = ("x", "t")
     Params = ConvectionParams
     derivatives = ("u_x", "u_t")
+    constraint_terms = ("initial", "boundary")
 
     @property
     def domain(self):
@@ -48,9 +48,6 @@ class Convection1D(Problem):
 
     def pde(self, x, d):
         return d["u_t"] + self.params.beta * d["u_x"]
-
-    def constraint_names(self):
-        return ("initial", "boundary")
 
     def constraints(self, net, points):
         x0 = points["initial"]

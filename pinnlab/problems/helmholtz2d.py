@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
 from pydantic import Field
 
-from pinnlab.problems.base import Params, Problem, box_boundary, uniform
+from pinnlab.problems.base import Params, Problem, box_boundary, tf, uniform
 
 
 class HelmholtzParams(Params):
@@ -31,6 +30,7 @@ class Helmholtz2D(Problem):
     coords = ("x", "y")
     Params = HelmholtzParams
     derivatives = ("u", "u_xx", "u_yy")
+    constraint_terms = ("boundary",)
 
     @property
     def domain(self):
@@ -53,9 +53,6 @@ class Helmholtz2D(Problem):
         k2 = (p.a1 * math.pi) ** 2 + (p.a2 * math.pi) ** 2
         f = (p.lam - k2) * self.exact(x)
         return d["u_xx"] + d["u_yy"] + p.lam * d["u"] - f
-
-    def constraint_names(self):
-        return ("boundary",)
 
     def constraints(self, net, points):
         xb = points["boundary"]

@@ -8,10 +8,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
 from pydantic import Field
 
-from pinnlab.problems.base import Params, Problem, box_boundary, uniform
+from pinnlab.problems.base import Params, Problem, box_boundary, tf, uniform
 
 
 class PoissonParams(Params):
@@ -24,6 +23,7 @@ class Poisson2D(Problem):
     coords = ("x", "y")
     Params = PoissonParams
     derivatives = ("u_xx", "u_yy")
+    constraint_terms = ("boundary",)
 
     @property
     def domain(self):
@@ -41,9 +41,6 @@ class Poisson2D(Problem):
 
     def pde(self, x, d):
         return -(d["u_xx"] + d["u_yy"]) - self.forcing(x)
-
-    def constraint_names(self):
-        return ("boundary",)
 
     def constraints(self, net, points):
         return {"boundary": net(points["boundary"])}

@@ -18,10 +18,8 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import tensorflow as tf
 
-from pinnlab.derivatives import gradient_of_sum
-from pinnlab.problems.base import Params, Problem
+from pinnlab.problems.base import Params, Problem, tf
 
 STEP = 0.1
 
@@ -47,6 +45,7 @@ class Seed(Problem):
     coords = ("x", "y")
     Params = SeedParams
     derivatives = ("u_x", "u_yy")
+    constraint_terms = ("anchor", "boundary")  # one or none of them, by ``constraint``
 
     @property
     def domain(self):
@@ -80,6 +79,8 @@ class Seed(Problem):
     def pde_residuals(self, net, x):
         if not self.params.literal:
             return super().pde_residuals(net, x)
+        from pinnlab.derivatives import gradient_of_sum
+
         df1, df2 = gradient_of_sum(net, x)
         r = df1[0:1, 0:1] + df2[0:1, 1:2]  # the question's loss: first sample, mixed "u_yy"
         return {"residual": r}, {"u_x": df1[:, 0:1], "u_xy+u_yy": df2[:, 1:2]}
