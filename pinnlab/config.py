@@ -4,7 +4,9 @@ A config is a YAML mapping.  It may name a ``base`` (a preset name or another YA
 to the file) and then contain only overrides of it; ``--set dotted.key=value`` overrides apply last.
 Validation happens once, here, at the edge: unknown keys, wrong types, impossible values and names
 missing from a registry fail with a one-line :class:`~pinnlab.errors.ConfigError` naming the dotted
-path, the value and what is allowed.  Everything downstream receives a frozen :class:`RunConfig`
+path, the value and what is allowed.  Names are checked against the TensorFlow-free catalogue
+(:mod:`pinnlab.names`, and the problems' class-level metadata in :mod:`pinnlab.problems`), so a bad
+value is reported in well under a second.  Everything downstream receives a frozen :class:`RunConfig`
 whose ``problem.params`` are resolved (defaults filled in), so the logged config is the whole truth.
 
 Every default below carries its reason.
@@ -22,9 +24,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
+from pinnlab import names
 from pinnlab.errors import ConfigError
+from pinnlab.problems import resolve_problem
+from pinnlab.registry import Registry
 
 __all__ = [
+    "StrictModel",
+    "Int",
+    "Bool",
     "RunConfig",
     "load_config",
     "load_yaml",
@@ -37,38 +45,42 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every config and sweep-file model.
+
+    ``extra="forbid"``: an unknown key is a typo, reported with its dotted path and the allowed keys,
+    never silently ignored.  ``frozen=True``: a validated config is a value that is logged once and
+    handed to every part of a run, so nothing downstream may change it.  ``validate_default=True``:
+    defaults pass the same constraints as a user's value, so a bad default fails at load time.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 # Integers and booleans are strict: YAML's `true` is not a width, and 3.5 is not a step count.
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
+# Learning-rate schedule names as a Literal, so a bad one reads "input should be 'constant' or ...".
+ScheduleName = Literal[tuple(names.SCHEDULES.names())]  # type: ignore[valid-type]
 
 
-def _registry_name(registry_getter, field: str):
-    """A validator that checks a name against a registry (imported lazily to avoid cycles)."""
+def _known(catalogue: Registry, field: str):
+    """A field validator: the value must be a name in ``catalogue`` (its error lists the names)."""
 
     def check(cls, value):
-        registry_getter().get(value, field)
+        catalogue.get(value, field)
         return value
 
-    return check
+    return field_validator(field.rpartition(".")[2])(classmethod(check))
 
 
-def _activations():
-    from pinnlab.models import ACTIVATIONS
-
-    return ACTIVATIONS
-
-
-class ProblemConfig(_Strict):
+class ProblemConfig(StrictModel):
     name: str = "poisson2d"
     # Problem-specific parameters; validated by the problem's own ``Params`` model (see problems/).
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     width: Int = Field(50, gt=0)  # 50 units: the usual PINN width (Raissi et al.; Wang et al.)
     depth: Int = Field(3, gt=0)  # hidden layers
     activation: str = "tanh"  # smooth, so every input derivative is informative
@@ -77,27 +89,18 @@ class ModelConfig(_Strict):
     dtype: Literal["float32", "float64"] = "float32"  # float64 for derivative checks, 2-3x slower
     standardize: Bool = False  # map the problem's domain to zero mean / unit variance first
 
-    _act = field_validator("activation")(classmethod(_registry_name(_activations, "model.activation")))
-    _out = field_validator("output_activation")(
-        classmethod(_registry_name(_activations, "model.output_activation"))
-    )
-
-    @field_validator("initializer")
-    @classmethod
-    def _init(cls, value):
-        from pinnlab.models import INITIALIZERS
-
-        INITIALIZERS.get(value, "model.initializer")
-        return value
+    _act = _known(names.ACTIVATIONS, "model.activation")
+    _out = _known(names.ACTIVATIONS, "model.output_activation")
+    _init = _known(names.INITIALIZERS, "model.initializer")
 
 
-class WeightingConfig(_Strict):
+class WeightingConfig(StrictModel):
     scheme: Literal["fixed", "grad_norm"] = "fixed"
     every: Int = Field(10, gt=0)  # grad_norm: update every 10 steps, as the reference code does
     alpha: float = Field(0.9, ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
 
 
-class LossConfig(_Strict):
+class LossConfig(StrictModel):
     formulation: str = "squared"  # bounded below; `raw` is the seed question's unbounded mean(r)
     formulations: dict[str, str] = Field(default_factory=dict)  # per-term overrides
     weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
@@ -106,25 +109,17 @@ class LossConfig(_Strict):
     huber_delta: float = Field(1.0, gt=0)
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
 
-    @field_validator("formulation")
-    @classmethod
-    def _form(cls, value):
-        from pinnlab.losses import FORMULATIONS
-
-        FORMULATIONS.get(value, "loss.formulation")
-        return value
+    _form = _known(names.FORMULATIONS, "loss.formulation")
 
     @field_validator("formulations")
     @classmethod
     def _forms(cls, value):
-        from pinnlab.losses import FORMULATIONS
-
         for term, name in value.items():
-            FORMULATIONS.get(name, f"loss.formulations.{term}")
+            names.FORMULATIONS.get(name, f"loss.formulations.{term}")
         return value
 
 
-class RegularizationConfig(_Strict):
+class RegularizationConfig(StrictModel):
     l2: float = Field(0.0, ge=0)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
     l1: float = Field(0.0, ge=0)  # coefficient of sum |W| over kernels, loss term `l1`
     include_biases: Bool = False  # penalise biases too (Keras' kernel_regularizer does not)
@@ -132,14 +127,14 @@ class RegularizationConfig(_Strict):
     max_norm: float | None = Field(None, gt=0)  # max-norm constraint on each unit's incoming weights
 
 
-class ScheduleConfig(_Strict):
-    name: Literal["constant", "exponential"] = "constant"
+class ScheduleConfig(StrictModel):
+    name: ScheduleName = "constant"
     decay_steps: Int = Field(1000, gt=0)  # Wang et al.: x0.9 every 1000 steps
     decay_rate: float = Field(0.9, gt=0, le=1)
     staircase: Bool = True
 
 
-class OptimizerConfig(_Strict):
+class OptimizerConfig(StrictModel):
     name: str = "adam"
     learning_rate: float = Field(1e-3, gt=0)  # Adam's customary step
     momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
@@ -149,16 +144,10 @@ class OptimizerConfig(_Strict):
     lbfgs_max_iter: Int = Field(15000, gt=0)
     lbfgs_ftol: float = Field(1e-12, gt=0)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value):
-        from pinnlab.optimizers import OPTIMIZERS
-
-        OPTIMIZERS.get(value, "optimizer.name")
-        return value
+    _name = _known(names.OPTIMIZERS, "optimizer.name")
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     steps: Int | None = Field(None, gt=0)  # exactly one of steps / epochs; neither -> 1000 steps
     epochs: Int | None = Field(None, gt=0)
     batch_size: Int | None = Field(None, gt=0)  # of the residual points; None = full batch
@@ -177,7 +166,7 @@ class TrainingConfig(_Strict):
         return self
 
 
-class DiagnosticsConfig(_Strict):
+class DiagnosticsConfig(StrictModel):
     every: Int = Field(100, gt=0)  # expensive diagnostics every 100 steps: <10% of a run's time
     per_layer: Bool = True  # per-layer weight and gradient norms, kernels and biases apart
     per_term_grads: Bool = True  # gradient norm of every loss term (one backward pass each)
@@ -186,7 +175,7 @@ class DiagnosticsConfig(_Strict):
     error: Bool = True  # relative L2 error on the evaluation grid (if the exact solution is known)
 
 
-class DivergenceConfig(_Strict):
+class DivergenceConfig(StrictModel):
     """Thresholds of the outcome classes; see pinnlab.training.divergence."""
 
     stop_early: Bool = True  # stop a divergent run instead of burning its budget
@@ -202,7 +191,7 @@ class DivergenceConfig(_Strict):
     heldout_points: Int = Field(4096, gt=0)
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     name: str | None = None
     problem: ProblemConfig = Field(default_factory=ProblemConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -393,8 +382,6 @@ def validate_config(data: Mapping) -> RunConfig:
         cfg = RunConfig.model_validate(dict(data))
     except ValidationError as exc:
         raise config_error_from_validation(exc, RunConfig) from None
-    from pinnlab.problems import resolve_problem
-
     problem = resolve_problem(cfg.problem.name, cfg.problem.params)
     terms = problem.term_names()
     for key in ("formulations", "weights"):
@@ -404,10 +391,11 @@ def validate_config(data: Mapping) -> RunConfig:
                     f"loss.{key}.{term}",
                     f"unknown loss term; terms of {cfg.problem.name} are {', '.join(terms)}",
                 )
-    if cfg.optimizer.name == "lbfgs" and cfg.loss.weighting.scheme != "fixed":
+    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch and cfg.loss.weighting.scheme != "fixed":
         raise ConfigError(
             "loss.weighting.scheme",
-            f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer; with optimizer.name 'lbfgs' use 'fixed'",
+            f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer; "
+            f"with optimizer.name {cfg.optimizer.name!r} use 'fixed'",
         )
     n = problem.point_counts().get("residual", 0)
     bs = cfg.training.batch_size

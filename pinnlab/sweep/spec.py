@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from pinnlab.config import (
+    Bool,
+    Int,
     RunConfig,
+    StrictModel,
     apply_overrides,
     config_error_from_validation,
     load_yaml,
@@ -55,17 +58,13 @@ OBJECTIVE_METRICS = (
 )
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ParamSpec(_Strict):
+class ParamSpec(StrictModel):
     """One search dimension: ``choices`` (categorical) or ``low``/``high`` (int or float)."""
 
     choices: list[Any] | None = None
     low: int | float | None = None
     high: int | float | None = None
-    log: Annotated[bool, Strict()] = False
+    log: Bool = False
     step: int | float | None = Field(None, gt=0)
     type: Literal["int", "float"] | None = None  # default: int if low and high are both ints
 
@@ -114,39 +113,39 @@ class ParamSpec(_Strict):
         return [cast(self.low + i * self.step) for i in range(n)]
 
 
-class ObjectiveSpec(_Strict):
+class ObjectiveSpec(StrictModel):
     metric: str = "final_loss"
     direction: Literal["minimize", "maximize"] = "minimize"
 
 
-class SamplerSpec(_Strict):
+class SamplerSpec(StrictModel):
     name: Literal["tpe", "random", "grid"] = "tpe"
-    seed: Annotated[int, Strict()] = 0
+    seed: Int = 0
 
 
-class PrunerSpec(_Strict):
+class PrunerSpec(StrictModel):
     """Optuna pruning on an intermediate metric, on top of the built-in divergence pruning."""
 
     name: Literal["none", "median", "halving"] = "none"
     metric: str = "loss/total"  # a history metric reported at every diagnostics step
-    warmup_steps: Annotated[int, Strict()] = Field(0, ge=0)
+    warmup_steps: Int = Field(0, ge=0)
 
 
-class SmokeSpec(_Strict):
-    n_trials: Annotated[int, Strict()] = Field(3, gt=0)
+class SmokeSpec(StrictModel):
+    n_trials: Int = Field(3, gt=0)
     overrides: dict[str, Any] = Field(
         default_factory=lambda: {"training.steps": 20, "diagnostics.every": 10, "divergence.heldout_points": 256}
     )
 
 
-class SweepSpec(_Strict):
+class SweepSpec(StrictModel):
     base: str
     overrides: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, ParamSpec]
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
-    n_trials: Annotated[int, Strict()] = Field(20, gt=0)
+    n_trials: Int = Field(20, gt=0)
     study_name: str
     experiment: str | None = None  # MLflow experiment; default: the study name
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
@@ -207,11 +206,10 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
                 param.grid()
             except ValueError as exc:
                 raise ConfigError(f"space.{name}", str(exc)) from None
-    for extra in [spec.smoke.overrides]:
-        try:
-            validate_config(apply_overrides(base, list(extra.items())))
-        except ConfigError as exc:
-            raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
+    try:
+        validate_config(apply_overrides(base, list(spec.smoke.overrides.items())))
+    except ConfigError as exc:
+        raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
     metric = spec.objective.metric
     if metric not in OBJECTIVE_METRICS and "/" not in metric:
         raise ConfigError(
