@@ -343,17 +343,6 @@ def test_dashboard_cli_writes_one_offline_file_to_the_store(study, capsys, monke
     assert "give two different factors" in capsys.readouterr().err
 
 
-def test_dashboard_reads_data_only_through_pinnlab_analysis():
-    root = Path(__file__).resolve().parents[1]
-    for path in (root / "dashboards").glob("*.py"):
-        text = path.read_text()
-        assert "import optuna" not in text and "import mlflow" not in text, path
-        assert "pinnlab.tracking" not in text and "pinnlab.sweep" not in text, path
-    for path in (root / "pinnlab" / "analysis").glob("*.py"):
-        text = path.read_text()
-        assert "import optuna" not in text and "import mlflow" not in text, path
-
-
 def test_build_report_is_json_ready(data):
     rep = build_report(data)
     assert json.loads(json.dumps(rep, allow_nan=False)) == rep
