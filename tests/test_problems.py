@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pinnlab.derivatives import parse_derivative
 from pinnlab.problems import PROBLEMS, Problem, resolve_problem
+from pinnlab.problems.base import Params
+from tests.user_problem import Heat1D
 
 # Every registered problem, with parameters under which its exact solution is known.
 VARIANTS = {
@@ -70,6 +73,36 @@ def test_eval_points_and_heldout(name):
     # no held-out point coincides with a training point
     d = np.abs(h[:, None, :] - train[None, :200, :]).sum(-1)
     assert d.min() > 1e-9
+
+
+METADATA_CLASSES = [cls for _, cls in PROBLEMS.items()] + [Heat1D]
+
+
+@pytest.mark.parametrize("cls", METADATA_CLASSES, ids=lambda c: c.name)
+def test_class_level_metadata(cls):
+    """What config validation reads without TensorFlow agrees with what the computation uses."""
+    assert issubclass(cls.Params, Params)
+    assert len(set(cls.coords)) == len(cls.coords)
+    assert cls.max_order == max((len(parse_derivative(n, cls.coords)) for n in cls.derivatives), default=0)
+    assert not set(cls.residual_terms) & set(cls.constraint_terms)
+
+
+SEED_CONSTRAINTS = [{"constraint": c} for c in ("none", "anchor", "dirichlet")]
+ALL_VARIANTS = [(n, p) for n, p in CASES] + [("seed", p) for p in SEED_CONSTRAINTS]
+
+
+@pytest.mark.parametrize("name,params", ALL_VARIANTS, ids=lambda v: str(v))
+def test_terms_are_among_the_declared_ones(name, params):
+    problem = resolve_problem(name, params)
+    assert problem.max_order == type(problem).max_order
+    terms = problem.term_names()
+    assert terms[: len(problem.residual_terms)] == problem.residual_terms
+    assert set(terms) <= set(problem.residual_terms) | set(problem.constraint_terms)
+
+
+def test_seed_constraint_terms_are_all_reachable():
+    produced = {t for p in SEED_CONSTRAINTS for t in resolve_problem("seed", p).constraint_names()}
+    assert produced == set(PROBLEMS.get("seed").constraint_terms)
 
 
 def test_seed_is_the_questions_grid():
