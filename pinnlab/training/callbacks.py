@@ -10,14 +10,12 @@ __all__ = ["Callback", "ProgressBar", "StopTraining"]
 
 
 class StopTraining(Exception):
-    """Raised by a callback's ``on_diagnostics`` to end a run early (e.g. a sweep's pruner).
+    """Raised by a callback's ``on_step`` or ``on_diagnostics`` to end a run (e.g. a sweep's pruner).
 
-    The trainer finishes the run normally up to that step; ``RunResult.stopped_by`` holds the
-    message.
+    The run ends at the step being reported, with that step's row kept, and is finished normally
+    (outcome rules, ``on_train_end``); ``RunResult.stopped_by`` holds the message.  The exception
+    carries nothing else: the trainer knows the step.
     """
-
-    step: int = 0
-    verdict = None
 
 
 class Callback:

@@ -12,28 +12,25 @@ Design notes
 ------------
 * The compiled step does only what every step needs: the losses, the global gradient and weight
   norms (which double as the finite check: a norm is finite iff every entry is), and a copy of the
-  weights taken before the update.  It never branches on finiteness.
-* When the host sees a non-finite value it restores the copy (so a non-finite update is never
-  kept: the run ends in its last finite state) and replays the failing step once, tensor by
-  tensor, to name the first non-finite quantity in computation order (network output, derivatives,
-  residuals, losses, gradients, updated weights).  The replay reproduces the step exactly because
-  runs are deterministic.
+  weights taken before the update.  It never branches on finiteness; what happens when a value is
+  non-finite (restore the copy, replay the step to name the culprit) is in :mod:`.diagnostics`.
+* The trainer builds the parts (problem, model, losses, optimizer, the compiled functions, the
+  point sets) and exposes them; it does not run the loop itself.  ``fit`` picks a loop strategy
+  (:mod:`.loops`: first-order or L-BFGS) and a :class:`~pinnlab.training.recorder.Recorder`
+  (history, divergence monitor, callbacks, the result), so the two optimizers share one
+  bookkeeping instead of two copies of it.
 * Expensive diagnostics (per-layer norms, one backward pass per loss term, derivative magnitudes,
-  the error on the evaluation grid) run in a second compiled function every ``diagnostics.every``
-  steps.
+  update ratios, the error on the evaluation grid) run in a second compiled function every
+  ``diagnostics.every`` steps, owned by :class:`~pinnlab.training.diagnostics.Diagnostics`.
 * The trainer knows nothing of MLflow or Optuna: it reports through :class:`Callback` and returns
   a :class:`RunResult`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from pinnlab.config import RunConfig, load_config
@@ -41,30 +38,13 @@ from pinnlab.losses import formulation, grad_norm_lambda_hat, penalties
 from pinnlab.models import ACTIVATIONS, build_mlp, uniform_moments, variable_name
 from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
-from pinnlab.training.callbacks import Callback, StopTraining
-from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished
+from pinnlab.training.callbacks import Callback
+from pinnlab.training.diagnostics import Diagnostics, global_norm
+from pinnlab.training.loops import FirstOrderLoop, LBFGSLoop
+from pinnlab.training.recorder import Recorder
 from pinnlab.training.result import RunResult
 
 __all__ = ["Trainer", "train"]
-
-log = logging.getLogger(__name__)
-
-
-def _norm(t: tf.Tensor) -> tf.Tensor:
-    return tf.sqrt(tf.reduce_sum(tf.square(t)))
-
-
-def _global_norm(tensors) -> tf.Tensor:
-    """‖concat(tensors)‖: one reduction instead of one per tensor (XLA emits ~50 fewer kernels)."""
-    return _norm(tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0))
-
-
-def _finite(t: tf.Tensor) -> bool:
-    return bool(tf.reduce_all(tf.math.is_finite(t)))
-
-
-class _Stop(Exception):
-    """Raised inside the L-BFGS objective to end the optimisation."""
 
 
 class Trainer:
@@ -123,9 +103,11 @@ class Trainer:
         jit = cfg.training.jit_compile
         compiled = dict(jit_compile=jit, autograph=False)
         self._step = tf.function(self._step_impl, **compiled)
-        self._diagnose = tf.function(self._diagnose_impl, **compiled)
         self._update_lambdas = tf.function(self._update_lambdas_impl, **compiled)
-        self._update_ratio = tf.function(self._update_ratio_impl, autograph=False)
+        # The loops call these through the instance (a benchmark wraps them there to time them).
+        self.diagnostics = Diagnostics(self)
+        self._diagnostics = self.diagnostics
+        self._update_ratio = self.diagnostics.update_ratio
         self._predict = tf.function(lambda x: self.model(x), reduce_retracing=True, autograph=False)
 
         self.rng = np.random.default_rng(cfg.training.seed)
@@ -135,7 +117,10 @@ class Trainer:
         self.batch_size = None if (bs is None or bs >= n_res or cfg.training.resample) else bs
         self.steps_per_epoch = 1 if self.batch_size is None else n_res // self.batch_size
         t = cfg.training
-        self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
+        if self.optimizer is None:  # L-BFGS: one full-batch iteration per step
+            self.steps_budget = t.steps or cfg.optimizer.lbfgs_max_iter
+        else:
+            self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
         self.eval_x = self.problem.eval_points()
         exact = self.problem.exact_numpy(self.eval_x)
         self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
@@ -184,6 +169,12 @@ class Trainer:
         parts = [self.lambdas[t] * losses[t] for t in self.terms] + [losses[t] for t in self.penalty_terms]
         return tf.add_n(parts)
 
+    def _weighted(self, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """λ_t·L_t per loss term (penalties unweighted): the terms of ``_total``, apart."""
+        weighted = {t: self.lambdas[t] * losses[t] for t in self.terms}
+        weighted.update({t: losses[t] for t in self.penalty_terms})
+        return weighted
+
     def _gradients(self, tape, target, variables):
         grads = tape.gradient(target, variables)
         return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
@@ -196,8 +187,8 @@ class Trainer:
             losses, _, _ = self._losses(points)
             total = self._total(losses)
         grads = self._gradients(tape, total, self.vars)
-        gnorm = _global_norm(grads)
-        wnorm = _global_norm(self.vars)
+        gnorm = global_norm(grads)
+        wnorm = global_norm(self.vars)
         reg = self.cfg.regularization
         if reg.clip_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, reg.clip_norm, use_norm=gnorm)
@@ -208,38 +199,8 @@ class Trainer:
                 w.assign(w * tf.minimum(1.0, reg.max_norm / tf.maximum(norms, 1e-12)))
         out = [total] + [losses[t] for t in self.loss_terms] + [gnorm, wnorm]
         out += [self.lambdas[t] for t in self.adaptive]
-        out.append(_global_norm(self.vars))  # finite check of the updated weights
+        out.append(global_norm(self.vars))  # finite check of the updated weights
         return tf.stack([tf.cast(o, self.dtype) for o in out])
-
-    def _diagnose_impl(self, points):
-        diag = self.cfg.diagnostics
-        out: dict[str, tf.Tensor] = {}
-        with tf.GradientTape(persistent=True) as tape:
-            losses, derivs, _ = self._losses(points)
-            weighted = {t: self.lambdas[t] * losses[t] for t in self.terms}
-            weighted.update({t: losses[t] for t in self.penalty_terms})
-        per_term = {t: self._gradients(tape, weighted[t], self.vars) for t in self.loss_terms}
-        del tape
-        total_grads = [tf.add_n([per_term[t][i] for t in self.loss_terms]) for i in range(len(self.vars))]
-        if diag.per_term_grads:
-            for t in self.loss_terms:
-                out[f"grad_norm/{t}"] = tf.linalg.global_norm(per_term[t])
-        if diag.per_layer:
-            for name, v, g in zip(self.var_names, self.vars, total_grads):
-                out[f"weight_norm/{name}"] = _norm(v)
-                out[f"grad_norm/{name}"] = _norm(g)
-        if diag.derivatives:
-            for name, d in derivs.items():
-                out[f"deriv/{name}"] = tf.reduce_mean(tf.abs(d))
-        return out
-
-    def _update_ratio_impl(self):
-        # undefined (NaN, never logged) for a tensor that was exactly zero, e.g. biases at step 0
-        nan = tf.constant(float("nan"), self.dtype)
-        return {
-            f"update_ratio/{n}": tf.where(_norm(b) > 0, _norm(v - b) / tf.maximum(_norm(b), 1e-30), nan)
-            for n, v, b in zip(self.var_names, self.vars, self.backup)
-        }
 
     def _update_lambdas_impl(self, points):
         alpha = self.cfg.loss.weighting.alpha
@@ -274,32 +235,6 @@ class Trainer:
             for i in range(self.steps_per_epoch):
                 yield {**full, "residual": tf.constant(res[perm[i * bs : (i + 1) * bs]], self.dtype)}
 
-    # ------------------------------------------------------------------ forensics
-    def _locate_nonfinite(self, points, fallback: str) -> str:
-        """Name the first non-finite quantity of the failing step; restores the pre-step weights."""
-        post = [n for n, v in zip(self.var_names, self.vars) if not _finite(v)]
-        for v, b in zip(self.vars, self.backup):
-            v.assign(b)
-        checks: list[tuple[str, tf.Tensor]] = []
-        for name, pts in points.items():
-            checks.append((f"output/{name}", self.model(pts)))
-        with tf.GradientTape() as tape:
-            losses, derivs, terms = self._losses(points)
-            total = self._total(losses)
-        checks += [(f"deriv/{n}", d) for n, d in derivs.items()]
-        for n, r in terms.items():
-            checks += [(f"residual/{n}", p) for p in (r if isinstance(r, list) else [r])]
-        checks += [(f"loss/{t}", losses[t]) for t in self.loss_terms] + [("loss/total", total)]
-        grads = self._gradients(tape, total, self.vars)
-        checks += [(f"grad/{n}", g) for n, g in zip(self.var_names, grads)]
-        checks.append(("grad_norm/total", tf.linalg.global_norm(grads)))
-        for name, t in checks:
-            if not _finite(t):
-                return name
-        if post:
-            return f"weight/{post[0]}"
-        return fallback
-
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
         """The trainable variables' values, in ``var_names`` order."""
@@ -329,9 +264,7 @@ class Trainer:
         """
         tensors = self._tensors(dict(points) if points is not None else self.train_points)
         with tf.GradientTape(persistent=True) as tape:
-            losses, _, _ = self._losses(tensors)
-            weighted = {t: self.lambdas[t] * losses[t] for t in self.terms}
-            weighted.update({t: losses[t] for t in self.penalty_terms})
+            weighted = self._weighted(self._losses(tensors)[0])
         out = {
             t: {n: g.numpy() for n, g in zip(self.var_names, self._gradients(tape, weighted[t], self.vars))}
             for t in self.loss_terms
@@ -341,315 +274,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def rel_l2_error(self) -> float | None:
-        if self.eval_u is None:
-            return None
-        u = self._predict(tf.constant(self.eval_x, self.dtype)).numpy()
-        num = float(np.linalg.norm(u - self.eval_u))
-        den = float(np.linalg.norm(self.eval_u))
-        return num / den if den > 0 else num
-
-    def _pde_mean_square(self, x: np.ndarray) -> float:
-        terms, _ = self.problem.pde_residuals(self.model, tf.constant(x, self.dtype))
-        return float(sum(tf.reduce_mean(tf.square(r)) for r in terms.values()))
+        """‖u − u_exact‖ / ‖u_exact‖ on the evaluation grid; None without an exact solution."""
+        return self.diagnostics.rel_l2_error()
 
     def heldout_residual(self) -> tuple[float | None, float | None]:
         """Mean square PDE residual on held-out points, and its ratio to the training points'."""
-        if self.problem.params_dict().get("literal"):
-            return None, None
-        train = self._pde_mean_square(self.train_points["residual"])
-        held = self._pde_mean_square(
-            self.problem.heldout(np.random.default_rng(self.cfg.training.seed + 7919), self.cfg.divergence.heldout_points)
-        )
-        if not (math.isfinite(train) and math.isfinite(held)):
-            return None, None
-        return held, held / max(train, 1e-30)
+        return self.diagnostics.heldout_residual()
 
-    # ------------------------------------------------------------------ the loop
+    # ------------------------------------------------------------------ training
     def fit(self) -> RunResult:
-        if self.optimizer is None:
-            return self._fit_lbfgs()
-        cfg = self.cfg
-        budget = self.steps_budget
-        every = cfg.diagnostics.every
-        rows = np.full((budget, len(self.step_names)), np.nan)
-        norms = np.full(budget, np.nan)
-        monitor = DivergenceMonitor(cfg.divergence, norms, every)
-        diag_rows: dict[int, dict[str, float]] = {}
-        t0 = time.perf_counter()
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        batches = self._batches()
-        n_main = len(self.step_names)
-        stopped_by = None
-        try:
-            step, verdict, nan_step, first_bad = self._loop(
-                budget, batches, rows, norms, monitor, diag_rows, every, n_main
-            )
-        except StopTraining as stop:
-            step, verdict, nan_step, first_bad = stop.step, stop.verdict, None, None
-            stopped_by = str(stop)
-        steps_run = step + 1
-        compile_seconds = self._compile_seconds
-        return self._finish(
-            rows[:steps_run], diag_rows, verdict, nan_step, first_bad, t0, compile_seconds, budget, stopped_by
-        )
-
-    def _loop(self, budget, batches, rows, norms, monitor, diag_rows, every, n_main):
-        cfg = self.cfg
-        verdict: Verdict | None = None
-        nan_step = first_bad = None
-        self._compile_seconds = 0.0
-        wn_index = self.step_names.index("weight_norm/total")
-        step = 0
-        for step in range(budget):
-            points = next(batches)
-            if self.adaptive and step % cfg.loss.weighting.every == 0:
-                self._update_lambdas(points)
-            diag = self._diagnostics(step, points) if step % every == 0 else None
-            ts = time.perf_counter()
-            vec = self._step(points).numpy()
-            if step == 0:
-                self._compile_seconds = time.perf_counter() - ts
-            if not np.isfinite(vec).all():
-                nan_step = step
-                bad = [n for n, v in zip(self.step_names + ["weight_norm/updated"], vec) if not np.isfinite(v)]
-                first_bad = self._locate_nonfinite(points, bad[0])
-                rows[step, :n_main] = vec[:n_main]
-                verdict = verdict or Verdict("nan", step, f"first non-finite value at step {step}: {first_bad}")
-                if diag is not None:
-                    diag_rows[step] = diag
-                break
-            rows[step] = vec[:n_main]
-            norms[step] = vec[wn_index]
-            if diag is not None:
-                if cfg.diagnostics.update_ratio:
-                    diag.update({k: float(v) for k, v in self._update_ratio().items()})
-                diag_rows[step] = diag
-                self._notify_diagnostics(step, diag, verdict)
-            if self.callbacks:
-                metrics = dict(zip(self.step_names, vec.tolist()))
-                for cb in self.callbacks:
-                    cb.on_step(step, metrics)
-            if verdict is None:
-                verdict = monitor.check(step, float(vec[0]), float(norms[step]))
-                if verdict is not None and cfg.divergence.stop_early:
-                    break
-        return step, verdict, nan_step, first_bad
-
-    def _notify_diagnostics(self, step, diag, verdict) -> None:
-        """Callbacks may raise StopTraining (e.g. a sweep pruner); record where and why."""
-        for cb in self.callbacks:
-            try:
-                cb.on_diagnostics(step, diag)
-            except StopTraining as stop:
-                stop.step, stop.verdict = step, verdict
-                raise
-
-    def _diagnostics(self, step: int, points) -> dict[str, float]:
-        out = {k: float(v) for k, v in self._diagnose(points).items()}
-        if self.cfg.diagnostics.error and self.eval_u is not None:
-            err = self.rel_l2_error()
-            if err is not None:
-                out["error/rel_l2"] = err
-        return out
-
-    def _finish(
-        self, rows, diag_rows, verdict, nan_step, first_bad, t0, compile_seconds, budget, stopped_by=None
-    ) -> RunResult:
-        cfg = self.cfg
-        history = pd.DataFrame(rows, columns=self.step_names)
-        history.index.name = "step"
-        if diag_rows:
-            diag = pd.DataFrame.from_dict(diag_rows, orient="index")
-            history = history.join(diag, how="left")
-        history.index.name = "step"
-        losses = history["loss/total"].to_numpy()
-        finite_losses = losses[np.isfinite(losses)]
-        initial_loss = float(finite_losses[0]) if len(finite_losses) else None
-        final_loss = float(finite_losses[-1]) if len(finite_losses) else None
-        wn = history["weight_norm/total"].to_numpy()
-        weight_norm_initial = float(wn[0]) if len(wn) and math.isfinite(wn[0]) else float("nan")
-        weight_norm_final = float(tf.linalg.global_norm(self.vars).numpy())
-        warnings = list(self.warnings)
-        rel_err = self.rel_l2_error() if nan_step is None else None
-        if rel_err is not None and not math.isfinite(rel_err):
-            rel_err = None
-        heldout = held_ms = None
-        if verdict is None:
-            held_ms, heldout = self.heldout_residual()
-            outcome, reason, extra = classify_finished(
-                cfg.divergence,
-                initial_loss=initial_loss,
-                final_loss=final_loss,
-                rel_l2_error=rel_err,
-                heldout_ratio=heldout,
-            )
-            warnings += extra
-        else:
-            outcome, reason = verdict.outcome, verdict.reason
-            if nan_step is not None and verdict.outcome != "nan":
-                reason += f"; first non-finite value at step {nan_step}: {first_bad}"
-        last = history.iloc[-1]
-        final_metrics = {k: float(v) for k, v in last.items() if isinstance(v, float) and math.isfinite(v)}
-        if rel_err is not None:
-            final_metrics["error/rel_l2"] = rel_err
-        result = RunResult(
-            config=cfg,
-            outcome=outcome,
-            reason=reason,
-            nan_onset_step=nan_step,
-            first_nonfinite=first_bad,
-            steps_run=len(history),
-            steps_budget=budget,
-            wall_seconds=time.perf_counter() - t0,
-            compile_seconds=compile_seconds,
-            initial_loss=initial_loss,
-            final_loss=final_loss,
-            weight_norm_initial=weight_norm_initial,
-            weight_norm_final=weight_norm_final,
-            rel_l2_error=rel_err,
-            heldout_ratio=heldout,
-            heldout_residual=held_ms,
-            stopped_by=stopped_by,
-            warnings=warnings,
-            history=history,
-            final_metrics=final_metrics,
-            divergence_step=None if verdict is None else verdict.step,
-        )
-        for w in warnings:
-            log.warning(w)
-        for cb in self.callbacks:
-            cb.on_train_end(result)
-        return result
-
-    # ------------------------------------------------------------------ L-BFGS
-    def _assign_flat(self, variables, theta: np.ndarray, sizes: list[int]) -> None:
-        for v, p in zip(variables, np.split(theta, np.cumsum(sizes)[:-1])):
-            v.assign(p.reshape(tuple(v.shape)).astype(self.dtype.as_numpy_dtype))
-
-    def _fit_lbfgs(self) -> RunResult:
-        """Full-batch SciPy L-BFGS-B over the flattened weights; one history row per iteration."""
-        from scipy.optimize import minimize
-
-        cfg = self.cfg
-        oc = cfg.optimizer
-        budget = cfg.training.steps or oc.lbfgs_max_iter
-        self.steps_budget = budget
-        points = self._tensors(self.train_points)
-        shapes = [v.shape for v in self.vars]
-        sizes = [int(np.prod(s)) for s in shapes]
-
-        @tf.function(jit_compile=cfg.training.jit_compile, autograph=False)
-        def value_and_grad(theta):
-            parts = tf.split(theta, sizes)
-            for v, p, s in zip(self.vars, parts, shapes):
-                v.assign(tf.reshape(tf.cast(p, v.dtype), s))
-            with tf.GradientTape() as tape:
-                losses, _, _ = self._losses(points)
-                total = self._total(losses)
-            grads = self._gradients(tape, total, self.vars)
-            flat = tf.concat([tf.reshape(g, [-1]) for g in grads], axis=0)
-            vec = [total] + [losses[t] for t in self.loss_terms]
-            vec += [tf.linalg.global_norm(grads), tf.linalg.global_norm(self.vars)]
-            return tf.stack([tf.cast(o, tf.float64) for o in vec]), tf.cast(flat, tf.float64)
-
-        n_main = len(self.step_names)
-        rows = np.full((budget, n_main), np.nan)
-        norms = np.full(budget, np.nan)
-        every = cfg.diagnostics.every
-        monitor = DivergenceMonitor(cfg.divergence, norms, every)
-        diag_rows: dict[int, dict[str, float]] = {}
-        state = {"it": 0, "theta": None, "vec": None, "verdict": None, "nan": None, "bad": None, "accepted": None}
-        t0 = time.perf_counter()
-        ts = time.perf_counter()
-        theta0 = np.concatenate([v.numpy().ravel() for v in self.vars]).astype(np.float64)
-        vec0, _ = value_and_grad(tf.constant(theta0))
-        compile_seconds = time.perf_counter() - ts
-        state["accepted"] = theta0
-
-        def fun(theta):
-            vec, grad = value_and_grad(tf.constant(theta))
-            vec, grad = vec.numpy(), grad.numpy()
-            if not (np.isfinite(vec).all() and np.isfinite(grad).all()):
-                step = state["it"]
-                self._assign_flat(self.backup, state["accepted"], sizes)
-                bad = [n for n, x in zip(self.step_names, vec) if not np.isfinite(x)] or ["grad/flat"]
-                state["nan"], state["bad"] = step, self._locate_nonfinite(points, bad[0])
-                state["verdict"] = Verdict("nan", step, f"first non-finite value at iteration {step}: {state['bad']}")
-                raise _Stop
-            state["theta"], state["vec"] = theta, vec
-            return float(vec[0]), grad
-
-        def callback(intermediate_result):
-            it = state["it"]
-            theta = intermediate_result.x
-            if not np.array_equal(theta, state["theta"]):
-                fun(theta)  # the line search's last evaluation was not the accepted point
-            vec = state["vec"]
-            prev = state["accepted"]
-            rows[it] = vec[:n_main]
-            norms[it] = vec[n_main - 1]
-            if it % every == 0:
-                diag = self._diagnostics(it, points)
-                if cfg.diagnostics.update_ratio:
-                    for name, a, b in zip(
-                        self.var_names, np.split(theta, np.cumsum(sizes)[:-1]), np.split(prev, np.cumsum(sizes)[:-1])
-                    ):
-                        diag[f"update_ratio/{name}"] = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
-                diag_rows[it] = diag
-                self._notify_diagnostics(it, diag, state["verdict"])
-            metrics = dict(zip(self.step_names, vec.tolist()))
-            for cb in self.callbacks:
-                cb.on_step(it, metrics)
-            state["accepted"] = np.array(theta)
-            state["it"] = it + 1
-            verdict = monitor.check(it, float(vec[0]), float(norms[it]))
-            if verdict is not None:
-                state["verdict"] = verdict
-                if cfg.divergence.stop_early:
-                    raise StopIteration
-
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        stopped_by = None
-        try:
-            minimize(
-                fun,
-                theta0,
-                jac=True,
-                method="L-BFGS-B",
-                callback=callback,
-                options={
-                    "maxiter": budget,
-                    "maxfun": 2 * budget,
-                    "ftol": oc.lbfgs_ftol,
-                    "gtol": 0.0,
-                    "maxcor": 50,
-                    "maxls": 50,
-                },
-            )
-        except _Stop:
-            pass
-        except StopTraining as stop:
-            stopped_by = str(stop)
-        if state["nan"] is None:  # leave the model at the last accepted iterate
-            self._assign_flat(self.vars, state["accepted"], sizes)
-        steps_run = max(state["it"], 1)
-        if state["it"] == 0:
-            rows[0] = vec0.numpy()[:n_main]
-        if state["nan"] is not None:
-            steps_run = state["nan"] + 1
-        return self._finish(
-            rows[:steps_run],
-            diag_rows,
-            state["verdict"],
-            state["nan"],
-            state["bad"],
-            t0,
-            compile_seconds,
-            budget,
-            stopped_by,
-        )
+        """Train for ``steps_budget`` steps (or until a verdict or a callback stops the run)."""
+        loop = FirstOrderLoop(self) if self.optimizer is not None else LBFGSLoop(self)
+        recorder = Recorder(self, loop.budget, unit=loop.unit)
+        loop.run(recorder)
+        return recorder.finish()
 
 
 def train(config=None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
