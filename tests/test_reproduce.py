@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from pinnlab.cli import main
-from pinnlab.config import load_config
 from pinnlab.reproduce import reproduce
 from pinnlab.reproduce.base import Claim, StudyResult, count_span, fmt, span, agreement
 from pinnlab.tracking import metric_key
@@ -174,38 +173,6 @@ def test_verdicts_are_computed_from_criteria():
     assert count_span([None]) == "0/1 seeds"
     r = StudyResult("x", "X", "src", quick=True, claims=[Claim("a", "c", "s", "o", agreement(False))])
     assert "| no" in r.table() and r.to_dict()["claims"][0]["reproduced"] == "no"
-
-
-def test_term_gradients_add_up_to_the_total_gradient():
-    import tensorflow as tf
-
-    from pinnlab.training import Trainer
-
-    cfg = load_config("helmholtz2d", ["model.width=8", "training.steps=3", "loss.weights.boundary=3.0",
-                                      "regularization.l2=1e-3"])
-    t = Trainer(cfg)
-    per_term = t.term_gradients()
-    assert set(per_term) == {"residual", "boundary", "l2"}
-    points = t._tensors(t.train_points)
-    with tf.GradientTape() as tape:
-        losses, _, _ = t._losses(points)
-        total = t._total(losses)
-    expected = tape.gradient(total, t.vars)
-    for name, g in zip(t.var_names, expected):
-        summed = sum(per_term[term][name] for term in per_term)
-        np.testing.assert_allclose(summed, g.numpy(), rtol=2e-4, atol=1e-6)
-
-
-def test_set_weights_warm_starts_and_checks_shapes():
-    from pinnlab.training import Trainer
-
-    cfg = load_config("seed-answer", ["training.steps=3"])
-    a, b = Trainer(cfg), Trainer(load_config("seed-answer", ["training.steps=3", "training.seed=5"]))
-    b.set_weights(a.get_weights())
-    x = np.array([[0.5, -1.0], [2.0, 0.1]])
-    np.testing.assert_array_equal(a.predict(x), b.predict(x))
-    with pytest.raises(ValueError, match="dense_1/kernel must have shape"):
-        b.set_weights([w.T for w in a.get_weights()])
 
 
 def test_metric_keys_are_made_valid_for_mlflow():

@@ -1,4 +1,5 @@
-"""The trainer: determinism, diagnostics, NaN forensics, outcome classes, weighting, optimizers."""
+"""The trainer: determinism, diagnostics, NaN forensics, outcome classes, weighting, optimizers,
+the recorder and the two loops, callbacks that stop a run, weights in and out."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ import pandas as pd
 import pytest
 
 from pinnlab import load_config
-from pinnlab.training import Trainer, train
-from pinnlab.training.divergence import DivergenceMonitor, classify_finished, growth_rate
+from pinnlab.outcomes import Outcome
+from pinnlab.training import Callback, StopTraining, Trainer, train
+from pinnlab.training.divergence import (
+    DivergenceMonitor,
+    classify_finished,
+    growth_rate,
+)
+from pinnlab.training.loops import FirstOrderLoop, LBFGSLoop
+from pinnlab.training.recorder import Recorder
 
 SMALL_POISSON = [
     "problem.params.n_residual=200",
@@ -216,3 +224,187 @@ def test_silent_failure_needs_low_loss_and_a_wrong_answer():
     assert classify_finished(cfg, rel_l2_error=0.01, heldout_ratio=2.0, **kw)[0] == "stable"
     outcome, _, warnings = classify_finished(cfg, initial_loss=1.0, final_loss=0.5, rel_l2_error=1.2, heldout_ratio=1.0)
     assert outcome == "stable" and "not converged" in warnings[0]
+
+
+# --------------------------------------------------------------------------- weights in and out
+
+
+def test_term_gradients_add_up_to_the_total_gradient():
+    import tensorflow as tf
+
+    cfg = load_config("helmholtz2d", ["model.width=8", "training.steps=3", "loss.weights.boundary=3.0",
+                                      "regularization.l2=1e-3"])
+    t = Trainer(cfg)
+    per_term = t.term_gradients()
+    assert set(per_term) == {"residual", "boundary", "l2"}
+    points = t._tensors(t.train_points)
+    with tf.GradientTape() as tape:
+        losses, _, _ = t._losses(points)
+        total = t._total(losses)
+    expected = tape.gradient(total, t.vars)
+    for name, g in zip(t.var_names, expected):
+        summed = sum(per_term[term][name] for term in per_term)
+        np.testing.assert_allclose(summed, g.numpy(), rtol=2e-4, atol=1e-6)
+
+
+def test_set_weights_warm_starts_and_checks_shapes():
+    cfg = load_config("seed-answer", ["training.steps=3"])
+    a, b = Trainer(cfg), Trainer(load_config("seed-answer", ["training.steps=3", "training.seed=5"]))
+    b.set_weights(a.get_weights())
+    x = np.array([[0.5, -1.0], [2.0, 0.1]])
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+    with pytest.raises(ValueError, match="dense_1/kernel must have shape"):
+        b.set_weights([w.T for w in a.get_weights()])
+
+
+# --------------------------------------------------------------------------- the recorder
+
+
+class _Log(Callback):
+    """Records the order of callback calls; raises StopTraining at ``stop`` from ``hook``."""
+
+    def __init__(self, stop=None, hook="on_step"):
+        self.calls, self.stop, self.hook = [], stop, hook
+
+    def on_train_begin(self, trainer):
+        self.calls.append(("begin", None))
+
+    def on_diagnostics(self, step, metrics):
+        self.calls.append(("diagnostics", step))
+        if self.hook == "on_diagnostics" and step == self.stop:
+            raise StopTraining(f"stopped at {step}")
+
+    def on_step(self, step, metrics):
+        self.calls.append(("step", step))
+        assert set(metrics) == set(self.names)
+        if self.hook == "on_step" and step == self.stop:
+            raise StopTraining(f"stopped at {step}")
+
+    def on_train_end(self, result):
+        self.calls.append(("end", result.steps_run))
+
+
+def _recorder(*callbacks, overrides=(), budget=10):
+    t = Trainer(load_config("poisson2d", SMALL_POISSON + list(overrides)), callbacks)
+    for cb in callbacks:
+        cb.names = t.step_names
+    return t, Recorder(t, budget)
+
+
+def _vec(t, loss=1.0, wnorm=2.0):
+    v = np.ones(len(t.step_names))
+    v[0], v[t.step_names.index("weight_norm/total")] = loss, wnorm
+    return v
+
+
+def test_recorder_rows_diagnostics_and_callbacks():
+    log = _Log()
+    t, rec = _recorder(log)
+    rec.begin()
+    for step in range(4):
+        assert rec.record(step, _vec(t, loss=1.0 / (step + 1)), {"x/y": float(step)} if step % 2 == 0 else None)
+    r = rec.finish()
+    assert r.outcome == Outcome.STABLE and r.steps_run == 4 and r.steps_budget == 10
+    assert r.history["loss/total"].tolist() == [1.0, 0.5, 1 / 3, 0.25]
+    assert r.history["x/y"].isna().tolist() == [False, True, False, True]
+    assert log.calls == [("begin", None), ("diagnostics", 0), ("step", 0), ("step", 1), ("diagnostics", 2),
+                         ("step", 2), ("step", 3), ("end", 4)]
+    assert rec.norms[:4].tolist() == [2.0] * 4 and np.isnan(rec.norms[4:]).all()
+
+
+def test_recorder_keeps_the_first_verdict_and_stops_early_only_when_asked():
+    floor = load_config("poisson2d").divergence.loss_floor
+    t, rec = _recorder()
+    assert not rec.record(0, _vec(t, loss=2 * floor))
+    assert rec.verdict.outcome == Outcome.UNBOUNDED and rec.steps_run == 1
+    t, rec = _recorder(overrides=["divergence.stop_early=false"])
+    assert rec.record(0, _vec(t, loss=2 * floor))
+    assert rec.record(1, _vec(t, wnorm=1e9))  # a later rule does not replace the first
+    r = rec.finish()
+    assert r.outcome == Outcome.UNBOUNDED and r.divergence_step == 0 and r.steps_run == 2
+
+
+def test_recorder_nonfinite_bookkeeping():
+    log = _Log()
+    t, rec = _recorder(log)
+    rec.begin()
+    rec.record(0, _vec(t))
+    bad = _vec(t, loss=float("nan"))
+    rec.nonfinite(1, "residual/residual", bad, {"x/y": 3.0})
+    r = rec.finish()
+    assert r.outcome == Outcome.NAN and r.nan_onset_step == 1 and r.steps_run == 2
+    assert r.first_nonfinite == "residual/residual"
+    assert r.reason == "first non-finite value at step 1: residual/residual"
+    assert np.isnan(r.history.loc[1, "loss/total"]) and r.history.loc[1, "x/y"] == 3.0
+    assert ("step", 1) not in log.calls  # the non-finite step is not reported as metrics
+
+
+@pytest.mark.parametrize("hook", ["on_step", "on_diagnostics"])
+def test_recorder_stop_training_ends_at_the_step_it_was_raised(hook):
+    log = _Log(stop=2, hook=hook)
+    t, rec = _recorder(log)
+    rec.begin()
+    assert rec.record(0, _vec(t), {"x/y": 0.0}) and rec.record(1, _vec(t))
+    assert not rec.record(2, _vec(t), {"x/y": 2.0})
+    r = rec.finish()
+    assert r.steps_run == 3 and r.stopped_by == "stopped at 2" and r.outcome == Outcome.STABLE
+
+
+# --------------------------------------------------------------------------- the loops
+
+
+def test_first_order_loop_feeds_the_recorder_every_step():
+    log = _Log()
+    t = Trainer(load_config("poisson2d", SMALL_POISSON), [log])
+    log.names = t.step_names
+    loop = FirstOrderLoop(t)
+    rec = Recorder(t, loop.budget, unit=loop.unit)
+    loop.run(rec)
+    r = rec.finish()
+    assert r.steps_run == 30 and rec.compile_seconds > 0
+    assert [s for kind, s in log.calls if kind == "step"] == list(range(30))
+    assert [s for kind, s in log.calls if kind == "diagnostics"] == [0, 10, 20]
+    assert log.calls[0] == ("begin", None) and log.calls[-1] == ("end", 30)
+
+
+def test_lbfgs_loop_one_row_per_accepted_iterate_and_weights_left_there():
+    log = _Log()
+    t = Trainer(load_config("poisson2d", SMALL_POISSON + ["optimizer.name=lbfgs", "training.steps=20"]), [log])
+    log.names = t.step_names
+    assert t.steps_budget == 20
+    loop = LBFGSLoop(t)
+    rec = Recorder(t, loop.budget, unit=loop.unit)
+    loop.run(rec)
+    r = rec.finish()
+    assert r.steps_run == 20 and [s for kind, s in log.calls if kind == "step"] == list(range(20))
+    assert r.history["loss/total"].iloc[-1] < r.history["loss/total"].iloc[0]
+    # the model is left at the last accepted iterate: its weight norm is the last row's
+    assert r.weight_norm_final == pytest.approx(r.history["weight_norm/total"].iloc[-1], rel=1e-6)
+
+
+def test_lbfgs_nan_forensics_names_the_residual():
+    r = train({"problem": {"name": "tests.user_problem:Blows"}, "optimizer": {"name": "lbfgs"},
+               "training": {"steps": 5}})
+    assert r.outcome == Outcome.NAN and r.nan_onset_step == 0 and r.steps_run == 1
+    assert r.first_nonfinite == "residual/residual"
+    assert r.reason == "first non-finite value at iteration 0: residual/residual"
+
+
+STEPS_50 = SMALL_POISSON[:2] + ["training.steps=50", "diagnostics.every=10", "training.jit_compile=false"]
+
+
+@pytest.mark.parametrize("hook,stop", [("on_step", 37), ("on_diagnostics", 30)])
+@pytest.mark.parametrize("overrides", [STEPS_50, STEPS_50 + ["optimizer.name=lbfgs"]], ids=["adam", "lbfgs"])
+def test_stop_training_from_a_callback_keeps_the_history_up_to_its_step(overrides, hook, stop):
+    """A callback raising StopTraining at step s ends the run with s + 1 rows, 0..s."""
+    log = _Log(stop=stop, hook=hook)
+    t = Trainer(load_config("poisson2d", overrides), [log])
+    log.names = t.step_names
+    r = t.fit()
+    assert r.stopped_by == f"stopped at {stop}"
+    assert r.steps_run == stop + 1 and r.history.index.tolist() == list(range(stop + 1))
+    assert r.history["loss/total"].notna().all()
+    assert log.calls[-1] == ("end", stop + 1)
+    if hook == "on_diagnostics":
+        assert np.isfinite(r.history.loc[stop, "grad_norm/residual"])  # its diagnostics row is kept
+        assert ("step", stop) not in log.calls  # the run ended before on_step of that step
