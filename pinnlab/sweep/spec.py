@@ -42,20 +42,10 @@ from pinnlab.config import (
     validate_config,
 )
 from pinnlab.errors import ConfigError
+from pinnlab.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
 
 __all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS"]
 
-# Numbers a trial can be judged by: keys of RunResult.summary() (or any history metric name, whose
-# last finite value is used).
-OBJECTIVE_METRICS = (
-    "final_loss",
-    "rel_l2_error",
-    "heldout_residual",
-    "heldout_ratio",
-    "weight_norm_ratio",
-    "steps_run",
-    "wall_seconds",
-)
 
 
 class ParamSpec(StrictModel):
