@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     env = _env()
     one_time = {
         "import_mlflow_seconds": _import_seconds("mlflow"),
-        "import_pinnlab_tracking_seconds": _import_seconds("pinnlab.tracking"),
+        "import_pinnlab_tracking_seconds": _import_seconds("pinnlab.tracking.writer"),
     }
     tmp = tempfile.TemporaryDirectory(prefix="pinnlab-bench-")
     uri = f"sqlite:///{Path(tmp.name).resolve() / 'mlflow.db'}"

@@ -6,7 +6,7 @@ one), the value received and what is allowed.  The CLI prints it and exits with 
 
 from __future__ import annotations
 
-__all__ = ["PinnlabError", "ConfigError", "UnknownNameError", "first_line"]
+__all__ = ["PinnlabError", "ConfigError", "UnknownNameError", "StoreError", "first_line"]
 
 
 class PinnlabError(Exception):
@@ -36,6 +36,29 @@ class UnknownNameError(ConfigError, KeyError):
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return self.args[0]
+
+
+class StoreError(PinnlabError):
+    """A store cannot be opened or read: the MLflow tracking store or the Optuna storage.
+
+    One line: which store, its URI (password hidden), what went wrong and what to do, e.g.
+    ``MLflow tracking store 'sqlite:////x/mlflow.db': cannot open it (unable to open database
+    file); use a directory that can be created and written``.  Not a ConfigError: the input may be
+    right and the store wrong (a server down, a file that is not a database), and the message names
+    the store, not a command-line flag, whether it comes from the CLI or the Python API.
+    """
+
+    MLFLOW = "MLflow tracking store"
+    OPTUNA = "Optuna storage"
+
+    def __init__(self, store: str, uri: str, problem: str, fix: str = ""):
+        from pinnlab.tracking.uri import display_url  # mlflow-free; hides a password
+
+        self.store = store
+        self.uri = display_url(uri)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{store} {self.uri!r}: {problem}" + (f"; {fix}" if fix else ""))
 
 
 def first_line(exc: BaseException) -> str:

@@ -22,6 +22,10 @@ __all__ = [
     "FINISHED_TAG",
     "DIVERGED_TAG",
     "WARNINGS_TAG",
+    "PROBLEM_TAG",
+    "ERROR_TAG",
+    "PLOT_ERROR_TAG",
+    "PARENT_RUN_TAG",
 ]
 
 # trial user attributes
@@ -44,3 +48,7 @@ CLOSED_TAG = "pinnlab.closed_by"  # why pinnlab closed a run it did not finish (
 FINISHED_TAG = "pinnlab.finished_by"  # the worker that closed a study's parent run
 DIVERGED_TAG = "diverged"  # "true" / "false"
 WARNINGS_TAG = "warnings"
+PROBLEM_TAG = "problem"  # problem.name, set when a run starts
+ERROR_TAG = "error"  # first line of the exception of a FAILED run
+PLOT_ERROR_TAG = "plot_error"  # why the run's PNGs are missing
+PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: a trial's run -> its study's parent run

@@ -21,7 +21,7 @@ import pytest
 mlflow = pytest.importorskip("mlflow")
 
 from pinnlab.config import flatten, load_config  # noqa: E402
-from pinnlab.errors import ConfigError  # noqa: E402
+from pinnlab.errors import PinnlabError, StoreError  # noqa: E402
 from pinnlab.tracking import (  # noqa: E402
     RunTracker,
     artifact_root_for,
@@ -102,11 +102,78 @@ def test_default_store_and_uri_precedence(tmp_path, monkeypatch):
     assert ui_command("sqlite:////a/mlflow.db") == "mlflow ui --backend-store-uri sqlite:////a/mlflow.db"
 
 
-def test_unusable_store_is_a_one_line_config_error(tmp_path):
+# ------------------------------------------------------------------------------ stores that fail
+# (an unreachable server is left out: MLflow retries it for minutes)
+@pytest.mark.parametrize(
+    "make_uri, problem",
+    [
+        (lambda tmp: "nosuch://x", "cannot open it (Model registry functionality is unavailable"),
+        (lambda tmp: f"sqlite:///{tmp / 'a-file' / 'sub' / 'mlflow.db'}", "cannot open it ([Errno 20] Not a directory"),
+        (lambda tmp: f"sqlite:///{tmp / 'not-a-db.db'}", "cannot open it ((sqlite3.DatabaseError) file is not a database"),
+    ],
+    ids=["bad-scheme", "directory-cannot-be-created", "not-a-database"],
+)
+def test_unusable_store_is_a_one_line_store_error_naming_store_uri_and_fix(tmp_path, make_uri, problem):
+    (tmp_path / "a-file").write_text("a file where a directory should be")
+    (tmp_path / "not-a-db.db").write_text("not a database\n" * 100)
+    uri = make_uri(tmp_path)
     cfg = load_config("poisson2d", TINY_POISSON)
-    with pytest.raises(ConfigError, match=r"^--tracking-uri: cannot open the MLflow store 'nosuch://x'"):
-        with RunTracker(cfg, tracking_uri="nosuch://x"):
+    tracker = RunTracker(cfg, tracking_uri=uri)
+    with pytest.raises(StoreError) as info:
+        with tracker:
             pass
+    err = info.value
+    assert isinstance(err, PinnlabError) and not isinstance(err, ValueError)
+    assert (err.store, err.uri) == ("MLflow tracking store", uri)
+    assert str(err).startswith(f"MLflow tracking store {uri!r}: {problem}"), str(err)
+    assert "; give a tracking URI whose directory can be created" in str(err) and "\n" not in str(err)
+    assert tracker.run_id is None
+
+
+def test_store_error_says_where_the_uri_came_from(tmp_path, monkeypatch):
+    from pinnlab.tracking import start_parent_run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "nosuch://env")
+    with pytest.raises(StoreError, match=r"^MLflow tracking store \(from \$MLFLOW_TRACKING_URI\) 'nosuch://env': "):
+        start_parent_run(None, "x")
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path):
+    from pinnlab.tracking import check_parent_run, child_runs
+
+    uri = f"sqlite:///{tmp_path / 'none.db'}"
+    with pytest.raises(StoreError, match=r"no MLflow store at .*; give the tracking URI the sweep used$"):
+        child_runs(uri, "0" * 32)
+    with pytest.raises(StoreError, match="no MLflow store at"):
+        check_parent_run(uri, "0" * 32)
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_unknown_parent_run_is_a_store_error(store):
+    from pinnlab.tracking import child_runs
+
+    end_run(store, start_parent_run(store, "tests-unknown"), "FINISHED")  # the store exists
+
+    with pytest.raises(StoreError, match=r"run '0{32}' \(the study's parent run\) is not in this store"):
+        child_runs(store, "0" * 32)
+
+
+def test_store_error_hides_the_password():
+    err = StoreError(StoreError.OPTUNA, "postgresql://me:secret@db.example:5432/studies", "cannot open it", "retry")
+    assert str(err) == "Optuna storage 'postgresql://me:***@db.example:5432/studies': cannot open it; retry"
+    assert "secret" not in err.uri
+
+
+def test_cli_prints_a_store_error_as_one_line_with_exit_2(tmp_path, capsys):
+    from pinnlab.cli import main
+
+    (tmp_path / "a-file").write_text("")
+    uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    assert main(["run", "poisson2d", *[a for s in TINY_POISSON for a in ("--set", s)], "--quiet",
+                 "--tracking-uri", uri]) == 2
+    out, err = capsys.readouterr()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"pinnlab run: error: MLflow tracking store {uri!r}: cannot open it"), err
 
 
 # ------------------------------------------------------------------------------ a stable run

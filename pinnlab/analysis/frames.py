@@ -87,8 +87,7 @@ def resolve_storage(storage: str | None) -> str:
     """``storage`` or the default of ``pinnlab sweep``: ``journal:<store>/optuna.journal``."""
     if storage:
         return storage
-    from pinnlab.sweep.study import default_storage_url
-    from pinnlab.tracking import default_store
+    from pinnlab.tracking.uri import default_storage_url, default_store
 
     return default_storage_url(default_store())
 
@@ -108,7 +107,7 @@ def _runs_by_trial(record, tracking_uri: str | None, notes: list[str]) -> dict[i
     if record.parent_run_id is None:
         notes.append("the study has no MLflow parent run (swept with --no-track): no final metrics, no history")
         return {}
-    from pinnlab.tracking import child_runs
+    from pinnlab.tracking.reader import child_runs
 
     runs = child_runs(tracking_uri, record.parent_run_id)
     by_id = {r["run_id"]: r for r in runs}
@@ -172,7 +171,7 @@ def _matches(name: str, patterns: Sequence[str] | None) -> bool:
 def _history_long(
     trials: pd.DataFrame, tracking_uri: str | None, metrics: Sequence[str] | None
 ) -> pd.DataFrame:
-    from pinnlab.tracking import run_history
+    from pinnlab.tracking.reader import run_history
 
     parts = []
     for trial, run_id, artifacts in trials[["trial", "mlflow_run_id", "artifact_uri"]].itertuples(index=False):
@@ -219,7 +218,7 @@ def load_study_data(
     history metrics matching these names or shell patterns (``grad_norm/*``).
     """
     from pinnlab.sweep.read import read_study
-    from pinnlab.tracking import resolve_tracking_uri
+    from pinnlab.tracking.uri import resolve_tracking_uri
 
     storage = resolve_storage(storage)
     record = read_study(study_name, storage)
@@ -251,7 +250,7 @@ def load_study_data(
 
 def default_dashboard_path(study_name: str) -> Path:
     """Where ``pinnlab dashboard`` writes by default: ``<store>/dashboards/<study>.html``."""
-    from pinnlab.tracking import default_store
+    from pinnlab.tracking.uri import default_store
 
     return default_store() / "dashboards" / f"{study_name}.html"
 

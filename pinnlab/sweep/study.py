@@ -15,7 +15,7 @@ minute).  Optuna's JournalStorage has no heartbeat: a dead worker's trial stays 
 the sweep that started the worker, or ``pinnlab sweep --repair``, repairs it.
 
 Opening a storage to *join* a study (``create=False``: workers, reports) never creates anything: a
-missing journal or SQLite file, or a database without Optuna's tables, is a one-line ConfigError
+missing journal or SQLite file, or a database without Optuna's tables, is a one-line StoreError
 instead of an empty store left behind.
 
 The validated spec (with its base config resolved) is stored as the study's user attribute
@@ -51,12 +51,13 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from pinnlab.errors import ConfigError, first_line
+from pinnlab.errors import ConfigError, StoreError, first_line
 from pinnlab.keys import SLOT_ATTR, SPEC_ATTR, SURPLUS_ATTR
 from pinnlab.outcomes import Outcome
 from pinnlab.sweep.internals import fixed_params, retried_numbers
 from pinnlab.sweep.space import grid_space
 from pinnlab.sweep.spec import SweepSpec
+from pinnlab.tracking.uri import default_storage_url, display_url, journal_path, sqlite_path
 
 __all__ = [
     "default_storage_url",
@@ -82,34 +83,9 @@ GRACE_PERIOD = 30  # a trial silent this long belongs to a dead worker and is ma
 
 
 
-def default_storage_url(store: Path) -> str:
-    return f"journal:{store / 'optuna.journal'}"
-
-
-def _journal_path(url: str) -> str | None:
-    if url.startswith("journal:"):
-        return url[len("journal:") :]
-    if "://" not in url and url.endswith((".journal", ".log")):
-        return url
-    return None
-
-
 def uses_heartbeat(url: str) -> bool:
     """Whether trials in this storage send heartbeats (RDB storages; not the journal)."""
-    return _journal_path(url) is None
-
-
-def display_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for output, tags and reports)."""
-    if "://" not in url or "@" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL: hide everything between scheme and host
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return journal_path(url) is None
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -147,22 +123,23 @@ def open_storage(
     ``create=False`` refuses to create a store that does not exist yet.  ``stale_callback`` is
     called by Optuna for every trial it marks FAIL because its heartbeat stopped (RDB storages).
     """
-    path = _journal_path(url)
+    path = journal_path(url)
     if path is not None:
         if not create and not Path(path).is_file():
-            raise ConfigError(
-                "--storage",
-                f"no Optuna journal at {path!r}; run `pinnlab sweep FILE` first (in this directory, or with "
-                "the same $PINNLAB_HOME), or pass the sweep's --storage",
+            raise StoreError(
+                StoreError.OPTUNA,
+                url,
+                f"no Optuna journal at {path!r}",
+                "run `pinnlab sweep FILE` first (in this directory, or with the same $PINNLAB_HOME), "
+                "or give the storage the sweep used",
             )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(path))
     if "://" not in url:
-        raise ConfigError("--storage", f"{url!r} is not a storage URL (postgresql://…, sqlite:///…, journal:PATH)")
-    if not create and url.startswith("sqlite:///"):
-        db = url[len("sqlite:///") :].split("?", 1)[0]
-        if db and db != ":memory:" and not Path(db).is_file():
-            raise ConfigError("--storage", f"no SQLite database at {db!r}; pass the --storage the sweep used")
+        raise StoreError(StoreError.OPTUNA, url, "not a storage URL", "give postgresql://…, sqlite:///… or journal:PATH")
+    db = sqlite_path(url)
+    if not create and db is not None and not db.is_file():
+        raise StoreError(StoreError.OPTUNA, url, f"no SQLite database at {str(db)!r}", "give the storage the sweep used")
     interval, grace = heartbeat_settings()
     engine_url, engine_kwargs = url, {}
     if url.startswith("postgresql"):
@@ -182,7 +159,12 @@ def open_storage(
                 skip_table_creation=not create,
             )
     except Exception as exc:  # bad dialect, unreachable server, missing driver, no Optuna tables
-        raise ConfigError("--storage", f"cannot open {display_url(url)!r}: {first_line(_root(exc))}") from None
+        raise StoreError(
+            StoreError.OPTUNA, url, f"cannot open it ({first_line(_root(exc))})", _CHECK_SERVER
+        ) from None
+
+
+_CHECK_SERVER = "check the URL (driver, host, database) and that the server answers, or give the storage the sweep used"
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -257,7 +239,9 @@ def _load(study_name: str, storage: optuna.storages.BaseStorage, url: str, **kwa
             "--study-name", f"{study_name!r} is not a study in {display_url(url)} (studies: {', '.join(names) or 'none'})"
         ) from None
     except Exception as exc:  # e.g. a PostgreSQL database without Optuna's tables
-        raise ConfigError("--storage", f"cannot read studies from {display_url(url)!r}: {first_line(_root(exc))}") from None
+        raise StoreError(
+            StoreError.OPTUNA, url, f"cannot read studies from it ({first_line(_root(exc))})", _CHECK_SERVER
+        ) from None
 
 
 def load_study(
