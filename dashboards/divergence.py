@@ -30,7 +30,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboards.page import Panel, write_page
+from pinnlab.dashboards.page import Panel, write_page
 from pinnlab.analysis import compare, importance
 from pinnlab.analysis.frames import (
     StudyData,

@@ -244,7 +244,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_dashboard(args) -> int:
-    from dashboards.divergence import write_dashboard
+    from pinnlab.dashboards.divergence import write_dashboard
 
     print(write_dashboard(args.study, args.out, args.storage, args.tracking_uri, args.factors))
     return 0
