@@ -31,7 +31,7 @@ from pinnlab.analysis import (
     trials_frame,
 )
 from pinnlab.cli import main
-from pinnlab.errors import ConfigError
+from pinnlab.errors import ConfigError, StoreError
 from pinnlab.training.divergence import growth_rate
 
 STUDY = "seed_divergence"  # the README's sweep: its report/dashboard commands run as written here
@@ -167,7 +167,7 @@ def test_defaults_are_those_of_pinnlab_sweep(study, monkeypatch):
 
 def test_missing_store_or_study_is_a_config_error(study, tmp_path, capsys):
     journal = tmp_path / "nothing.journal"
-    with pytest.raises(ConfigError, match="no Optuna journal"):
+    with pytest.raises(StoreError, match="no Optuna journal"):
         trials_frame(STUDY, f"journal:{journal}")
     assert not journal.exists()  # reading creates nothing
     with pytest.raises(ConfigError, match=f"studies: {STUDY}"):
@@ -175,7 +175,7 @@ def test_missing_store_or_study_is_a_config_error(study, tmp_path, capsys):
     assert main(["report", "nope", "--storage", study["storage"]]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "'nope' is not a study" in err
-    with pytest.raises(ConfigError, match="no MLflow store at"):
+    with pytest.raises(StoreError, match="no MLflow store at"):
         trials_frame(STUDY, study["storage"], f"sqlite:///{tmp_path / 'other.db'}")
     assert not (tmp_path / "other.db").exists()
 

@@ -351,14 +351,14 @@ def one_line_error(capsys, *argv) -> str:
 def test_worker_errors_are_one_line_and_write_nothing(tmp_path, capsys, pg_url, monkeypatch):
     journal = tmp_path / "none.journal"
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", f"journal:{journal}")
-    assert f"--storage: no Optuna journal at '{journal}'" in err and not journal.exists()
+    assert f"Optuna storage 'journal:{journal}': no Optuna journal at '{journal}'" in err and not journal.exists()
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
-    assert "--storage: no SQLite database at" in err and not (tmp_path / "none.db").exists()
+    assert ": no SQLite database at" in err and err.startswith("pinnlab worker: error: Optuna storage 'sqlite:") and not (tmp_path / "none.db").exists()
 
     closed = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/pinnlab"
     t0 = time.monotonic()
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", closed)
-    assert "--storage: cannot open 'postgresql://postgres:***@127.0.0.1:" in err and "secret" not in err
+    assert "Optuna storage 'postgresql://postgres:***@127.0.0.1:" in err and "cannot open it" in err and "secret" not in err
     assert "refused" in err.lower() and time.monotonic() - t0 < 15
 
     # a database without Optuna's tables stays without them
@@ -368,7 +368,7 @@ def test_worker_errors_are_one_line_and_write_nothing(tmp_path, capsys, pg_url, 
         con.execute(sqlalchemy.text(f"CREATE DATABASE {empty}"))
     empty_url = pg_url.rsplit("/", 1)[0] + f"/{empty}"
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", empty_url)
-    assert "--storage: cannot" in err
+    assert err.startswith("pinnlab worker: error: Optuna storage 'postgresql://") and ": cannot" in err
     tables = sqlalchemy.inspect(sqlalchemy.create_engine(empty_url)).get_table_names()
     assert tables == []
 
@@ -378,7 +378,7 @@ def test_worker_errors_are_one_line_and_write_nothing(tmp_path, capsys, pg_url, 
     err = one_line_error(capsys, "worker", "--study-name", "nope", "--storage", f"journal:{tmp_path / 'j.journal'}")
     assert err.endswith("--study-name: 'nope' is not a study in journal:" + str(tmp_path / "j.journal") + " (studies: scale)")
     err = one_line_error(capsys, "worker", "--study-name", "scale", "--storage", "mysql://nobody@127.0.0.1/x")
-    assert err.startswith("pinnlab worker: error: --storage: cannot open 'mysql://nobody@127.0.0.1/x'")
+    assert err.startswith("pinnlab worker: error: Optuna storage 'mysql://nobody@127.0.0.1/x': cannot open it")
     err = one_line_error(capsys, "worker", "--study-name", "scale", "--storage", f"journal:{tmp_path / 'j.journal'}",
                          "--n-trials", "0")
     assert err.endswith("--n-trials: 0 is not allowed: must be >= 1")
