@@ -43,6 +43,7 @@ from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback, StopTraining
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished
+from pinnlab.training.ntk_weighting import NTKWeighting
 from pinnlab.training.result import RunResult
 
 __all__ = ["Trainer", "train"]
@@ -108,6 +109,8 @@ class Trainer:
         self.adaptive = (
             [t for t in self.terms if t not in self.problem.residual_terms] if lc.weighting.scheme == "grad_norm" else []
         )
+        if lc.weighting.scheme == "ntk":  # NTK weights every term (pinnlab.training.ntk_weighting)
+            self.adaptive = list(self.terms)
         self.optimizer = build_optimizer(cfg.optimizer)
         if self.optimizer is not None:
             self.optimizer.build(self.vars)
@@ -140,6 +143,9 @@ class Trainer:
         exact = self.problem.exact_numpy(self.eval_x)
         self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
         self.warnings = self._static_warnings()
+        self.ntk = NTKWeighting(self) if lc.weighting.scheme == "ntk" or cfg.diagnostics.ntk_trace else None
+        if lc.weighting.scheme == "ntk":
+            self._update_lambdas = self.ntk.update
 
     # ------------------------------------------------------------------ static checks
     def _static_warnings(self) -> list[str]:
@@ -447,6 +453,8 @@ class Trainer:
 
     def _diagnostics(self, step: int, points) -> dict[str, float]:
         out = {k: float(v) for k, v in self._diagnose(points).items()}
+        if self.ntk is not None and self.cfg.diagnostics.ntk_trace:
+            out.update(self.ntk.diagnostics(points))
         if self.cfg.diagnostics.error and self.eval_u is not None:
             err = self.rel_l2_error()
             if err is not None:
