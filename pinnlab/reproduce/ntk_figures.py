@@ -51,7 +51,7 @@ def ntk_figures(session, curves: Mapping, spectra: Mapping[str, Mapping[str, np.
             for moment, blocks in spectra.items():
                 method, when = moment.split(", ")
                 ev = np.asarray(blocks[term])
-                ev = ev[ev > 0]
+                ev = ev[ev > 1e-6 * ev.max()]  # the rest is float32 round-off (K_uu has rank 2: two distinct points)
                 ax.plot(np.arange(1, len(ev) + 1), ev, color=_COLORS[method], ls="-" if when == "end" else "--",
                         label=moment)
             ax.set_yscale("log")
