@@ -26,8 +26,9 @@ Per-point gradients hold ``n × P`` floats.  Above ``max_floats`` (default 2²�
 the points are processed in chunks and the traces summed.  A term that reads more than one point
 set, or whose parts are not equal chunks of its set, or ``estimator="hutchinson"``, gets the
 Hutchinson estimate ``tr(J Jᵀ) = E_v ‖Jᵀ v‖²`` with Rademacher ``v``: one backward pass per probe
-over the full batch, no ``n × P`` storage.  8 probes were within 5–8 % of the exact trace on the
-1-D Poisson case (the relative standard deviation falls as 1/√probes).
+over the full batch, no ``n × P`` storage.  Its variance is 2(‖K‖_F² − Σ_p K_pp²): large when K
+is nearly low-rank.  8 probes were 11–45 % off on poisson1d and poisson2d (docs/benchmarks.md;
+5–8 % in the measurements behind issue 15); the error falls as 1/√probes.
 
 A parameter that does not reach a term (the output bias in ``u_xx``) has a ``None`` gradient;
 it is counted as zeros, as everywhere in pinnlab.
@@ -44,7 +45,7 @@ import tensorflow as tf
 __all__ = ["Layout", "TermNTK", "term_layouts", "ntk_lambdas", "spectrum", "MAX_FLOATS", "PROBES"]
 
 MAX_FLOATS = 2**24  # per-point gradients held at once: 64 MB in float32, 128 MB in float64
-PROBES = 8  # Hutchinson probes: 5–8 % from the exact trace on poisson1d (relative sd ~ 1/sqrt(probes))
+PROBES = 8  # Hutchinson probes: 11-45 % from the exact trace on poisson1d/2d (error ~ 1/sqrt(probes))
 
 
 @dataclass(frozen=True)
