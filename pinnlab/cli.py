@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)")
 
     rep = sub.add_parser("reproduce", help="reproduce a published divergence study: claim / source / ours")
-    rep.add_argument("study", metavar="NAME", help="seed, convection or helmholtz (see `pinnlab reproduce --list`)")
+    rep.add_argument("study", metavar="NAME", help="seed, convection, helmholtz or ntk (see `pinnlab reproduce --list`)")
     rep.add_argument("--quick", action="store_true", help="a reduced variant (fewer seeds and steps) for CI")
     rep.add_argument("--json", action="store_true", help="print the measured figures as one JSON object")
     rep.add_argument("--out", metavar="DIR", help="where figures and tables go (default: <store>/reproductions/NAME)")

@@ -19,6 +19,7 @@ VARIANTS = {
     "poisson2d": [{}],
     "convection1d": [{"beta": 1.0}, {"beta": 30.0}],
     "helmholtz2d": [{}, {"a1": 2.0, "a2": 3.0, "lam": 5.0}],
+    "poisson1d": [{}, {"a": 2.5, "n_residual": 64, "n_boundary": 10}],
 }
 CASES = [(name, params) for name in PROBLEMS.names() for params in VARIANTS[name]]
 

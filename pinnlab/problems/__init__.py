@@ -29,9 +29,10 @@ __all__ = ["PROBLEMS", "Problem", "Residuals", "resolve_problem", "uniform", "gr
 
 PROBLEMS: Registry[type[Problem]] = Registry("problem", allow_import=True)
 
-from pinnlab.problems import convection1d, helmholtz2d, poisson2d, seed  # noqa: E402
+from pinnlab.problems import convection1d, helmholtz2d, poisson1d, poisson2d, seed  # noqa: E402
 
-for _cls in (seed.Seed, poisson2d.Poisson2D, convection1d.Convection1D, helmholtz2d.Helmholtz2D):
+for _cls in (seed.Seed, poisson2d.Poisson2D, convection1d.Convection1D, helmholtz2d.Helmholtz2D,
+             poisson1d.Poisson1D):
     PROBLEMS.register(_cls.name, _cls)
 
 

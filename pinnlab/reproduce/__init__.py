@@ -7,6 +7,8 @@
                regularisation, L-BFGS (:mod:`pinnlab.reproduce.convection`)
 ``helmholtz``  Wang, Teng & Perdikaris, SIAM J. Sci. Comput. 2021: gradient pathologies and
                learning-rate annealing (:mod:`pinnlab.reproduce.helmholtz`)
+``ntk``        Wang, Yu & Perdikaris, J. Comput. Phys. 2022: the neural tangent kernel of a
+               PINN and NTK loss weighting (:mod:`pinnlab.reproduce.ntk`)
 =============  ===========================================================================
 
 Each prints a table *claim / source / ours / reproduced*, writes its figures and ``result.json``
@@ -30,6 +32,7 @@ STUDIES = {
     "seed": "pinnlab.reproduce.seed",
     "convection": "pinnlab.reproduce.convection",
     "helmholtz": "pinnlab.reproduce.helmholtz",
+    "ntk": "pinnlab.reproduce.ntk",
 }
 
 

@@ -41,6 +41,7 @@ from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
 from pinnlab.training.diagnostics import Diagnostics, global_norm
 from pinnlab.training.loops import FirstOrderLoop, LBFGSLoop
+from pinnlab.training.ntk_weighting import NTKWeighting
 from pinnlab.training.recorder import Recorder
 from pinnlab.training.result import RunResult
 
@@ -88,6 +89,8 @@ class Trainer:
         self.adaptive = (
             [t for t in self.terms if t not in self.problem.residual_terms] if lc.weighting.scheme == "grad_norm" else []
         )
+        if lc.weighting.scheme == "ntk":  # NTK weights every term (pinnlab.training.ntk_weighting)
+            self.adaptive = list(self.terms)
         self.optimizer = build_optimizer(cfg.optimizer)
         if self.optimizer is not None:
             self.optimizer.build(self.vars)
@@ -125,6 +128,9 @@ class Trainer:
         exact = self.problem.exact_numpy(self.eval_x)
         self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
         self.warnings = self._static_warnings()
+        self.ntk = NTKWeighting(self) if lc.weighting.scheme == "ntk" or cfg.diagnostics.ntk_trace else None
+        if lc.weighting.scheme == "ntk":
+            self._update_lambdas = self.ntk.update
 
     # ------------------------------------------------------------------ static checks
     def _static_warnings(self) -> list[str]:
