@@ -22,6 +22,15 @@ __all__ = [
     "FINISHED_TAG",
     "DIVERGED_TAG",
     "WARNINGS_TAG",
+    "REPLICATES_ATTR",
+    "DIVERGENCE_RATE_ATTR",
+    "REPLICATE_SEEDS_ATTR",
+    "REPLICATE_OUTCOMES_ATTR",
+    "REPLICATE_ONSETS_ATTR",
+    "REPLICATE_STEPS_ATTR",
+    "REPLICATE_VALUES_ATTR",
+    "REPLICATE_RUNS_ATTR",
+    "REPLICATE_TAG",
 ]
 
 # trial user attributes
@@ -44,3 +53,14 @@ CLOSED_TAG = "pinnlab.closed_by"  # why pinnlab closed a run it did not finish (
 FINISHED_TAG = "pinnlab.finished_by"  # the worker that closed a study's parent run
 DIVERGED_TAG = "diverged"  # "true" / "false"
 WARNINGS_TAG = "warnings"
+
+# trial user attributes of a sweep with `replicates: k` (pinnlab.replicates)
+REPLICATES_ATTR = "replicates"  # k, the seeds run for the trial's configuration
+DIVERGENCE_RATE_ATTR = "divergence_rate"  # share of those seeds whose outcome is divergent
+REPLICATE_SEEDS_ATTR = "replicate_seeds"  # training.seed of each seed, in run order
+REPLICATE_OUTCOMES_ATTR = "replicate_outcomes"  # each seed's Outcome
+REPLICATE_ONSETS_ATTR = "replicate_onsets"  # each seed's divergence step (null if it did not diverge)
+REPLICATE_STEPS_ATTR = "replicate_steps_run"  # each seed's steps trained
+REPLICATE_VALUES_ATTR = "replicate_values"  # each seed's objective value (null if not finite)
+REPLICATE_RUNS_ATTR = "replicate_run_ids"  # each seed's MLflow run
+REPLICATE_TAG = "replicate"  # MLflow run tag: which seed of its trial (0 .. k-1)

@@ -140,6 +140,10 @@ class Objective:
             callbacks.append(_Pruning(trial, spec.pruner.metric))
         callbacks += self.callbacks
         tags = {"study": spec.study_name, "trial": str(trial.number), **{k: str(v) for k, v in params.items()}}
+        if spec.replicates > 1:  # k seeds, one verdict: pinnlab.sweep.replicate_trial
+            from pinnlab.sweep.replicate_trial import run_trial
+
+            return run_trial(self, trial, cfg, callbacks, tags)
         if self.track:
             from pinnlab.tracking import RunTracker
 
