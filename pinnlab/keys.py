@@ -31,6 +31,7 @@ __all__ = [
     "REPLICATE_VALUES_ATTR",
     "REPLICATE_RUNS_ATTR",
     "REPLICATE_TAG",
+    "REPLICATE_ATTRS",
 ]
 
 # trial user attributes
@@ -64,3 +65,13 @@ REPLICATE_STEPS_ATTR = "replicate_steps_run"  # each seed's steps trained
 REPLICATE_VALUES_ATTR = "replicate_values"  # each seed's objective value (null if not finite)
 REPLICATE_RUNS_ATTR = "replicate_run_ids"  # each seed's MLflow run
 REPLICATE_TAG = "replicate"  # MLflow run tag: which seed of its trial (0 .. k-1)
+REPLICATE_ATTRS = (  # every per-trial attribute above, in this order (columns of the trials frame)
+    REPLICATES_ATTR,
+    DIVERGENCE_RATE_ATTR,
+    REPLICATE_SEEDS_ATTR,
+    REPLICATE_OUTCOMES_ATTR,
+    REPLICATE_ONSETS_ATTR,
+    REPLICATE_STEPS_ATTR,
+    REPLICATE_VALUES_ATTR,
+    REPLICATE_RUNS_ATTR,
+)

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.training.divergence import DIVERGENT  # nan, blowup, unbounded
+from pinnlab.keys import REPLICATE_ATTRS
 
 __all__ = [
     "DIVERGENT",
@@ -164,7 +165,7 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
             row["outcome"] = CRASH if t.kind == "done" else t.kind
         row["diverged"] = None if row["outcome"] is None or row["outcome"] in UNJUDGED else row["outcome"] in DIVERGENT
         row["value"] = t.value
-        for name in _SUMMARY_COLUMNS:
+        for name in _SUMMARY_COLUMNS + REPLICATE_ATTRS:  # replicate lists: pinnlab.replicates
             row[name] = attrs.get(name)
         if run:
             for key, value in sorted(run["metrics"].items()):
