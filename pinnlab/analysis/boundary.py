@@ -18,9 +18,12 @@ Why logistic in log space: the stability threshold of gradient descent is a rati
 against curvature, 2/η), so P(divergent) is a step in log η blurred by the seed; one slope and one
 offset per level are all that tens of trials can pin down, and they bootstrap stably.  The other
 factors are marginalised (their effect widens the interval); the pair heatmap and the dashboard's
-parameter plane show them.  The fit is L2-regularised on the standardised z (``C = 10``: weak, yet
+parameter plane show them.  The fit is L2-regularised on the standardised z (``C = 100``: weak, yet
 finite when the seeds are separable, as they often are: then x* falls in the gap between the
-largest stable and the smallest divergent value instead of the slope running off to infinity).
+largest stable and the smallest divergent value instead of the slope running off to infinity;
+a stronger penalty, C = 10, keeps the slope shallow and lets the class balance pull x* towards
+the rarer class: on a synthetic boundary its error was 0.10 decades against 0.08 for C = 100,
+and C from 100 to 1e5 gave the same).
 
 ``status``: ``estimated``; ``never_diverged`` / ``always_diverged`` when a level has one outcome
 only (x* is outside the range tried: beyond ``max`` / below ``min``); ``too_few`` under
@@ -46,7 +49,7 @@ METHOD = (
     "important categorical factor; critical value where P = 0.5; 95% percentile bootstrap over seeds"
 )
 N_BOOT = 200  # percentiles at 2.5 % / 97.5 % need ~200 resamples; ~0.3 s per fit group
-C = 10.0  # inverse L2 strength on the standardised z (see the module docstring)
+C = 100.0  # inverse L2 strength on the standardised z (see the module docstring)
 MIN_VALUES = 3  # a numeric factor with fewer distinct values is a category, not a range to fit
 MIN_UNITS = 4  # fewer seeds than this in a level: no estimate
 
@@ -95,7 +98,7 @@ def fit_boundary(x: np.ndarray, y: np.ndarray, log: bool, *, n_boot: int = N_BOO
         if b is not None:
             boot.append(b)
     row.update(critical=float(back(est)), direction=how, status="estimated")
-    if len(boot) >= n_boot / 2:
+    if n_boot and len(boot) >= n_boot / 2:
         lo, hi = np.percentile(boot, [2.5, 97.5])
         row.update(low=float(back(lo)), high=float(back(hi)))
     return row

@@ -26,8 +26,13 @@ that bootstrap well, for an interval.)
 Defaults and their reasons (``sampler.n_startup``, ``sampler.explore`` in the sweep file):
 
 * ``n_startup = 8`` random trials first: the fit needs both classes spread over the space; with
-  fewer, the first fitted boundary is where the first two labels happened to fall.  Until both
-  classes have been seen, trials stay random (there is no boundary to seek yet).
+  fewer, the first fitted boundary is where the first two labels happened to fall.  The start is
+  stratified, not plain random: trial n < n_startup takes categorical level n mod k (in a seeded
+  order) and, for each numeric parameter, a random point of stratum n of n_startup equal slices
+  of its (log) range (a Latin hypercube), so that a short start already spans every level and
+  the whole range (plain random draws left a level of three without a trial in 8 trials about one
+  time in twenty, and clustered the learning rates).  Until both classes have been seen, trials
+  stay random (there is no boundary to seek yet).
 * ``explore = 0.2``: one trial in five is random after the start.  Pure entropy search can keep
   refining one stretch of the boundary while a second one (another activation's, or a non-monotone
   pocket) is never found; random trials bound that risk and also give the unbiased sample that a
@@ -84,8 +89,13 @@ def _draw(rng: np.random.Generator, d: BaseDistribution) -> Any:
     """One random value of a distribution, in its external representation."""
     if isinstance(d, CategoricalDistribution):
         return d.choices[int(rng.integers(len(d.choices)))]
+    return _from_unit(rng.random(), d)
+
+
+def _from_unit(u: float, d: FloatDistribution | IntDistribution) -> Any:
+    """The value at position u in [0, 1] of a numeric range (log range for log distributions)."""
     lo, hi = float(d.low), float(d.high)
-    x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if d.log else rng.uniform(lo, hi)
+    x = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if d.log else lo + u * (hi - lo)
     step = getattr(d, "step", None)
     if isinstance(d, IntDistribution):
         step = step or 1
@@ -140,8 +150,16 @@ class BoundarySampler(optuna.samplers.BaseSampler):
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
+        d = param_distribution
+        if trial.number < self.n_startup and not d.single():  # the start: stratified (module docstring)
+            order = np.random.default_rng([self.seed, zlib.crc32(param_name.encode())])
+            if isinstance(d, CategoricalDistribution):
+                return d.choices[int(order.permutation(len(d.choices))[trial.number % len(d.choices)])]
+            stratum = int(order.permutation(self.n_startup)[trial.number])
+            u = (stratum + self._rng(trial.number, param_name).random()) / self.n_startup
+            return _from_unit(u, d)
         seed = int(self._rng(trial.number, param_name).integers(2**31))
-        return optuna.samplers.RandomSampler(seed=seed).sample_independent(study, trial, param_name, param_distribution)
+        return optuna.samplers.RandomSampler(seed=seed).sample_independent(study, trial, param_name, d)
 
     def proposals(self, study: optuna.Study, numbers: Sequence[int]) -> list[dict[str, Any]]:
         """What the sampler would propose for trials ``numbers`` now (for tests and inspection)."""
