@@ -64,7 +64,7 @@ def _unit(row: pd.Series, outcome: Any, on: Any, steps: Any) -> dict[str, Any] |
 
 def _present(row: pd.Series) -> dict[str, Any]:
     """The row without its missing values (NaN / NA), so that ``onset`` falls back as it should."""
-    return {k: v for k, v in row.items() if not (np.isscalar(v) and pd.isna(v))}
+    return {k: v for k, v in row.items() if isinstance(v, (list, tuple, dict)) or not pd.isna(v)}
 
 
 def units(trials: pd.DataFrame, factors: Sequence[str] = ()) -> pd.DataFrame:
