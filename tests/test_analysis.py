@@ -255,7 +255,8 @@ def test_report_text_formats(study, capsys, fmt):
     if fmt == "csv":
         frame = pd.read_csv(io.StringIO(out))
         assert set(frame["section"]) == {"divergence_by_factor", "divergence_by_pair", "nan_onset", "divergence_step",
-                                         "weight_growth", "stable_ranking", "importance"}
+                                         "weight_growth", "stable_ranking", "importance", "survival"}
+        # (no `boundary` rows: two learning rates are a category, not a range to fit)
         lr = frame[(frame["section"] == "divergence_by_factor") & (frame["factor"] == "optimizer.learning_rate")]
         assert sorted(lr["rate"]) == [0.0, 1.0]
     else:
