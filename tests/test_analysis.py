@@ -330,9 +330,10 @@ def test_dashboard_cli_writes_one_offline_file_to_the_store(study, capsys, monke
     path = Path(capsys.readouterr().out.strip())
     assert path == Path(study["project"]) / "pinnlab-runs" / "dashboards" / f"{STUDY}.html"
     html = path.read_text()
-    for section in ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms"]:
+    sections = ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "survival", "aligned", "boundary-plane"]
+    for section in sections:
         assert f'<section class="panel" id="{section}">' in html
-    assert html.count("Plotly.newPlot(") == 5
+    assert html.count("Plotly.newPlot(") == len(sections)
     assert '<script src="http' not in html and "cdn.plot.ly" not in html.split("</script>")[-1]
     assert "Divergence rate: optimizer.learning_rate × model.width" in html  # the two most important
 
