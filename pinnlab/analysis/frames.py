@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.training.divergence import DIVERGENT  # nan, blowup, unbounded
 from pinnlab.keys import REPLICATE_ATTRS
+from pinnlab.training.divergence import DIVERGENT  # nan, blowup, unbounded
 
 __all__ = [
     "DIVERGENT",
