@@ -30,6 +30,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from pinnlab.dashboards.boundary import boundary_panels
 from pinnlab.dashboards.page import Panel, write_page
 from pinnlab.analysis import compare, importance
 from pinnlab.analysis.frames import (
@@ -347,6 +348,7 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
             height=420,
         ),
     ]
+    out += boundary_panels(data, imp["factor"].tolist())  # survival, aligned, boundary_plane
     return out, summary
 
 

@@ -26,6 +26,16 @@ __all__ = [
     "ERROR_TAG",
     "PLOT_ERROR_TAG",
     "PARENT_RUN_TAG",
+    "REPLICATES_ATTR",
+    "DIVERGENCE_RATE_ATTR",
+    "REPLICATE_SEEDS_ATTR",
+    "REPLICATE_OUTCOMES_ATTR",
+    "REPLICATE_ONSETS_ATTR",
+    "REPLICATE_STEPS_ATTR",
+    "REPLICATE_VALUES_ATTR",
+    "REPLICATE_RUNS_ATTR",
+    "REPLICATE_TAG",
+    "REPLICATE_ATTRS",
 ]
 
 # trial user attributes
@@ -52,3 +62,24 @@ PROBLEM_TAG = "problem"  # problem.name, set when a run starts
 ERROR_TAG = "error"  # first line of the exception of a FAILED run
 PLOT_ERROR_TAG = "plot_error"  # why the run's PNGs are missing
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: a trial's run -> its study's parent run
+
+# trial user attributes of a sweep with `replicates: k` (pinnlab.replicates)
+REPLICATES_ATTR = "replicates"  # k, the seeds run for the trial's configuration
+DIVERGENCE_RATE_ATTR = "divergence_rate"  # share of those seeds whose outcome is divergent
+REPLICATE_SEEDS_ATTR = "replicate_seeds"  # training.seed of each seed, in run order
+REPLICATE_OUTCOMES_ATTR = "replicate_outcomes"  # each seed's Outcome
+REPLICATE_ONSETS_ATTR = "replicate_onsets"  # each seed's divergence step (null if it did not diverge)
+REPLICATE_STEPS_ATTR = "replicate_steps_run"  # each seed's steps trained
+REPLICATE_VALUES_ATTR = "replicate_values"  # each seed's objective value (null if not finite)
+REPLICATE_RUNS_ATTR = "replicate_run_ids"  # each seed's MLflow run
+REPLICATE_TAG = "replicate"  # MLflow run tag: which seed of its trial (0 .. k-1)
+REPLICATE_ATTRS = (  # every per-trial attribute above, in this order (columns of the trials frame)
+    REPLICATES_ATTR,
+    DIVERGENCE_RATE_ATTR,
+    REPLICATE_SEEDS_ATTR,
+    REPLICATE_OUTCOMES_ATTR,
+    REPLICATE_ONSETS_ATTR,
+    REPLICATE_STEPS_ATTR,
+    REPLICATE_VALUES_ATTR,
+    REPLICATE_RUNS_ATTR,
+)

@@ -255,7 +255,8 @@ def test_report_text_formats(study, capsys, fmt):
     if fmt == "csv":
         frame = pd.read_csv(io.StringIO(out))
         assert set(frame["section"]) == {"divergence_by_factor", "divergence_by_pair", "nan_onset", "divergence_step",
-                                         "weight_growth", "stable_ranking", "importance"}
+                                         "weight_growth", "stable_ranking", "importance", "survival"}
+        # (no `boundary` rows: two learning rates are a category, not a range to fit)
         lr = frame[(frame["section"] == "divergence_by_factor") & (frame["factor"] == "optimizer.learning_rate")]
         assert sorted(lr["rate"]) == [0.0, 1.0]
     else:
@@ -329,9 +330,10 @@ def test_dashboard_cli_writes_one_offline_file_to_the_store(study, capsys, monke
     path = Path(capsys.readouterr().out.strip())
     assert path == Path(study["project"]) / "pinnlab-runs" / "dashboards" / f"{STUDY}.html"
     html = path.read_text()
-    for section in ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms"]:
+    sections = ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "survival", "aligned", "boundary-plane"]
+    for section in sections:
         assert f'<section class="panel" id="{section}">' in html
-    assert html.count("Plotly.newPlot(") == 5
+    assert html.count("Plotly.newPlot(") == len(sections)
     assert '<script src="http' not in html and "cdn.plot.ly" not in html.split("</script>")[-1]
     assert "Divergence rate: optimizer.learning_rate × model.width" in html  # the two most important
 

@@ -161,7 +161,7 @@ def test_every_catalogue_name_is_accepted(field, catalogue):
 def test_unknown_problem_lists_the_registered_problems():
     with pytest.raises(UnknownNameError) as info:
         load_config("seed", ["problem.name=burgers"])
-    assert info.value.valid == ["convection1d", "helmholtz2d", "poisson2d", "seed"]
+    assert info.value.valid == ["convection1d", "helmholtz2d", "poisson1d", "poisson2d", "seed"]
 
 
 def test_full_batch_optimizer_refuses_adaptive_weights():

@@ -153,13 +153,17 @@ def test_dashboard_renders_offline_in_chromium(study, tmp_path):
     assert proxy.page_hosts() == [], f"the page made network requests: {proxy.requests}"
 
     views = sections(dom)
-    assert list(views) == ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms"]
+    assert list(views) == ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "survival", "aligned",
+                           "boundary-plane"]
     drawn = {  # elements (by class) that plotly adds only when it draws a trace of that kind
         "heatmap": ["hm"],
         "trajectories": ["js-line", "point"],  # lines, and the NaN-onset markers
         "nan-onset": ["bars", "point"],
         "parallel": ["gl-canvas-context", "y-axis"],
         "grad-terms": ["boxes", "box"],
+        "survival": ["js-line"],  # Kaplan-Meier step lines
+        "aligned": ["point"],  # the NaN-at-step-0 trials: one point each at x = 0
+        "boundary-plane": [],  # two learning rates are no range to fit: the panel says so
     }
     for key, body in views.items():
         assert classes(body, "main-svg") and classes(body, "plot-container"), key

@@ -59,7 +59,7 @@ def test_seed_divergence_space_is_the_one_asked_for():
         ({"objective": {"metric": "foo"}}, "objective.metric", "'foo' is not one of"),
         ({"overrides": {"model.depth": 0}}, "overrides.model.depth", "greater than 0"),
         ({"n_trials": 0}, "n_trials", "greater than 0"),
-        ({"sampler": {"name": "cmaes"}}, "sampler.name", "'tpe', 'random' or 'grid'"),
+        ({"sampler": {"name": "cmaes"}}, "sampler.name", "'tpe', 'random', 'grid' or 'boundary'"),
         ({"base": "nope"}, "", "neither a YAML file nor a preset"),
         ({"surprise": 1}, "surprise", "unknown key"),
     ],

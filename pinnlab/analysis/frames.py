@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.keys import MLFLOW_RUN_ID, TRIAL_TAG
+from pinnlab.keys import MLFLOW_RUN_ID, REPLICATE_ATTRS, TRIAL_TAG
 from pinnlab.outcomes import trial_outcome
 from pinnlab.summary import INT_FIELDS, TRIAL_ATTRS
 
@@ -138,7 +138,7 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
         row["outcome"] = None if outcome is None else str(outcome)
         row["diverged"] = None if outcome is None or not outcome.judged else outcome.divergent
         row["value"] = t.value
-        for name in _SUMMARY_COLUMNS:
+        for name in _SUMMARY_COLUMNS + REPLICATE_ATTRS:  # replicate lists: pinnlab.replicates
             row[name] = attrs.get(name)
         if run:
             for key, value in sorted(run["metrics"].items()):

@@ -17,6 +17,10 @@
 ``stable_ranking``          stable trials with a finite objective, best first
 ``importance``              ``method``, ``justification`` and one row per factor
                             (:mod:`pinnlab.analysis.importance`), most important first
+``survival``                Kaplan-Meier time to divergence per factor level, with censoring
+                            (:mod:`pinnlab.analysis.survival`): ``rows`` and ``curves``
+``boundary``                critical value of each numeric factor per level of the top
+                            categorical one, with a bootstrap interval (:mod:`~.boundary`)
 ==========================  =================================================================
 
 Divergent means outcome nan, blowup or unbounded.  Levels are the factor's values, or bin ranges
@@ -33,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.analysis import compare, importance
+from pinnlab.analysis import boundary, compare, importance, survival
 from pinnlab.analysis.frames import StudyData, load_study_data
 from pinnlab.outcomes import DIVERGENT
 
@@ -98,6 +102,8 @@ def build_report(data: StudyData) -> dict[str, Any]:
             "justification": importance.JUSTIFICATION,
             "factors": _records(imp),
         },
+        "survival": survival.survival_report(trials, f, space),
+        "boundary": boundary.boundary_report(trials, f, space, imp["factor"].tolist()),
         "notes": list(data.notes),
     }
 
@@ -123,6 +129,9 @@ def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd
             ranking,
         ),
         ("importance", "What drives divergence", pd.DataFrame(rep["importance"]["factors"])),
+        ("survival", "Steps to divergence (Kaplan-Meier, non-divergent runs censored)",
+         pd.DataFrame(rep["survival"]["rows"])),
+        ("boundary", "Critical values: P(divergent) = 0.5", pd.DataFrame(rep["boundary"]["rows"])),
     ]
 
 

@@ -120,6 +120,10 @@ class Objective:
             callbacks.append(_Pruning(trial, spec.pruner.metric))
         callbacks += self.callbacks
         tags = {STUDY_TAG: spec.study_name, TRIAL_TAG: str(trial.number), **{k: str(v) for k, v in params.items()}}
+        if spec.replicates > 1:  # k seeds, one verdict: pinnlab.sweep.replicate_trial
+            from pinnlab.sweep.replicate_trial import run_trial
+
+            return run_trial(self, trial, cfg, callbacks, tags)
         tracking = None
         if self.track:
             tracking = Tracking(

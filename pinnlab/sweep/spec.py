@@ -11,7 +11,8 @@ A sweep file is YAML::
       model.width: {low: 5, high: 100, log: true}           # int: both bounds are ints
       optimizer.learning_rate: {low: 1.0e-3, high: 0.1, log: true}
     objective: {metric: heldout_residual, direction: minimize}
-    sampler: {name: tpe, seed: 0}                            # tpe | random | grid
+    sampler: {name: tpe, seed: 0}                            # tpe | random | grid | boundary
+    replicates: 1                                            # seeds per configuration
     pruner: {name: none}                                     # none | median | halving (+ metric)
     n_trials: 24
     study_name: seed_divergence                              # default: the file's stem
@@ -109,8 +110,11 @@ class ObjectiveSpec(StrictModel):
 
 
 class SamplerSpec(StrictModel):
-    name: Literal["tpe", "random", "grid"] = "tpe"
+    name: Literal["tpe", "random", "grid", "boundary"] = "tpe"
     seed: Int = 0
+    # boundary only (pinnlab.sweep.boundary_sampler, whose docstring gives the reasons)
+    n_startup: Int = Field(8, ge=0)  # random trials before the first fit
+    explore: float = Field(0.2, ge=0, le=1)  # share of the later trials drawn at random
 
 
 class PrunerSpec(StrictModel):
@@ -136,6 +140,7 @@ class SweepSpec(StrictModel):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     n_trials: Int = Field(20, gt=0)
+    replicates: Int = Field(1, gt=0)  # seeds per trial (pinnlab.replicates)
     study_name: str
     experiment: str | None = None  # MLflow experiment; default: the study name
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
@@ -200,6 +205,8 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         validate_config(apply_overrides(base, list(spec.smoke.overrides.items())))
     except ConfigError as exc:
         raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
+    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.sweep.replicate_trial
+        raise ConfigError("pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none")
     metric = spec.objective.metric
     if metric not in OBJECTIVE_METRICS and "/" not in metric:
         raise ConfigError(

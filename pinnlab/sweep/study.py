@@ -184,6 +184,10 @@ def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSample
     seed = spec.sampler.seed + worker  # workers must not propose the same sequence
     if spec.sampler.name in ("grid", "random"):
         return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler.name == "boundary":
+        from pinnlab.sweep.boundary_sampler import BoundarySampler
+
+        return BoundarySampler(seed=seed, n_startup=spec.sampler.n_startup, explore=spec.sampler.explore)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
