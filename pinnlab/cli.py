@@ -299,9 +299,16 @@ def _print_sweep(r, ran: str | None = None) -> None:
 
 
 def _cmd_presets(args) -> int:
+    from importlib import resources
+
     from pinnlab.config import preset_names
 
-    print("\n".join(preset_names()))
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:  # each preset's first comment line says what it is
+        text = resources.files("pinnlab.presets").joinpath(f"{name}.yaml").read_text()
+        first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        print(f"{name:<{width}}  {first}".rstrip())
     return 0
 
 

@@ -89,11 +89,15 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     return str(db.expanduser().resolve().parent / "artifacts") if db is not None else None
 
 
-def ui_command(tracking_uri: str) -> str:
-    """How to look at the runs: the MLflow UI on this store (a server serves its own UI)."""
+def ui_command(tracking_uri: str, experiment_id: str | None = None) -> str:
+    """How to look at the runs: the MLflow UI on this store (a server serves its own UI), at the
+    experiment's runs table when its id is given (MLflow 3 opens an experiment on an overview
+    page; the runs table is ``#/experiments/<id>/runs``)."""
+    runs = f"/#/experiments/{experiment_id}/runs" if experiment_id else ""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {tracking_uri}"
+        return f"open {tracking_uri.rstrip('/')}{runs}"
+    command = f"mlflow ui --backend-store-uri {tracking_uri}"
+    return f"{command}, then open http://127.0.0.1:5000{runs}" if runs else command
 
 
 def default_storage_url(store: Path) -> str:
