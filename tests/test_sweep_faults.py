@@ -103,7 +103,7 @@ def test_kill_9_of_the_sweep_then_a_plain_rerun(tmp_path):
     counted = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(counted) == 6, states
     failed = [t for t in trials if t.state.name == "FAIL"]
-    assert failed and all("retry_of" not in t.user_attrs or t.user_attrs.get("outcome") is None for t in failed)
+    assert failed, "the trials the kill stopped must be recorded FAIL"
 
     import mlflow
 

@@ -75,14 +75,20 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
                 _die_with_parent(parent_pid)
             run_worker(**kwargs)
     except KeyboardInterrupt as exc:
-        print(f"{who}: {exc}", file=sys.stderr)
-        sys.exit(130)
+        _exit(f"{who}: {exc}", 130)
     except PinnlabError as exc:
-        print(f"{who}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _exit(f"{who}: error: {exc}", 2)
     except Exception as exc:  # the study goes on with the other workers; the parent repairs the trial
-        print(f"{who}: internal error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
-        sys.exit(1)
+        _exit(f"{who}: internal error: {type(exc).__name__}: {first_line(exc)}", 1)
+
+
+def _exit(line: str, code: int) -> None:
+    """Print the worker's one line and exit at once.  Its trial and runs are already recorded
+    (every write is synchronous); the interpreter's teardown with TensorFlow loaded took seconds
+    more on a busy machine, which an orphaned worker must not spend."""
+    print(line, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(code)
 
 
 def run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery):
