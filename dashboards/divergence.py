@@ -287,7 +287,9 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
     overall = compare.divergence_overall(data.trials)
     rate = "-" if not overall["n"] else f"{overall['rate']:.0%}"
     outcomes = ", ".join(f"{k} {v}" for k, v in compare.outcome_counts(data.trials).items())
-    ranked = ", ".join(f"{r.factor} ({r.importance:.2f})" for r in imp.itertuples())
+    informative = ", ".join(f"{r.factor} ({r.importance:.2f})" for r in imp.itertuples() if r.importance > 0)
+    chance = ", ".join(str(r.factor) for r in imp.itertuples() if not r.importance > 0)
+    ranked = "; ".join(filter(None, [informative, chance and f"no more than chance (≤ 0, no information): {chance}"]))
     summary = [
         f"{len(data.trials)} trials; outcomes: {outcomes or '-'}; "
         f"divergent (nan/blowup/unbounded): {overall['diverged']} of {overall['n']} ({rate})",

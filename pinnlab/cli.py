@@ -1,17 +1,27 @@
 """Command line: parses arguments and delegates; no logic here.
 
-Exit codes: 0 when a run completed (a diverging run is data, not an error), 2 for bad input (one
-line on stderr naming the field, the value and what is allowed), 1 for anything unexpected.
+Exit codes: 0 when a run completed (a diverging run is data, not an error), 2 for bad input or a
+store that cannot be used (one line on stderr naming the field or store, the value and what is
+allowed), 3 when a sweep ended with trials of its budget missing (its parent run is then not
+FINISHED), 130 when stopped by Ctrl-C or SIGTERM, 1 for anything unexpected: one line naming the
+exception and ``--debug``, which shows the traceback instead (so does ``PINNLAB_DEBUG=1``).
+
+Before any command runs, :func:`prepare_process` sets what every pinnlab process needs: the
+current directory importable (``problem.name: mymodule:MyProblem`` works from where the command
+runs, as with ``python -m``), MLflow's usage telemetry off and its HTTP retries short (see its
+docstring); spawned sweep workers inherit both.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
-from pinnlab.errors import ConfigError, PinnlabError
+from pinnlab.errors import ConfigError, PinnlabError, first_line
+from pinnlab.preflight import check_name
 from pinnlab.signals import Terminate as _Terminate
 
 __all__ = ["main", "build_parser"]
@@ -24,13 +34,45 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+# MLflow settings pinnlab changes unless the user set them.  Telemetry: MLflow 3 sends usage data
+# by default; pinnlab's runs happen on machines without network, and a sweep must not phone home
+# (MLflow also honours DO_NOT_TRACK, so a user who set either keeps their choice).  HTTP: MLflow
+# retries a request 7 times with a backoff factor of 2 and waits 120 s for an answer, about 280 s
+# before a refused connection is an error; pinnlab first checks that a tracking server answers
+# (pinnlab.tracking.uri.check_tracking_store), and a server lost mid-run costs a metric flush
+# (retried at the next one), so 2 retries and a 30 s timeout are enough.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def prepare_process() -> None:
+    """The current directory on ``sys.path`` (appended: it never shadows an installed package) and
+    :data:`MLFLOW_DEFAULTS` in the environment where the user has not set them."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.append(cwd)
+    user_opted = "DO_NOT_TRACK" in os.environ
+    for name, value in MLFLOW_DEFAULTS.items():
+        if name == "MLFLOW_DISABLE_TELEMETRY" and user_opted:
+            continue
+        os.environ.setdefault(name, value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pinnlab", description="Sweeps and diagnostics for networks trained on derivative losses."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
 
-    run = sub.add_parser("run", help="train one configuration and report its outcome")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:  # --debug on every command
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    run = add("run", help="train one configuration and report its outcome")
     run.add_argument("config", metavar="CONFIG_OR_PRESET", help="a YAML file or a preset name (see `pinnlab presets`)")
     run.add_argument(
         "--set",
@@ -52,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--experiment", metavar="NAME", default="pinnlab", help="MLflow experiment (default: pinnlab)")
     run.add_argument("--no-track", action="store_true", help="do not record the run in MLflow")
 
-    sweep = sub.add_parser("sweep", help="run (or resume) an Optuna sweep described by a sweep file")
+    sweep = add("sweep", help="run (or resume) an Optuna sweep described by a sweep file")
     sweep.add_argument("file", metavar="FILE", help="a sweep YAML file (see sweeps/)")
     sweep.add_argument("--n-trials", type=int, help="total trials of the study (default: the file's n_trials)")
     sweep.add_argument(
@@ -74,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first mark FAIL (and queue again) the RUNNING trials of workers that are gone, close their MLflow runs",
     )
 
-    worker = sub.add_parser("worker", help="join a study from any machine and run its trials until its budget is spent")
+    worker = add("worker", help="join a study from any machine and run its trials until its budget is spent")
     worker.add_argument("--study-name", required=True, help="the study (a sweep file's study_name or stem)")
     worker.add_argument("--storage", required=True, help="the study's Optuna storage URL (postgresql://…, journal:PATH)")
     worker.add_argument(
@@ -84,22 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores; cores / workers per machine)")
     worker.add_argument("--json", action="store_true", help="print the study report as one JSON object")
 
-    sub.add_parser("presets", help="list the shipped presets")
+    add("presets", help="list the shipped presets")
 
-    report = sub.add_parser("report", help="divergence rates, onsets, weight growth and importance of a study")
+    report = add("report", help="divergence rates, onsets, weight growth and importance of a study")
     report.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
     report.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
     report.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table", help="default: table")
 
-    dash = sub.add_parser("dashboard", help="write a study's divergence dashboard (one offline HTML file)")
+    dash = add("dashboard", help="write a study's divergence dashboard (one offline HTML file)")
     dash.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
     dash.add_argument("--out", metavar="FILE.html", help="default: <store>/dashboards/<STUDY>.html")
     dash.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     dash.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
     dash.add_argument("--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)")
 
-    rep = sub.add_parser("reproduce", help="reproduce a published divergence study: claim / source / ours")
+    rep = add("reproduce", help="reproduce a published divergence study: claim / source / ours")
     rep.add_argument("study", metavar="NAME", help="seed, convection, helmholtz or ntk (see `pinnlab reproduce --list`)")
     rep.add_argument("--quick", action="store_true", help="a reduced variant (fewer seeds and steps) for CI")
     rep.add_argument("--json", action="store_true", help="print the measured figures as one JSON object")
@@ -114,6 +156,8 @@ def _cmd_run(args) -> int:
     from pinnlab.config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    if not args.no_track:
+        check_name("--experiment", args.experiment)
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
@@ -123,6 +167,9 @@ def _cmd_run(args) -> int:
     callbacks = [] if args.quiet else [ProgressBar(desc=cfg.name or str(args.config))]
     tracking = None
     if not args.no_track:
+        from pinnlab.tracking.uri import check_tracking_store
+
+        check_tracking_store(args.tracking_uri)  # an unreachable server: one line now, not after retries
         tracking = Tracking(
             tracking_uri=args.tracking_uri,
             experiment=args.experiment,
@@ -169,11 +216,27 @@ def _at_least(flag: str, value: int | None, low: int) -> None:
         raise ConfigError(flag, f"{value} is not allowed: must be >= {low}")
 
 
+def _not_empty(flag: str, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise ConfigError(flag, f"{value!r} is not allowed: give a value, or leave the option out for the default")
+
+
+# More local workers than this only compete for the cores (each starts its own TensorFlow).
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+
+
+def _at_most(flag: str, value: int | None, high: int) -> None:
+    if value is not None and value > high:
+        raise ConfigError(flag, f"{value} is not allowed: must be <= {high} (4 per core on this machine)")
+
+
 def _cmd_sweep(args) -> int:
     from pinnlab.sweep import load_sweep, run_sweep
 
     _at_least("--workers", args.workers, 0)
+    _at_most("--workers", args.workers, MAX_WORKERS)
     _at_least("--n-trials", args.n_trials, 1)
+    _not_empty("--storage", args.storage)
     spec = load_sweep(args.file, {"n_trials": args.n_trials, "study_name": args.study_name})
     if args.smoke:
         spec = spec.for_smoke()
@@ -189,7 +252,7 @@ def _cmd_sweep(args) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
-        if args.repair:
+        if args.repair or report.repaired:
             numbers = f" ({', '.join(map(str, report.repaired))})" if report.repaired else ""
             print(f"repaired: {len(report.repaired)} trials marked FAIL{numbers}, "
                   f"{report.closed_runs} other MLflow runs closed KILLED")
@@ -198,6 +261,10 @@ def _cmd_sweep(args) -> int:
             print(f"run workers with: pinnlab worker --study-name {report.study_name} --storage {report.storage}")
             if report.tracking_uri and not report.tracking_uri.startswith(("http://", "https://")):
                 print("(the MLflow store is a local file: workers on other machines need --tracking-uri of a server)")
+    if args.workers > 0 and report.done < report.n_trials:
+        print(f"pinnlab sweep: study {report.study_name} is incomplete: {report.done}/{report.n_trials} trials; "
+              "run the same command again to finish it", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -206,6 +273,8 @@ def _cmd_worker(args) -> int:
 
     _at_least("--n-trials", args.n_trials, 1)
     _at_least("--threads", args.threads, 1)
+    _not_empty("--storage", args.storage)
+    check_name("--study-name", args.study_name)
     report = run_worker(args.study_name, args.storage, tracking_uri=args.tracking_uri, n_trials=args.n_trials,
                         threads=args.threads)
     if args.json:
@@ -230,22 +299,36 @@ def _print_sweep(r, ran: str | None = None) -> None:
 
 
 def _cmd_presets(args) -> int:
+    from importlib import resources
+
     from pinnlab.config import preset_names
 
-    print("\n".join(preset_names()))
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:  # each preset's first comment line says what it is
+        text = resources.files("pinnlab.presets").joinpath(f"{name}.yaml").read_text()
+        first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        print(f"{name:<{width}}  {first}".rstrip())
     return 0
 
 
 def _cmd_report(args) -> int:
     from pinnlab.analysis import report
 
+    check_name("STUDY", args.study)
+    _not_empty("--storage", args.storage)
     print(report(args.study, args.storage, args.tracking_uri, args.format), end="")
     return 0
 
 
 def _cmd_dashboard(args) -> int:
     from pinnlab.dashboards.divergence import write_dashboard
+    from pinnlab.preflight import check_output_file
 
+    check_name("STUDY", args.study)
+    _not_empty("--storage", args.storage)
+    if args.out is not None:
+        check_output_file("--out", args.out)
     print(write_dashboard(args.study, args.out, args.storage, args.tracking_uri, args.factors))
     return 0
 
@@ -281,7 +364,9 @@ _SIGTERM = _Terminate()
 
 
 def main(argv: list[str] | None = None) -> int:
+    prepare_process()
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("PINNLAB_DEBUG", "") not in ("", "0")
     # SIGTERM as Ctrl-C, so a terminated run is recorded KILLED instead of staying RUNNING.
     _SIGTERM.reset()
     try:
@@ -293,6 +378,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"pinnlab {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
+    except Exception as exc:  # last resort: a bug or an unforeseen failure is one line, not a traceback
+        if debug:
+            raise
+        print(f"pinnlab {args.command}: internal error: {unexpected(exc)}", file=sys.stderr)
+        return 1
+
+
+def unexpected(exc: BaseException) -> str:
+    """The one line of an unexpected exception, with how to see more."""
+    what = "out of memory" if isinstance(exc, MemoryError) else f"{type(exc).__name__}: {first_line(exc)}"
+    return f"{what} (run again with --debug for the traceback, and report it if the input was valid)"
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "preset_names",
     "validate_config",
     "config_error_from_validation",
+    "MAX_SEED",
 ]
 
 
@@ -52,14 +53,20 @@ class StrictModel(BaseModel):
     never silently ignored.  ``frozen=True``: a validated config is a value that is logged once and
     handed to every part of a run, so nothing downstream may change it.  ``validate_default=True``:
     defaults pass the same constraints as a user's value, so a bad default fails at load time.
+    ``allow_inf_nan=False``: every float of a config is a finite number (a rate, a threshold, a
+    bound); ``.inf`` or ``.nan`` would pass ``gt=0`` checks (NaN compares false to everything) and
+    make a run meaningless, so they fail as "input should be a finite number".
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 # Integers and booleans are strict: YAML's `true` is not a width, and 3.5 is not a step count.
 Int = Annotated[int, Strict()]
 Bool = Annotated[bool, Strict()]
+# Seeds go to NumPy, TensorFlow and Keras generators, some of which hold them in 32 bits: a larger
+# seed overflowed inside TensorFlow after the run had started.
+MAX_SEED = 2**31 - 1
 # Learning-rate schedule names as a Literal, so a bad one reads "input should be 'constant' or ...".
 ScheduleName = Literal[tuple(names.SCHEDULES.names())]  # type: ignore[valid-type]
 
@@ -166,7 +173,7 @@ class TrainingConfig(StrictModel):
     epochs: Int | None = Field(None, gt=0)
     batch_size: Int | None = Field(None, gt=0)  # of the residual points; None = full batch
     resample: Bool = False  # draw fresh points every step (Wang et al.) instead of a fixed set
-    seed: Int = Field(0, ge=0)
+    seed: Int = Field(0, ge=0, le=MAX_SEED)  # see MAX_SEED
     jit_compile: Bool = False  # XLA: ~1.5x faster steps on poisson2d, 1-3 s more to compile
     deterministic: Bool = True  # enable TF op determinism: identical histories for identical seeds
 
@@ -232,6 +239,26 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` as a float (YAML 1.1 insists on ``1.0e-3``)."""
 
 
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping whose keys are unique: YAML keeps the last of two equal keys and drops the first
+    silently, so a key given twice (one of them a forgotten edit) is an error naming it and its lines."""
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:  # an unhashable key: SafeLoader reports it
+            continue
+        if first != key_node.start_mark.line + 1:
+            raise _DuplicateKey(f"key {key!r} appears twice (lines {first} and {key_node.start_mark.line + 1})")
+    return loader.construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -249,6 +276,8 @@ _Loader.add_implicit_resolver(
 def load_yaml(text: str, source: str = "<string>") -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
+    except _DuplicateKey as exc:
+        raise ConfigError("", f"{source}: {exc}; keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -265,10 +294,14 @@ def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[d
     path = Path(source)
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError("", f"config file {str(source)!r} does not exist")
+    try:
+        is_path = path.suffix in (".yaml", ".yml") or path.exists()
+    except OSError as exc:  # a name longer than the file system allows
+        raise ConfigError("", f"{str(source)[:60]!r}... is neither a YAML file nor a preset ({exc.strerror})") from None
+    if is_path:
         try:
+            if not path.is_file():
+                raise ConfigError("", f"config file {str(source)!r} does not exist")
             text = path.read_text()
         except OSError as exc:
             raise ConfigError("", f"config file {str(source)!r} cannot be read ({exc.strerror})") from None
@@ -325,7 +358,15 @@ def resolve_bases(
         return data
     if not isinstance(base, str):
         raise ConfigError("base", f"{base!r} must be a preset name or a YAML path")
-    return deep_merge(resolve_bases(base, where, _seen + (ident,), names), data)
+    try:
+        parent = resolve_bases(base, where, _seen + (ident,), names)
+    except ConfigError as exc:
+        if exc.field or getattr(exc, "located", False):
+            raise
+        located = ConfigError("base", f"{exc.message} (the base of {source})")
+        located.located = True
+        raise located from None
+    return deep_merge(parent, data)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -338,9 +379,18 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(data: Mapping, overrides: Iterable[str | tuple[str, Any]]) -> dict:
+    """Apply ``dotted.key=value`` overrides in order.  One of two :data:`EXCLUSIVE` keys replaces
+    the other inherited from ``data``; both among the same overrides is an error (the later one
+    would silently win)."""
     out = copy.deepcopy(dict(data))
+    given: set[tuple[str, ...]] = set()
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
+        path = tuple(key.split("."))
+        other = EXCLUSIVE.get(path)
+        if other is not None and path[:-1] + other[-1:] in given:
+            raise ConfigError(key, f"{'.'.join(path[:-1] + other[-1:])} is given too: set one of them, not both")
+        given.add(path)
         node = out
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):
@@ -412,7 +462,12 @@ def validate_config(data: Mapping) -> RunConfig:
             f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer; "
             f"with optimizer.name {cfg.optimizer.name!r} use 'fixed'",
         )
-    n = problem.point_counts().get("residual", 0)
+    from pinnlab.resources import check_resources, declared_counts, sampled_counts
+
+    check_resources(cfg, problem, declared_counts(problem))  # before sampling: n_residual=1e12
+    counts = sampled_counts(problem)
+    check_resources(cfg, problem, counts)
+    n = counts.get("residual", 0)
     bs = cfg.training.batch_size
     if bs is not None and bs > n:
         raise ConfigError(

@@ -20,6 +20,7 @@ __all__ = [
     "STORAGE_TAG",
     "CLOSED_TAG",
     "FINISHED_TAG",
+    "INCOMPLETE_TAG",
     "DIVERGED_TAG",
     "WARNINGS_TAG",
     "PROBLEM_TAG",
@@ -56,6 +57,7 @@ KIND_TAG = "pinnlab.kind"  # "study" on a sweep's parent run
 STORAGE_TAG = "storage"  # the study's storage URL (password hidden) on the parent run
 CLOSED_TAG = "pinnlab.closed_by"  # why pinnlab closed a run it did not finish (heartbeat, signal, repair)
 FINISHED_TAG = "pinnlab.finished_by"  # the worker that closed a study's parent run
+INCOMPLETE_TAG = "pinnlab.incomplete"  # a sweep ended with its budget not spent: done/total trials
 DIVERGED_TAG = "diverged"  # "true" / "false"
 WARNINGS_TAG = "warnings"
 PROBLEM_TAG = "problem"  # problem.name, set when a run starts

@@ -12,11 +12,19 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from pinnlab.errors import UnknownNameError
+from pinnlab.errors import ConfigError, UnknownNameError, first_line
 
 __all__ = ["Registry", "import_object"]
 
 T = TypeVar("T")
+
+
+class ImportFailed(UnknownNameError):
+    """A ``package.module:Name`` whose module cannot be imported: the reason, not a list of names."""
+
+    def __init__(self, kind: str, name: str, field: str, message: str):
+        self.kind, self.name, self.valid = kind, name, []
+        ConfigError.__init__(self, field, f"{name!r} {message}")
 _MISSING = object()
 
 
@@ -28,7 +36,14 @@ def import_object(path: str, kind: str = "object", field: str = "") -> object:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownNameError(kind, path, [f"an importable module ({exc})"], field) from None
+        raise ImportFailed(
+            kind, path, field,
+            f"is not an importable module path ({exc}; modules are looked up in the current directory and on PYTHONPATH)",
+        ) from None
+    except Exception as exc:  # the user's module raised while it was imported
+        raise ImportFailed(
+            kind, path, field, f"cannot be imported: {module_name} raised {type(exc).__name__}: {first_line(exc)}"
+        ) from None
     try:
         return getattr(module, attr)
     except AttributeError:

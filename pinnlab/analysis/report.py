@@ -192,7 +192,11 @@ def render_report(rep: dict[str, Any], fmt: str = "table") -> str:
                 parts.append(frame.assign(section=key)[["section", *frame.columns]])
         buf = io.StringIO()
         if parts:
-            pd.concat(parts, ignore_index=True).to_csv(buf, index=False)
+            # sections have different columns; keep counts integers where concat's NaN fill made floats
+            ints = {c for f in parts for c in f.columns if pd.api.types.is_integer_dtype(f[c])}
+            table = pd.concat(parts, ignore_index=True)
+            table = table.astype({c: "Int64" for c in ints if pd.api.types.is_float_dtype(table[c])})
+            table.to_csv(buf, index=False)
         return buf.getvalue()
     md = fmt == "markdown"
     out = []

@@ -41,4 +41,7 @@ def resolve_problem(name: str, params: dict | None = None) -> Problem:
     cls = PROBLEMS.get(name, "problem.name")
     if not (isinstance(cls, type) and issubclass(cls, Problem)):
         raise ConfigError("problem.name", f"{name!r} is not a pinnlab.problems.Problem subclass")
+    errors = cls.definition_errors()
+    if errors:
+        raise ConfigError("problem.name", f"{name!r} is not a usable problem: {'; '.join(errors)}")
     return cls.from_params(params or {})

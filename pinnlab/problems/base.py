@@ -61,9 +61,10 @@ class _ClassProperty:
 
 
 class Params(BaseModel):
-    """Base of a problem's parameters: unknown keys fail; ints and bools are strict (floats take ints)."""
+    """Base of a problem's parameters: unknown keys fail; ints and bools are strict (floats take
+    ints); floats are finite (as in every config, see pinnlab.config.StrictModel)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Problem:
@@ -99,6 +100,30 @@ class Problem:
         except ValidationError as exc:
             raise config_error_from_validation(exc, cls.Params, "problem.params") from None
         return cls(p)
+
+    @classmethod
+    def definition_errors(cls) -> list[str]:
+        """What keeps this class from being a usable problem (empty when nothing), without
+        TensorFlow: checked when a config names it, so a user problem that lacks a method or names
+        a derivative over an unknown coordinate fails before any run exists."""
+        errors = []
+        coords = getattr(cls, "coords", None)
+        if not (isinstance(coords, tuple) and coords and all(isinstance(c, str) and len(c) == 1 for c in coords)):
+            errors.append(f"coords must be a non-empty tuple of one-letter names such as ('x', 't'), got {coords!r}")
+            coords = ()
+        missing = [m for m in ("domain", "sample") if getattr(cls, m) is getattr(Problem, m)]
+        if "residual" in cls.residual_terms and cls.pde is Problem.pde:
+            missing.append("pde")
+        if missing:
+            errors.append(f"it does not define {', '.join(missing)} (see pinnlab.problems.Problem)")
+        for name in cls.derivatives:
+            if not isinstance(name, str) or not (name == "u" or (name.startswith("u_") and len(name) > 2
+                                                                  and all(c in coords for c in name[2:]))):
+                errors.append(
+                    f"derivative {name!r} is not u_ followed by its coordinates {', '.join(coords) or '-'} "
+                    "(e.g. u_x, u_tt, u_xy)"
+                )
+        return errors
 
     def params_dict(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pinnlab.errors import ConfigError
+from pinnlab.preflight import check_output_dir
 from pinnlab.reproduce.base import Claim, Session, StudyResult
 
 __all__ = ["STUDIES", "reproduce", "Claim", "StudyResult"]
@@ -49,14 +50,16 @@ def reproduce(
     """Run the reproduction ``name`` and return its claims, measured figures and figure paths."""
     if name not in STUDIES:
         raise ConfigError("NAME", f"{name!r} is not one of {', '.join(sorted(STUDIES))}")
-    module = importlib.import_module(STUDIES[name])
     if out is None:
         from pinnlab.tracking import default_store
 
         out = default_store() / "reproductions" / (name + ("-quick" if quick else ""))
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", f"{str(out)!r} exists and is not a directory")
+    out = check_output_dir("--out", out)
+    if track:
+        from pinnlab.tracking.uri import check_tracking_store
+
+        check_tracking_store(tracking_uri)  # before the output directory or any run is created
+    module = importlib.import_module(STUDIES[name])
     command = f"pinnlab reproduce {name}" + (" --quick" if quick else "")
     session = Session(
         name,

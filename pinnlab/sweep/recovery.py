@@ -187,9 +187,17 @@ def _alive_here(worker: str | None) -> bool | None:
 
 
 def repair_trials(
-    study: optuna.Study, storage_url: str, recovery: TrialRecovery, dead_pids: Iterable[int] | None = None
+    study: optuna.Study,
+    storage_url: str,
+    recovery: TrialRecovery,
+    dead_pids: Iterable[int] | None = None,
+    dead_here_only: bool = False,
 ) -> list[int]:
     """FAIL and recover RUNNING trials whose worker is gone; returns their numbers.
+
+    ``dead_here_only`` (a plain re-run of ``pinnlab sweep``): only RUNNING trials whose worker is
+    a process of this host that no longer runs, which is certain without heartbeats or a grace
+    period, so a re-run after a crash leaves nothing RUNNING without ``--repair``.
 
     ``dead_pids`` (the sweep that started those worker processes saw them die): the RUNNING trials
     of those processes on this host.  Otherwise (``pinnlab sweep --repair``): on an RDB storage,
@@ -199,6 +207,15 @@ def repair_trials(
     """
     host = socket.gethostname()
     repaired = []
+    if dead_here_only:
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = trial.user_attrs.get(WORKER_ATTR)
+            frozen = _fail(study, trial) if _alive_here(worker) is False else None
+            if frozen is not None:
+                why = f"worker process {worker} is not running (seen by pinnlab sweep at {_now()})"
+                recovery(study, frozen, reason=f"repair: {why}")
+                repaired.append(trial.number)
+        return repaired
     if dead_pids is None and uses_heartbeat(storage_url):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         fail_stale(study)
@@ -225,6 +242,14 @@ def repair_trials(
         recovery(study, frozen, reason=f"repair: {why}")
         repaired.append(trial.number)
     return repaired
+
+
+def _fail(study: optuna.Study, trial: FrozenTrial) -> FrozenTrial | None:
+    """Tell a RUNNING trial FAIL; None when it finished meanwhile."""
+    try:
+        return study.tell(trial.number, state=TrialState.FAIL)
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+        return None
 
 
 def _finish_cut_short(study: optuna.Study, recovery: TrialRecovery) -> list[int]:

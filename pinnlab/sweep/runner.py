@@ -40,10 +40,9 @@ Running the same command again runs only what is missing; a finished study is re
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import logging
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +58,7 @@ from pinnlab.keys import (
     TRACKING_ATTR,
     WORKER_ATTR,
 )
-from pinnlab.outcomes import Outcome, trial_outcome
+from pinnlab.outcomes import trial_outcome
 from pinnlab.sweep.study import (
     budget,
     budget_kinds,
@@ -158,8 +157,6 @@ def run_worker(
     ``worker`` varies the sampler seed.  Returns the study's report, ``ran_now`` being the trials
     this worker ran.  Raises KeyboardInterrupt (with a one-line account) on SIGTERM / SIGINT.
     """
-    import logging
-
     import optuna
 
     from pinnlab.signals import Terminate
@@ -169,8 +166,6 @@ def run_worker(
     if threads:
         _limit_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for handler in logging.getLogger("optuna").handlers:  # a stop is told in one line, not a traceback
-        handler.addFilter(_no_interrupt_traceback)
     logging.getLogger("pinnlab").setLevel(logging.ERROR)  # per-trial warnings are in the trial's attrs
     recovery = TrialRecovery(tracking_uri)
     study, spec = load_study(study_name, storage, worker, stale_callback=recovery)
@@ -182,13 +177,19 @@ def run_worker(
     if track:
         from pinnlab.errors import ConfigError
         from pinnlab.tracking import check_parent_run
+        from pinnlab.tracking.uri import check_tracking_store
 
         if parent is None:
             raise ConfigError("--tracking-uri", f"study {study_name!r} was created with --no-track: it has no MLflow parent run")
+        check_tracking_store(tracking_uri)
         check_parent_run(tracking_uri, parent)
     from pinnlab.sweep.objective import Objective
 
     terminate = Terminate()
+    quiet = _QuietStop(terminate)
+    handlers = list(logging.getLogger("optuna").handlers)
+    for handler in handlers:  # a stop is told in one line, not a traceback or Optuna's warnings
+        handler.addFilter(quiet)
     objective = Objective(
         spec,
         tracking_uri=tracking_uri,
@@ -202,6 +203,9 @@ def run_worker(
             ran = _work(study, spec, storage, objective, terminate, n_trials)
     except KeyboardInterrupt as exc:
         raise KeyboardInterrupt(_stopped(study, objective, recovery, str(exc))) from None
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
     if track and budget(study.get_trials(deepcopy=False), spec.n_trials).spent:
         _close_study_runs(study, tracking_uri, parent)
     report = study_report(study, spec, storage, tracking_uri)
@@ -210,9 +214,18 @@ def run_worker(
     return report
 
 
-def _no_interrupt_traceback(record) -> bool:
-    """Logging filter: drop Optuna's "Trial N failed ... KeyboardInterrupt" record and traceback."""
-    return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+class _QuietStop:
+    """Logging filter on Optuna's handlers: once a signal arrived, drop Optuna's own account of the
+    stopped trial ("Trial 3 failed with value None.", the KeyboardInterrupt traceback); the worker
+    tells it in one line."""
+
+    def __init__(self, terminate):
+        self.terminate = terminate
+
+    def filter(self, record) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            return False
+        return not (self.terminate.received and record.levelno <= logging.WARNING)
 
 
 def _mine(study) -> list:
@@ -273,24 +286,11 @@ def _close_study_runs(study, tracking_uri, parent) -> None:
     from pinnlab.sweep.recovery import close_orphan_runs, worker_id
     from pinnlab.tracking import close_runs
 
+    from pinnlab.tracking import end_run
+
     close_orphan_runs(study, tracking_uri)
     close_runs(tracking_uri, [parent], {FINISHED_TAG: f"worker {worker_id()} (budget spent)"}, status="FINISHED")
-
-
-def _worker_entry(kwargs: dict) -> None:
-    """A local worker process: one line and exit code 130 when stopped by a signal, 2 on bad input."""
-    from pinnlab.errors import PinnlabError
-    from pinnlab.signals import Terminate
-
-    try:
-        with Terminate().installed([signal.SIGTERM, signal.SIGINT]):  # a stop during start-up, too
-            run_worker(**kwargs)
-    except KeyboardInterrupt as exc:
-        print(f"pinnlab sweep: worker {kwargs.get('worker', 0)}: {exc}", file=sys.stderr)
-        sys.exit(130)
-    except PinnlabError as exc:
-        print(f"pinnlab sweep: worker {kwargs.get('worker', 0)}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    end_run(tracking_uri, parent, "FINISHED")  # also when a sweep that ended earlier marked it FAILED
 
 
 def run_sweep(
@@ -312,14 +312,19 @@ def run_sweep(
     (:func:`pinnlab.sweep.recovery.repair_trials`) and close runs left RUNNING.
     """
     from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
-    from pinnlab.tracking import default_store, end_run, resolve_tracking_uri, start_parent_run
+    from pinnlab.tracking import default_store, resolve_tracking_uri, start_parent_run
+    from pinnlab.tracking.uri import check_tracking_store
 
     t0 = time.time()
     storage = storage or default_storage_url(default_store())
+    if track:  # an unreachable or damaged MLflow store: one line before the study is written
+        checked = check_tracking_store(tracking_uri)
     recovery = TrialRecovery()
     study = create_or_load_study(spec, storage, stale_callback=recovery)
     # resuming without --tracking-uri: the store the study was created with
     tracking_uri = resolve_tracking_uri(tracking_uri or study.user_attrs.get(TRACKING_ATTR)) if track else None
+    if track and tracking_uri != checked:
+        check_tracking_store(tracking_uri)
     recovery.tracking_uri = tracking_uri
     done = budget(study.get_trials(deepcopy=False), spec.n_trials).done
     parent = study.user_attrs.get(PARENT_ATTR)
@@ -335,11 +340,10 @@ def run_sweep(
         )
         study.set_user_attr(PARENT_ATTR, parent)
         study.set_user_attr(TRACKING_ATTR, tracking_uri)
-    repaired, closed = [], []
-    if repair:
-        repaired = repair_trials(study, storage, recovery)
-        if track:
-            closed = close_orphan_runs(study, tracking_uri)
+    # Without --repair, only what certainly has no worker: RUNNING trials of dead processes on this
+    # machine (local workers killed, or left when their sweep was killed); --repair does the rest.
+    repaired = repair_trials(study, storage, recovery, dead_here_only=not repair)
+    closed = close_orphan_runs(study, tracking_uri) if track and (repair or repaired) else []
     enqueue_slots(study, spec)
     b = budget(study.get_trials(deepcopy=False), spec.n_trials)
     if b.spent or workers == 0:
@@ -354,13 +358,15 @@ def run_sweep(
             # one worker and no progress line to draw: run in this process (no second TF start-up)
             run_worker(spec.study_name, storage, tracking_uri=tracking_uri, track=track)
         else:
-            _run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery)
+            from pinnlab.sweep.processes import run_processes
+
+            run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery)
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
         if track:
-            end_run(tracking_uri, parent, status)
+            _end_parent(study, spec, tracking_uri, parent, status)
     report = study_report(study, spec, storage, tracking_uri)
     report.ran_now = report.done - done
     report.repaired, report.closed_runs = repaired, len(closed)
@@ -368,82 +374,15 @@ def run_sweep(
     return report
 
 
-def _run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery):
-    """Start ``workers`` spawned processes; watch until they end."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context("spawn")
-    procs = []
-    for i in range(workers):
-        kwargs = dict(
-            study_name=spec.study_name,
-            storage=storage,
-            tracking_uri=tracking_uri,
-            worker=i,
-            threads=threads,
-            track=track,
-        )
-        p = ctx.Process(target=_worker_entry, args=(kwargs,), name=f"pinnlab-worker-{i}", daemon=False)
-        p.start()
-        procs.append(p)
-    try:
-        _watch(study, spec, storage, procs, done, progress, poll_seconds, recovery)
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(30)
-        raise
+def _end_parent(study, spec, tracking_uri, parent, status) -> None:
+    """End the parent run: FINISHED only when the budget is spent; a sweep whose workers ended with
+    trials missing (crashed workers, retry limit) ends FAILED with tag ``pinnlab.incomplete``, and
+    the run that completes the budget later ends it FINISHED."""
+    from pinnlab.keys import INCOMPLETE_TAG
+    from pinnlab.tracking import end_run, set_tags
 
-
-def _watch(study, spec, storage, procs, done_before, progress, poll_seconds, recovery) -> None:
-    """Poll the storage while the workers run; one live progress line on stderr.  A worker process
-    killed by a signal has its RUNNING trials repaired at once (the journal has no heartbeat)."""
-    from tqdm.auto import tqdm
-
-    from pinnlab.sweep.recovery import repair_trials
-
-    bar = tqdm(
-        total=spec.n_trials,
-        initial=done_before,
-        desc=spec.study_name,
-        unit="trial",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    last = done_before
-    seen_dead: set[int] = set()
-    while True:
-        alive = any(p.is_alive() for p in procs)
-        # 0: done; 130: stopped by a signal, recovered its own trial; anything else left it RUNNING
-        dead = [p.pid for p in procs if p.exitcode not in (None, 0, 130) and p.pid not in seen_dead]
-        if dead:
-            seen_dead.update(dead)
-            repair_trials(study, storage, recovery, dead_pids=dead)
-        trials = study.get_trials(deepcopy=False)
-        counted = [t for t, kind in zip(trials, budget_kinds(trials)) if kind == "done"]
-        n = len(counted)
-        if n != last:
-            bar.update(n - last)
-            last = n
-            outcomes = [Outcome.parse(t.user_attrs.get("outcome")) for t in counted]
-            divergent = sum(o is not None and o.divergent for o in outcomes)
-            stable = sum(o is not None and o.judged and not o.divergent for o in outcomes)
-            crashed = sum(t.state.name == "FAIL" for t in counted)
-            completed = [t.value for t in counted if t.state.name == "COMPLETE" and t.value is not None]
-            best = (min if spec.objective.direction == "minimize" else max)(completed) if completed else None
-            bar.set_postfix_str(
-                f"stable {stable} | divergent {divergent}"
-                + (f" | failed {crashed}" if crashed else "")
-                + ("" if best is None else f" | best {best:.3g}")
-            )
-        if not alive:
-            break
-        time.sleep(poll_seconds)
-    for p in procs:
-        p.join()
-    bar.close()
-    codes = [p.exitcode for p in procs]
-    if any(c != 0 for c in codes):
-        print(f"pinnlab sweep: warning: worker exit codes {codes}", file=sys.stderr)
+    b = budget(study.get_trials(deepcopy=False), spec.n_trials)
+    if status == "FINISHED" and not b.spent:
+        status = "FAILED"
+        set_tags(tracking_uri, parent, {INCOMPLETE_TAG: f"{b.done}/{spec.n_trials} trials ({b.running} RUNNING)"})
+    end_run(tracking_uri, parent, status)

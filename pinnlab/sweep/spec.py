@@ -29,9 +29,10 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pinnlab.config import (
+    MAX_SEED,
     Bool,
     Int,
     RunConfig,
@@ -43,9 +44,13 @@ from pinnlab.config import (
     validate_config,
 )
 from pinnlab.errors import ConfigError
+from pinnlab.preflight import check_name
 from pinnlab.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
 
-__all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS"]
+__all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS", "MAX_TRIALS"]
+
+# Every slot of the budget is a queued trial in the storage, written when the study is created.
+MAX_TRIALS = 100_000
 
 
 
@@ -111,7 +116,7 @@ class ObjectiveSpec(StrictModel):
 
 class SamplerSpec(StrictModel):
     name: Literal["tpe", "random", "grid", "boundary"] = "tpe"
-    seed: Int = 0
+    seed: Int = Field(0, ge=0, le=MAX_SEED)  # worker i seeds its sampler with seed + i (NumPy: < 2**32)
     # boundary only (pinnlab.sweep.boundary_sampler, whose docstring gives the reasons)
     n_startup: Int = Field(8, ge=0)  # random trials before the first fit
     explore: float = Field(0.2, ge=0, le=1)  # share of the later trials drawn at random
@@ -139,14 +144,27 @@ class SweepSpec(StrictModel):
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
-    n_trials: Int = Field(20, gt=0)
-    replicates: Int = Field(1, gt=0)  # seeds per trial (pinnlab.replicates)
+    n_trials: Int = Field(20, gt=0, le=MAX_TRIALS)
+    replicates: Int = Field(1, gt=0, le=100)  # seeds per trial (pinnlab.replicates); 100: a rate to 1 %
     study_name: str
     experiment: str | None = None  # MLflow experiment; default: the study name
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)
     # Not from YAML: the base config resolved (with overrides) to a plain mapping, so workers on
     # other machines need neither the file nor its base.
     base_config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, value):
+        if not value:
+            raise ValueError("{} is not allowed: name at least one dotted config path to vary, "
+                             "e.g. model.width: {low: 10, high: 100}")
+        return value
+
+    @field_validator("study_name", "experiment")
+    @classmethod
+    def _names(cls, value, info):
+        return check_name(info.field_name, value)
 
     def trial_config(self, params: dict[str, Any], extra: dict[str, Any] | None = None) -> RunConfig:
         """The run config of one trial: base, then ``extra`` (smoke), then the sampled params."""
@@ -158,7 +176,10 @@ class SweepSpec(StrictModel):
         data["study_name"] = f"{self.study_name}-smoke"
         data["n_trials"] = self.smoke.n_trials
         data["base_config"] = apply_overrides(self.base_config, list(self.smoke.overrides.items()))
-        return SweepSpec.model_validate(data)
+        try:
+            return SweepSpec.model_validate(data)
+        except ValidationError as exc:  # e.g. a study name at the length limit, before "-smoke"
+            raise config_error_from_validation(exc, SweepSpec) from None
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -171,9 +192,12 @@ class SweepSpec(StrictModel):
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
     """Read and validate a sweep file; ``overrides`` replace top-level entries (e.g. n_trials)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError("", f"sweep file {str(path)!r} does not exist")
-    data = load_yaml(path.read_text(), str(path))
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({getattr(exc, 'strerror', None) or exc.reason})"
+        raise ConfigError("", f"sweep file {str(path)[:200]!r} {why}") from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict):
         raise ConfigError("", f"{path} must be a YAML mapping, got {type(data).__name__}")
     data.setdefault("study_name", path.stem)
@@ -184,7 +208,12 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise config_error_from_validation(exc, SweepSpec) from None
-    base = resolve_bases(spec.base, path.parent)
+    try:
+        base = resolve_bases(spec.base, path.parent)
+    except ConfigError as exc:
+        if exc.field:
+            raise
+        raise ConfigError("base", f"{exc.message} (the base of {path})") from None
     try:
         base = apply_overrides(base, list(spec.overrides.items()))
         validate_config(base)

@@ -38,6 +38,7 @@ one as FAIL, and ``pinnlab report`` shows all nine.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import warnings
@@ -133,8 +134,13 @@ def open_storage(
                 "run `pinnlab sweep FILE` first (in this directory, or with the same $PINNLAB_HOME), "
                 "or give the storage the sweep used",
             )
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(path))
+        _check_journal(url, Path(path))
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(path))
+        except OSError as exc:
+            raise StoreError(StoreError.OPTUNA, url, f"cannot open it ({exc.strerror or exc})",
+                             "give a journal path whose directory can be created and written") from None
     if "://" not in url:
         raise StoreError(StoreError.OPTUNA, url, "not a storage URL", "give postgresql://…, sqlite:///… or journal:PATH")
     db = sqlite_path(url)
@@ -162,6 +168,30 @@ def open_storage(
         raise StoreError(
             StoreError.OPTUNA, url, f"cannot open it ({first_line(_root(exc))})", _CHECK_SERVER
         ) from None
+
+
+def _check_journal(url: str, path: Path) -> None:
+    """An existing journal must start with an Optuna log record: Optuna skips lines it cannot
+    parse, so any other file would read as an empty storage and be appended to."""
+    try:
+        if path.is_dir():
+            raise StoreError(StoreError.OPTUNA, url, f"{str(path)!r} is a directory", "name a journal file")
+        if not path.is_file():
+            return
+        with path.open("rb") as f:
+            first = f.readline(1 << 16)
+    except OSError as exc:
+        raise StoreError(StoreError.OPTUNA, url, f"cannot read it ({exc.strerror})", "check the path") from None
+    if not first:
+        return
+    try:
+        ok = isinstance(json.loads(first), dict) and "op_code" in json.loads(first)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise StoreError(
+            StoreError.OPTUNA, url, f"{str(path)!r} is not an Optuna journal", "give the journal the sweep used, or move that file away"
+        )
 
 
 _CHECK_SERVER = "check the URL (driver, host, database) and that the server answers, or give the storage the sweep used"
@@ -205,16 +235,24 @@ def create_or_load_study(
     storage_url: str,
     stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> optuna.Study:
-    """Create the study (storing the spec) or load it, refusing a spec that changed the space."""
+    """Create the study (storing the spec) or load it, refusing a spec that changed the space.
+
+    An existing study is loaded first and checked before anything is written: ``create_study(...,
+    load_if_exists=True)`` appends a create-study record to a journal even when the study exists.
+    """
     storage = open_storage(storage_url, stale_callback=stale_callback)
-    study = optuna.create_study(
-        study_name=spec.study_name,
-        storage=storage,
-        direction=spec.objective.direction,
-        sampler=make_sampler(spec),
-        pruner=make_pruner(spec),
-        load_if_exists=True,
-    )
+    kwargs = dict(study_name=spec.study_name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec))
+    try:
+        study = optuna.load_study(**kwargs)
+    except KeyError:
+        try:
+            study = optuna.create_study(direction=spec.objective.direction, **kwargs)
+        except optuna.exceptions.DuplicatedStudyError:  # created meanwhile by another sweep
+            study = optuna.load_study(**kwargs)
+    except Exception as exc:  # a journal that is not one, a database without Optuna's tables
+        raise StoreError(
+            StoreError.OPTUNA, storage_url, f"cannot read studies from it ({first_line(_root(exc))})", _CHECK_SERVER
+        ) from None
     stored = study.user_attrs.get(SPEC_ATTR)
     new = spec.to_dict()
     if stored is None:

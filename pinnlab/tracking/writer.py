@@ -191,7 +191,7 @@ class RunTracker(Callback):
 
     def describe(self) -> str:
         """One line: the run id, the store and how to look at it."""
-        return f"tracked: run {self.run_id} in {self.tracking_uri} ({ui_command(self.tracking_uri)})"
+        return f"tracked: run {self.run_id} in {self.tracking_uri} ({ui_command(self.tracking_uri, self.experiment_id)})"
 
     # ---------------------------------------------------------------- metric buffer
     def _add(self, step: int, metrics: Mapping[str, float], keys: Iterable[str] | None = None) -> None:

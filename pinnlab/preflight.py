@@ -1,0 +1,84 @@
+"""Checks of names and output paths made before anything is created (standard library only).
+
+Why a module of its own: the CLI checks ``--experiment``, ``--study-name`` and ``--out`` before it
+imports pydantic, TensorFlow, MLflow or Optuna, and the config and sweep-file models check the same
+names with the same rule, so a name refused in one place is refused everywhere with the same line.
+The alternative, letting MLflow or the file system refuse them, gave a traceback after a study or
+run had been written (a 5,000-character study name is written to the journal, then refused by
+MLflow's 500-character limit on experiment names).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pinnlab.errors import ConfigError
+
+__all__ = ["MAX_NAME_LENGTH", "check_name", "check_output_file", "check_output_dir"]
+
+# Studies and experiments become MLflow experiment and run names (limit 500) with suffixes such as
+# "-smoke" and "-trial-123", and file names of dashboards (a file system allows 255 bytes).
+MAX_NAME_LENGTH = 200
+
+
+def check_name(field: str, value: str | None) -> str | None:
+    """A study or experiment name: non-empty, at most :data:`MAX_NAME_LENGTH` characters, printable
+    and without ``/`` (it names files).  ``None`` (not given) passes."""
+    if value is None:
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(field, f"{value!r} is not allowed: must be a non-empty name")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            field, f"a name of {len(value)} characters is not allowed: at most {MAX_NAME_LENGTH}"
+        )
+    bad = sorted({c for c in value if not c.isprintable() or c in "/\\"})
+    if bad:
+        raise ConfigError(field, f"{value!r} is not allowed: no {', '.join(map(repr, bad))} in a name")
+    return value
+
+
+def _first_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_parent(flag: str, path: Path) -> None:
+    """The directories above ``path`` exist or can be created by this user."""
+    above = _first_existing(path.parent)
+    if not above.is_dir():
+        raise ConfigError(flag, f"{str(path)!r} is not allowed: {str(above)!r} is a file, not a directory")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(flag, f"{str(path)!r} is not allowed: {str(above)!r} is not writable")
+
+
+def check_output_file(flag: str, path: str | Path) -> Path:
+    """A file to write: not a directory, under directories that exist or can be created."""
+    p = Path(path).expanduser()
+    try:
+        if p.is_dir():
+            raise ConfigError(flag, f"{str(path)!r} is a directory: give a file name such as {str(p / 'study.html')!r}")
+        if p.exists() and not os.access(p, os.W_OK):
+            raise ConfigError(flag, f"{str(path)!r} is not writable")
+        _check_parent(flag, p)
+    except OSError as exc:  # a name too long, a loop of links
+        raise ConfigError(flag, f"{str(path)[:80]!r} cannot be used ({exc.strerror})") from None
+    return p
+
+
+def check_output_dir(flag: str, path: str | Path) -> Path:
+    """A directory to write into: a directory or creatable, under directories that exist or can be
+    created."""
+    p = Path(path).expanduser()
+    try:
+        if p.exists() and not p.is_dir():
+            raise ConfigError(flag, f"{str(path)!r} exists and is not a directory")
+        if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+            raise ConfigError(flag, f"{str(path)!r} is not writable")
+        if not p.exists():
+            _check_parent(flag, p)
+    except OSError as exc:
+        raise ConfigError(flag, f"{str(path)[:80]!r} cannot be used ({exc.strerror})") from None
+    return p
