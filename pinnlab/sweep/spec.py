@@ -124,8 +124,9 @@ class SamplerSpec(_Strict):
     name: Literal["tpe", "random", "grid", "boundary"] = "tpe"
     seed: Annotated[int, Strict()] = 0
     # boundary only (pinnlab.sweep.boundary_sampler, whose docstring gives the reasons)
-    n_startup: Annotated[int, Strict()] = Field(8, ge=0)  # random trials before the first fit
-    explore: float = Field(0.2, ge=0, le=1)  # share of the later trials drawn at random
+    n_startup: Annotated[int, Strict()] = Field(0, ge=0)  # stratified random trials first (0: start at the centre)
+    n_bisect: Annotated[int, Strict()] = Field(4, ge=2)  # labels per level bisected before the GP takes over
+    explore: float = Field(0.2, ge=0, le=1)  # share of the GP phase's trials drawn at random
 
 
 class PrunerSpec(_Strict):
