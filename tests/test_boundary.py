@@ -91,7 +91,7 @@ def test_sampler_is_deterministic_given_its_seed():
 def test_sampler_puts_its_trials_near_a_known_boundary():
     boundary = run(BoundarySampler(seed=0), 30)
     random = run(optuna.samplers.RandomSampler(seed=0), 30)
-    assert near(boundary) >= 2 * near(random) and near(boundary) > 15  # of 30 (measured: 18 against 6)
+    assert near(boundary) >= 2 * near(random) and near(boundary) > 15  # of 30 (measured: 17 against 6)
 
 
 def test_sampler_brackets_every_level_at_a_small_budget():
