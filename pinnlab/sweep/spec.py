@@ -118,8 +118,9 @@ class SamplerSpec(StrictModel):
     name: Literal["tpe", "random", "grid", "boundary"] = "tpe"
     seed: Int = Field(0, ge=0, le=MAX_SEED)  # worker i seeds its sampler with seed + i (NumPy: < 2**32)
     # boundary only (pinnlab.sweep.boundary_sampler, whose docstring gives the reasons)
-    n_startup: Int = Field(8, ge=0)  # random trials before the first fit
-    explore: float = Field(0.2, ge=0, le=1)  # share of the later trials drawn at random
+    n_startup: Int = Field(0, ge=0)  # stratified random trials first (0: start at the centre)
+    n_bisect: Int = Field(4, ge=2)  # labels per level bisected before the GP takes over
+    explore: float = Field(0.2, ge=0, le=1)  # share of the GP phase's trials drawn at random
 
 
 class PrunerSpec(StrictModel):

@@ -217,7 +217,8 @@ def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSample
     if spec.sampler.name == "boundary":
         from pinnlab.sweep.boundary_sampler import BoundarySampler
 
-        return BoundarySampler(seed=seed, n_startup=spec.sampler.n_startup, explore=spec.sampler.explore)
+        return BoundarySampler(seed=seed, n_startup=spec.sampler.n_startup, n_bisect=spec.sampler.n_bisect,
+                               explore=spec.sampler.explore)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
