@@ -33,6 +33,7 @@ from pinnlab.analysis import (
 from pinnlab.cli import main
 from pinnlab.errors import ConfigError
 from pinnlab.training.divergence import growth_rate
+from pinnlab.outcomes import DIVERGENT as _DIVERGENT
 
 STUDY = "seed_divergence"  # the README's sweep: its report/dashboard commands run as written here
 TINY = {
@@ -46,7 +47,7 @@ TINY = {
     "sampler": {"name": "grid"},
     "n_trials": 4,
 }
-DIVERGENT = {"nan", "blowup", "unbounded"}
+DIVERGENT = {str(o) for o in _DIVERGENT}
 
 
 def build_study(base: Path) -> dict:

@@ -38,15 +38,23 @@ import tensorflow as tf
 
 from pinnlab.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
-from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished
+from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
 from pinnlab.training.result import RunResult
 
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "unbounded_terms"]
 
 log = logging.getLogger(__name__)
+
+
+def unbounded_terms(cfg, terms) -> list[str]:
+    """The loss terms whose formulation is unbounded below (``names.FORMULATIONS``)."""
+    from pinnlab.names import FORMULATIONS
+
+    lc = cfg.loss
+    return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
 
 
 class Recorder:
@@ -151,6 +159,14 @@ class Recorder:
         if rel_err is not None and not math.isfinite(rel_err):
             rel_err = None
         heldout = held_ms = None
+        if verdict is None and nan_step is None:
+            verdict = classify_trend(
+                cfg.divergence,
+                norms=self.norms,
+                losses=self.rows[:, 0],
+                end=self.steps_run - 1,
+                unbounded_terms=unbounded_terms(cfg, trainer.terms),
+            )
         if verdict is None:
             held_ms, heldout = trainer.heldout_residual()
             outcome, reason, extra = classify_finished(
