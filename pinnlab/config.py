@@ -205,6 +205,9 @@ class DivergenceConfig(StrictModel):
     alarm_sharpness_ratio: float = Field(3.0, gt=1)  # alarm at once: sharpness 3x the stability threshold
     alarm_sharpness_persist: Int = Field(3, gt=0)  # ... or above it (ratio > 1) for 3 checks with the loss rising
     alarm_min_weight_ratio: float = Field(3.0, gt=1)  # weight-growth alarm only once ||W|| is 3x initial
+    # trend alarms fit >= 100 steps (so from step 200): over shorter windows an early, decaying fall
+    # of a loss looks as steady as a runaway one (exp(-t/30) over 25 steps falls at a near-constant rate)
+    alarm_min_window: Int = Field(100, gt=7)
 
 
 class RunConfig(StrictModel):
