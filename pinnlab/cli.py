@@ -228,6 +228,9 @@ def _print_sweep(r, ran: str | None = None) -> None:
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
     print(f"study {r.study_name}: {r.done}/{r.n_trials} trials ({states}); {ran or f'ran {r.ran_now} now'}")
     print(f"outcomes: {outcomes or '-'}")
+    for title, table in (("known before training", r.known_causes), ("causes found", r.causes)):
+        if table:
+            print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in sorted(table.items())))
     if r.best_value is not None:
         print(f"best value {r.best_value:.4g} with {r.best_params}")
     print(f"optuna storage: {r.storage}")

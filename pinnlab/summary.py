@@ -66,6 +66,7 @@ SUMMARY_FIELDS: tuple[SummaryField, ...] = (
                  tag=True),
     SummaryField("causes", list, "likely causes: [{cause, evidence, remedy}] (pinnlab.causes)"),
     SummaryField("cause_names", str, "the causes' names, comma-separated", tag=True),
+    SummaryField("known_causes", str, "causes known from the config before training, comma-separated", tag=True),
     SummaryField("warnings", list, "known causes of trouble found in the config and the run", trial_attr=False),
     SummaryField("problem", str, "problem.name", trial_attr=False),
     SummaryField("final_metrics", dict, "the last finite value of every history metric", trial_attr=False),

@@ -219,8 +219,9 @@ class Recorder:
             divergence_step=None if verdict is None else verdict.step,
             forecast={} if self.forecaster.alarm is None else self.forecaster.alarm.as_dict(),
         )
-        from pinnlab.causes import run_causes
+        from pinnlab.causes import run_causes, static_causes
 
+        result.known_causes = ",".join(c.cause for c in static_causes(cfg))
         result.causes = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
         for w in warnings:
             log.warning(w)

@@ -53,6 +53,7 @@ class RunResult:
     divergence_step: int | None = None
     forecast: dict[str, Any] = field(default_factory=dict)  # {first_alarm_step, signal, value}
     causes: list[dict[str, str]] = field(default_factory=list)  # [{cause, evidence, remedy}]
+    known_causes: str = ""  # causes known before training (pinnlab.causes.static_causes), comma-separated
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)
