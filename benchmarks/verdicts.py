@@ -22,7 +22,9 @@ Figures: ``label_agreement`` = share of configurations whose label is on the sam
 ``forecast_recall`` = share of truth-divergent runs whose truth run raised a forecast alarm at or
 before half its divergence step; ``forecast_false_alarm_rate`` = share of truth-stable runs whose
 truth run (10·T steps) raised any alarm; ``median_lead_steps`` = median of (divergence step −
-alarm step) over the alarmed truth-divergent runs.  Every figure is also given for the two halves
+alarm step) over the alarmed truth-divergent runs.  ``label_agreement_runaway_truth`` is a second
+reading of the same runs: it also counts as divergent a truth run that ended its 10·T steps finite
+but still running away (its own end label ``diverging``), i.e. a divergence slower than 10·T.  Every figure is also given for the two halves
 of the corpus (even and odd index), so a threshold tuned on one half can be checked on the other;
 ``thresholds_tuned_on_corpus`` says whether any was.
 
@@ -58,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pinnlab.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
@@ -147,19 +151,37 @@ def _overrides(over: dict, steps: int) -> list[str]:
     return out + [f"training.steps={steps}"]  # setting the steps clears a preset's epochs
 
 
+SERIES = ("loss/total", "weight_norm/total", "sharpness/ratio", "trend/loss", "trend/ln_weight_norm")
+
+
+def _save_series(entry: dict, label, truth) -> None:
+    """Both runs' main series to ``entry["series_dir"]`` (an .npz per entry), for offline study of
+    other rules; not part of the JSON."""
+    import numpy as np
+
+    out = {}
+    for kind, r in (("label", label), ("truth", truth)):
+        for col in SERIES:
+            if col in r.history:
+                out[f"{kind}:{col}"] = r.history[col].to_numpy()
+    safe = "".join(ch if ch.isalnum() else "_" for ch in entry["name"])
+    np.savez_compressed(Path(entry["series_dir"]) / f"{safe}.npz", **out)
+
+
 def run_one(entry: dict) -> dict:
     """Label and truth runs of one corpus entry (in a worker process)."""
     import logging
 
     logging.disable(logging.WARNING)
     from pinnlab.config import load_config
-    from pinnlab.outcomes import Outcome
     from pinnlab.training.trainer import Trainer
 
     T = entry["T"]
     t0 = time.perf_counter()
     label = Trainer(load_config(entry["preset"], _overrides(entry["overrides"], T))).fit()
     truth = Trainer(load_config(entry["preset"], _overrides(entry["overrides"], HORIZON * T))).fit()
+    if entry.get("series_dir"):
+        _save_series(entry, label, truth)
     ratio = truth.weight_norm_ratio
     in_run = truth.outcome in (Outcome.NAN, Outcome.BLOWUP, Outcome.UNBOUNDED)
     truth_div = bool(in_run or (ratio is not None and ratio >= TRUTH_RATIO) or truth.nan_onset_step is not None)
@@ -182,7 +204,8 @@ def run_one(entry: dict) -> dict:
         "truth_weight_ratio": ratio,
         "truth_alarm_step": truth.alarm_step,
         "truth_alarm_signal": truth.alarm_signal,
-        "causes": truth.cause_names if hasattr(truth, "cause_names") else "",
+        "label_causes": label.cause_names,
+        "truth_reason": truth.reason,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 
@@ -200,8 +223,10 @@ def figures(rows: list[dict]) -> dict:
     alarmed = [r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"]]
     leads = [r["truth_detection_step"] - r["truth_alarm_step"] for r in alarmed]
     false = [r for r in stable if r["truth_alarm_step"] is not None]
+    runaway = sum(r["label_divergent"] == (r["truth_divergent"] or r["truth_outcome"] == str(Outcome.DIVERGING)) for r in rows)
     return {
         "n_runs": n,
+        "label_agreement_runaway_truth": runaway / n if n else None,
         "n_truth_divergent": len(div),
         "label_agreement": agree / n if n else None,
         "confusion": confusion,
@@ -219,8 +244,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="two tiny configurations (for the tests)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--out", type=Path, default=None, help=f"JSON output (default {DEFAULT_OUT}; --quick: none)")
+    ap.add_argument("--series", type=Path, default=None, help="save each run's main series here (.npz per entry)")
     args = ap.parse_args(argv)
     entries = quick_corpus() if args.quick else corpus()
+    if args.series is not None:
+        args.series.mkdir(parents=True, exist_ok=True)
+        entries = [{**e, "series_dir": str(args.series)} for e in entries]
     t0 = time.perf_counter()
     if args.workers > 1:
         import multiprocessing as mp
