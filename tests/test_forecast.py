@@ -148,3 +148,11 @@ def test_stop_on_alarm_ends_the_run_only_when_asked():
     assert r.stopped_by is None
     s = train("seed", base + ["divergence.stop_on_alarm=true"])
     assert s.steps_run == 1 and s.stopped_by.startswith("forecast alarm (sharpness)")
+
+
+def test_sharpness_works_beside_an_xla_step():
+    from pinnlab.training import train
+
+    r = train("poisson2d", ["training.steps=2", "diagnostics.every=1", "problem.params.n_residual=64",
+                            "problem.params.n_boundary=16", "model.width=8", "training.jit_compile=true"])
+    assert r.history["sharpness/top"].notna().all()

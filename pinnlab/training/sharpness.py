@@ -100,8 +100,9 @@ class Sharpness:
         self.trainer = t = trainer
         self.vector: list[tf.Tensor] | None = None
         self.rng = np.random.default_rng(t.cfg.training.seed + 104729)
-        compiled = {"jit_compile": t.cfg.training.jit_compile, "autograph": False}
-        self._iterate = tf.function(self._iteration, **compiled)
+        # never XLA: the second derivative through the residual's input derivatives meets
+        # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
+        self._iterate = tf.function(self._iteration, jit_compile=False, autograph=False)
 
     def _iteration(self, points, vectors, precond):
         """One power-iteration step on A = D H D (D = ``precond``, P^-1/2 or ones): returns
