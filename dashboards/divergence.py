@@ -321,7 +321,7 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
             Panel(
                 "heatmap",
                 f"Divergence rate: {a} × {b}" if b else f"Divergence rate by {a}",
-                "Share of trials that diverged (nan, blowup or unbounded) in each cell, with diverged/total. "
+                "Share of trials that diverged (diverging, nan, blowup or unbounded) in each cell, with diverged/total. "
                 + ("Factors chosen with <code>--factors</code>." if factors else "The two most important factors "
                    "(pick others with <code>--factors A B</code>).")
                 + " Red cells with several trials are the settings to avoid; a row or column that is red throughout"
