@@ -156,3 +156,22 @@ def test_sharpness_works_beside_an_xla_step():
     r = train("poisson2d", ["training.steps=2", "diagnostics.every=1", "problem.params.n_residual=64",
                             "problem.params.n_boundary=16", "model.width=8", "training.jit_compile=true"])
     assert r.history["sharpness/top"].notna().all()
+
+
+def test_verdicts_benchmark_quick_variant(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "verdicts.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "verdicts.py"), "--quick", "--out", str(out)],
+                   check=True, cwd=root, capture_output=True, timeout=600)
+    data = json.loads(out.read_text())
+    for key in ("n_runs", "label_agreement", "confusion", "forecast_recall", "forecast_false_alarm_rate",
+                "median_lead_steps", "machine", "wall_seconds", "halves", "thresholds_tuned_on_corpus"):
+        assert key in data, key
+    assert data["n_runs"] == 2 and data["quick"] is True
+    blew = next(r for r in data["runs"] if "lr100" in r["name"])
+    assert blew["truth_divergent"] and blew["label_divergent"] and blew["truth_alarm_step"] == 0
