@@ -157,7 +157,8 @@ class Sharpness:
         name = t.cfg.optimizer.name
         if opt is not None and math.isfinite(top) and (vsum is not None or name == "sgd"):
             lr = float(tf.convert_to_tensor(opt.learning_rate).numpy())
-            out["sharpness/ratio"] = max(top, 0.0) / threshold(t.cfg.optimizer, lr)
+            thr = threshold(t.cfg.optimizer, lr)  # 0 for an infinite learning rate (float32 overflow)
+            out["sharpness/ratio"] = max(top, 0.0) / thr if thr > 0 else float("inf")
         if vsum:
             out["adam/g2_over_v"] = float(g2) / vsum
         return out
