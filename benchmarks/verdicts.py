@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/verdicts.py [--quick] [--workers 2] [--out FILE.json]
+    python benchmarks/verdicts.py [--quick] [--workers 2] [--out FILE.json] [--series DIR]
+    python benchmarks/verdicts.py --markdown benchmarks/results/verdicts.json   # the docs tables
 
 Method
 ------
@@ -239,13 +240,36 @@ def figures(rows: list[dict]) -> dict:
     }
 
 
+def markdown(out: dict) -> str:
+    """The figures of a result as the tables of docs/verdicts.md."""
+    def f(x):
+        return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+    rows = [("all", out), ("even half", out["halves"]["even"]), ("odd half", out["halves"]["odd"])]
+    lines = ["| corpus | runs | truth divergent | label agreement | agreement (runaway truth) | forecast recall "
+             "| false-alarm rate | median lead (steps) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['n_runs']} | {r['n_truth_divergent']} | {f(r['label_agreement'])} | "
+                     f"{f(r['label_agreement_runaway_truth'])} | {f(r['forecast_recall'])} | "
+                     f"{f(r['forecast_false_alarm_rate'])} | {f(r['median_lead_steps'])} |")
+    lines += ["", "| label \\ truth | divergent | stable |", "| --- | --- | --- |"]
+    for label in sorted(out["confusion"], key=lambda o: Outcome(o).order):
+        c = out["confusion"][label]
+        lines.append(f"| {label} | {c['truth_divergent']} | {c['truth_stable']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="two tiny configurations (for the tests)")
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--out", type=Path, default=None, help=f"JSON output (default {DEFAULT_OUT}; --quick: none)")
+    ap.add_argument("--markdown", type=Path, default=None, help="print the tables of this result JSON and exit")
     ap.add_argument("--series", type=Path, default=None, help="save each run's main series here (.npz per entry)")
     args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     entries = quick_corpus() if args.quick else corpus()
     if args.series is not None:
         args.series.mkdir(parents=True, exist_ok=True)
