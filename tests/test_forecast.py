@@ -16,7 +16,7 @@ from pinnlab.training.sharpness import Sharpness, hessian_vector_product, thresh
 
 TINY64 = ["model.width=3", "model.dtype=float64", "model.activation=tanh", "model.output_activation=linear",
           "loss.formulation=squared", "problem.params.constraint=dirichlet", "training.batch_size=3600",
-          "training.steps=2", "diagnostics.every=1"]
+          "training.steps=2", "diagnostics.every=1", "diagnostics.sharpness_points=4000"]
 
 
 def _dense_hessian(trainer, points):

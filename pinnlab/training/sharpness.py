@@ -32,7 +32,9 @@ seed problem before this module: 3 cold iterations gave 6.2 for a true 44.4, 3 w
 it).  The estimate is the Rayleigh quotient vᵀAv of the last vector, so it is the eigenvalue of
 largest magnitude with its sign; a negative value (a loss curving down, as an unbounded-below one
 does) counts as ratio 0.  The HVP uses the step's own points (a mini-batch when the run uses them:
-the curvature the update sees).
+the curvature the update sees), at most ``diagnostics.sharpness_points`` (512) of each set, the same
+random rows at every check: the cost of an HVP grows with the points, and the Hessian of the mean
+loss over a random subset estimates the full one.
 
 Also here, for Adam-type optimizers: ``adam/g2_over_v`` = Σg² / Σv̂ (Bai et al. 2025: Adam's loss
 spikes follow g² falling far below v, so that a returning gradient meets a tiny denominator).
@@ -100,6 +102,7 @@ class Sharpness:
         self.trainer = t = trainer
         self.vector: list[tf.Tensor] | None = None
         self.rng = np.random.default_rng(t.cfg.training.seed + 104729)
+        self._rows: dict[tuple[str, int], tf.Tensor] = {}
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
         self._iterate = tf.function(self._iteration, jit_compile=False, autograph=False)
@@ -137,8 +140,23 @@ class Sharpness:
         vhat = [tf.convert_to_tensor(v) / correction for v in velocities]
         return [tf.math.rsqrt(tf.sqrt(v) + eps) for v in vhat], float(sum(tf.reduce_sum(v) for v in vhat))
 
+    def _subset(self, points) -> dict:
+        """At most ``diagnostics.sharpness_points`` rows of each point set, always the same rows."""
+        n = self.trainer.cfg.diagnostics.sharpness_points
+        out = {}
+        for key, x in points.items():
+            rows = int(x.shape[0])
+            if rows <= n:
+                out[key] = x
+                continue
+            if (key, rows) not in self._rows:
+                self._rows[(key, rows)] = tf.constant(np.sort(self.rng.choice(rows, n, replace=False)))
+            out[key] = tf.gather(x, self._rows[(key, rows)])
+        return out
+
     def __call__(self, points) -> dict[str, float]:
         t = self.trainer
+        points = self._subset(points)
         precond, vsum = self._preconditioner()
         cold = self.vector is None
         v = self.vector
