@@ -113,3 +113,21 @@ def test_run_prints_causes_and_json_carries_them(capsys):
     out, err = capsys.readouterr()
     assert "known cause before training: unbounded_loss" in err
     assert "cause: unbounded_loss" in out and "remedy:" in out
+
+
+def test_causes_counted_per_factor_level_and_per_outcome():
+    from pinnlab.analysis.causes import cause_totals, causes_by_factor, causes_by_outcome
+
+    trials = pd.DataFrame({
+        "trial": [0, 1, 2, 3],
+        "outcome": ["diverging", "stable", "blowup", "crash"],
+        "loss.formulation": ["raw", "squared", "raw", "raw"],
+        "cause_names": ["unbounded_loss", "", "unbounded_loss,bias_starvation", None],
+        "known_causes": ["unbounded_loss", "", "unbounded_loss", "unbounded_loss"],
+    })
+    assert cause_totals(trials) == {"bias_starvation": 1, "unbounded_loss": 2}  # the crash is not judged
+    by = causes_by_factor(trials, ["loss.formulation"]).set_index("level")
+    assert by.loc["raw", "n"] == 2 and by.loc["raw", "unbounded_loss"] == 2 and by.loc["squared", "unbounded_loss"] == 0
+    out = causes_by_outcome(trials)
+    assert set(map(tuple, out[["outcome", "cause"]].to_numpy())) == {
+        ("diverging", "unbounded_loss"), ("blowup", "unbounded_loss"), ("blowup", "bias_starvation")}
