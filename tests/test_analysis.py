@@ -256,15 +256,16 @@ def test_report_text_formats(study, capsys, fmt):
     if fmt == "csv":
         frame = pd.read_csv(io.StringIO(out))
         assert set(frame["section"]) == {"divergence_by_factor", "divergence_by_pair", "nan_onset", "divergence_step",
-                                         "weight_growth", "stable_ranking", "importance"}
+                                         "weight_growth", "causes_by_factor", "stable_ranking", "importance"}
         lr = frame[(frame["section"] == "divergence_by_factor") & (frame["factor"] == "optimizer.learning_rate")]
         assert sorted(lr["rate"]) == [0.0, 1.0]
     else:
         head = "## " if fmt == "markdown" else "== "
         for title in ["Divergence rate by factor", "Divergence rate by pair of factors", "NaN onset step",
-                      "Weight growth rate", "Stable configurations by final_loss", "What drives divergence"]:
+                      "Weight growth rate", "Causes found", "Stable configurations by final_loss",
+                      "What drives divergence"]:
             assert head + title in out
-        assert "divergent (blowup/nan/unbounded): 2 of 4 judged trials (50%)" in out
+        assert "divergent (blowup/diverging/nan/unbounded): 2 of 4 judged trials (50%)" in out
         assert "Method: chance-adjusted uncertainty coefficient" in out
         if fmt == "markdown":
             assert "| factor | level | n | diverged | rate |" in out
