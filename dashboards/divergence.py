@@ -1,4 +1,4 @@
-"""The divergence dashboard of a study (``pinnlab dashboard STUDY``): five views, one HTML file.
+"""The divergence dashboard of a study (``pinnlab dashboard STUDY``): six views, one HTML file.
 
 =====================  ==========================================================================
 ``heatmap``            divergence rate over two factors (default: the two most important by
@@ -14,6 +14,8 @@
                        choice index (labelled), log-sampled ones as log10
 ``grad_terms``         distribution of ``grad_norm/<term>`` (residual vs boundary ...) over every
                        diagnostics step, per loss term and outcome, log y
+``causes``             trials per cause found (:mod:`pinnlab.causes`), stacked by outcome; each
+                       trial's causes are also in its hover text in ``trajectories``
 =====================  ==========================================================================
 
 Data come only from :mod:`pinnlab.analysis` (``load_study_data``, ``compare``, ``importance``).
@@ -33,6 +35,7 @@ from plotly.subplots import make_subplots
 from pinnlab.dashboards.boundary import boundary_panels
 from pinnlab.dashboards.page import Panel, write_page
 from pinnlab.analysis import compare, importance
+from pinnlab.analysis.causes import causes_by_outcome
 from pinnlab.analysis.frames import (
     StudyData,
     check_factors,
@@ -138,6 +141,8 @@ def trajectories(data: StudyData) -> go.Figure:
                 continue
             outcome = row["outcome"] or "unfinished"
             hover = f"trial {trial} ({outcome})<br>{_params_text(row, data.factors)}"
+            if row.get("cause_names"):
+                hover += f"<br>causes: {row['cause_names']}"
             xs, ys = _thin(steps, values)
             fig.add_trace(
                 go.Scatter(  # a trial that stopped at step 0 has one point: a dot, not an invisible line
@@ -279,6 +284,22 @@ def grad_terms(data: StudyData) -> go.Figure:
 
 
 # ---------------------------------------------------------------------------------------- the page
+def causes(data: StudyData) -> go.Figure:
+    """Trials per cause found, one bar per cause, stacked by outcome."""
+    fig = go.Figure()
+    fig.update_layout(**_LAYOUT, barmode="stack", xaxis_title="cause", yaxis_title="trials",
+                      legend=dict(title="outcome"))
+    counts = causes_by_outcome(data.trials)
+    if counts.empty:
+        return _empty(fig, "no causes found in these trials")
+    for outcome in _outcomes(data.trials):
+        g = counts[counts["outcome"] == outcome]
+        if len(g):
+            fig.add_trace(go.Bar(x=g["cause"], y=g["n"], name=outcome, marker_color=_color(outcome),
+                                 hovertemplate="%{x}: %{y} trials<extra>" + outcome + "</extra>"))
+    return fig
+
+
 def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[Panel], list[str]]:
     """The five panels, and the page's summary lines."""
     imp = importance.divergence_importance(data.trials, data.factors, data.space)
@@ -292,7 +313,7 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
     ranked = "; ".join(filter(None, [informative, chance and f"no more than chance (≤ 0, no information): {chance}"]))
     summary = [
         f"{len(data.trials)} trials; outcomes: {outcomes or '-'}; "
-        f"divergent (nan/blowup/unbounded): {overall['diverged']} of {overall['n']} ({rate})",
+        f"divergent ({'/'.join(str(o) for o in Outcome if o in DIVERGENT)}): {overall['diverged']} of {overall['n']} ({rate})",
         f"what drives divergence (chance-adjusted uncertainty coefficient, 1 = decides it): {ranked or '-'}",
         f"optuna: <code>{data.storage}</code>; mlflow: <code>{data.tracking_uri or '-'}</code> "
         f"(parent run <code>{data.parent_run_id or '-'}</code>)",
@@ -303,7 +324,7 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
             Panel(
                 "heatmap",
                 f"Divergence rate: {a} × {b}" if b else f"Divergence rate by {a}",
-                "Share of trials that diverged (nan, blowup or unbounded) in each cell, with diverged/total. "
+                "Share of trials that diverged (diverging, nan, blowup or unbounded) in each cell, with diverged/total. "
                 + ("Factors chosen with <code>--factors</code>." if factors else "The two most important factors "
                    "(pick others with <code>--factors A B</code>).")
                 + " Red cells with several trials are the settings to avoid; a row or column that is red throughout"
@@ -348,6 +369,14 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
             "training; divergent runs often show it growing.",
             grad_terms(data),
             height=420,
+        ),
+        Panel(
+            "causes",
+            "Causes found, per outcome",
+            "How many trials each cause (rule, evidence and remedy in docs/verdicts.md) was found in, stacked "
+            "by outcome. A cause found mostly in divergent trials is the one to remedy first.",
+            causes(data),
+            height=380,
         ),
     ]
     out += boundary_panels(data, imp["factor"].tolist())  # survival, aligned, boundary_plane

@@ -161,9 +161,12 @@ def _cmd_run(args) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
+    from pinnlab.causes import static_causes
     from pinnlab.runs import Tracking, run_config
     from pinnlab.training import ProgressBar
 
+    for c in static_causes(cfg):  # known before training: said before the run spends its budget
+        print(f"known cause before training: {c.cause}: {c.evidence} (remedy: {c.remedy})", file=sys.stderr)
     callbacks = [] if args.quiet else [ProgressBar(desc=cfg.name or str(args.config))]
     tracking = None
     if not args.no_track:
@@ -207,6 +210,11 @@ def _print_summary(s: dict) -> None:
         v = s[k]
         text = f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
         print(f"{k:<{width}}  {text}")
+    alarm = s.get("forecast") or {}
+    if alarm.get("first_alarm_step") is not None:
+        print(f"{'forecast':<{width}}  alarm at step {alarm['first_alarm_step']} ({alarm['signal']} = {alarm['value']:.3g})")
+    for c in s.get("causes") or []:
+        print(f"cause: {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
     for w in s["warnings"]:
         print(f"warning: {w}")
 
@@ -289,6 +297,9 @@ def _print_sweep(r, ran: str | None = None) -> None:
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
     print(f"study {r.study_name}: {r.done}/{r.n_trials} trials ({states}); {ran or f'ran {r.ran_now} now'}")
     print(f"outcomes: {outcomes or '-'}")
+    for title, table in (("known before training", r.known_causes), ("causes found", r.causes)):
+        if table:
+            print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in sorted(table.items())))
     if r.best_value is not None:
         print(f"best value {r.best_value:.4g} with {r.best_params}")
     print(f"optuna storage: {r.storage}")

@@ -195,6 +195,15 @@ class DiagnosticsConfig(StrictModel):
     update_ratio: Bool = True  # ||ΔW|| / ||W|| per layer
     error: Bool = True  # relative L2 error on the evaluation grid (if the exact solution is known)
     ntk_trace: Bool = False  # ntk_trace/<term> = tr(K_ii); off: 1.4-10 steps per call, 13-56 s first compile
+    # top Hessian eigenvalue by warm-started power iteration on Hessian-vector products, and its
+    # ratio to the optimizer's stability threshold (pinnlab.training.sharpness); on because it costs
+    # under 10% of a run at every=100 (docs/benchmarks.md, benchmarks/sharpness_overhead.py)
+    sharpness: Bool = True
+    sharpness_iters: Int = Field(3, gt=0)  # HVPs per check, warm-started from the last eigenvector
+    sharpness_cold_iters: Int = Field(12, gt=0)  # HVPs of the first check (random start; ~20 to converge)
+    # HVPs on at most 512 points per set (a fixed random subset): the Hessian of a mean over a random
+    # subset estimates the full one, and poisson2d's 2400 points made sharpness cost 16% of a run
+    sharpness_points: Int = Field(512, gt=0)
 
 
 class DivergenceConfig(StrictModel):
@@ -211,6 +220,19 @@ class DivergenceConfig(StrictModel):
     max_heldout_ratio: float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
     low_loss_ratio: float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial
     heldout_points: Int = Field(4096, gt=0)
+    # diverging: finite at the end but still running away (pinnlab.training.trends)
+    horizon: float = Field(10.0, ge=1)  # a label must hold at 10x the budget (issue 11's benchmark)
+    trend_window: Int = Field(1000, gt=7)  # end-of-run trends fitted over the last 1000 steps (<= half the run)
+    trend_steady: float = Field(0.8, gt=0)  # "steady": the latest rate is >= 0.8x the window's earlier rate
+    trend_min_rate: float = Field(1e-5, gt=0)  # d ln||W||/dstep below this is flat, whatever the projection
+    # forecast alarms (pinnlab.training.forecast); they never stop a run unless stop_on_alarm
+    stop_on_alarm: Bool = False  # an alarm is a forecast, not a verdict: by default the run goes on
+    alarm_sharpness_ratio: float = Field(3.0, gt=1)  # alarm at once: sharpness 3x the stability threshold
+    alarm_sharpness_persist: Int = Field(3, gt=0)  # ... or above it (ratio > 1) for 3 checks with the loss rising
+    alarm_min_weight_ratio: float = Field(3.0, gt=1)  # weight-growth alarm only once ||W|| is 3x initial
+    # trend alarms fit >= 100 steps (so from step 200): over shorter windows an early, decaying fall
+    # of a loss looks as steady as a runaway one (exp(-t/30) over 25 steps falls at a near-constant rate)
+    alarm_min_window: Int = Field(100, gt=7)
 
 
 class RunConfig(StrictModel):

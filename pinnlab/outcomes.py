@@ -10,6 +10,8 @@ thresholds):
 ==================  ==========  ===============================================================
 ``stable``          judged      finished its budget with finite values and no rule fired
 ``silent_failure``  judged      finite and converged in loss, but wrong (error or held-out residual)
+``diverging``       divergent   finite at the end of its budget, but its weights or its unbounded-below
+                                loss still running away (it would diverge given more steps)
 ``nan``             divergent   a loss, gradient or weight became NaN/inf
 ``blowup``          divergent   the weight norm passed a limit or grew exponentially
 ``unbounded``       divergent   the loss fell below the floor (a loss unbounded below)
@@ -38,6 +40,7 @@ __all__ = ["Outcome", "RUN_OUTCOMES", "DIVERGENT", "UNJUDGED", "trial_outcome"]
 class Outcome(StrEnum):
     STABLE = "stable"
     SILENT_FAILURE = "silent_failure"
+    DIVERGING = "diverging"
     BLOWUP = "blowup"
     UNBOUNDED = "unbounded"
     NAN = "nan"
@@ -76,13 +79,14 @@ class Outcome(StrEnum):
             return None
 
 
-DIVERGENT = frozenset({Outcome.NAN, Outcome.BLOWUP, Outcome.UNBOUNDED})
+DIVERGENT = frozenset({Outcome.DIVERGING, Outcome.NAN, Outcome.BLOWUP, Outcome.UNBOUNDED})
 UNJUDGED = frozenset({Outcome.CRASH, Outcome.RETRIED, Outcome.SURPLUS})
 RUN_OUTCOMES = tuple(o for o in Outcome if o.judged)
 
 _COLOURS = {
     Outcome.STABLE: "#2ca02c",
     Outcome.SILENT_FAILURE: "#9467bd",
+    Outcome.DIVERGING: "#ff9896",
     Outcome.BLOWUP: "#ff7f0e",
     Outcome.UNBOUNDED: "#8c564b",
     Outcome.NAN: "#d62728",
@@ -93,6 +97,7 @@ _COLOURS = {
 _MEANINGS = {
     Outcome.STABLE: "finished its budget with finite values and no rule fired",
     Outcome.SILENT_FAILURE: "finite and converged in loss, but wrong against the exact solution or held-out points",
+    Outcome.DIVERGING: "finite at the end, but the weights or an unbounded-below loss were still running away",
     Outcome.NAN: "a loss, gradient or weight became NaN or infinite",
     Outcome.BLOWUP: "the weight norm passed its limit or grew exponentially",
     Outcome.UNBOUNDED: "the loss fell below the floor: a loss unbounded below driven to minus infinity",

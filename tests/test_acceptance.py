@@ -39,10 +39,25 @@ def test_seed_without_early_stop_reaches_nan_and_names_the_tensor(capsys):
     assert s["steps_run"] == s["nan_onset_step"] + 1
 
 
+def test_readme_tanh_run_is_diverging_with_its_cause(capsys):
+    """Issue 11: ×4.6 and rising on a loss unbounded below is not ``stable``."""
+    s = run_json(capsys, "seed", "--set", "model.activation=tanh", "--set", "training.epochs=2")
+    assert s["outcome"] == "diverging", s
+    assert "unbounded_loss" in [c["cause"] for c in s["causes"]]
+
+
+@pytest.mark.slow
+def test_seed_alarms_at_or_before_half_its_detection_step(capsys):
+    s = run_json(capsys, "seed", "--set", "divergence.stop_early=false")
+    assert s["forecast"]["first_alarm_step"] <= s["divergence_step"] / 2, s["forecast"]
+    assert any(k.startswith("sharpness/") for k in s["final_metrics"])
+
+
 @pytest.mark.slow
 def test_seed_fixed_is_stable_and_accurate(capsys):
     s = run_json(capsys, "seed-fixed")
     assert s["outcome"] == "stable", s
+    assert s["forecast"]["first_alarm_step"] is None, s["forecast"]
     assert s["steps_run"] == s["steps_budget"]
     assert s["rel_l2_error"] < 0.02  # measured 0.0034 (before pinnlab existed: 0.002-0.006)
 

@@ -33,6 +33,7 @@ from pinnlab.analysis import (
 from pinnlab.cli import main
 from pinnlab.errors import ConfigError, StoreError
 from pinnlab.training.divergence import growth_rate
+from pinnlab.outcomes import DIVERGENT as _DIVERGENT
 
 STUDY = "seed_divergence"  # the README's sweep: its report/dashboard commands run as written here
 TINY = {
@@ -46,7 +47,7 @@ TINY = {
     "sampler": {"name": "grid"},
     "n_trials": 4,
 }
-DIVERGENT = {"nan", "blowup", "unbounded"}
+DIVERGENT = {str(o) for o in _DIVERGENT}
 
 
 def build_study(base: Path) -> dict:
@@ -255,16 +256,18 @@ def test_report_text_formats(study, capsys, fmt):
     if fmt == "csv":
         frame = pd.read_csv(io.StringIO(out))
         assert set(frame["section"]) == {"divergence_by_factor", "divergence_by_pair", "nan_onset", "divergence_step",
-                                         "weight_growth", "stable_ranking", "importance", "survival"}
+                                         "weight_growth", "causes_by_factor", "stable_ranking", "importance",
+                                         "survival"}
         # (no `boundary` rows: two learning rates are a category, not a range to fit)
         lr = frame[(frame["section"] == "divergence_by_factor") & (frame["factor"] == "optimizer.learning_rate")]
         assert sorted(lr["rate"]) == [0.0, 1.0]
     else:
         head = "## " if fmt == "markdown" else "== "
         for title in ["Divergence rate by factor", "Divergence rate by pair of factors", "NaN onset step",
-                      "Weight growth rate", "Stable configurations by final_loss", "What drives divergence"]:
+                      "Weight growth rate", "Causes found", "Stable configurations by final_loss",
+                      "What drives divergence"]:
             assert head + title in out
-        assert "divergent (blowup/nan/unbounded): 2 of 4 judged trials (50%)" in out
+        assert "divergent (blowup/diverging/nan/unbounded): 2 of 4 judged trials (50%)" in out
         assert "Method: chance-adjusted uncertainty coefficient" in out
         if fmt == "markdown":
             assert "| factor | level | n | diverged | rate |" in out
@@ -330,7 +333,7 @@ def test_dashboard_cli_writes_one_offline_file_to_the_store(study, capsys, monke
     path = Path(capsys.readouterr().out.strip())
     assert path == Path(study["project"]) / "pinnlab-runs" / "dashboards" / f"{STUDY}.html"
     html = path.read_text()
-    sections = ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "survival", "aligned", "boundary-plane"]
+    sections = ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "causes", "survival", "aligned", "boundary-plane"]
     for section in sections:
         assert f'<section class="panel" id="{section}">' in html
     assert html.count("Plotly.newPlot(") == len(sections)

@@ -1,7 +1,7 @@
 """The dashboard in a real browser, the MLflow and Optuna servers on a real sweep, the README guide.
 
 * headless Chromium (Debian's ``chromium``; ``.ci/run`` installs it) opens the dashboard file from
-  disk, with every network request sent to a local recording proxy: the five views must be drawn
+  disk, with every network request sent to a local recording proxy: the six views must be drawn
   (plotly's SVG / WebGL elements in the DOM), the screenshot must show them (pixels of the heatmap's
   colours), and the page must request nothing from the network;
 * ``mlflow server`` on 127.0.0.1 serves the sweep's parent run and its children with outcome tags;
@@ -153,8 +153,8 @@ def test_dashboard_renders_offline_in_chromium(study, tmp_path):
     assert proxy.page_hosts() == [], f"the page made network requests: {proxy.requests}"
 
     views = sections(dom)
-    assert list(views) == ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "survival", "aligned",
-                           "boundary-plane"]
+    assert list(views) == ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "causes", "survival",
+                           "aligned", "boundary-plane"]
     drawn = {  # elements (by class) that plotly adds only when it draws a trace of that kind
         "heatmap": ["hm"],
         "trajectories": ["js-line", "point"],  # lines, and the NaN-onset markers

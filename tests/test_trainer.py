@@ -408,3 +408,56 @@ def test_stop_training_from_a_callback_keeps_the_history_up_to_its_step(override
     if hook == "on_diagnostics":
         assert np.isfinite(r.history.loc[stop, "grad_norm/residual"])  # its diagnostics row is kept
         assert ("step", stop) not in log.calls  # the run ended before on_step of that step
+
+
+# --------------------------------------------------------------------------- diverging
+
+
+def _trend_cfg(*overrides):
+    return load_config("seed", list(overrides)).divergence
+
+
+def test_diverging_fires_on_steady_weight_growth_and_not_on_settling_growth():
+    from pinnlab.training.divergence import classify_trend
+
+    steps = np.arange(400)
+    steady = 2.0 * np.exp(2e-3 * steps)  # x2.2 so far; x3000 by 10x the budget
+    settling = 2.0 * np.exp(3.0 * (1 - np.exp(-steps / 100)))  # x20, but the rate decays
+    flat_loss = np.ones(400)
+    v = classify_trend(_trend_cfg(), norms=steady, losses=flat_loss, end=399, unbounded_terms=[])
+    assert v is not None and v.outcome == Outcome.DIVERGING and "d ln||W||/dstep" in v.reason
+    assert classify_trend(_trend_cfg(), norms=settling, losses=flat_loss, end=399, unbounded_terms=[]) is None
+    # the projection is to horizon x the budget: at horizon 1 the same growth is not diverging
+    assert classify_trend(_trend_cfg("divergence.horizon=1"), norms=steady, losses=flat_loss, end=399,
+                          unbounded_terms=[]) is None
+
+
+def test_diverging_fires_on_an_unbounded_loss_falling_steadily_only():
+    from pinnlab.training.divergence import classify_trend
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(400)
+    norms = np.full(400, 2.0)
+    falling = -0.02 * steps + 0.05 * rng.standard_normal(400)
+    converging = np.exp(-steps / 50) + 0.05 * rng.standard_normal(400)
+    v = classify_trend(_trend_cfg(), norms=norms, losses=falling, end=399, unbounded_terms=["residual"])
+    assert v is not None and v.outcome == Outcome.DIVERGING and "unbounded below (residual)" in v.reason
+    assert classify_trend(_trend_cfg(), norms=norms, losses=falling, end=399, unbounded_terms=[]) is None
+    assert classify_trend(_trend_cfg(), norms=norms, losses=converging, end=399, unbounded_terms=["residual"]) is None
+    noise = 0.05 * rng.standard_normal(400)
+    assert classify_trend(_trend_cfg(), norms=norms, losses=noise, end=399, unbounded_terms=["residual"]) is None
+
+
+def test_diverging_counts_as_divergent():
+    assert Outcome.DIVERGING.divergent and Outcome.DIVERGING.judged
+    assert Outcome.DIVERGING.colour and Outcome.DIVERGING.meaning
+
+
+def test_a_raw_loss_still_falling_at_the_end_is_diverging_not_stable():
+    seed_tiny = ["model.width=8", "training.batch_size=3600", "training.steps=80", "diagnostics.every=40",
+                 "diagnostics.sharpness=false"]
+    r = train("seed", seed_tiny + ["model.activation=tanh", "optimizer.learning_rate=0.1"])
+    assert r.outcome == Outcome.DIVERGING and r.diverged, (r.outcome, r.reason)
+    assert "still" in r.reason  # the weight trend or the unbounded loss, whichever fires first
+    ok = train("seed", seed_tiny + ["loss.formulation=squared", "model.activation=tanh"])
+    assert ok.outcome == Outcome.STABLE, ok.reason

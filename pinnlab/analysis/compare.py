@@ -6,7 +6,7 @@ DataFrame with those columns (a notebook's filtered copy, a frame built by hand 
 Which trials count
 ------------------
 Divergence rates are over the trials that have a pinnlab outcome (they trained to a verdict):
-``diverged`` = outcome in nan / blowup / unbounded; ``stable`` and ``silent_failure`` are not
+``diverged`` = outcome in diverging / nan / blowup / unbounded; ``stable`` and ``silent_failure`` are not
 divergent.  Crashed, retried and surplus trials (Optuna FAIL without an outcome, see
 :mod:`pinnlab.analysis.frames`) and unfinished ones are left out of every rate and counted apart
 (:func:`outcome_counts`).

@@ -18,7 +18,7 @@ From a notebook::
     hist.merge(trials[["trial", "outcome"]], on="trial")        # long: trial, run_id, step, metric, value
 
 ``trials_frame`` columns: ``trial``, ``state`` (Optuna), one column per swept parameter named by its
-dotted config path (``model.activation``), ``outcome``, ``diverged`` (outcome in nan / blowup /
+dotted config path (``model.activation``), ``outcome``, ``diverged`` (outcome in diverging / nan / blowup /
 unbounded; missing for trials without an outcome), ``nan_onset_step``, ``first_nonfinite``,
 ``divergence_step``, ``steps_run``, ``steps_budget``, ``value`` (the objective, COMPLETE trials
 only), the other summary numbers the sweep stores (``final_loss``, ``heldout_residual``,

@@ -3,7 +3,7 @@
 Method: chance-adjusted uncertainty coefficient (Theil's U)
 ----------------------------------------------------------
 For a factor F (its levels as in :func:`pinnlab.analysis.compare.factor_levels`) and the outcome
-D = diverged (nan / blowup / unbounded) or not, over EVERY trial that reached a verdict (stable,
+D = diverged (diverging / nan / blowup / unbounded) or not, over EVERY trial that reached a verdict (stable,
 silent_failure and the divergent ones; Optuna prunes the divergent trials, so its importance
 evaluators, which read COMPLETE trials only, never see them):
 

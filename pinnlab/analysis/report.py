@@ -14,6 +14,9 @@
 ``divergence_step``         the same for the step at which any divergence rule fired
 ``weight_growth``           the same for the least-squares slope of ln ‖W‖ (``weight_norm/total``)
                             over each trial's steps, per step
+``causes``                  judged trials per cause found in the run, and per cause known before
+                            training (``known_causes``; :mod:`pinnlab.causes`)
+``causes_by_factor``        per factor level: n and the number of trials with each cause found
 ``stable_ranking``          stable trials with a finite objective, best first
 ``importance``              ``method``, ``justification`` and one row per factor
                             (:mod:`pinnlab.analysis.importance`), most important first
@@ -23,7 +26,7 @@
                             categorical one, with a bootstrap interval (:mod:`~.boundary`)
 ==========================  =================================================================
 
-Divergent means outcome nan, blowup or unbounded.  Levels are the factor's values, or bin ranges
+Divergent means an outcome in ``divergent_outcomes`` (``Outcome.divergent``).  Levels are the factor's values, or bin ranges
 for a sampled numeric range (:mod:`pinnlab.analysis.compare`).  ``table`` and ``markdown`` print
 the same content as titled tables; ``csv`` prints one long table with a ``section`` column.
 """
@@ -38,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.analysis import boundary, compare, importance, survival
+from pinnlab.analysis.causes import cause_totals, causes_by_factor
 from pinnlab.analysis.frames import StudyData, load_study_data
 from pinnlab.outcomes import DIVERGENT
 
@@ -96,6 +100,8 @@ def build_report(data: StudyData) -> dict[str, Any]:
         "nan_onset": _records(compare.step_distribution(trials, f, "nan_onset_step", space)),
         "divergence_step": _records(compare.step_distribution(trials, f, "divergence_step", space)),
         "weight_growth": _records(compare.growth_by_group(trials, f, space)),
+        "causes": {"found": cause_totals(trials), "known_before_training": cause_totals(trials, "known_causes")},
+        "causes_by_factor": _records(causes_by_factor(trials, f, space)),
         "stable_ranking": _records(compare.stable_ranking(trials, f, data.direction)),
         "importance": {
             "method": importance.METHOD,
@@ -123,6 +129,8 @@ def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd
         ("nan_onset", "NaN onset step (trials that went NaN)", pd.DataFrame(rep["nan_onset"])),
         ("divergence_step", "Step at which divergence was detected", pd.DataFrame(rep["divergence_step"])),
         ("weight_growth", "Weight growth rate: slope of ln ||W|| per step", pd.DataFrame(rep["weight_growth"])),
+        ("causes_by_factor", "Causes found, trials per factor level (pinnlab.causes)",
+         pd.DataFrame(rep["causes_by_factor"])),
         (
             "stable_ranking",
             f"Stable configurations by {obj['metric']} ({obj['direction']})",
@@ -146,6 +154,9 @@ def _header(rep: dict[str, Any]) -> list[str]:
         f"divergent ({'/'.join(rep['divergent_outcomes'])}): {o['diverged']} of {o['n']} judged trials ({rate})",
         f"optuna storage: {rep['storage']}",
         f"mlflow: {rep['tracking_uri'] or '-'} (parent run {rep['parent_run_id'] or '-'})",
+        *[f"{title}: " + ", ".join(f"{k} {v}" for k, v in table.items())
+          for title, table in (("known before training", rep.get("causes", {}).get("known_before_training")),
+                               ("causes found", rep.get("causes", {}).get("found"))) if table],
         *[f"note: {n}" for n in rep["notes"]],
     ]
 

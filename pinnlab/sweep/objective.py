@@ -1,7 +1,7 @@
 """One trial: sample a config, train it with tracking, judge it, keep divergence as data.
 
 * stable / silent_failure -> COMPLETE with the objective value (outcome in the user attributes);
-* nan / blowup / unbounded -> the objective's last finite value is reported and the trial is
+* diverging / nan / blowup / unbounded (Outcome.divergent) -> the objective's last finite value is reported and the trial is
   PRUNED: the sampler learns from pruned trials (TPE ranks them below completed ones), whereas a
   FAIL trial would be ignored;
 * stopped by the Optuna pruner -> PRUNED;

@@ -84,6 +84,8 @@ class SweepReport:
     done: int = 0  # trials counted in the budget (see pinnlab.sweep.study.Budget)
     counts: dict[str, int] = field(default_factory=dict)  # every trial by Optuna state
     outcomes: dict[str, int] = field(default_factory=dict)  # by pinnlab outcome
+    causes: dict[str, int] = field(default_factory=dict)  # trials per cause found in the run (pinnlab.causes)
+    known_causes: dict[str, int] = field(default_factory=dict)  # trials per cause known before training
     best_value: float | None = None
     best_params: dict[str, Any] | None = None
     ran_now: int = 0  # counted trials finished by this command
@@ -102,11 +104,16 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
     kinds = budget_kinds(trials)
     counts: dict[str, int] = {}
     outcomes: dict[str, int] = {}
+    causes: dict[str, int] = {}
+    known: dict[str, int] = {}
     for t, kind in zip(trials, kinds):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
         o = trial_outcome(t.state.name, t.user_attrs.get("outcome"), kind)
         if o is not None:
             outcomes[o] = outcomes.get(o, 0) + 1
+        for key, table in (("cause_names", causes), ("known_causes", known)):
+            for name in filter(None, str(t.user_attrs.get(key) or "").split(",")):
+                table[name] = table.get(name, 0) + 1
     best = None
     try:
         best = study.best_trial
@@ -121,6 +128,8 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
         done=kinds.count("done"),
         counts=counts,
         outcomes=outcomes,
+        causes=causes,
+        known_causes=known,
         best_value=None if best is None else best.value,
         best_params=None if best is None else best.params,
     )

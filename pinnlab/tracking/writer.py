@@ -47,6 +47,7 @@ import mlflow
 from mlflow.entities import Metric
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
+from pinnlab.causes import cause_tags
 from pinnlab.config import RunConfig, flatten
 from pinnlab.keys import DIVERGED_TAG, ERROR_TAG, PARENT_RUN_TAG, PLOT_ERROR_TAG, PROBLEM_TAG, WARNINGS_TAG
 from pinnlab.summary import NUMERIC_FIELDS, TAG_FIELDS
@@ -250,6 +251,7 @@ class RunTracker(Callback):
         tags = {k: summary[k] for k in TAG_FIELDS}
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
+        tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.causes)
         log_params_and_tags(self.client, self.run_id, tags=tags)
         self._log_artifacts(result, summary)
 

@@ -6,7 +6,8 @@ and their pre-step copy) and never changes how training goes; the trainer and th
 * :class:`Diagnostics` holds the expensive measurements, run every ``diagnostics.every`` steps in
   a second compiled function (the step compiles only what every step needs): per-layer weight and
   gradient norms, one backward pass per loss term, mean derivative magnitudes, the per-layer
-  update ratio ‖ΔW‖/‖W‖ and the relative error on the evaluation grid.  Each sits behind its
+  update ratio ‖ΔW‖/‖W‖, the relative error on the evaluation grid and (``diagnostics.sharpness``)
+  the top Hessian eigenvalue against the optimizer's stability threshold (:mod:`.sharpness`).  Each sits behind its
   ``diagnostics.*`` flag and comes back as a flat dict keyed ``grad_norm/<term>``,
   ``weight_norm/<layer>/<var>``, ``deriv/<name>``, ``update_ratio/<layer>/<var>``,
   ``error/rel_l2``: the keys of the history, the tracking store and the analysis.
@@ -66,6 +67,11 @@ class Diagnostics:
         compiled = {"jit_compile": trainer.cfg.training.jit_compile, "autograph": False}
         self.measure = tf.function(self._measure_impl, **compiled)
         self.update_ratio = tf.function(self._update_ratio_impl, autograph=False)
+        self.sharpness = None
+        if trainer.cfg.diagnostics.sharpness:
+            from pinnlab.training.sharpness import Sharpness
+
+            self.sharpness = Sharpness(trainer)
 
     def __call__(self, step: int, points) -> dict[str, float]:
         out = {k: float(v) for k, v in self.measure(points).items()}
@@ -76,6 +82,8 @@ class Diagnostics:
             err = self.rel_l2_error()
             if err is not None:
                 out["error/rel_l2"] = err
+        if self.sharpness is not None:
+            out.update(self.sharpness(points))
         return out
 
     # ------------------------------------------------------------------ compiled

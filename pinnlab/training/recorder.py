@@ -38,15 +38,24 @@ import tensorflow as tf
 
 from pinnlab.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
-from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished
+from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
+from pinnlab.training.forecast import Forecaster
 from pinnlab.training.result import RunResult
 
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "unbounded_terms"]
 
 log = logging.getLogger(__name__)
+
+
+def unbounded_terms(cfg, terms) -> list[str]:
+    """The loss terms whose formulation is unbounded below (``names.FORMULATIONS``)."""
+    from pinnlab.names import FORMULATIONS
+
+    lc = cfg.loss
+    return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
 
 
 class Recorder:
@@ -66,6 +75,7 @@ class Recorder:
         self.norms = np.full(budget, np.nan)
         self.monitor = DivergenceMonitor(cfg.divergence, self.norms, cfg.diagnostics.every)
         self.diag_rows: dict[int, dict[str, float]] = {}
+        self.forecaster = Forecaster(cfg.divergence, budget, unbounded_terms(cfg, trainer.terms))
         self._wn = self.names.index("weight_norm/total")
         self.verdict: Verdict | None = None
         self.nan_step: int | None = None
@@ -90,6 +100,11 @@ class Recorder:
         self.last_step = step
         self.rows[step] = vec[:n]
         self.norms[step] = vec[self._wn]
+        alarm = None
+        if diag is not None:
+            alarm = self.forecaster.check(step, diag, self)
+            if alarm is not None:
+                log.info("forecast alarm at %s %d: %s", self.unit, step, alarm.detail)
         try:
             if diag is not None:
                 self.diag_rows[step] = diag
@@ -106,6 +121,9 @@ class Recorder:
             self.verdict = self.monitor.check(step, float(vec[0]), float(self.norms[step]))
             if self.verdict is not None and self.cfg.divergence.stop_early:
                 return False
+        if alarm is not None and self.cfg.divergence.stop_on_alarm:
+            self.stopped_by = f"forecast alarm ({alarm.signal}) at {self.unit} {step}: {alarm.detail}"
+            return False
         return True
 
     def nonfinite(self, step: int, first_bad: str, vec: np.ndarray | None = None, diag=None) -> None:
@@ -151,6 +169,14 @@ class Recorder:
         if rel_err is not None and not math.isfinite(rel_err):
             rel_err = None
         heldout = held_ms = None
+        if verdict is None and nan_step is None:
+            verdict = classify_trend(
+                cfg.divergence,
+                norms=self.norms,
+                losses=self.rows[:, 0],
+                end=self.steps_run - 1,
+                unbounded_terms=unbounded_terms(cfg, trainer.terms),
+            )
         if verdict is None:
             held_ms, heldout = trainer.heldout_residual()
             outcome, reason, extra = classify_finished(
@@ -165,7 +191,7 @@ class Recorder:
             outcome, reason = verdict.outcome, verdict.reason
             if nan_step is not None and verdict.outcome != Outcome.NAN:
                 reason += f"; first non-finite value at {self.unit} {nan_step}: {self.first_bad}"
-        last = history.iloc[-1]
+        last = history.replace([np.inf, -np.inf], np.nan).ffill().iloc[-1]  # last finite value per metric
         final_metrics = {k: float(v) for k, v in last.items() if isinstance(v, float) and math.isfinite(v)}
         if rel_err is not None:
             final_metrics["error/rel_l2"] = rel_err
@@ -191,7 +217,12 @@ class Recorder:
             history=history,
             final_metrics=final_metrics,
             divergence_step=None if verdict is None else verdict.step,
+            forecast={} if self.forecaster.alarm is None else self.forecaster.alarm.as_dict(),
         )
+        from pinnlab.causes import run_causes, static_causes
+
+        result.known_causes = ",".join(c.cause for c in static_causes(cfg))
+        result.causes = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
         for w in warnings:
             log.warning(w)
         for cb in self.callbacks:

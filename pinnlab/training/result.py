@@ -11,6 +11,8 @@ import pandas as pd
 from pinnlab.outcomes import Outcome
 from pinnlab.summary import SUMMARY_FIELDS
 
+NO_FORECAST = {"first_alarm_step": None, "signal": None, "value": None}
+
 __all__ = ["RunResult"]
 
 
@@ -49,6 +51,9 @@ class RunResult:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     final_metrics: dict[str, float] = field(default_factory=dict)
     divergence_step: int | None = None
+    forecast: dict[str, Any] = field(default_factory=dict)  # {first_alarm_step, signal, value}
+    causes: list[dict[str, str]] = field(default_factory=list)  # [{cause, evidence, remedy}]
+    known_causes: str = ""  # causes known before training (pinnlab.causes.static_causes), comma-separated
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)
@@ -65,6 +70,19 @@ class RunResult:
         return _num(self.weight_norm_final / self.weight_norm_initial)
 
     @property
+    def alarm_step(self) -> int | None:
+        return (self.forecast or {}).get("first_alarm_step")
+
+    @property
+    def alarm_signal(self) -> str | None:
+        return (self.forecast or {}).get("signal")
+
+    @property
+    def cause_names(self) -> str:
+        """The names of ``causes``, comma-separated ("" for none): a tag and a frame column."""
+        return ",".join(c["cause"] for c in self.causes)
+
+    @property
     def problem(self) -> str:
         return self.config.problem.name
 
@@ -76,8 +94,10 @@ class RunResult:
             value = getattr(self, f.name)
             if f.name == "final_metrics":
                 value = {k: _num(v) for k, v in value.items()}
-            elif f.name == "warnings":
-                value = list(value)
+            elif f.name in ("warnings", "causes"):
+                value = [dict(v) if isinstance(v, dict) else v for v in value]
+            elif f.name == "forecast":
+                value = {k: _num(v) if isinstance(v, float) else v for k, v in (value or NO_FORECAST).items()}
             elif f.name == "outcome":
                 value = str(value)
             elif f.kind is float:

@@ -1,0 +1,316 @@
+"""Label benchmark: do pinnlab's verdicts at the budget T hold at ten times the budget?
+
+Usage::
+
+    python benchmarks/verdicts.py [--quick] [--workers 2] [--out FILE.json] [--series DIR]
+    python benchmarks/verdicts.py --markdown benchmarks/results/verdicts.json   # the docs tables
+
+Method
+------
+Every configuration of the corpus runs twice, from the same seed:
+
+* the **label** run: its budget T with the default rules (``divergence.stop_early`` on, as a user
+  runs it); its outcome, divergent or not (``Outcome.divergent``: ``diverging``, ``nan``, ``blowup``,
+  ``unbounded``), is the label;
+* the **truth** run: 10·T steps.  It is *divergent* if it reached ``nan``, ``blowup`` or
+  ``unbounded`` at any point, or ended with ‖W‖ ≥ 1000 × its initial value; the step of the first
+  detection is the divergence step.  The truth run keeps ``stop_early`` on: the truth is decided at
+  the first detection, and nothing after it can change it, so running on would only cost time.
+  Its end-of-run ``diverging`` label is not evidence for the truth.
+
+Figures: ``label_agreement`` = share of configurations whose label is on the same side
+(divergent or not) as the truth; the confusion matrix (label outcome x truth side);
+``forecast_recall`` = share of truth-divergent runs whose truth run raised a forecast alarm at or
+before half its divergence step; ``forecast_false_alarm_rate`` = share of truth-stable runs whose
+truth run (10·T steps) raised any alarm; ``median_lead_steps`` = median of (divergence step −
+alarm step) over the alarmed truth-divergent runs.  ``label_agreement_runaway_truth`` is a second
+reading of the same runs: it also counts as divergent a truth run that ended its 10·T steps finite
+but still running away (its own end label ``diverging``), i.e. a divergence slower than 10·T.  Every figure is also given for the two halves
+of the corpus (even and odd index), so a threshold tuned on one half can be checked on the other;
+``thresholds_tuned_on_corpus`` says whether any was.
+
+Corpus (``corpus()``; each T chosen so that T + 10·T stays cheap on 2 cores):
+
+* ``seed`` (u_x + u_yy on the 60×60 grid, SGD batch 10 unless said): raw, squared, literal,
+  anchored and Dirichlet formulations; relu, softplus, tanh, sin; widths 5–100; SGD with and
+  without momentum and Adam; learning rates 1e-3 to 3; L2 weight decay 0, 1e-4, 1e-2, 1;
+  T = 400 steps;
+* ``poisson2d`` (2 -> 2x20 tanh, 500 + 100 points) with Adam and SGD from 1e-3 to far too large
+  (10); T = 300;
+* ``helmholtz2d`` (2 -> 2x20 tanh, 64 fresh points per edge and interior each step) with Adam and
+  SGD at 1e-4 to 1; T = 300;
+* ``convection1d`` (2 -> 2x20 tanh, 400 points) over β = 1 to 50; T = 400.
+
+Diagnostics run at their default period (every 100 steps) with ``diagnostics.sharpness`` on, as a
+user's run would.  ``--quick`` runs two tiny seed configurations (T = 20, full batch, width 4), one
+that blows up at once and one that trains, for the test suite; its figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import environment  # noqa: E402
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pinnlab.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
+HORIZON = 10
+TRUTH_RATIO = 1000.0
+TUNED_ON_CORPUS = False  # thresholds were set before this benchmark ran (docs/verdicts.md)
+
+
+def _seed(name, T=400, **over):
+    return {"name": name, "preset": "seed", "T": T, "overrides": {"model.width": 20, **over}}
+
+
+def corpus() -> list[dict]:
+    c = []
+    # the question's loss (raw, unbounded below) and its variants
+    for lr in (0.003, 0.01, 0.03):
+        c.append(_seed(f"seed raw relu/softplus w100 lr{lr}", **{"model.width": 100, "optimizer.learning_rate": lr}))
+    for act in ("tanh", "sin", "softplus"):
+        for lr in (0.003, 0.03):
+            c.append(_seed(f"seed raw {act} lr{lr}", **{"model.activation": act, "optimizer.learning_rate": lr}))
+    c.append(_seed("seed-answer raw softplus w5 lr0.01", **{"model.width": 5, "model.activation": "softplus"}))
+    for l2 in (1e-4, 1e-2, 1.0):
+        c.append(_seed(f"seed raw relu l2={l2}", **{"regularization.l2": l2}))
+    c.append(_seed("seed raw tanh l2=1", **{"model.activation": "tanh", "regularization.l2": 1.0}))
+    c.append(_seed("seed raw tanh adam 1e-3", **{"model.activation": "tanh", "optimizer.name": "adam",
+                                                  "optimizer.learning_rate": 1e-3}))
+    c.append(_seed("seed raw relu adam 1e-2", **{"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}))
+    c.append(_seed("seed literal relu lr0.01", **{"problem.params.literal": True}))
+    c.append(_seed("seed literal tanh lr0.01", **{"problem.params.literal": True, "model.activation": "tanh"}))
+    # bounded formulations: squared (near-constant answer), anchored, Dirichlet (seed-fixed)
+    for act in ("relu", "tanh", "sin", "softplus"):
+        c.append(_seed(f"seed squared {act} lr0.01", **{"loss.formulation": "squared", "model.activation": act}))
+    for lr in (0.3, 3.0):
+        c.append(_seed(f"seed squared tanh lr{lr}", **{"loss.formulation": "squared", "model.activation": "tanh",
+                                                        "optimizer.learning_rate": lr}))
+    for lr in (0.01, 0.3):
+        c.append(_seed(f"seed anchored squared tanh lr{lr}", **{
+            "loss.formulation": "squared", "model.activation": "tanh", "problem.params.constraint": "anchor",
+            "model.output_activation": "linear", "optimizer.learning_rate": lr}))
+    fixed = {"loss.formulation": "squared", "model.activation": "tanh", "problem.params.constraint": "dirichlet",
+             "model.output_activation": "linear"}
+    for lr in (0.001, 0.01, 0.03, 0.1, 0.3):
+        c.append(_seed(f"seed-fixed sgd lr{lr}", **fixed, **{"optimizer.learning_rate": lr}))
+    for lr in (0.01, 0.05):
+        c.append(_seed(f"seed-fixed sgd momentum0.9 lr{lr}", **fixed, **{"optimizer.learning_rate": lr,
+                                                                          "optimizer.momentum": 0.9}))
+    for lr in (1e-3, 1e-2, 1e-1):
+        c.append(_seed(f"seed-fixed adam lr{lr}", **fixed, **{"optimizer.name": "adam", "optimizer.learning_rate": lr}))
+    c.append(_seed("seed-fixed sin lr0.01", **{**fixed, "model.activation": "sin"}))
+    c.append(_seed("seed-fixed softplus lr0.01", **{**fixed, "model.activation": "softplus"}))
+    c.append(_seed("seed-fixed l2=1e-4 lr0.01", **fixed, **{"regularization.l2": 1e-4}))
+    c.append(_seed("seed-fixed exp_sin lr0.01", **fixed, **{"problem.params.solution": "exp_sin"}))
+    small = {"model.width": 20, "model.depth": 2, "training.jit_compile": False}
+    pois = {**small, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
+    for opt, lrs in (("adam", (1e-3, 1e-2, 1e-1, 1.0, 10.0)), ("sgd", (1e-3, 1e-2, 1e-1, 1.0))):
+        for lr in lrs:
+            c.append({"name": f"poisson2d {opt} lr{lr}", "preset": "poisson2d", "T": 300,
+                      "overrides": {**pois, "optimizer.name": opt, "optimizer.learning_rate": lr}})
+    helm = {**small, "problem.params.n_residual": 64, "problem.params.n_boundary_per_edge": 64,
+            "optimizer.schedule.name": "constant"}
+    for opt, lrs in (("adam", (1e-3, 1e-2, 1e-1, 1.0)), ("sgd", (1e-4, 1e-3, 1e-2))):
+        for lr in lrs:
+            c.append({"name": f"helmholtz2d {opt} lr{lr}", "preset": "helmholtz2d", "T": 300,
+                      "overrides": {**helm, "optimizer.name": opt, "optimizer.learning_rate": lr}})
+    conv = {**small, "problem.params.n_residual": 400, "problem.params.n_initial": 64, "problem.params.n_boundary": 32}
+    for beta in (1.0, 10.0, 30.0, 50.0):
+        c.append({"name": f"convection1d beta{beta:g}", "preset": "convection1d", "T": 400,
+                  "overrides": {**conv, "problem.params.beta": beta}})
+    c.append({"name": "convection1d beta30 adam 1e-2", "preset": "convection1d", "T": 400,
+              "overrides": {**conv, "problem.params.beta": 30.0, "optimizer.learning_rate": 1e-2}})
+    return c
+
+
+def quick_corpus() -> list[dict]:
+    tiny = {"model.width": 4, "training.batch_size": 3600, "diagnostics.every": 10}
+    return [
+        {"name": "quick squared lr100", "preset": "seed", "T": 20,
+         "overrides": {**tiny, "loss.formulation": "squared", "optimizer.learning_rate": 100.0}},
+        {"name": "quick fixed", "preset": "seed", "T": 20, "overrides": {
+            **tiny, "loss.formulation": "squared", "model.activation": "tanh", "model.output_activation": "linear",
+            "problem.params.constraint": "dirichlet", "optimizer.learning_rate": 0.001}},
+    ]
+
+
+def _overrides(over: dict, steps: int) -> list[str]:
+    out = [f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in over.items()]
+    return out + [f"training.steps={steps}"]  # setting the steps clears a preset's epochs
+
+
+SERIES = ("loss/total", "weight_norm/total", "sharpness/ratio", "trend/loss", "trend/ln_weight_norm")
+
+
+def _save_series(entry: dict, label, truth) -> None:
+    """Both runs' main series to ``entry["series_dir"]`` (an .npz per entry), for offline study of
+    other rules; not part of the JSON."""
+    import numpy as np
+
+    out = {}
+    for kind, r in (("label", label), ("truth", truth)):
+        for col in SERIES:
+            if col in r.history:
+                out[f"{kind}:{col}"] = r.history[col].to_numpy()
+    safe = "".join(ch if ch.isalnum() else "_" for ch in entry["name"])
+    np.savez_compressed(Path(entry["series_dir"]) / f"{safe}.npz", **out)
+
+
+def run_one(entry: dict) -> dict:
+    """Label and truth runs of one corpus entry (in a worker process)."""
+    import logging
+
+    logging.disable(logging.WARNING)
+    from pinnlab.config import load_config
+    from pinnlab.training.trainer import Trainer
+
+    T = entry["T"]
+    t0 = time.perf_counter()
+    label = Trainer(load_config(entry["preset"], _overrides(entry["overrides"], T))).fit()
+    truth = Trainer(load_config(entry["preset"], _overrides(entry["overrides"], HORIZON * T))).fit()
+    if entry.get("series_dir"):
+        _save_series(entry, label, truth)
+    ratio = truth.weight_norm_ratio
+    in_run = truth.outcome in (Outcome.NAN, Outcome.BLOWUP, Outcome.UNBOUNDED)
+    truth_div = bool(in_run or (ratio is not None and ratio >= TRUTH_RATIO) or truth.nan_onset_step is not None)
+    detect = None
+    if truth_div:
+        steps = [s for s in (truth.divergence_step if in_run else None, truth.nan_onset_step) if s is not None]
+        detect = min(steps) if steps else truth.steps_run - 1
+    return {
+        "name": entry["name"],
+        "preset": entry["preset"],
+        "overrides": entry["overrides"],
+        "T": T,
+        "label": str(label.outcome),
+        "label_reason": label.reason,
+        "label_divergent": label.outcome.divergent,
+        "label_alarm_step": label.alarm_step,
+        "truth_outcome": str(truth.outcome),
+        "truth_divergent": truth_div,
+        "truth_detection_step": detect,
+        "truth_weight_ratio": ratio,
+        "truth_alarm_step": truth.alarm_step,
+        "truth_alarm_signal": truth.alarm_signal,
+        "label_causes": label.cause_names,
+        "truth_reason": truth.reason,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def figures(rows: list[dict]) -> dict:
+    n = len(rows)
+    agree = sum(r["label_divergent"] == r["truth_divergent"] for r in rows)
+    confusion: dict[str, dict[str, int]] = {}
+    for r in rows:
+        side = "truth_divergent" if r["truth_divergent"] else "truth_stable"
+        confusion.setdefault(r["label"], {"truth_divergent": 0, "truth_stable": 0})[side] += 1
+    div = [r for r in rows if r["truth_divergent"]]
+    stable = [r for r in rows if not r["truth_divergent"]]
+    hit = [r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"] / 2]
+    alarmed = [r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"]]
+    leads = [r["truth_detection_step"] - r["truth_alarm_step"] for r in alarmed]
+    false = [r for r in stable if r["truth_alarm_step"] is not None]
+    runaway = sum(r["label_divergent"] == (r["truth_divergent"] or r["truth_outcome"] == str(Outcome.DIVERGING)) for r in rows)
+    return {
+        "n_runs": n,
+        "label_agreement_runaway_truth": runaway / n if n else None,
+        "n_truth_divergent": len(div),
+        "label_agreement": agree / n if n else None,
+        "confusion": confusion,
+        "forecast_recall": len(hit) / len(div) if div else None,
+        "forecast_false_alarm_rate": len(false) / len(stable) if stable else None,
+        "median_lead_steps": statistics.median(leads) if leads else None,
+        "disagreements": [r["name"] for r in rows if r["label_divergent"] != r["truth_divergent"]],
+        "missed_forecasts": [r["name"] for r in div if r not in hit],
+        "false_alarms": [r["name"] for r in false],
+    }
+
+
+def markdown(out: dict) -> str:
+    """The figures of a result as the tables of docs/verdicts.md."""
+    def f(x):
+        return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+    rows = [("all", out), ("even half", out["halves"]["even"]), ("odd half", out["halves"]["odd"])]
+    lines = ["| corpus | runs | truth divergent | label agreement | agreement (runaway truth) | forecast recall "
+             "| false-alarm rate | median lead (steps) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows:
+        lines.append(f"| {name} | {r['n_runs']} | {r['n_truth_divergent']} | {f(r['label_agreement'])} | "
+                     f"{f(r['label_agreement_runaway_truth'])} | {f(r['forecast_recall'])} | "
+                     f"{f(r['forecast_false_alarm_rate'])} | {f(r['median_lead_steps'])} |")
+    lines += ["", "| label \\ truth | divergent | stable |", "| --- | --- | --- |"]
+    for label in sorted(out["confusion"], key=lambda o: Outcome(o).order):
+        c = out["confusion"][label]
+        lines.append(f"| {label} | {c['truth_divergent']} | {c['truth_stable']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="two tiny configurations (for the tests)")
+    ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    ap.add_argument("--out", type=Path, default=None, help=f"JSON output (default {DEFAULT_OUT}; --quick: none)")
+    ap.add_argument("--markdown", type=Path, default=None, help="print the tables of this result JSON and exit")
+    ap.add_argument("--series", type=Path, default=None, help="save each run's main series here (.npz per entry)")
+    args = ap.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+    entries = quick_corpus() if args.quick else corpus()
+    if args.series is not None:
+        args.series.mkdir(parents=True, exist_ok=True)
+        entries = [{**e, "series_dir": str(args.series)} for e in entries]
+    t0 = time.perf_counter()
+    if args.workers > 1:
+        import multiprocessing as mp
+
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (os.cpu_count() or 2) // args.workers)))
+        with mp.get_context("spawn").Pool(args.workers, maxtasksperchild=8) as pool:
+            rows = []
+            for row in pool.imap(run_one, entries):
+                rows.append(row)
+                print(f"{len(rows)}/{len(entries)} {row['name']}: label {row['label']}, truth "
+                      f"{'divergent' if row['truth_divergent'] else 'stable'} ({row['seconds']} s)", flush=True)
+    else:
+        rows = []
+        for e in entries:
+            rows.append(run_one(e))
+            print(f"{len(rows)}/{len(entries)} {e['name']}: label {rows[-1]['label']}", flush=True)
+    wall = time.perf_counter() - t0
+    out = {
+        **figures(rows),
+        "halves": {"even": figures(rows[0::2]), "odd": figures(rows[1::2])},
+        "thresholds_tuned_on_corpus": TUNED_ON_CORPUS,
+        "horizon": HORIZON,
+        "truth_weight_ratio": TRUTH_RATIO,
+        "quick": args.quick,
+        "wall_seconds": round(wall, 1),
+        "machine": environment(workers=args.workers, loadavg_end=list(os.getloadavg())),
+        "runs": rows,
+    }
+    path = args.out or (None if args.quick else DEFAULT_OUT)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1) + "\n")
+    summary = {k: out[k] for k in ("n_runs", "label_agreement", "forecast_recall", "forecast_false_alarm_rate",
+                                   "median_lead_steps", "wall_seconds")}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

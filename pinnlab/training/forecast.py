@@ -1,0 +1,121 @@
+"""Forecast: an alarm raised while a run is still finite, before a divergence rule fires.
+
+At every diagnostics step the recorder hands the forecaster the step's diagnostics (which carry
+``sharpness/ratio`` when ``diagnostics.sharpness`` is on) and the history so far.  The forecaster
+adds the trends it fits to the diagnostics (so they are logged like any metric):
+
+* ``trend/ln_weight_norm``: d ln‖W‖/dstep over the later half of the last ``trend_window`` steps
+  (at most half the steps so far; :func:`pinnlab.training.trends.weight_trend`);
+* ``trend/loss``: the loss slope per step over the same window, for a run with a loss term that is
+  unbounded below (the other runs' loss trend says nothing about divergence);
+
+and raises the first alarm whose rule holds (checked in this order; the two trend rules only once
+the window is ``alarm_min_window`` steps or more):
+
+===================  ============================================================================
+``sharpness``        ``sharpness/ratio`` ≥ ``alarm_sharpness_ratio`` (3): far past the stability
+                     threshold.  Measured on the seed problem (ARCHITECTURE.md): η·λ = 2.2 and 4.4
+                     (ratio 1.1, 2.2) recovered by a catapult; 8.9 (ratio 4.45) diverged at step 6.
+``sharpness_rising`` ratio > 1 at the last ``alarm_sharpness_persist`` (3) checks in a row and the
+                     loss higher at this check than at the first of them (a catapult pushes the
+                     sharpness back under the threshold within a check or two, and its loss falls)
+``weight_growth``    ln‖W‖ growing steadily (later rate ≥ ``trend_steady`` × earlier, ≥
+                     ``trend_min_rate``), ‖W‖ ≥ ``alarm_min_weight_ratio`` (3) × initial, and the
+                     rate carried to the end of the budget reaches ``max_weight_ratio`` × initial
+``unbounded_loss``   a term unbounded below, the loss below its initial value and falling steadily
+                     (:func:`pinnlab.training.trends.loss_trend`)
+===================  ============================================================================
+
+Adam's ``adam/g2_over_v`` is recorded (see :mod:`.sharpness`) but raises no alarm by itself: in
+the benchmark corpus it did not separate the runs that diverged (docs/verdicts.md).
+
+The alarm is a forecast, not a verdict: it never changes the outcome and stops the run only when
+``divergence.stop_on_alarm`` is set.  ``RunResult.forecast`` = ``{first_alarm_step, signal,
+value}`` (all None without an alarm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pinnlab.training.trends import loss_trend, projected_log_ratio, weight_trend
+
+if TYPE_CHECKING:
+    from pinnlab.training.recorder import Recorder
+
+__all__ = ["Alarm", "Forecaster"]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    step: int
+    signal: str
+    value: float
+    detail: str
+
+    def as_dict(self) -> dict:
+        value = self.value if math.isfinite(self.value) else None
+        return {"first_alarm_step": self.step, "signal": self.signal, "value": value}
+
+
+class Forecaster:
+    """The alarm rules over one run's recorder; ``check`` returns the first alarm, once."""
+
+    def __init__(self, cfg, budget: int, unbounded_terms: list[str]):
+        self.cfg = cfg  # DivergenceConfig
+        self.budget = budget
+        self.unbounded = list(unbounded_terms)
+        self.ratios: list[float] = []  # sharpness/ratio at each check (NaN when not measured)
+        self.check_losses: list[float] = []
+        self.alarm: Alarm | None = None
+
+    def check(self, step: int, diag: dict[str, float], recorder: Recorder) -> Alarm | None:
+        """Add the trends to ``diag``; return an alarm the first time a rule holds."""
+        cfg = self.cfg
+        losses = recorder.rows[:, 0]
+        lo = max(0, step - 9)
+        recent_loss = float(np.nanmean(losses[lo : step + 1]))  # a mini-batch loss is noisy
+        ratio = float(diag.get("sharpness/ratio", float("nan")))
+        self.ratios.append(ratio)
+        self.check_losses.append(recent_loss)
+        wt = weight_trend(recorder.norms, step, cfg.trend_window)
+        if wt is not None and math.isfinite(wt.late):
+            diag["trend/ln_weight_norm"] = wt.late
+        lt = None
+        if self.unbounded:
+            lt = loss_trend(losses, step, cfg.trend_window, cfg.trend_steady)
+            if lt is not None and math.isfinite(lt.slope):
+                diag["trend/loss"] = lt.slope
+        if (step + 1) // 2 < cfg.alarm_min_window:  # too short a window for the trend alarms
+            wt = lt = None
+        if self.alarm is not None:
+            return None
+        self.alarm = self._rules(step, ratio, wt, lt, float(losses[0]))
+        return self.alarm
+
+    def _rules(self, step, ratio, wt, lt, initial_loss) -> Alarm | None:
+        cfg = self.cfg
+        if math.isfinite(ratio) and ratio >= cfg.alarm_sharpness_ratio:
+            return Alarm(step, "sharpness", ratio, f"sharpness {ratio:.3g}x the stability threshold "
+                         f"(divergence.alarm_sharpness_ratio={cfg.alarm_sharpness_ratio:g})")
+        k = cfg.alarm_sharpness_persist
+        last = self.ratios[-k:]
+        if len(last) == k and all(math.isfinite(r) and r > 1 for r in last):
+            if self.check_losses[-1] > self.check_losses[-k]:
+                return Alarm(step, "sharpness_rising", ratio, f"sharpness above the stability threshold for {k} "
+                             f"checks ({', '.join(f'{r:.3g}' for r in last)}) while the loss rose")
+        if wt is not None and wt.steady(cfg.trend_steady, cfg.trend_min_rate):
+            if wt.log_ratio >= math.log(cfg.alarm_min_weight_ratio):
+                projected = projected_log_ratio(wt, self.budget)
+                if projected >= math.log(cfg.max_weight_ratio):
+                    return Alarm(step, "weight_growth", wt.late, f"d ln||W||/dstep = {wt.late:.3g}, "
+                                 f"{math.exp(wt.log_ratio):.3g}x initial, at that rate past "
+                                 f"{cfg.max_weight_ratio:g}x by the end of the budget")
+        if lt is not None and lt.steady_fall and lt.blocks and lt.blocks[-1] < initial_loss:
+            return Alarm(step, "unbounded_loss", lt.slope, f"loss unbounded below ({', '.join(self.unbounded)}) "
+                         f"falling steadily at {lt.slope:.3g} per step")
+        return None

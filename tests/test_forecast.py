@@ -1,0 +1,177 @@
+"""Forecasts: the HVP power iteration against a dense Hessian, the stability thresholds, and each
+alarm rule on a constructed run (one that must fire, one that must not)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pinnlab import load_config
+from pinnlab.training.forecast import Forecaster
+from pinnlab.training.sharpness import Sharpness, hessian_vector_product, threshold
+
+TINY64 = ["model.width=3", "model.dtype=float64", "model.activation=tanh", "model.output_activation=linear",
+          "loss.formulation=squared", "problem.params.constraint=dirichlet", "training.batch_size=3600",
+          "training.steps=2", "diagnostics.every=1", "diagnostics.sharpness_points=4000"]
+
+
+def _dense_hessian(trainer, points):
+    shapes = [tuple(v.shape) for v in trainer.vars]
+    sizes = [int(np.prod(s)) for s in shapes]
+    n = sum(sizes)
+    cols = []
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = 1.0
+        parts = np.split(e, np.cumsum(sizes)[:-1])
+        vec = [tf.constant(p.reshape(s), tf.float64) for p, s in zip(parts, shapes)]
+        _, hv = hessian_vector_product(lambda: trainer._total(trainer._losses(points)[0]), trainer.vars, vec)
+        cols.append(np.concatenate([h.numpy().ravel() for h in hv]))
+    return np.stack(cols, axis=1)
+
+
+def test_power_iteration_matches_the_dense_hessian_in_float64():
+    from pinnlab.training import Trainer
+
+    t = Trainer(load_config("seed", TINY64 + ["diagnostics.sharpness_cold_iters=200"]))
+    points = t._tensors(t.train_points)
+    H = _dense_hessian(t, points)
+    assert np.allclose(H, H.T, atol=1e-8 * np.abs(H).max())
+    eig = np.linalg.eigvalsh((H + H.T) / 2)
+    top = eig[np.argmax(np.abs(eig))]
+    s = Sharpness(t)
+    got = s(points)["sharpness/top"]
+    assert got == pytest.approx(top, rel=1e-6)
+    # warm-started: 3 more iterations from the converged vector stay on it
+    assert s(points)["sharpness/top"] == pytest.approx(top, rel=1e-6)
+
+
+def test_thresholds_of_each_optimizer():
+    cfg = lambda name, **kw: SimpleNamespace(name=name, momentum=kw.get("momentum", 0.0))  # noqa: E731
+    assert threshold(cfg("sgd"), 0.01) == pytest.approx(200.0)
+    assert threshold(cfg("sgd", momentum=0.9), 0.01) == pytest.approx(380.0)
+    assert threshold(cfg("adam"), 0.01) == pytest.approx(3800.0)  # 38 / eta at beta1 = 0.9
+    assert threshold(cfg("rmsprop"), 0.01) == pytest.approx(200.0)
+    assert threshold(cfg("lbfgs"), 0.01) is None
+    with pytest.raises(ValueError, match="optimizer.name"):
+        threshold(cfg("nesterov"), 0.01)
+
+
+def test_sharpness_ratio_is_recorded_for_sgd_and_adam():
+    from pinnlab.training import train
+
+    base = ["model.width=4", "training.batch_size=3600", "training.steps=3", "diagnostics.every=1"]
+    r = train("seed", base + ["optimizer.learning_rate=0.1"])
+    h = r.history
+    assert h["sharpness/ratio"].notna().all() and "sharpness/top" in r.final_metrics
+    assert h["sharpness/ratio"].iloc[0] == pytest.approx(max(h["sharpness/top"].iloc[0], 0) * 0.1 / 2)
+    a = train("seed", base + ["optimizer.name=adam"]).history
+    assert math.isnan(a["sharpness/ratio"].iloc[0])  # no preconditioner before Adam's first update
+    assert a["sharpness/ratio"].iloc[1:].notna().all() and a["adam/g2_over_v"].iloc[1:].notna().all()
+
+
+# --------------------------------------------------------------------------- alarm rules
+
+
+def _fake(losses, norms):
+    return SimpleNamespace(rows=np.asarray(losses, float)[:, None], norms=np.asarray(norms, float))
+
+
+def _run(forecaster, losses, norms, every=50, ratios=None):
+    rec = _fake(losses, norms)
+    for i, step in enumerate(range(0, len(losses), every)):
+        diag = {} if ratios is None else {"sharpness/ratio": ratios[i]}
+        if forecaster.check(step, diag, rec):
+            return forecaster.alarm
+    return None
+
+
+def _forecaster(unbounded=(), budget=1000, *overrides):
+    return Forecaster(load_config("seed", list(overrides)).divergence, budget, list(unbounded))
+
+
+def test_sharpness_alarm_on_size_not_on_a_catapult():
+    flat = np.ones(400)
+    a = _run(_forecaster(), flat, flat, ratios=[4.5] + [0.5] * 7)
+    assert a.signal == "sharpness" and a.step == 0 and a.value == 4.5
+    assert _run(_forecaster(), flat, flat, ratios=[2.2, 0.9, 0.8, 0.9, 1.0, 0.9, 0.9, 0.9]) is None
+
+
+def test_sharpness_rising_alarm_needs_persistence_and_a_rising_loss():
+    rising = np.linspace(1, 2, 400)
+    falling = np.linspace(2, 1, 400)
+    norms = np.ones(400)
+    a = _run(_forecaster(), rising, norms, ratios=[1.5, 1.6, 1.7, 1.8, 1, 1, 1, 1])
+    assert a.signal == "sharpness_rising" and a.step == 100
+    assert _run(_forecaster(), falling, norms, ratios=[1.5, 1.6, 1.7, 1.8, 1.2, 1.2, 1.2, 1.2]) is None
+    assert _run(_forecaster(), rising, norms, ratios=[1.5, 0.9, 1.7, 0.9, 1.5, 0.9, 1.5, 0.9]) is None
+
+
+def test_weight_growth_alarm_on_steady_exponential_growth_only():
+    steps = np.arange(1000)
+    a = _run(_forecaster((), 2000), np.ones(1000), np.exp(5e-3 * steps))
+    assert a.signal == "weight_growth" and a.step <= 300
+    settling = np.exp(2.0 * (1 - np.exp(-steps / 80)))  # x7.4, then flat
+    assert _run(_forecaster(), np.ones(1000), settling) is None
+
+
+def test_unbounded_loss_alarm_only_for_an_unbounded_formulation():
+    rng = np.random.default_rng(0)
+    losses = -0.01 * np.arange(600) + 0.02 * rng.standard_normal(600)
+    norms = np.ones(600)
+    a = _run(_forecaster(["residual"]), losses, norms)
+    assert a.signal == "unbounded_loss" and a.value < 0
+    assert _run(_forecaster([]), losses, norms) is None
+    converged = np.exp(-np.arange(600) / 30) + 0.02 * rng.standard_normal(600)
+    assert _run(_forecaster(["residual"]), converged, norms) is None
+
+
+def test_trends_are_added_to_the_diagnostics():
+    f = _forecaster(["residual"])
+    diag = {}
+    f.check(200, diag, _fake(-0.01 * np.arange(400), np.exp(1e-3 * np.arange(400))))
+    assert diag["trend/ln_weight_norm"] == pytest.approx(1e-3, rel=1e-6)
+    assert diag["trend/loss"] == pytest.approx(-0.01, rel=1e-6)
+
+
+def test_stop_on_alarm_ends_the_run_only_when_asked():
+    from pinnlab.training import train
+
+    base = ["model.width=4", "training.batch_size=3600", "training.steps=40", "diagnostics.every=10",
+            "optimizer.learning_rate=100", "loss.formulation=squared", "divergence.stop_early=false"]
+    r = train("seed", base)
+    assert r.forecast["signal"] == "sharpness" and r.forecast["first_alarm_step"] == 0
+    assert r.stopped_by is None
+    s = train("seed", base + ["divergence.stop_on_alarm=true"])
+    assert s.steps_run == 1 and s.stopped_by.startswith("forecast alarm (sharpness)")
+
+
+def test_sharpness_works_beside_an_xla_step():
+    from pinnlab.training import train
+
+    r = train("poisson2d", ["training.steps=2", "diagnostics.every=1", "problem.params.n_residual=64",
+                            "problem.params.n_boundary=16", "model.width=8", "training.jit_compile=true"])
+    assert r.history["sharpness/top"].notna().all()
+
+
+def test_verdicts_benchmark_quick_variant(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "verdicts.json"
+    subprocess.run([sys.executable, str(root / "benchmarks" / "verdicts.py"), "--quick", "--out", str(out)],
+                   check=True, cwd=root, capture_output=True, timeout=600)
+    data = json.loads(out.read_text())
+    for key in ("n_runs", "label_agreement", "confusion", "forecast_recall", "forecast_false_alarm_rate",
+                "median_lead_steps", "machine", "wall_seconds", "halves", "thresholds_tuned_on_corpus"):
+        assert key in data, key
+    assert data["n_runs"] == 2 and data["quick"] is True
+    blew = next(r for r in data["runs"] if "lr100" in r["name"])
+    assert blew["truth_divergent"] and blew["label_divergent"] and blew["truth_alarm_step"] == 0
