@@ -15,12 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 
 from pinnlab.reproduce.figures import _figure, _line, _save
 
 __all__ = ["ntk_figures"]
 
 _COLORS = {"plain": "tab:red", "ntk": "tab:blue"}
+_THOUSANDS = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")  # 40,000 steps: ticks as 10k
 
 
 def ntk_figures(session, curves: Mapping, spectra: Mapping[str, Mapping[str, np.ndarray]]) -> list[Path]:
@@ -40,6 +42,7 @@ def ntk_figures(session, curves: Mapping, spectra: Mapping[str, Mapping[str, np.
     for ax, title in zip(axes[0], titles):
         ax.set_yscale("log")
         ax.set_xlabel("step")
+        ax.xaxis.set_major_formatter(_THOUSANDS)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     paths.append(_save(fig, out / "ntk_training.png"))
