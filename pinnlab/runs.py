@@ -70,7 +70,7 @@ def run_config(
     window).  An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
     propagates.
     """
-    from pinnlab.training import Trainer
+    from pinnlab.training import build_trainer
 
     tracker = None
     if tracking is not None:
@@ -88,7 +88,7 @@ def run_config(
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext():
         if tracker is not None and on_start is not None:
             on_start(tracker.run_id)
-        trainer = Trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])])
+        trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])])
         if prepare is not None:
             prepare(trainer)
         result = trainer.fit()

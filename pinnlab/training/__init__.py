@@ -17,11 +17,34 @@ __all__ = [
     "RunResult",
     "Trainer",
     "train",
+    "build_trainer",
 ]
+
+
+def build_trainer(cfg, callbacks=()):
+    """The trainer of ``cfg``: a :class:`Trainer`, or for ``training.replicates > 1`` a
+    :class:`~pinnlab.training.replicas.ReplicaTrainer` (k seeds in one compiled step).
+
+    Imports TensorFlow quietly first (:mod:`pinnlab.backend`).  ``run_config`` builds every run's
+    trainer here, so a sweep trial, ``pinnlab run`` and a reproduction choose alike.
+    """
+    from pinnlab.backend import import_tensorflow
+
+    import_tensorflow()
+    if cfg.training.replicates > 1:
+        from pinnlab.training.replicas import ReplicaTrainer
+
+        return ReplicaTrainer(cfg, callbacks)
+    from pinnlab.training.trainer import Trainer
+
+    return Trainer(cfg, callbacks)
 
 
 def __getattr__(name):
     if name in ("Trainer", "train"):
+        from pinnlab.backend import import_tensorflow
+
+        import_tensorflow()  # first, so its start-up notices are dropped (see pinnlab.backend)
         from pinnlab.training import trainer
 
         return getattr(trainer, name)

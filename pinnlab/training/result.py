@@ -49,9 +49,15 @@ class RunResult:
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     final_metrics: dict[str, float] = field(default_factory=dict)
     divergence_step: int | None = None
+    # training.replicates > 1: one row per seed (pinnlab.training.replica_loop); None for one run
+    replicates: list[dict[str, Any]] | None = None
+    divergence_rate: float | None = None  # fraction of replicates that diverged (one run: 0 or 1)
+    replicate_results: list[RunResult] = field(default_factory=list, repr=False)  # each seed's result
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)
+        if self.divergence_rate is None:
+            self.divergence_rate = float(self.outcome.divergent)
 
     @property
     def diverged(self) -> bool:
