@@ -61,13 +61,16 @@ def run_config(
     on_start: Callable[[str], None] | None = None,
     prepare: Callable[[Any], None] | None = None,
     guard: contextlib.AbstractContextManager | None = None,
+    reuse: bool = False,
 ) -> Run:
     """Train ``cfg`` (a validated RunConfig) and return the :class:`Run`.
 
     ``on_start(run_id)`` is called once the MLflow run exists (a sweep links its trial to it);
     ``prepare(trainer)`` runs after the trainer is built and before training (a warm start, a look at
     the initial state); ``guard`` is entered around training (e.g. a signal handler's deferral
-    window).  An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
+    window); ``reuse``: a built trainer of an earlier run of this process may be reset and reused when
+    only seeds, learning rate, loss weights or budget differ (sweep trials, :mod:`pinnlab.training.reuse`).
+    An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
     propagates.
     """
     from pinnlab.training import build_trainer
@@ -88,7 +91,7 @@ def run_config(
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext():
         if tracker is not None and on_start is not None:
             on_start(tracker.run_id)
-        trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])])
+        trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)
         if prepare is not None:
             prepare(trainer)
         result = trainer.fit()

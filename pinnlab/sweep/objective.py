@@ -134,6 +134,7 @@ class Objective:
             tracking=tracking,
             callbacks=callbacks,
             on_start=lambda run_id: trial.set_user_attr(MLFLOW_RUN_ID, run_id),
+            reuse=True,  # trials of one worker share built trainers when only seeds, rates, weights differ
         ).result
         summary = result.summary()
         for key in TRIAL_ATTRS:

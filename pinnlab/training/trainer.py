@@ -99,6 +99,17 @@ class Trainer:
         self._update_ratio = self.diagnostics.update_ratio
         self._predict = tf.function(lambda x: self.model(x), reduce_retracing=True, autograph=False)
 
+        self.eval_x = self.problem.eval_points()
+        exact = self.problem.exact_numpy(self.eval_x)
+        self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
+        self._prepare_run()
+
+    def _prepare_run(self) -> None:
+        """The per-run state that is not the graph: points, batching, budget, warnings.
+
+        Also called by :mod:`pinnlab.training.reuse` when a built trainer takes the next config.
+        """
+        cfg = self.cfg
         self.rng = np.random.default_rng(cfg.training.seed)
         self.train_points = self.problem.sample(self.rng)
         n_res = len(self.train_points["residual"])
@@ -110,9 +121,6 @@ class Trainer:
             self.steps_budget = t.steps or cfg.optimizer.lbfgs_max_iter
         else:
             self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
-        self.eval_x = self.problem.eval_points()
-        exact = self.problem.exact_numpy(self.eval_x)
-        self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
         self.warnings = self._static_warnings()
 
     # ------------------------------------------------------------------ static checks
