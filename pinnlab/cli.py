@@ -128,6 +128,7 @@ def _cmd_run(args) -> int:
             experiment=args.experiment,
             run_name=cfg.name or str(args.config),
             tags={"config": str(args.config), "overrides": " ".join(args.overrides)},
+            background_plots=True,  # the summary prints first; the process ends once they are logged
         )
     run = run_config(cfg, tracking=tracking, callbacks=[*callbacks, _SIGTERM], guard=_SIGTERM.deferred())
     summary = run.summary()
@@ -154,12 +155,17 @@ def _print_summary(s: dict) -> None:
         "rel_l2_error",
         "heldout_ratio",
         "wall_seconds",
+        "divergence_rate",
     ]
     width = max(map(len, keys))
     for k in keys:
         v = s[k]
         text = f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
         print(f"{k:<{width}}  {text}")
+    for row in s.get("replicates") or []:  # training.replicates > 1: one line per seed
+        onset = row["nan_onset_step"] if row["nan_onset_step"] is not None else row["divergence_step"]
+        loss = "-" if row["final_loss"] is None else f"{row['final_loss']:.4g}"
+        print(f"  seed {row['seed']:<6} {row['outcome']:<15} onset {'-' if onset is None else onset:<8} final_loss {loss}")
     for w in s["warnings"]:
         print(f"warning: {w}")
 

@@ -31,6 +31,9 @@ class Tracking:
     tags: Mapping[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     plots: bool = True  # PNG plots of the history as artifacts
+    # draw them on a background thread once the run is recorded (pinnlab.tracking.background):
+    # off by default so a library caller finds them logged when run_config returns
+    background_plots: bool = False
 
 
 @dataclass
@@ -87,6 +90,7 @@ def run_config(
             tags=dict(tracking.tags),
             run_name=tracking.run_name,
             plots=tracking.plots,
+            background_plots=tracking.background_plots,
         )
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext():
         if tracker is not None and on_start is not None:

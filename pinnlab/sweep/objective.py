@@ -128,6 +128,7 @@ class Objective:
                 parent_run_id=self.parent_run_id,
                 tags=tags,
                 run_name=f"{spec.study_name}-trial-{trial.number}",
+                background_plots=True,  # drawn while the next trial trains
             )
         result = run_config(
             cfg,

@@ -19,7 +19,11 @@ What a run records
   tag.  ``summary/<name>`` holds the finite numeric summary fields (``summary/final_loss``,
   ``summary/steps_run``, ..., ``summary/nan_onset_step`` when there is one).
 * artifacts: ``config.yaml`` (at start), ``history.csv`` (every step, every column) and
-  ``plots/*.png`` (:func:`pinnlab.plots.plot_history`).
+  ``plots/*.png`` (:func:`pinnlab.plots.plot_history`; drawn on a background thread for sweep
+  trials and ``pinnlab run``, see :mod:`pinnlab.tracking.background`).  With
+  ``training.replicates > 1``: ``history.csv`` and the plots are the base seed's, and every seed's
+  history is in ``replicates/seed-<seed>/history.csv`` (the per-seed summary rows are in
+  ``pinnlab run --json``; ``summary/divergence_rate`` is a metric, ``outcome``/``reason`` tags).
 
 Metrics are buffered and written with ``log_batch`` in chunks of at most 1000
 (``MAX_METRICS_PER_BATCH``), whenever ``flush_every`` values are waiting or ``flush_seconds``
@@ -84,7 +88,8 @@ class RunTracker(Callback):
     diagnostics rows always.  Why the default is 20: see the module docstring.
     ``flush_every`` / ``flush_seconds``: write buffered metrics once that many values are waiting
     or that many seconds have passed since the last write.  ``plots``: log the PNGs of
-    :mod:`pinnlab.plots` (~1 s at the end of every run: turn off for sweeps of very short trials).
+    :mod:`pinnlab.plots` (~1 s at the end of every run); ``background_plots``: draw them on a
+    background thread after the run is recorded (:mod:`pinnlab.tracking.background`).
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class RunTracker(Callback):
         flush_every: int = 5000,
         flush_seconds: float = 30.0,
         plots: bool = True,
+        background_plots: bool = False,
     ):
         if metric_every < 1:
             raise ValueError(f"`metric_every >= 1` must hold, but got ({metric_every=}).")
@@ -114,6 +120,7 @@ class RunTracker(Callback):
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self.plots = plots
+        self.background_plots = background_plots
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.client: mlflow.MlflowClient | None = None
@@ -260,13 +267,28 @@ class RunTracker(Callback):
             fmt = "%.9g" if self.config.model.dtype == "float32" else None
             result.history.to_csv(tmp / "history.csv", index_label="step", float_format=fmt)
             self.client.log_artifact(self.run_id, str(tmp / "history.csv"))
-            if not self.plots:
-                return
+            for rep in getattr(result, "replicate_results", None) or []:  # training.replicates > 1
+                seed_dir = tmp / "replicates" / f"seed-{rep.config.training.seed}"
+                seed_dir.mkdir(parents=True)
+                rep.history.to_csv(seed_dir / "history.csv", index_label="step", float_format=fmt)
+            if (tmp / "replicates").exists():
+                self.client.log_artifacts(self.run_id, str(tmp / "replicates"), artifact_path="replicates")
+        if not self.plots:
+            return
+        if self.background_plots:  # drawn while the next run trains (pinnlab.tracking.background)
+            from pinnlab.tracking.background import submit
+
+            submit(lambda: self._log_plots(result.history, dict(summary)))
+        else:
+            self._log_plots(result.history, summary)
+
+    def _log_plots(self, history, summary: Mapping[str, Any]) -> None:
+        with tempfile.TemporaryDirectory(prefix="pinnlab-plots-") as tmp:
             try:
                 from pinnlab.plots import plot_history
 
-                plot_dir = tmp / "plots"
-                plot_history(result.history, summary, plot_dir)
+                plot_dir = Path(tmp) / "plots"
+                plot_history(history, summary, plot_dir)
             except Exception as exc:  # any plotting failure: a plot is a convenience, the data is logged
                 log.warning("tracking: plotting run %s failed (%s: %s)", self.run_id, type(exc).__name__, exc)
                 self.client.set_tag(self.run_id, PLOT_ERROR_TAG, tag_value(f"{type(exc).__name__}: {exc}"))

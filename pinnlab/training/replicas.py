@@ -231,8 +231,14 @@ class ReplicaTrainer:
             while True:
                 yield full
         gens = [self._replica_batches(r) for r in range(self.k)]
+        if self.cfg.training.resample:
+            while True:
+                yield self._tensors([next(g) for g in gens])
+        # mini-batches: only the residual points change from step to step; the other sets go whole
+        full = self._tensors(self.train_points)
         while True:
-            yield self._tensors([next(g) for g in gens])
+            res = interleave([next(g)["residual"] for g in gens])
+            yield {**full, "residual": tf.constant(res, self.dtype)}
 
     # ------------------------------------------------------------------ freezing and forensics
     def freeze(self, replicas: list[int], restore: bool = False) -> None:
