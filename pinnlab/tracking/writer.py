@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 from pinnlab.config import RunConfig, flatten
@@ -253,11 +253,22 @@ class RunTracker(Callback):
             self._add(last, row, keys)
         final_step = max(result.steps_run - 1, 0)
         self._add(final_step, {f"summary/{k}": summary[k] for k in NUMERIC_FIELDS})
-        self.flush()
         tags = {k: summary[k] for k in TAG_FIELDS}
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
-        log_params_and_tags(self.client, self.run_id, tags=tags)
+        if len(self._buffer) <= MAX_METRICS_PER_BATCH and len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:
+            # the last metrics and the end tags in one write (a short sweep trial pays per call)
+            self.client.log_batch(
+                self.run_id,
+                metrics=[Metric(metric_key(k), v, ts, st) for k, v, ts, st in self._buffer],
+                tags=[RunTag(str(k), tag_value(v)) for k, v in tags.items()],
+                synchronous=True,
+            )
+            self._buffer.clear()
+            self._last_flush = time.monotonic()
+        else:
+            self.flush()
+            log_params_and_tags(self.client, self.run_id, tags=tags)
         self._log_artifacts(result, summary)
 
     def _log_artifacts(self, result, summary: Mapping[str, Any]) -> None:
