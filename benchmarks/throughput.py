@@ -265,6 +265,9 @@ def measure_trial_overhead(args, directory: Path) -> dict:
                 "per_trial_over_tf_import": round(per_trial / tf_import, 4),
                 "trials_per_minute_steady": big["trials_per_minute_steady"],
                 "trial_seconds_median": big["trial_seconds_median"],
+                # Optuna's start-to-complete time of the median trial: immune to the start-up noise
+                # that the difference of two command walls carries on a shared machine
+                "trial_median_over_tf_import": round(big["trial_seconds_median"] / tf_import, 4),
                 "counts": big["counts"],
             })
             print(json.dumps({kind: rounds[-1]}), file=sys.stderr)
