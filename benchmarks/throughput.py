@@ -287,8 +287,12 @@ def main(argv=None) -> int:
     ap.add_argument("--overhead-trials", type=int, default=12, help="the larger sweep of the per-trial overhead")
     ap.add_argument("--overhead-steps", type=int, default=50, help="steps per trial of the per-trial overhead")
     ap.add_argument("--overhead-only", action="store_true", help="measure only the per-trial overhead")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/throughput.json "
+                    "(throughput-overhead.json with --overhead-only, so the full run's file is kept)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        name = "throughput-overhead.json" if args.overhead_only else "throughput.json"
+        args.out = str(ROOT / "benchmarks" / "results" / name)
 
     from pinnlab.backend import import_tensorflow
 

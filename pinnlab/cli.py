@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the shipped presets")
 
+    plots = sub.add_parser("plots", help="draw and log the PNG plots of a recorded run (sweep trials skip them)")
+    plots.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id (a trial's user attribute mlflow_run_id)")
+    plots.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
+
     report = sub.add_parser("report", help="divergence rates, onsets, weight growth and importance of a study")
     report.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
     report.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
@@ -242,6 +246,13 @@ def _cmd_presets(args) -> int:
     return 0
 
 
+def _cmd_plots(args) -> int:
+    from pinnlab.tracking.replot import plot_run
+
+    print("\n".join(plot_run(args.run_id, args.tracking_uri)))
+    return 0
+
+
 def _cmd_report(args) -> int:
     from pinnlab.analysis import report
 
@@ -277,6 +288,7 @@ COMMANDS = {
     "sweep": _cmd_sweep,
     "worker": _cmd_worker,
     "presets": _cmd_presets,
+    "plots": _cmd_plots,
     "report": _cmd_report,
     "dashboard": _cmd_dashboard,
     "reproduce": _cmd_reproduce,

@@ -128,7 +128,8 @@ class Objective:
                 parent_run_id=self.parent_run_id,
                 tags=tags,
                 run_name=f"{spec.study_name}-trial-{trial.number}",
-                background_plots=True,  # drawn while the next trial trains
+                # a 50-step trial trains in about the time its plots take: on demand, `pinnlab plots RUN_ID`
+                plots=False,
             )
         result = run_config(
             cfg,
