@@ -21,6 +21,13 @@
    the time of one ``gc.collect()`` in that process (it holds TensorFlow), which Optuna's
    ``gc_after_trial`` would add to every trial.
 
+3. **Per-trial overhead** (issue 12): (wall of 12 trials − wall of 3) / 9 of a 1-worker tracked
+   sweep of 50-step trials, against ``python -c "import tensorflow"`` timed in the same round, for
+   two sweeps: ``reuse`` (seed-fixed over learning rate and seed: every trial reuses the built
+   trainer) and ``readme`` (sweeps/seed_divergence.yaml with 50 steps: activation, width,
+   formulation and l2 change the graph, so most trials build and trace anew); also the README
+   sweep's trials per minute.  ``--overhead-only`` measures just this (~10 min on 2 loaded cores).
+
 Usage: ``python benchmarks/throughput.py [--trials 40] [--steps 600] [--repeats 2] [--out FILE.json]``
 (default output ``benchmarks/results/throughput.json``; ~8 minutes on 2 cores; more trials
 amortise the workers' start-up further).  Run it with
@@ -196,10 +203,79 @@ def measure_storage(args, directory: Path) -> dict:
     return out
 
 
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+
+
 def _timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------ per-trial overhead
+def overhead_sweep_file(directory: Path, kind: str, steps: int, trials: int) -> Path:
+    """``readme``: sweeps/seed_divergence.yaml with ``steps`` steps per trial (its space: activation,
+    width, formulation, l2, learning rate); ``reuse``: seed-fixed over learning rate and seed only
+    (every trial after the first reuses the built trainer, :mod:`pinnlab.training.reuse`)."""
+    import yaml
+
+    if kind == "readme":
+        data = yaml.safe_load((ROOT / "sweeps" / "seed_divergence.yaml").read_text())
+        data["overrides"] = {**data.get("overrides", {}), "training.epochs": None, "training.steps": steps}
+    else:
+        data = {
+            "base": "seed-fixed",
+            "overrides": {"training.steps": steps},
+            "space": {"optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
+                      "training.seed": {"low": 0, "high": 1000}},
+            "objective": {"metric": "final_loss", "direction": "minimize"},
+            "sampler": {"name": "tpe", "seed": 0},
+        }
+    data.update(n_trials=trials, study_name="throughput")
+    path = directory / f"overhead-{kind}-{trials}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _tf_import_seconds() -> float:
+    return _timed(lambda: subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, timeout=900))
+
+
+def measure_trial_overhead(args, directory: Path) -> dict:
+    """(wall of N trials - wall of 3) / (N - 3) for a 1-worker tracked sweep of ``--overhead-steps``
+    steps per trial, against ``python -c "import tensorflow"`` timed in the same round."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n_big = args.overhead_trials
+    out: dict = {"steps_per_trial": args.overhead_steps, "trials": [3, n_big], "workers": 1, "tracking": True}
+    for kind in ("reuse", "readme"):
+        rounds = []
+        for r in range(args.repeats):
+            tf_import = _tf_import_seconds()
+            small = run_sweep_command(overhead_sweep_file(directory, kind, args.overhead_steps, 3), 1, directory)
+            big = run_sweep_command(overhead_sweep_file(directory, kind, args.overhead_steps, n_big), 1, directory)
+            per_trial = (big["wall_seconds"] - small["wall_seconds"]) / (n_big - 3)
+            rounds.append({
+                "tf_import_seconds": round(tf_import, 2),
+                "wall_3": small["wall_seconds"],
+                f"wall_{n_big}": big["wall_seconds"],
+                "per_trial_seconds": round(per_trial, 3),
+                "per_trial_over_tf_import": round(per_trial / tf_import, 4),
+                "trials_per_minute_steady": big["trials_per_minute_steady"],
+                "trial_seconds_median": big["trial_seconds_median"],
+                # Optuna's start-to-complete time of the median trial: immune to the start-up noise
+                # that the difference of two command walls carries on a shared machine
+                "trial_median_over_tf_import": round(big["trial_seconds_median"] / tf_import, 4),
+                "counts": big["counts"],
+            })
+            print(json.dumps({kind: rounds[-1]}), file=sys.stderr)
+        med = {k: statistics.median(rd[k] for rd in rounds) for k in rounds[0] if isinstance(rounds[0][k], float)}
+        out[kind] = {"rounds": rounds, "median": med,
+                     "target_per_trial_over_tf_import": 0.07,
+                     "met": med["per_trial_over_tf_import"] <= 0.07}
+    return out
 
 
 def main(argv=None) -> int:
@@ -208,28 +284,41 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=600, help="training steps per trial")
     ap.add_argument("--repeats", type=int, default=2, help="rounds of (1 worker, 2 workers), order alternating")
     ap.add_argument("--storage-trials", type=int, default=40, help="trials per storage-overhead batch")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput.json"))
+    ap.add_argument("--overhead-trials", type=int, default=12, help="the larger sweep of the per-trial overhead")
+    ap.add_argument("--overhead-steps", type=int, default=50, help="steps per trial of the per-trial overhead")
+    ap.add_argument("--overhead-only", action="store_true", help="measure only the per-trial overhead")
+    ap.add_argument("--out", default=None, help="default: benchmarks/results/throughput.json "
+                    "(throughput-overhead.json with --overhead-only, so the full run's file is kept)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        name = "throughput-overhead.json" if args.overhead_only else "throughput.json"
+        args.out = str(ROOT / "benchmarks" / "results" / name)
 
-    import tensorflow as tf
+    from pinnlab.backend import import_tensorflow
 
-    env = environment(tensorflow=tf.__version__)
+    tf = import_tensorflow()
+    env = environment(tensorflow=tf.__version__, uptime_start=_uptime())
+    workers = storage = None
     with tempfile.TemporaryDirectory(prefix="pinnlab-throughput-") as tmp:
-        workers = measure_workers(args, Path(tmp))
-        storage = measure_storage(args, Path(tmp))
+        overhead = measure_trial_overhead(args, Path(tmp))
+        if not args.overhead_only:
+            workers = measure_workers(args, Path(tmp))
+            storage = measure_storage(args, Path(tmp))
+    env["uptime_end"] = _uptime()
     env["loadavg_end"] = list(os.getloadavg())
     out = {
         "benchmark": "throughput",
         "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "environment": env,
+        "per_trial_overhead": overhead,
         "workers": workers,
         "storage_overhead": storage,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
-    print(json.dumps({"speedup_2_over_1_wall": workers["speedup_2_over_1_wall"],
-                      "speedup_2_over_1_steady": workers["speedup_2_over_1_steady"],
-                      "median_ms_per_trial": storage["median_ms_per_trial"]}))
+    print(json.dumps({"per_trial": {k: overhead[k]["median"] for k in ("reuse", "readme")},
+                      "speedup_2_over_1_wall": workers and workers["speedup_2_over_1_wall"],
+                      "median_ms_per_trial": storage and storage["median_ms_per_trial"]}))
     return 0
 
 

@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("presets", help="list the shipped presets")
 
+    plots = add("plots", help="draw and log the PNG plots of a recorded run (sweep trials skip them)")
+    plots.add_argument("run_id", metavar="RUN_ID", help="the MLflow run id (a trial's user attribute mlflow_run_id)")
+    plots.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
+
     report = add("report", help="divergence rates, onsets, weight growth and importance of a study")
     report.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
     report.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
@@ -178,6 +182,7 @@ def _cmd_run(args) -> int:
             experiment=args.experiment,
             run_name=cfg.name or str(args.config),
             tags={"config": str(args.config), "overrides": " ".join(args.overrides)},
+            background_plots=True,  # the summary prints first; the process ends once they are logged
         )
     run = run_config(cfg, tracking=tracking, callbacks=[*callbacks, _SIGTERM], guard=_SIGTERM.deferred())
     summary = run.summary()
@@ -204,6 +209,7 @@ def _print_summary(s: dict) -> None:
         "rel_l2_error",
         "heldout_ratio",
         "wall_seconds",
+        "divergence_rate",
     ]
     width = max(map(len, keys))
     for k in keys:
@@ -215,6 +221,10 @@ def _print_summary(s: dict) -> None:
         print(f"{'forecast':<{width}}  alarm at step {alarm['first_alarm_step']} ({alarm['signal']} = {alarm['value']:.3g})")
     for c in s.get("causes") or []:
         print(f"cause: {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
+    for row in s.get("replicates") or []:  # training.replicates > 1: one line per seed
+        onset = row["nan_onset_step"] if row["nan_onset_step"] is not None else row["divergence_step"]
+        loss = "-" if row["final_loss"] is None else f"{row['final_loss']:.4g}"
+        print(f"  seed {row['seed']:<6} {row['outcome']:<15} onset {'-' if onset is None else onset:<8} final_loss {loss}")
     for w in s["warnings"]:
         print(f"warning: {w}")
 
@@ -323,6 +333,13 @@ def _cmd_presets(args) -> int:
     return 0
 
 
+def _cmd_plots(args) -> int:
+    from pinnlab.tracking.replot import plot_run
+
+    print("\n".join(plot_run(args.run_id, args.tracking_uri)))
+    return 0
+
+
 def _cmd_report(args) -> int:
     from pinnlab.analysis import report
 
@@ -365,6 +382,7 @@ COMMANDS = {
     "sweep": _cmd_sweep,
     "worker": _cmd_worker,
     "presets": _cmd_presets,
+    "plots": _cmd_plots,
     "report": _cmd_report,
     "dashboard": _cmd_dashboard,
     "reproduce": _cmd_reproduce,

@@ -176,6 +176,10 @@ class TrainingConfig(StrictModel):
     seed: Int = Field(0, ge=0, le=MAX_SEED)  # see MAX_SEED
     jit_compile: Bool = False  # XLA: ~1.5x faster steps on poisson2d, 1-3 s more to compile
     deterministic: Bool = True  # enable TF op determinism: identical histories for identical seeds
+    # Seeds seed, seed+1, ..., seed+replicates-1 of this config trained together in one compiled
+    # step (pinnlab.training.replicas): a divergence rate needs several seeds, and these networks are
+    # too small to keep two cores busy, so k stacked replicates cost far less than k runs.  1: one run.
+    replicates: Int = Field(1, ge=1, le=256)
 
     @model_validator(mode="after")
     def _budget(self):
@@ -245,6 +249,14 @@ class RunConfig(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
+
+    @model_validator(mode="after")
+    def _replicates(self):
+        if self.training.replicates > 1:
+            from pinnlab.replicate_rules import check_replicates
+
+            check_replicates(self)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

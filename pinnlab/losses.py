@@ -5,9 +5,10 @@ A problem turns the network into *residuals*: a ``dict[str, Tensor]`` of per-poi
 reduces one residual to a scalar; a *weighting* multiplies each scalar by λ_term.  The same keys
 name everything downstream: ``loss/boundary``, ``lambda/boundary``, ``grad_norm/boundary``.
 
-Formulations (``FORMULATIONS``) attach a TensorFlow function ``(r, delta) -> scalar`` to each name of
+Formulations (``FORMULATIONS``) attach a TensorFlow function ``(r, delta, axis=None) -> scalar`` to each name of
 :data:`pinnlab.names.FORMULATIONS`, which holds their formulas and which are bounded below (all but
-``raw``, the seed question's mean(r)).
+``raw``, the seed question's mean(r)).  ``axis`` reduces one axis only: stacked replicates reduce
+``(n, k)`` over axis 0 to one loss per replicate (:mod:`pinnlab.training.replicas`).
 
 Weighting schemes: ``fixed`` (``loss.weights``) and ``grad_norm``: learning-rate annealing of Wang,
 Teng & Perdikaris (2021) in the form of the authors' reference code, with the *weighted* term in the
@@ -28,36 +29,36 @@ from pinnlab.registry import Registry
 
 __all__ = ["FORMULATIONS", "formulation", "grad_norm_lambda_hat", "penalties"]
 
-Formulation = Callable[[tf.Tensor, float], tf.Tensor]
+Formulation = Callable[..., tf.Tensor]  # (r, delta, axis=None) -> scalar, or (k,) with an axis
 FORMULATIONS: Registry[Formulation] = Registry(names.FORMULATIONS.kind)
 
 
 @FORMULATIONS.register("raw")
-def _raw(r, delta):
-    return tf.reduce_mean(r)
+def _raw(r, delta, axis=None):
+    return tf.reduce_mean(r, axis=axis)
 
 
 @FORMULATIONS.register("abs")
-def _abs(r, delta):
-    return tf.reduce_mean(tf.abs(r))
+def _abs(r, delta, axis=None):
+    return tf.reduce_mean(tf.abs(r), axis=axis)
 
 
 @FORMULATIONS.register("squared")
-def _squared(r, delta):
-    return tf.reduce_mean(tf.square(r))
+def _squared(r, delta, axis=None):
+    return tf.reduce_mean(tf.square(r), axis=axis)
 
 
 @FORMULATIONS.register("huber")
-def _huber(r, delta):
+def _huber(r, delta, axis=None):
     a = tf.abs(r)
     quad = tf.minimum(a, delta)
-    return tf.reduce_mean(0.5 * tf.square(quad) + delta * (a - quad))
+    return tf.reduce_mean(0.5 * tf.square(quad) + delta * (a - quad), axis=axis)
 
 
 @FORMULATIONS.register("log_cosh")
-def _log_cosh(r, delta):
+def _log_cosh(r, delta, axis=None):
     a = tf.abs(r)  # log cosh r = |r| + log(1 + exp(-2|r|)) - log 2, finite for any |r|
-    return tf.reduce_mean(a + tf.math.softplus(-2.0 * a) - math.log(2.0))
+    return tf.reduce_mean(a + tf.math.softplus(-2.0 * a) - math.log(2.0), axis=axis)
 
 
 def formulation(name: str) -> Formulation:

@@ -23,7 +23,7 @@ import tensorflow as tf
 from pinnlab import names
 from pinnlab.registry import Registry
 
-__all__ = ["Activation", "ACTIVATIONS", "INITIALIZERS", "build_mlp", "Standardize", "variable_name"]
+__all__ = ["Activation", "ACTIVATIONS", "INITIALIZERS", "build_mlp", "mlp_kwargs", "Standardize", "variable_name"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +122,21 @@ def build_mlp(
             )
         )
     return keras.Sequential(layers, name="mlp")
+
+
+def mlp_kwargs(model_cfg, problem) -> dict:
+    """:func:`build_mlp`'s arguments (all but ``seed``) for ``model.*`` of a config and a problem."""
+    m = model_cfg
+    return dict(
+        input_dim=len(problem.coords),
+        width=m.width,
+        depth=m.depth,
+        activation=m.activation,
+        output_activation=m.output_activation,
+        initializer=m.initializer,
+        dtype=m.dtype,
+        standardize=uniform_moments(*problem.domain) if m.standardize else None,
+    )
 
 
 def variable_name(var) -> str:

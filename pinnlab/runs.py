@@ -31,6 +31,9 @@ class Tracking:
     tags: Mapping[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     plots: bool = True  # PNG plots of the history as artifacts
+    # draw them on a background thread once the run is recorded (pinnlab.tracking.background):
+    # off by default so a library caller finds them logged when run_config returns
+    background_plots: bool = False
 
 
 @dataclass
@@ -61,16 +64,19 @@ def run_config(
     on_start: Callable[[str], None] | None = None,
     prepare: Callable[[Any], None] | None = None,
     guard: contextlib.AbstractContextManager | None = None,
+    reuse: bool = False,
 ) -> Run:
     """Train ``cfg`` (a validated RunConfig) and return the :class:`Run`.
 
     ``on_start(run_id)`` is called once the MLflow run exists (a sweep links its trial to it);
     ``prepare(trainer)`` runs after the trainer is built and before training (a warm start, a look at
     the initial state); ``guard`` is entered around training (e.g. a signal handler's deferral
-    window).  An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
+    window); ``reuse``: a built trainer of an earlier run of this process may be reset and reused when
+    only seeds, learning rate, loss weights or budget differ (sweep trials, :mod:`pinnlab.training.reuse`).
+    An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
     propagates.
     """
-    from pinnlab.training import Trainer
+    from pinnlab.training import build_trainer
 
     tracker = None
     if tracking is not None:
@@ -84,11 +90,12 @@ def run_config(
             tags=dict(tracking.tags),
             run_name=tracking.run_name,
             plots=tracking.plots,
+            background_plots=tracking.background_plots,
         )
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext():
         if tracker is not None and on_start is not None:
             on_start(tracker.run_id)
-        trainer = Trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])])
+        trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)
         if prepare is not None:
             prepare(trainer)
         result = trainer.fit()

@@ -70,6 +70,10 @@ SUMMARY_FIELDS: tuple[SummaryField, ...] = (
     SummaryField("warnings", list, "known causes of trouble found in the config and the run", trial_attr=False),
     SummaryField("problem", str, "problem.name", trial_attr=False),
     SummaryField("final_metrics", dict, "the last finite value of every history metric", trial_attr=False),
+    SummaryField("divergence_rate", float, "fraction of the seed replicates that diverged (one run: 0 or 1)",
+                 objective=True),
+    SummaryField("replicates", list, "training.replicates > 1: per seed outcome, onsets, final loss, error "
+                 "(null for one run; the fields above summarise them)", trial_attr=False),
 )
 
 FIELD = {f.name: f for f in SUMMARY_FIELDS}

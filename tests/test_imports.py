@@ -124,3 +124,50 @@ def test_import_finder(tmp_path, source, found):
     path = tmp_path / "m.py"
     path.write_text(source + "\n")
     assert ("mlflow" in _imported_roots(path)) is found
+
+
+_FAKE_STUDY = (
+    "import optuna\n"
+    "from optuna.storages import JournalStorage\n"
+    "from optuna.storages.journal import JournalFileBackend\n"
+    "optuna.logging.set_verbosity(optuna.logging.WARNING)\n"
+    "study = optuna.create_study(study_name='s', storage=JournalStorage(JournalFileBackend({journal!r})))\n"
+    "space = {{'model.width': optuna.distributions.CategoricalDistribution([5, 20]),\n"
+    "         'optimizer.learning_rate': optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}}\n"
+    "for i in range(4):\n"
+    "    t = study.ask(space)\n"
+    "    t.set_user_attr('outcome', ['stable', 'nan'][i % 2])\n"
+    "    t.set_user_attr('steps_run', 10)\n"
+    "    study.tell(t, 0.1 * i) if i % 2 == 0 else study.tell(t, state=optuna.trial.TrialState.PRUNED)\n"
+)
+
+
+@pytest.mark.parametrize("command", ["report", "dashboard"])
+def test_report_and_dashboard_never_import_tensorflow(tmp_path, monkeypatch, command):
+    """Reading a study is pandas over Optuna and MLflow: it must not wait for TensorFlow (7-30 s)."""
+    monkeypatch.setenv("PINNLAB_HOME", str(tmp_path))
+    code = _FAKE_STUDY.format(journal=str(tmp_path / "optuna.journal"))
+    code += f"from pinnlab.cli import main\nassert main([{command!r}, 's']) == 0\n"
+    assert [m for m in _heavy_modules_after(code) if m in ("tensorflow", "keras")] == []
+
+
+def test_bad_override_on_the_command_line_exits_2_without_tensorflow():
+    """`pinnlab run` validates before it imports TensorFlow: a bad --set fails at once."""
+    code = (
+        "from pinnlab.cli import main\n"
+        "assert main(['run', 'seed', '--set', 'model.activation=rleu', '--no-track']) == 2\n"
+    )
+    assert _heavy_modules_after(code) == []
+
+
+def test_training_imports_tensorflow_quietly(tmp_path):
+    """The path that trains imports TensorFlow through pinnlab.backend: no absl / CUDA lines."""
+    code = (
+        "from pinnlab.cli import main\n"
+        "assert main(['run', 'seed-fixed', '--set', 'training.steps=2', '--set', 'model.width=4',"
+        " '--no-track', '--quiet', '--json']) == 0\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    noise = [line for line in proc.stderr.splitlines() if "absl" in line or "cuda" in line.lower() or "oneDNN" in line]
+    assert noise == [], noise

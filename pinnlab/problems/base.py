@@ -30,6 +30,10 @@ class LazyModule:
         self._name = name
 
     def __getattr__(self, attr: str) -> Any:
+        if self._name == "tensorflow":
+            from pinnlab.backend import import_tensorflow
+
+            return getattr(import_tensorflow(), attr)  # quietly (see pinnlab.backend)
         return getattr(importlib.import_module(self._name), attr)
 
     def __repr__(self) -> str:
@@ -150,6 +154,12 @@ class Problem:
     def constraints(self, net: Net, points: dict[str, tf.Tensor]) -> dict[str, Residual]:
         """Boundary / initial / other terms, keyed as in :meth:`constraint_names`."""
         return {}
+
+    def rowwise(self) -> bool:
+        """True when every residual row depends only on the same row of the points (and a set is
+        split only into equal blocks of rows): what stacked replicates (``training.replicates``)
+        need.  A residual that reduces over the points returns False."""
+        return True
 
     def exact(self, x: tf.Tensor) -> tf.Tensor | None:
         """The exact solution at ``x: (n, d)`` as ``(n, 1)``, or None when unknown."""

@@ -85,6 +85,9 @@ class Seed(Problem):
         r = df1[0:1, 0:1] + df2[0:1, 1:2]  # the question's loss: first sample, mixed "u_yy"
         return {"residual": r}, {"u_x": df1[:, 0:1], "u_xy+u_yy": df2[:, 1:2]}
 
+    def rowwise(self):
+        return not self.params.literal  # the literal loss keeps only the batch's first sample
+
     def constraint_names(self):
         return {"none": (), "anchor": ("anchor",), "dirichlet": ("boundary",)}[self.params.constraint]
 

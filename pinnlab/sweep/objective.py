@@ -132,12 +132,15 @@ class Objective:
                 parent_run_id=self.parent_run_id,
                 tags=tags,
                 run_name=f"{spec.study_name}-trial-{trial.number}",
+                # a 50-step trial trains in about the time its plots take: on demand, `pinnlab plots RUN_ID`
+                plots=False,
             )
         result = run_config(
             cfg,
             tracking=tracking,
             callbacks=callbacks,
             on_start=lambda run_id: trial.set_user_attr(MLFLOW_RUN_ID, run_id),
+            reuse=True,  # trials of one worker share built trainers when only seeds, rates, weights differ
         ).result
         summary = result.summary()
         for key in TRIAL_ATTRS:

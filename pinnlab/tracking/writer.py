@@ -19,7 +19,11 @@ What a run records
   tag.  ``summary/<name>`` holds the finite numeric summary fields (``summary/final_loss``,
   ``summary/steps_run``, ..., ``summary/nan_onset_step`` when there is one).
 * artifacts: ``config.yaml`` (at start), ``history.csv`` (every step, every column) and
-  ``plots/*.png`` (:func:`pinnlab.plots.plot_history`).
+  ``plots/*.png`` (:func:`pinnlab.plots.plot_history`; drawn on a background thread for sweep
+  trials and ``pinnlab run``, see :mod:`pinnlab.tracking.background`).  With
+  ``training.replicates > 1``: ``history.csv`` and the plots are the base seed's, and every seed's
+  history is in ``replicates/seed-<seed>/history.csv`` (the per-seed summary rows are in
+  ``pinnlab run --json``; ``summary/divergence_rate`` is a metric, ``outcome``/``reason`` tags).
 
 Metrics are buffered and written with ``log_batch`` in chunks of at most 1000
 (``MAX_METRICS_PER_BATCH``), whenever ``flush_every`` values are waiting or ``flush_seconds``
@@ -44,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 from pinnlab.causes import cause_tags
@@ -85,7 +89,8 @@ class RunTracker(Callback):
     diagnostics rows always.  Why the default is 20: see the module docstring.
     ``flush_every`` / ``flush_seconds``: write buffered metrics once that many values are waiting
     or that many seconds have passed since the last write.  ``plots``: log the PNGs of
-    :mod:`pinnlab.plots` (~1 s at the end of every run: turn off for sweeps of very short trials).
+    :mod:`pinnlab.plots` (~1 s at the end of every run); ``background_plots``: draw them on a
+    background thread after the run is recorded (:mod:`pinnlab.tracking.background`).
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class RunTracker(Callback):
         flush_every: int = 5000,
         flush_seconds: float = 30.0,
         plots: bool = True,
+        background_plots: bool = False,
     ):
         if metric_every < 1:
             raise ValueError(f"`metric_every >= 1` must hold, but got ({metric_every=}).")
@@ -115,6 +121,7 @@ class RunTracker(Callback):
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
         self.plots = plots
+        self.background_plots = background_plots
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.client: mlflow.MlflowClient | None = None
@@ -247,12 +254,23 @@ class RunTracker(Callback):
             self._add(last, row, keys)
         final_step = max(result.steps_run - 1, 0)
         self._add(final_step, {f"summary/{k}": summary[k] for k in NUMERIC_FIELDS})
-        self.flush()
         tags = {k: summary[k] for k in TAG_FIELDS}
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
         tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.causes)
-        log_params_and_tags(self.client, self.run_id, tags=tags)
+        if len(self._buffer) <= MAX_METRICS_PER_BATCH and len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:
+            # the last metrics and the end tags in one write (a short sweep trial pays per call)
+            self.client.log_batch(
+                self.run_id,
+                metrics=[Metric(metric_key(k), v, ts, st) for k, v, ts, st in self._buffer],
+                tags=[RunTag(str(k), tag_value(v)) for k, v in tags.items()],
+                synchronous=True,
+            )
+            self._buffer.clear()
+            self._last_flush = time.monotonic()
+        else:
+            self.flush()
+            log_params_and_tags(self.client, self.run_id, tags=tags)
         self._log_artifacts(result, summary)
 
     def _log_artifacts(self, result, summary: Mapping[str, Any]) -> None:
@@ -262,13 +280,28 @@ class RunTracker(Callback):
             fmt = "%.9g" if self.config.model.dtype == "float32" else None
             result.history.to_csv(tmp / "history.csv", index_label="step", float_format=fmt)
             self.client.log_artifact(self.run_id, str(tmp / "history.csv"))
-            if not self.plots:
-                return
+            for rep in getattr(result, "replicate_results", None) or []:  # training.replicates > 1
+                seed_dir = tmp / "replicates" / f"seed-{rep.config.training.seed}"
+                seed_dir.mkdir(parents=True)
+                rep.history.to_csv(seed_dir / "history.csv", index_label="step", float_format=fmt)
+            if (tmp / "replicates").exists():
+                self.client.log_artifacts(self.run_id, str(tmp / "replicates"), artifact_path="replicates")
+        if not self.plots:
+            return
+        if self.background_plots:  # drawn while the next run trains (pinnlab.tracking.background)
+            from pinnlab.tracking.background import submit
+
+            submit(lambda: self._log_plots(result.history, dict(summary)))
+        else:
+            self._log_plots(result.history, summary)
+
+    def _log_plots(self, history, summary: Mapping[str, Any]) -> None:
+        with tempfile.TemporaryDirectory(prefix="pinnlab-plots-") as tmp:
             try:
                 from pinnlab.plots import plot_history
 
-                plot_dir = tmp / "plots"
-                plot_history(result.history, summary, plot_dir)
+                plot_dir = Path(tmp) / "plots"
+                plot_history(history, summary, plot_dir)
             except Exception as exc:  # any plotting failure: a plot is a convenience, the data is logged
                 log.warning("tracking: plotting run %s failed (%s: %s)", self.run_id, type(exc).__name__, exc)
                 self.client.set_tag(self.run_id, PLOT_ERROR_TAG, tag_value(f"{type(exc).__name__}: {exc}"))

@@ -17,11 +17,45 @@ __all__ = [
     "RunResult",
     "Trainer",
     "train",
+    "build_trainer",
 ]
+
+
+_CACHE = None  # this process's pinnlab.training.reuse.TrainerCache, made on the first reuse=True
+
+
+def build_trainer(cfg, callbacks=(), *, reuse: bool = False):
+    """The trainer of ``cfg``: a :class:`Trainer`, or for ``training.replicates > 1`` a
+    :class:`~pinnlab.training.replicas.ReplicaTrainer` (k seeds in one compiled step).
+
+    Imports TensorFlow quietly first (:mod:`pinnlab.backend`).  ``run_config`` builds every run's
+    trainer here, so a sweep trial, ``pinnlab run`` and a reproduction choose alike.  ``reuse``:
+    take a built trainer of an earlier run in this process whose graph fits (a sweep worker's
+    trials; :mod:`pinnlab.training.reuse`), reset to ``cfg``'s seed, learning rate and weights.
+    """
+    global _CACHE
+    from pinnlab.backend import import_tensorflow
+
+    import_tensorflow()
+    if reuse:
+        from pinnlab.training.reuse import TrainerCache
+
+        _CACHE = _CACHE or TrainerCache()
+        return _CACHE.get(cfg, callbacks, lambda c, cb: build_trainer(c, cb))
+    if cfg.training.replicates > 1:
+        from pinnlab.training.replicas import ReplicaTrainer
+
+        return ReplicaTrainer(cfg, callbacks)
+    from pinnlab.training.trainer import Trainer
+
+    return Trainer(cfg, callbacks)
 
 
 def __getattr__(name):
     if name in ("Trainer", "train"):
+        from pinnlab.backend import import_tensorflow
+
+        import_tensorflow()  # first, so its start-up notices are dropped (see pinnlab.backend)
         from pinnlab.training import trainer
 
         return getattr(trainer, name)

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from pinnlab.config import RunConfig, load_config
 from pinnlab.losses import formulation, grad_norm_lambda_hat, penalties
-from pinnlab.models import ACTIVATIONS, build_mlp, uniform_moments, variable_name
+from pinnlab.models import ACTIVATIONS, build_mlp, mlp_kwargs, variable_name
 from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
@@ -58,18 +58,7 @@ class Trainer:
             tf.config.experimental.enable_op_determinism()
         self.problem = resolve_problem(cfg.problem.name, cfg.problem.params)
         self.dtype = tf.as_dtype(cfg.model.dtype)
-        m = cfg.model
-        self.model = build_mlp(
-            input_dim=len(self.problem.coords),
-            width=m.width,
-            depth=m.depth,
-            activation=m.activation,
-            output_activation=m.output_activation,
-            initializer=m.initializer,
-            dtype=m.dtype,
-            seed=cfg.training.seed,
-            standardize=uniform_moments(*self.problem.domain) if m.standardize else None,
-        )
+        self.model = build_mlp(seed=cfg.training.seed, **mlp_kwargs(cfg.model, self.problem))
         self.vars = list(self.model.trainable_variables)
         self.var_names = [variable_name(v) for v in self.vars]
         self.kernels = [v for v, n in zip(self.vars, self.var_names) if n.endswith("kernel")]
@@ -113,6 +102,17 @@ class Trainer:
         self._update_ratio = self.diagnostics.update_ratio
         self._predict = tf.function(lambda x: self.model(x), reduce_retracing=True, autograph=False)
 
+        self.eval_x = self.problem.eval_points()
+        exact = self.problem.exact_numpy(self.eval_x)
+        self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
+        self._prepare_run()
+
+    def _prepare_run(self) -> None:
+        """The per-run state that is not the graph: points, batching, budget, warnings.
+
+        Also called by :mod:`pinnlab.training.reuse` when a built trainer takes the next config.
+        """
+        cfg = self.cfg
         self.rng = np.random.default_rng(cfg.training.seed)
         self.train_points = self.problem.sample(self.rng)
         n_res = len(self.train_points["residual"])
@@ -124,9 +124,6 @@ class Trainer:
             self.steps_budget = t.steps or cfg.optimizer.lbfgs_max_iter
         else:
             self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
-        self.eval_x = self.problem.eval_points()
-        exact = self.problem.exact_numpy(self.eval_x)
-        self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
         self.warnings = self._static_warnings()
         self.ntk = NTKWeighting(self) if lc.weighting.scheme == "ntk" or cfg.diagnostics.ntk_trace else None
         if lc.weighting.scheme == "ntk":
@@ -299,4 +296,6 @@ class Trainer:
 def train(config=None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
     """Train one run: ``config`` is a RunConfig, a preset name, a YAML path or a mapping."""
     cfg = config if isinstance(config, RunConfig) and not overrides else load_config(config or "poisson2d", overrides)
-    return Trainer(cfg, callbacks).fit()
+    from pinnlab.training import build_trainer
+
+    return build_trainer(cfg, callbacks).fit()

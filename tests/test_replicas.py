@@ -1,0 +1,139 @@
+"""Stacked seed replicates: replicate r equals a separate run with seed ``seed + r``.
+
+Each case trains a tiny config once with ``training.replicates: k`` and k times as separate runs,
+and compares every replicate's history (every column), outcome, onsets and final numbers.  The
+stacked step uses batched matmuls where a single run uses plain ones, so values agree to float
+tolerance, not bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pinnlab.backend import import_tensorflow
+from pinnlab.config import load_config
+from pinnlab.errors import ConfigError
+
+import_tensorflow()
+
+from pinnlab.models import build_mlp  # noqa: E402
+from pinnlab.training import build_trainer  # noqa: E402
+from pinnlab.training.replicas import ReplicaTrainer, replica_config  # noqa: E402
+from pinnlab.training.stacked import StackedMLP  # noqa: E402
+from pinnlab.training.trainer import Trainer  # noqa: E402
+
+RTOL = 2e-4
+
+
+def _check_equal(cfg, rtol=RTOL, atol=1e-6):
+    combined = ReplicaTrainer(cfg).fit()
+    k = cfg.training.replicates
+    assert len(combined.replicates) == k == len(combined.replicate_results)
+    for r, res in enumerate(combined.replicate_results):
+        single = Trainer(replica_config(cfg, r)).fit()
+        assert res.outcome == single.outcome, (r, res.reason, single.reason)
+        assert res.nan_onset_step == single.nan_onset_step
+        assert res.first_nonfinite == single.first_nonfinite
+        assert res.divergence_step == single.divergence_step
+        assert res.steps_run == single.steps_run
+        assert list(res.history.columns) == list(single.history.columns)
+        np.testing.assert_allclose(
+            res.history.to_numpy(), single.history.to_numpy(), rtol=rtol, atol=atol, equal_nan=True,
+            err_msg=f"replicate {r}",
+        )
+        for name in ("final_loss", "rel_l2_error", "heldout_residual", "weight_norm_final"):
+            a, b = getattr(res, name), getattr(single, name)
+            assert (a is None) == (b is None), name
+            if a is not None:
+                np.testing.assert_allclose(a, b, rtol=10 * rtol, err_msg=name)
+    return combined
+
+
+def test_initial_weights_are_a_separate_runs():
+    m = StackedMLP(input_dim=2, width=5, depth=2, activation="tanh", initializer="glorot_uniform", seeds=[3, 4])
+    for r, seed in enumerate([3, 4]):
+        keras_model = build_mlp(input_dim=2, width=5, depth=2, activation="tanh", seed=seed)
+        for v, w in zip(m.variables, keras_model.trainable_variables):
+            np.testing.assert_array_equal(v.numpy()[r], w.numpy())
+
+
+def test_seed_fixed_minibatches_clip_and_l2():
+    cfg = load_config(
+        "seed-fixed",
+        ["model.width=8", "training.steps=30", "training.replicates=3", "training.seed=5",
+         "diagnostics.every=10", "regularization.clip_norm=0.5", "regularization.l2=1e-3",
+         "divergence.heldout_points=64"],
+    )
+    combined = _check_equal(cfg)
+    assert combined.divergence_rate == 0.0
+    assert len({r["final_loss"] for r in combined.replicates}) == 3  # distinct seeds, distinct runs
+
+
+def test_poisson_adam_max_norm():
+    cfg = load_config(
+        "poisson2d",
+        ["model.width=6", "model.depth=2", "training.steps=25", "training.replicates=2",
+         "training.jit_compile=false", "problem.params.n_residual=64", "problem.params.n_boundary=16",
+         "diagnostics.every=8", "regularization.max_norm=2.0", "divergence.heldout_points=64"],
+    )
+    _check_equal(cfg)
+
+
+def test_helmholtz_edges_split_per_replicate():
+    cfg = load_config(
+        "helmholtz2d",
+        ["model.width=6", "model.depth=1", "training.steps=12", "training.replicates=2",
+         "problem.params.n_residual=32", "problem.params.n_boundary_per_edge=8", "diagnostics.every=5",
+         "divergence.heldout_points=32", "training.jit_compile=false"],
+    )
+    _check_equal(cfg)
+
+
+def test_one_replicate_nan_the_others_go_on():
+    cfg = load_config(
+        "seed-fixed",
+        ["problem.name=tests.replica_problems:HalfSeedsNaN", "problem.params={}", "model.width=6",
+         "training.steps=15", "training.batch_size=null", "training.seed=1", "training.replicates=3",
+         "diagnostics.every=5", "divergence.heldout_points=32"],
+    )
+    combined = _check_equal(cfg)
+    rows = combined.replicates
+    assert [r["seed"] for r in rows] == [1, 2, 3]
+    assert rows[0]["outcome"] == "nan" and rows[0]["nan_onset_step"] == 0
+    assert rows[0]["first_nonfinite"] == "residual/residual"
+    assert [r["steps_run"] for r in rows[1:]] == [15, 15]
+    assert combined.divergence_rate == pytest.approx(1 / 3)
+    assert combined.nan_onset_step == 0
+
+
+def test_raw_loss_replicates_diverge_at_their_own_steps():
+    cfg = load_config(
+        "seed",
+        ["model.width=10", "training.steps=80", "training.batch_size=null", "training.replicates=3",
+         "optimizer.learning_rate=0.3", "diagnostics.every=20", "divergence.loss_floor=-50"],
+    )
+    combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
+    assert combined.divergence_rate > 0
+
+
+def test_build_trainer_picks_by_replicates():
+    cfg = load_config("seed-fixed", ["model.width=4", "training.steps=2"])
+    assert type(build_trainer(cfg)) is Trainer
+    assert type(build_trainer(cfg.model_copy(update={"training": cfg.training.model_copy(update={"replicates": 2})}))) \
+        is ReplicaTrainer
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (["optimizer.name=lbfgs"], "lbfgs"),
+        (["loss.weighting.scheme=grad_norm"], "grad_norm"),
+        (["problem.params.literal=true"], "reduces over the points"),
+    ],
+)
+def test_unsupported_combinations_are_one_line_errors(overrides, field):
+    with pytest.raises(ConfigError) as err:
+        load_config("seed", ["training.replicates=2", *overrides])
+    text = str(err.value)
+    assert "training.replicates" in text and field in text and "\n" not in text

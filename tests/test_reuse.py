@@ -1,0 +1,75 @@
+"""A trainer reused across runs (pinnlab.training.reuse) gives the history a fresh one gives."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pinnlab.backend import import_tensorflow
+from pinnlab.config import load_config
+
+import_tensorflow()
+
+from pinnlab.training.reuse import TrainerCache, reuse_key  # noqa: E402
+from pinnlab.training.trainer import Trainer  # noqa: E402
+
+
+def _fresh(cfg, callbacks):
+    return Trainer(cfg, callbacks)
+
+
+@pytest.mark.parametrize(
+    "preset, shared, first, second",
+    [
+        ("seed-fixed", ["model.width=8", "diagnostics.every=5", "divergence.heldout_points=64"],
+         ["training.steps=20", "optimizer.learning_rate=0.01"],
+         ["training.steps=25", "training.seed=3", "optimizer.learning_rate=0.02", "loss.weights.boundary=2.0"]),
+        ("poisson2d", ["model.width=6", "model.depth=2", "training.jit_compile=false", "problem.params.n_residual=64",
+                       "problem.params.n_boundary=16", "diagnostics.every=7", "divergence.heldout_points=64"],
+         ["training.steps=15"],
+         ["training.steps=12", "training.seed=9", "optimizer.learning_rate=0.003"]),
+    ],
+)
+def test_reused_trainer_equals_a_fresh_one_bit_for_bit(preset, shared, first, second):
+    cache = TrainerCache()
+    a = load_config(preset, shared + first)
+    b = load_config(preset, shared + second)
+    assert reuse_key(a) == reuse_key(b)
+    t1 = cache.get(a, [], _fresh)
+    t1.fit()
+    t2 = cache.get(b, [], _fresh)
+    assert t2 is t1 and cache.hits == 1
+    reused = t2.fit()
+    fresh = Trainer(b).fit()
+    pd.testing.assert_frame_equal(reused.history, fresh.history, check_exact=True)
+    assert reused.outcome == fresh.outcome
+    assert reused.rel_l2_error == fresh.rel_l2_error
+    assert reused.heldout_residual == fresh.heldout_residual
+
+
+@pytest.mark.parametrize(
+    "change, same",
+    [
+        ("model.width=9", False),
+        ("model.activation=sin", False),
+        ("regularization.l2=0.001", False),
+        ("training.batch_size=20", False),
+        ("optimizer.learning_rate=0.5", True),
+        ("training.seed=4", True),
+        ("divergence.max_weight_ratio=50", True),
+        ("training.replicates=2", None),
+    ],
+)
+def test_reuse_key(change, same):
+    base = load_config("seed-fixed")
+    other = load_config("seed-fixed", [change])
+    if same is None:
+        assert reuse_key(other) is None
+    else:
+        assert (reuse_key(base) == reuse_key(other)) is same
+
+
+def test_lr_of_a_schedule_is_part_of_the_key():
+    a = load_config("seed-fixed", ["optimizer.schedule.name=exponential", "optimizer.learning_rate=0.01"])
+    b = load_config("seed-fixed", ["optimizer.schedule.name=exponential", "optimizer.learning_rate=0.02"])
+    assert reuse_key(a) != reuse_key(b)
