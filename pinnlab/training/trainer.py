@@ -106,6 +106,10 @@ class Trainer:
         exact = self.problem.exact_numpy(self.eval_x)
         self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
         self._prepare_run()
+        # NTK weights probe the point layout once (the graph's, which a reused trainer keeps)
+        self.ntk = NTKWeighting(self) if lc.weighting.scheme == "ntk" or cfg.diagnostics.ntk_trace else None
+        if lc.weighting.scheme == "ntk":
+            self._update_lambdas = self.ntk.update
 
     def _prepare_run(self) -> None:
         """The per-run state that is not the graph: points, batching, budget, warnings.
@@ -125,9 +129,6 @@ class Trainer:
         else:
             self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
         self.warnings = self._static_warnings()
-        self.ntk = NTKWeighting(self) if lc.weighting.scheme == "ntk" or cfg.diagnostics.ntk_trace else None
-        if lc.weighting.scheme == "ntk":
-            self._update_lambdas = self.ntk.update
 
     # ------------------------------------------------------------------ static checks
     def _static_warnings(self) -> list[str]:
