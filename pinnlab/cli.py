@@ -169,8 +169,6 @@ def _cmd_run(args) -> int:
     from pinnlab.runs import Tracking, run_config
     from pinnlab.training import ProgressBar
 
-    for c in static_causes(cfg):  # known before training: said before the run spends its budget
-        print(f"known cause before training: {c.cause}: {c.evidence} (remedy: {c.remedy})", file=sys.stderr)
     callbacks = [] if args.quiet else [ProgressBar(desc=cfg.name or str(args.config))]
     tracking = None
     if not args.no_track:
@@ -184,6 +182,10 @@ def _cmd_run(args) -> int:
             tags={"config": str(args.config), "overrides": " ".join(args.overrides)},
             background_plots=True,  # the summary prints first; the process ends once they are logged
         )
+    # known before training, said before the run spends its budget (and after the store answered:
+    # a store error stays one line)
+    for c in static_causes(cfg):  # known before training: said before the run spends its budget
+        print(f"known cause before training: {c.cause}: {c.evidence} (remedy: {c.remedy})", file=sys.stderr)
     run = run_config(cfg, tracking=tracking, callbacks=[*callbacks, _SIGTERM], guard=_SIGTERM.deferred())
     summary = run.summary()
     if args.json:
