@@ -165,7 +165,7 @@ class Recorder:
         weight_norm_initial = float(wn[0]) if len(wn) and math.isfinite(wn[0]) else float("nan")
         weight_norm_final = float(tf.linalg.global_norm(trainer.vars).numpy())
         warnings = list(trainer.warnings)
-        rel_err = trainer.rel_l2_error() if nan_step is None else None
+        rel_err = trainer.rel_l2_error()  # a run that went non-finite: of its last finite state (kept)
         if rel_err is not None and not math.isfinite(rel_err):
             rel_err = None
         heldout = held_ms = None

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["ReplicaLoop", "ReplicaView", "combine"]
 
 # most severe last: a tie between two outcomes goes to the later one
-SEVERITY = [Outcome.STABLE, Outcome.SILENT_FAILURE, Outcome.BLOWUP, Outcome.UNBOUNDED, Outcome.NAN]
+SEVERITY = [Outcome.STABLE, Outcome.SILENT_FAILURE, Outcome.DIVERGING, Outcome.BLOWUP, Outcome.UNBOUNDED, Outcome.NAN]
 
 
 class ReplicaView:
@@ -56,6 +56,7 @@ class ReplicaView:
         self.cfg = trainer.configs[r]
         self.callbacks: list = []  # the loop calls the run's callbacks once, not per replicate
         self.step_names = trainer.step_names
+        self.terms = trainer.terms
         self.warnings = trainer.warnings
 
     @property

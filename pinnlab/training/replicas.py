@@ -22,7 +22,9 @@ problem working but pays k times the per-op overhead that dominates these small 
 over a per-replicate step would need the Keras optimizer inside the mapped function.
 
 Not supported (one-line config errors, :mod:`pinnlab.replicate_rules`): L-BFGS, ``grad_norm``
-loss weighting, problems whose residual reduces over the points.
+loss weighting, problems whose residual reduces over the points.  Not measured per replicate:
+``sharpness/*`` (``diagnostics.sharpness``; a power iteration per replicate on stacked weights is
+not built), so a replicate's forecast rests on the weight and loss trends alone.
 """
 
 from __future__ import annotations
