@@ -161,6 +161,7 @@ def test_dashboard_renders_offline_in_chromium(study, tmp_path):
         "nan-onset": ["bars", "point"],
         "parallel": ["gl-canvas-context", "y-axis"],
         "grad-terms": ["boxes", "box"],
+        "causes": [],  # stacked bars, or the panel's note when no cause was found
         "survival": ["js-line"],  # Kaplan-Meier step lines
         "aligned": ["point"],  # the NaN-at-step-0 trials: one point each at x = 0
         "boundary-plane": [],  # two learning rates are no range to fit: the panel says so

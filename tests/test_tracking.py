@@ -173,7 +173,7 @@ def test_cli_prints_a_store_error_as_one_line_with_exit_2(tmp_path, capsys):
                  "--tracking-uri", uri]) == 2
     out, err = capsys.readouterr()
     assert len(err.splitlines()) == 1, err
-    assert err.startswith(f"pinnlab run: error: MLflow tracking store {uri!r}: cannot open it"), err
+    assert err.startswith(f"pinnlab run: error: MLflow tracking store {uri!r}: cannot create"), err
 
 
 # ------------------------------------------------------------------------------ a stable run

@@ -70,10 +70,13 @@ def reset(trainer, cfg, callbacks: Sequence[Any] = ()) -> None:
     for v in trainer.optimizer.variables:
         if v.name != "learning_rate":
             v.assign(np.zeros(v.shape, v.dtype))
-    trainer.optimizer.learning_rate = cfg.optimizer.learning_rate
+    if cfg.optimizer.schedule.name == "constant":  # a schedule's rate is in the key (not settable)
+        trainer.optimizer.learning_rate = cfg.optimizer.learning_rate
     for term, lam in trainer.lambdas.items():
         lam.assign(tf.cast(float(cfg.loss.weights.get(term, 1.0)), lam.dtype))
     trainer._prepare_run()
+    if getattr(trainer.diagnostics, "sharpness", None) is not None:
+        trainer.diagnostics.sharpness.reset()
 
 
 class TrainerCache:

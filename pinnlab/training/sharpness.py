@@ -107,6 +107,13 @@ class Sharpness:
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
         self._iterate = tf.function(self._iteration, jit_compile=False, autograph=False)
 
+    def reset(self) -> None:
+        """Start over for the trainer's (new) config: a cold first check and a fresh point subset
+        (a reused trainer, :mod:`pinnlab.training.reuse`, must measure what a fresh one would)."""
+        self.vector = None
+        self.rng = np.random.default_rng(self.trainer.cfg.training.seed + 104729)
+        self._rows.clear()
+
     def _iteration(self, points, vectors, precond):
         """One power-iteration step on A = D H D (D = ``precond``, P^-1/2 or ones): returns
         (the Rayleigh quotient vᵀAv of v = ``vectors`` normalised, A·v normalised, Σ g²)."""
