@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
+from pinnlab.training.compiled import Compiled
+
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
@@ -64,15 +66,23 @@ class Diagnostics:
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
-        compiled = {"jit_compile": trainer.cfg.training.jit_compile, "autograph": False}
-        self.measure = tf.function(self._measure_impl, **compiled)
-        self.update_ratio = tf.function(self._update_ratio_impl, autograph=False)
-        self._pde_mean_squares = tf.function(self._pde_mean_squares_impl, autograph=False, reduce_retracing=True)
+        # eager for the first call of a run, compiled from the second (pinnlab.training.compiled)
+        jit = trainer.cfg.training.jit_compile
+        self.measure = Compiled(self._measure_impl, jit_compile=jit, autograph=False)
+        self.update_ratio = Compiled(self._update_ratio_impl, autograph=False)
+        self._pde_mean_squares = Compiled(self._pde_mean_squares_impl, autograph=False, reduce_retracing=True)
         self.sharpness = None
         if trainer.cfg.diagnostics.sharpness:
             from pinnlab.training.sharpness import Sharpness
 
             self.sharpness = Sharpness(trainer)
+
+    def restart(self) -> None:
+        """A run starts (fresh or reused trainer): eager first calls again, a cold sharpness check."""
+        for fn in (self.measure, self.update_ratio, self._pde_mean_squares, self.trainer._predict):
+            fn.restart()
+        if self.sharpness is not None:
+            self.sharpness.reset()
 
     def __call__(self, step: int, points) -> dict[str, float]:
         out = {k: float(v) for k, v in self.measure(points).items()}
@@ -139,8 +149,7 @@ class Diagnostics:
         return num / den if den > 0 else num
 
     def _pde_mean_squares_impl(self, x, n_first: int):
-        # both point sets in one traced call: eager nested tapes cost ~0.3 s here, a sweep trial's
-        # worth; traced once, a reused trainer (pinnlab.training.reuse) evaluates in milliseconds
+        # both point sets in one call (one pass through the nested tapes)
         t = self.trainer
         terms, _ = t.problem.pde_residuals(t.model, x)
         first = tf.add_n([tf.reduce_mean(tf.square(r[:n_first])) for r in terms.values()])

@@ -74,9 +74,7 @@ def reset(trainer, cfg, callbacks: Sequence[Any] = ()) -> None:
         trainer.optimizer.learning_rate = cfg.optimizer.learning_rate
     for term, lam in trainer.lambdas.items():
         lam.assign(tf.cast(float(cfg.loss.weights.get(term, 1.0)), lam.dtype))
-    trainer._prepare_run()
-    if getattr(trainer.diagnostics, "sharpness", None) is not None:
-        trainer.diagnostics.sharpness.reset()
+    trainer._prepare_run()  # also restarts the diagnostics (cold sharpness check, eager first calls)
 
 
 class TrainerCache:

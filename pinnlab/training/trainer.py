@@ -39,6 +39,7 @@ from pinnlab.models import ACTIVATIONS, build_mlp, mlp_kwargs, variable_name
 from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
+from pinnlab.training.compiled import Compiled
 from pinnlab.training.diagnostics import Diagnostics, global_norm
 from pinnlab.training.loops import FirstOrderLoop, LBFGSLoop
 from pinnlab.training.ntk_weighting import NTKWeighting
@@ -100,7 +101,7 @@ class Trainer:
         self.diagnostics = Diagnostics(self)
         self._diagnostics = self.diagnostics
         self._update_ratio = self.diagnostics.update_ratio
-        self._predict = tf.function(lambda x: self.model(x), reduce_retracing=True, autograph=False)
+        self._predict = Compiled(lambda x: self.model(x), reduce_retracing=True, autograph=False)
 
         self.eval_x = self.problem.eval_points()
         exact = self.problem.exact_numpy(self.eval_x)
@@ -129,6 +130,7 @@ class Trainer:
         else:
             self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
         self.warnings = self._static_warnings()
+        self.diagnostics.restart()
 
     # ------------------------------------------------------------------ static checks
     def _static_warnings(self) -> list[str]:

@@ -1,0 +1,49 @@
+"""Compiled functions that run eagerly for their first calls in each run: :class:`Compiled`.
+
+Why: tracing a ``tf.function`` whose body differentiates through the residual's input derivatives
+costs 0.2-0.6 s on 2 cores, and a function that a run calls only a few times never earns that back.
+A sweep trial of 50 steps calls the diagnostics once (step 0) and the sharpness check's iteration
+``diagnostics.sharpness_cold_iters`` times; traced, those two were 0.6 s of a 1.3 s trial on the
+seed problem; run eagerly, 0.2 s (benchmarks/throughput.py, docs/benchmarks.md).  A long run
+traces on the call after the eager ones and runs compiled from there on.
+
+The rule is per run, not per process: :meth:`Compiled.restart` (called when a trainer starts a run,
+fresh or reused, :mod:`pinnlab.training.reuse`) makes the first ``eager_calls`` calls of every run
+eager again, so a run's numbers never depend on what ran before it in the process.  Eager and
+traced evaluations of the same function agree to float rounding (the last bits can differ: graph
+optimisations reorder sums), so the same call of the same config always takes the same path.
+
+The training step itself is always compiled: its numbers must not depend on the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+__all__ = ["Compiled"]
+
+
+class Compiled:
+    """``fn`` eagerly for the first ``eager_calls`` calls of a run, then ``tf.function(fn, **kw)``.
+
+    The ``tf.function`` is created at once but traced only on its first compiled call.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, eager_calls: int = 1, **tf_function_kwargs: Any):
+        self.python_function = fn
+        self.eager_calls = eager_calls
+        self.function = tf.function(fn, **tf_function_kwargs)
+        self.calls = 0
+
+    def restart(self) -> None:
+        """A new run: its first ``eager_calls`` calls are eager again."""
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.eager_calls:
+            return self.python_function(*args, **kwargs)
+        return self.function(*args, **kwargs)

@@ -1,0 +1,67 @@
+"""Compiled functions that run eagerly for their first calls in a run (pinnlab.training.compiled)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pinnlab.backend import import_tensorflow
+from pinnlab.config import load_config
+
+tf = import_tensorflow()
+
+from pinnlab.training.compiled import Compiled  # noqa: E402
+from pinnlab.training.trainer import Trainer  # noqa: E402
+
+
+def test_eager_for_the_first_calls_of_a_run_then_traced_once():
+    traced = []
+
+    def fn(x):
+        traced.append(tf.executing_eagerly())
+        return x * 2.0
+
+    f = Compiled(fn, eager_calls=2, autograph=False)
+    x = tf.constant([1.0, 2.0])
+    for _ in range(4):
+        np.testing.assert_array_equal(f(x).numpy(), [2.0, 4.0])
+    # two eager calls, then one trace (in graph mode) serving calls 3 and 4
+    assert traced == [True, True, False]
+    f.restart()
+    f(x)
+    f(x)
+    f(x)
+    assert traced == [True, True, False, True, True]  # eager again, the trace kept
+
+
+def test_eager_and_compiled_diagnostics_agree():
+    """The step-0 diagnostics run eagerly and later ones compiled: both compute the same numbers."""
+    cfg = load_config("seed", ["training.steps=3", "model.width=16", "diagnostics.sharpness_cold_iters=4"])
+    t = Trainer(cfg)
+    points = {k: tf.constant(v[:10], t.dtype) for k, v in t.train_points.items()}
+    d = t.diagnostics
+    eager = {k: float(v) for k, v in d.measure.python_function(points).items()}
+    compiled = {k: float(v) for k, v in d.measure.function(points).items()}
+    assert eager.keys() == compiled.keys() and len(eager) > 5
+    for key in eager:
+        np.testing.assert_allclose(compiled[key], eager[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    s = d.sharpness
+    v = [tf.ones_like(w) for w in t.vars]
+    ones = [tf.ones_like(w) for w in t.vars]
+    top_eager, _, g2_eager = s._iterate.python_function(points, v, ones)
+    top_compiled, _, g2_compiled = s._iterate.function(points, v, ones)
+    np.testing.assert_allclose(float(top_compiled), float(top_eager), rtol=1e-4)
+    np.testing.assert_allclose(float(g2_compiled), float(g2_eager), rtol=1e-4)
+
+
+def test_a_run_takes_the_same_path_whatever_ran_before_it():
+    """Two fits of one trainer (the second after a restart) give the same diagnostics bit for bit."""
+    cfg = load_config("seed", ["training.steps=12", "model.width=8", "diagnostics.every=5"])
+    t = Trainer(cfg)
+    first = t.fit().history
+    from pinnlab.training.reuse import reset
+
+    reset(t, cfg)
+    second = t.fit().history
+    cols = [c for c in first.columns if c.startswith(("sharpness/", "grad_norm/", "deriv/"))]
+    assert cols
+    np.testing.assert_array_equal(first[cols].to_numpy(), second[cols].to_numpy())
