@@ -222,7 +222,8 @@ def overhead_sweep_file(directory: Path, kind: str, steps: int, trials: int) -> 
 
     if kind == "readme":
         data = yaml.safe_load((ROOT / "sweeps" / "seed_divergence.yaml").read_text())
-        data["overrides"] = {**data.get("overrides", {}), "training.epochs": None, "training.steps": steps}
+        overrides = {k: v for k, v in data.get("overrides", {}).items() if k != "training.epochs"}
+        data["overrides"] = {**overrides, "training.steps": steps}  # steps replace the file's epochs
     else:
         data = {
             "base": "seed-fixed",

@@ -17,7 +17,8 @@ seed would draw (:class:`~pinnlab.training.stacked.StackedMLP` with one seed, pr
 :func:`~pinnlab.models.build_mlp` in tests/test_replicas.py), zero the optimizer's slots and
 iteration count, assign the learning rate and the λ, and redo the per-run state
 (``Trainer._prepare_run``: points from the new seed, batching, budget).  tests/test_reuse.py checks
-that a reused trainer's history equals a fresh one's bit for bit.
+that a reused trainer's steps equal a fresh one's bit for bit (its diagnostics to float rounding: a
+fresh trainer evaluates its first ones eagerly, :mod:`pinnlab.training.compiled`).
 
 The cache is per process (each sweep worker is one) and small (:data:`MAX_TRAINERS`, least
 recently used first out): a trainer holds a model, an optimizer and its traced graphs.  Only
