@@ -217,13 +217,17 @@ def _timed(fn) -> float:
 def overhead_sweep_file(directory: Path, kind: str, steps: int, trials: int) -> Path:
     """``readme``: sweeps/seed_divergence.yaml with ``steps`` steps per trial (its space: activation,
     width, formulation, l2, learning rate); ``reuse``: seed-fixed over learning rate and seed only
-    (every trial after the first reuses the built trainer, :mod:`pinnlab.training.reuse`)."""
+    (every trial after the first reuses the built trainer, :mod:`pinnlab.training.reuse`);
+    ``readme_no_sharpness``: ``readme`` with ``diagnostics.sharpness: false`` (what the sharpness
+    check at step 0 costs a short trial)."""
     import yaml
 
-    if kind == "readme":
+    if kind.startswith("readme"):
         data = yaml.safe_load((ROOT / "sweeps" / "seed_divergence.yaml").read_text())
         overrides = {k: v for k, v in data.get("overrides", {}).items() if k != "training.epochs"}
         data["overrides"] = {**overrides, "training.steps": steps}  # steps replace the file's epochs
+        if kind == "readme_no_sharpness":
+            data["overrides"]["diagnostics.sharpness"] = False
     else:
         data = {
             "base": "seed-fixed",
@@ -251,7 +255,7 @@ def measure_trial_overhead(args, directory: Path) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_big = args.overhead_trials
     out: dict = {"steps_per_trial": args.overhead_steps, "trials": [3, n_big], "workers": 1, "tracking": True}
-    for kind in ("reuse", "readme"):
+    for kind in ("reuse", "readme", "readme_no_sharpness"):
         rounds = []
         for r in range(args.repeats):
             tf_import = _tf_import_seconds()
@@ -317,7 +321,7 @@ def main(argv=None) -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
-    print(json.dumps({"per_trial": {k: overhead[k]["median"] for k in ("reuse", "readme")},
+    print(json.dumps({"per_trial": {k: v["median"] for k, v in overhead.items() if isinstance(v, dict) and "median" in v},
                       "speedup_2_over_1_wall": workers and workers["speedup_2_over_1_wall"],
                       "median_ms_per_trial": storage and storage["median_ms_per_trial"]}))
     return 0

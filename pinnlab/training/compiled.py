@@ -7,11 +7,11 @@ A sweep trial of 50 steps calls the diagnostics once (step 0) and the sharpness 
 seed problem; run eagerly, 0.2 s (benchmarks/throughput.py, docs/benchmarks.md).  A long run
 traces on the call after the eager ones and runs compiled from there on.
 
-The eager calls are counted per run (:meth:`Compiled.restart`, called when a trainer starts a
-run) and only until the function has been traced: a trainer reused across sweep trials
-(:mod:`pinnlab.training.reuse`) has paid for the trace in an earlier trial and runs compiled from its
-first call (0.18 s per reused trial instead of 0.7 s, benchmarks/throughput.py).  Eager and traced
-evaluations of the same function agree to float rounding, not always bit for bit (graph
+Only a trainer's first run starts eagerly.  A trainer reused for the next sweep trial
+(:mod:`pinnlab.training.reuse`, which calls :meth:`Compiled.restart`) runs these functions compiled
+from the first call of its second run on: the trace is paid once and serves every later trial
+(short trials would otherwise never reach a trace and pay the eager cost every time).  Eager and
+traced evaluations of the same function agree to float rounding, not always bit for bit (graph
 optimisations may reorder sums), so a reused trainer's diagnostics can differ from a fresh one's in
 the last bits; the training steps, always compiled, are identical (tests/test_reuse.py).
 
@@ -29,8 +29,8 @@ __all__ = ["Compiled"]
 
 
 class Compiled:
-    """``fn`` eagerly for the first ``eager_calls`` calls of a run, then ``tf.function(fn, **kw)``
-    (from the first call of every later run too).
+    """``fn`` eagerly for the first ``eager_calls`` calls of a trainer's first run, then
+    ``tf.function(fn, **kw)`` (and from the first call of every later run that follows a call).
 
     The ``tf.function`` is created at once but traced only on its first compiled call.
     """
@@ -40,15 +40,15 @@ class Compiled:
         self.eager_calls = eager_calls
         self.function = tf.function(fn, **tf_function_kwargs)
         self.calls = 0  # in this run
-        self.traced = False
 
     def restart(self) -> None:
-        """A new run: its first ``eager_calls`` calls are eager again, unless already traced."""
+        """A new run of the same trainer: compiled from its first call if an earlier run called it."""
+        if self.calls:
+            self.eager_calls = 0
         self.calls = 0
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
-        if not self.traced and self.calls <= self.eager_calls:
+        if self.calls <= self.eager_calls:
             return self.python_function(*args, **kwargs)
-        self.traced = True
         return self.function(*args, **kwargs)
