@@ -86,10 +86,16 @@ class FormulationInfo:
 class OptimizerInfo:
     """``full_batch``: the optimizer is SciPy's L-BFGS-B over the flattened weights, run by the
     trainer itself on the whole batch; it has no Keras optimizer, no learning-rate schedule and no
-    step between which adaptive loss weights could be updated."""
+    step between which adaptive loss weights could be updated.
+
+    ``bounded_step``: every weight moves by at most a few learning rates per step whatever the
+    gradient (Adam: |Δw| ≤ η·(1 − β1)/√(1 − β2) ≈ 3.2η, Kingma & Ba 2015 §2.1; RMSprop: ≤ η/√(1 − ρ)),
+    so the weight norm can grow at most linearly in the steps, never exponentially: the divergence
+    trends project it linearly (:mod:`pinnlab.training.trends`)."""
 
     name: str
     full_batch: bool = False
+    bounded_step: bool = False
     note: str = ""
 
 
@@ -123,9 +129,9 @@ OPTIMIZERS = _catalogue(
     "optimizer",
     [
         OptimizerInfo("sgd", note="with optional momentum"),
-        OptimizerInfo("adam", note="the PINN literature's default"),
-        OptimizerInfo("adamw", note="Adam with decoupled weight decay"),
-        OptimizerInfo("rmsprop"),
+        OptimizerInfo("adam", bounded_step=True, note="the PINN literature's default"),
+        OptimizerInfo("adamw", bounded_step=True, note="Adam with decoupled weight decay"),
+        OptimizerInfo("rmsprop", bounded_step=True),
         OptimizerInfo("lbfgs", full_batch=True, note="SciPy L-BFGS-B, quasi-Newton"),
     ],
 )

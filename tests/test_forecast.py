@@ -119,15 +119,19 @@ def test_weight_growth_alarm_on_steady_exponential_growth_only():
     assert _run(_forecaster(), np.ones(1000), settling) is None
 
 
-def test_unbounded_loss_alarm_only_for_an_unbounded_formulation():
+def test_unbounded_loss_alarm_only_for_an_unbounded_formulation_running_away():
     rng = np.random.default_rng(0)
-    losses = -0.01 * np.arange(600) + 0.02 * rng.standard_normal(600)
-    norms = np.ones(600)
-    a = _run(_forecaster(["residual"]), losses, norms)
-    assert a.signal == "unbounded_loss" and a.value < 0
-    assert _run(_forecaster([]), losses, norms) is None
-    converged = np.exp(-np.arange(600) / 30) + 0.02 * rng.standard_normal(600)
-    assert _run(_forecaster(["residual"]), converged, norms) is None
+    steps = np.arange(600)
+    losses = -0.01 * steps + 0.02 * rng.standard_normal(600)
+    growing = np.exp(4e-3 * steps)  # x2.2 at step 200 (under the weight alarm's x3); x3000 by step 2000
+    a = _run(_forecaster(["residual"], 2000), losses, growing)
+    assert a.signal == "unbounded_loss" and a.value < 0 and a.step <= 200
+    assert _run(_forecaster([], 2000), losses, growing) is None or _run(_forecaster([], 2000), losses, growing).signal != "unbounded_loss"
+    converged = np.exp(-steps / 30) + 0.02 * rng.standard_normal(600)
+    assert _run(_forecaster(["residual"], 2000), converged, growing) is None or \
+        _run(_forecaster(["residual"], 2000), converged, growing).signal != "unbounded_loss"
+    # a loss that falls while the weights creep (x1.06 by the end of the budget): no alarm
+    assert _run(_forecaster(["residual"], 2000), losses, np.exp(3e-5 * steps)) is None
 
 
 def test_trends_are_added_to_the_diagnostics():

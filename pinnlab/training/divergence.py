@@ -10,16 +10,16 @@
                     while ‖W‖ ≥ ``growth_min_ratio`` × initial
 ``unbounded``       the total loss fell below ``loss_floor`` (a loss unbounded below, such as
                     the raw mean of u_x + u_yy, being driven to −∞)
-``diverging``       finite at the end of the budget, but still running away (the label must hold at
-                    ``horizon`` × the budget): (a) the fitted slope of ln‖W‖ over the later half
-                    of the last ``trend_window`` steps (at most half the run) is ≥ ``trend_min_rate``
-                    and ≥ ``trend_steady`` × the earlier half's, and extending it to
-                    ``horizon`` × the steps run reaches ``max_weight_ratio`` × the initial norm; or
-                    (b) a loss term's formulation is unbounded below
-                    (``names.FORMULATIONS[...].bounded_below``) and the total loss still falls
-                    steadily over that window (four block means, each lower, the last fall ≥
-                    ``trend_steady`` × the first, the whole fall > 3 standard errors); see
-                    :mod:`pinnlab.training.trends`
+``diverging``       finite at the end of the budget, but still running away: carried forward to
+                    ``horizon`` × the steps run, the weight norm would meet a ``blowup`` rule
+                    (``max_weight_ratio`` × initial, or a ln-rate ≥ ``growth_rate`` past
+                    ``growth_min_ratio`` ×), or an unbounded-below loss falling steadily would
+                    pass ``loss_floor``.  Carried forward: the later-half rate of ln‖W‖ over the
+                    last ``trend_window`` steps (at most half the run) when it is ≥
+                    ``trend_min_rate`` and ≥ ``trend_steady`` × the earlier half's; the window's
+                    mean rate when a loss term unbounded below still falls steadily; ‖W‖ linearly
+                    for an optimizer with a bounded step (Adam, AdamW, RMSprop).  See
+                    :func:`pinnlab.training.trends.runaway` (why each) and docs/verdicts.md
 ``silent_failure``  finite, with a training loss that fell to ≤ ``low_loss_ratio`` × its initial
                     value, but wrong: relative L2 error against the exact solution above
                     ``max_rel_error`` (where one is known), or a PDE residual on held-out points
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pinnlab.outcomes import Outcome
-from pinnlab.training.trends import loss_trend, projected_log_ratio, weight_trend
+from pinnlab.training.trends import loss_trend, runaway, weight_trend
 
 __all__ = ["Verdict", "DivergenceMonitor", "classify_finished", "classify_trend", "growth_rate"]
 
@@ -146,33 +146,39 @@ def classify_finished(
 
 
 def classify_trend(
-    cfg, *, norms: np.ndarray, losses: np.ndarray, end: int, unbounded_terms: list[str]
+    cfg, *, norms: np.ndarray, losses: np.ndarray, end: int, unbounded_terms: list[str], bounded_step: bool = False
 ) -> Verdict | None:
     """``diverging`` for a run that finished finite at step ``end`` but is still running away.
 
     ``norms``/``losses``: the global weight norm and total loss per step (index = step);
-    ``unbounded_terms``: the loss terms whose formulation is unbounded below.
+    ``unbounded_terms``: the loss terms whose formulation is unbounded below; ``bounded_step``: the
+    optimizer's step is bounded (``names.OPTIMIZERS``), so the norm is carried forward linearly.
     """
-    wt = weight_trend(norms, end, cfg.trend_window)
-    if wt is not None and wt.steady(cfg.trend_steady, cfg.trend_min_rate):
-        horizon = cfg.horizon * (end + 1)
-        projected = projected_log_ratio(wt, horizon)
-        if projected >= math.log(cfg.max_weight_ratio):
+    horizon = cfg.horizon * (end + 1)
+    lt = loss_trend(losses, end, cfg.trend_window, cfg.trend_steady) if unbounded_terms else None
+    falls = lt is not None and lt.steady_fall
+    loss_note = ""
+    if falls:
+        loss_note = (
+            f"; the loss, unbounded below ({', '.join(unbounded_terms)}), still falls steadily: slope {lt.slope:.3g} "
+            f"per step, block means {', '.join(f'{b:.3g}' for b in lt.blocks)}"
+        )
+    run = runaway(cfg, weight_trend(norms, end, cfg.trend_window), horizon, bounded_step=bounded_step, loss_falls=falls)
+    if run is not None:
+        return Verdict(
+            Outcome.DIVERGING,
+            end,
+            f"still running away at the end: {run.describe(cfg)} (divergence.horizon={cfg.horizon:g} x the budget)"
+            + loss_note,
+        )
+    if falls:
+        projected_loss = lt.blocks[-1] + lt.slope * (horizon - end)
+        if projected_loss <= cfg.loss_floor:
             return Verdict(
                 Outcome.DIVERGING,
                 end,
-                f"weight norm still rising at the end: d ln||W||/dstep = {wt.late:.3g} (earlier {wt.early:.3g}), "
-                f"{math.exp(wt.log_ratio):.3g}x initial; at that rate {math.exp(min(projected, 700)):.3g}x by step "
-                f"{horizon:.0f} (divergence.horizon={cfg.horizon:g} x the budget, max_weight_ratio={cfg.max_weight_ratio:g})",
-            )
-    if unbounded_terms:
-        lt = loss_trend(losses, end, cfg.trend_window, cfg.trend_steady)
-        if lt is not None and lt.steady_fall:
-            return Verdict(
-                Outcome.DIVERGING,
-                end,
-                f"loss unbounded below ({', '.join(unbounded_terms)}) still falling steadily at the end: "
-                f"slope {lt.slope:.3g} per step, block means {', '.join(f'{b:.3g}' for b in lt.blocks)} "
-                f"(divergence.trend_steady={cfg.trend_steady:g})",
+                f"still running away at the end: the loss at that slope reaches {projected_loss:.3g} by step "
+                f"{horizon:.0f}, below divergence.loss_floor={cfg.loss_floor:g} (divergence.horizon={cfg.horizon:g} "
+                f"x the budget)" + loss_note,
             )
     return None

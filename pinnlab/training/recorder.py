@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from pinnlab.names import OPTIMIZERS
 from pinnlab.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
@@ -75,7 +76,9 @@ class Recorder:
         self.norms = np.full(budget, np.nan)
         self.monitor = DivergenceMonitor(cfg.divergence, self.norms, cfg.diagnostics.every)
         self.diag_rows: dict[int, dict[str, float]] = {}
-        self.forecaster = Forecaster(cfg.divergence, budget, unbounded_terms(cfg, trainer.terms))
+        self.forecaster = Forecaster(
+            cfg.divergence, budget, unbounded_terms(cfg, trainer.terms), OPTIMIZERS.get(cfg.optimizer.name).bounded_step
+        )
         self._wn = self.names.index("weight_norm/total")
         self.verdict: Verdict | None = None
         self.nan_step: int | None = None
@@ -176,6 +179,7 @@ class Recorder:
                 losses=self.rows[:, 0],
                 end=self.steps_run - 1,
                 unbounded_terms=unbounded_terms(cfg, trainer.terms),
+                bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step,
             )
         if verdict is None:
             held_ms, heldout = trainer.heldout_residual()

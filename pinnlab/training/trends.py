@@ -14,6 +14,21 @@ is noisy; block means average it) and calls the fall *steady* when every block i
 previous one, the last fall is at least ``steady`` times the first, and the whole fall exceeds
 three standard errors of a block mean (so a converged loss wobbling in its noise never fires).
 
+Running away (:func:`runaway`), the one rule the label and the forecast share: the weight norm,
+carried forward to a horizon step, would meet one of the in-run blow-up rules of
+:mod:`pinnlab.training.divergence` there: ``max_weight_ratio`` × its initial value, or a growth rate
+≥ ``growth_rate`` once past ``growth_min_ratio`` ×.  What is carried forward:
+
+* the later half's rate of ln‖W‖, when the growth is steady (above);
+* the whole window's mean rate, when a loss term is unbounded below and the loss still falls
+  steadily: such a loss has no minimum for the weights to settle into, so a later rate that dips
+  under ``steady`` × the earlier one is a wobble, not convergence (the README's tanh run: later /
+  earlier rate 0.76 at step 720, exponential growth at 0.0021 per step by step 7,200);
+* for an optimizer whose step is bounded (``names.OPTIMIZERS[...].bounded_step``: Adam, AdamW,
+  RMSprop), ‖W‖ itself, linearly (its slope over the later half): such a step cannot make the norm
+  grow exponentially, and a fitted ln-rate carried to 10× the budget claimed ×9,360 for a Helmholtz
+  Adam run that ended at ×3.3 (benchmarks/results/verdicts.json).
+
 Tried first: one slope over the whole window against an absolute threshold.  The well-posed
 ``seed-fixed`` run grows its weights at d ln‖W‖/dstep ≈ 6e-4 around step 1,000 and stops at
 ×2.6–3 (the rate decays), while the README's raw-loss tanh run grows at ≈ 1.7e-3 and keeps going:
@@ -28,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["WeightTrend", "LossTrend", "slope", "weight_trend", "loss_trend", "projected_log_ratio"]
+__all__ = ["WeightTrend", "LossTrend", "Runaway", "slope", "weight_trend", "loss_trend", "projected_log_ratio", "runaway"]
 
 
 def slope(steps: np.ndarray, values: np.ndarray) -> float:
@@ -51,6 +66,13 @@ class WeightTrend:
     late: float
     end: int
     log_ratio: float  # ln(‖W‖_end / ‖W‖_0)
+    linear: float = float("nan")  # d(‖W‖/‖W‖_0)/dstep over the later half
+    linear_early: float = float("nan")  # ... over the earlier half
+
+    @property
+    def mean(self) -> float:
+        """The window's mean rate of ln‖W‖ (of the two halves)."""
+        return 0.5 * (self.early + self.late)
 
     def steady(self, steady: float, min_rate: float) -> bool:
         """Still growing: the later rate is at least ``min_rate`` and ``steady`` x the earlier."""
@@ -79,12 +101,71 @@ def weight_trend(norms: np.ndarray, end: int, window: int) -> WeightTrend | None
     half = mid - lo
     initial = float(norms[0])
     log_ratio = math.log(norms[end] / initial) if initial > 0 and norms[end] > 0 else float("nan")
-    return WeightTrend(slope(s[:half], y[:half]), slope(s[half:], y[half:]), end, log_ratio)
+    rel = norms[lo : end + 1] / initial if initial > 0 else np.full(len(s), np.nan)
+    linear, linear_early = slope(s[half:], rel[half:]), slope(s[:half], rel[:half])
+    return WeightTrend(slope(s[:half], y[:half]), slope(s[half:], y[half:]), end, log_ratio, linear, linear_early)
 
 
-def projected_log_ratio(trend: WeightTrend, horizon_step: float) -> float:
-    """ln(‖W‖/‖W‖_0) at ``horizon_step`` if the later rate went on unchanged."""
-    return trend.log_ratio + max(trend.late, 0.0) * max(horizon_step - trend.end, 0.0)
+def projected_log_ratio(trend: WeightTrend, horizon_step: float, rate: float | None = None) -> float:
+    """ln(‖W‖/‖W‖_0) at ``horizon_step`` if ``rate`` (default: the later rate of ln‖W‖) went on unchanged."""
+    rate = trend.late if rate is None else rate
+    return trend.log_ratio + max(rate, 0.0) * max(horizon_step - trend.end, 0.0)
+
+
+@dataclass(frozen=True)
+class Runaway:
+    """Why a weight norm counts as running away: the rule it would meet at ``horizon``."""
+
+    rule: str  # "max_weight_ratio" or "growth_rate"
+    rate: float  # the rate of ln‖W‖ carried forward (bounded step: once past growth_min_ratio x)
+    projected: float  # ln(‖W‖/‖W‖_0) at the horizon
+    horizon: float
+    basis: str  # how the norm was carried forward, in words
+
+    def describe(self, cfg) -> str:
+        where = f"{math.exp(min(self.projected, 700)):.3g}x initial by step {self.horizon:.0f}"
+        if self.rule == "max_weight_ratio":
+            return f"{self.basis}: {where} (divergence.max_weight_ratio={cfg.max_weight_ratio:g})"
+        return (f"{self.basis}: {where}, still growing at {self.rate:.3g} per step past "
+                f"divergence.growth_min_ratio={cfg.growth_min_ratio:g}x (divergence.growth_rate={cfg.growth_rate:g})")
+
+
+def runaway(cfg, wt: WeightTrend | None, horizon: float, *, bounded_step: bool, loss_falls: bool) -> Runaway | None:
+    """The blow-up rule the weight norm would meet by ``horizon`` (module docstring); None if none.
+
+    ``cfg``: ``divergence.*``; ``bounded_step``: the optimizer's step is bounded (linear growth);
+    ``loss_falls``: a loss term unbounded below still falls steadily (the window's mean rate counts).
+    """
+    if wt is None or not math.isfinite(wt.log_ratio):
+        return None
+    if bounded_step:  # steadiness of the linear slope (a linear norm's ln-rate always decays)
+        lin, early = wt.linear, wt.linear_early
+        if not (math.isfinite(lin) and math.isfinite(early)):
+            return None
+        if lin > 0 and wt.late >= cfg.trend_min_rate and lin >= cfg.trend_steady * early:
+            pass
+        elif loss_falls and lin + early > 0:
+            lin = 0.5 * (lin + early)
+        else:
+            return None
+        ratio = math.exp(wt.log_ratio)
+        projected = math.log(ratio + lin * max(horizon - wt.end, 0.0))
+        rate = lin / max(cfg.growth_min_ratio, ratio)  # d ln||W||/dstep once past growth_min_ratio x
+        basis = f"||W|| growing linearly (bounded steps) at {lin:.3g}x initial per step, {ratio:.3g}x now"
+    else:
+        if wt.steady(cfg.trend_steady, cfg.trend_min_rate):
+            rate, basis = wt.late, f"d ln||W||/dstep = {wt.late:.3g} at the end (earlier {wt.early:.3g})"
+        elif loss_falls and wt.mean >= cfg.trend_min_rate:
+            rate, basis = wt.mean, f"d ln||W||/dstep = {wt.mean:.3g} over the window (the loss unbounded below still falling)"
+        else:
+            return None
+        projected = projected_log_ratio(wt, horizon, rate)
+        basis += f", {math.exp(wt.log_ratio):.3g}x initial now"
+    if projected >= math.log(cfg.max_weight_ratio):
+        return Runaway("max_weight_ratio", rate, projected, horizon, basis)
+    if rate >= cfg.growth_rate and projected >= math.log(cfg.growth_min_ratio):
+        return Runaway("growth_rate", rate, projected, horizon, basis)
+    return None
 
 
 def loss_trend(losses: np.ndarray, end: int, window: int, steady: float) -> LossTrend | None:
