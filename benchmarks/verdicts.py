@@ -68,7 +68,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
 HORIZON = 10
 TRUTH_RATIO = 1000.0
-TUNED_ON_CORPUS = False  # thresholds were set before this benchmark ran (docs/verdicts.md)
+# How the rules met this corpus (docs/verdicts.md, "How the rules were revised"): the first run
+# (rules set beforehand) missed every goal; the rules were then revised after reading its
+# disagreements on the whole corpus, so neither half is an untouched check of the revision.
+TUNED_ON_CORPUS = (
+    "revised after a first run on the whole corpus: the diverging and alarm rules now carry the weight "
+    "norm to the horizon with the in-run blow-up thresholds (no new number), Adam-type norms linearly "
+    "(a bound of the optimizer), and the sharpness alarms follow the catapult and edge-of-stability "
+    "results (alarm_sharpness_initial=2 from theory; on the even half any value in 1.0-2.0 scored alike); "
+    "sharpness_rising dropped"
+)
 
 
 def _seed(name, T=400, **over):

@@ -94,21 +94,21 @@ def _forecaster(unbounded=(), budget=1000, *overrides):
     return Forecaster(load_config("seed", list(overrides)).divergence, budget, list(unbounded))
 
 
-def test_sharpness_alarm_on_size_not_on_a_catapult():
+def test_sharpness_alarm_before_the_first_update_past_the_catapult_range_only():
     flat = np.ones(400)
-    a = _run(_forecaster(), flat, flat, ratios=[4.5] + [0.5] * 7)
-    assert a.signal == "sharpness" and a.step == 0 and a.value == 4.5
-    assert _run(_forecaster(), flat, flat, ratios=[2.2, 0.9, 0.8, 0.9, 1.0, 0.9, 0.9, 0.9]) is None
+    a = _run(_forecaster(), flat, flat, ratios=[2.5] + [0.5] * 7)
+    assert a.signal == "sharpness" and a.step == 0 and a.value == 2.5
+    # 1-2x the threshold at the start can recover by a catapult; a later single spike is not an alarm
+    assert _run(_forecaster(), flat, flat, ratios=[1.6, 0.9, 4.0, 0.9, 1.0, 0.9, 0.9, 0.9]) is None
 
 
-def test_sharpness_rising_alarm_needs_persistence_and_a_rising_loss():
+def test_later_sharpness_alarm_needs_persistence_and_the_edge_of_stability_is_no_alarm():
+    flat = np.ones(400)
+    a = _run(_forecaster(), flat, flat, ratios=[0.5, 3.5, 4.0, 1, 1, 1, 1, 1])
+    assert a.signal == "sharpness" and a.value == 4.0  # the second check in a row at >= 3
+    # hovering just above the threshold (edge of stability) while the loss rises: no alarm
     rising = np.linspace(1, 2, 400)
-    falling = np.linspace(2, 1, 400)
-    norms = np.ones(400)
-    a = _run(_forecaster(), rising, norms, ratios=[1.5, 1.6, 1.7, 1.8, 1, 1, 1, 1])
-    assert a.signal == "sharpness_rising" and a.step == 100
-    assert _run(_forecaster(), falling, norms, ratios=[1.5, 1.6, 1.7, 1.8, 1.2, 1.2, 1.2, 1.2]) is None
-    assert _run(_forecaster(), rising, norms, ratios=[1.5, 0.9, 1.7, 0.9, 1.5, 0.9, 1.5, 0.9]) is None
+    assert _run(_forecaster(), rising, flat, ratios=[0.9, 1.5, 1.6, 1.7, 1.8, 1.2, 1.2, 1.2]) is None
 
 
 def test_weight_growth_alarm_on_steady_exponential_growth_only():
