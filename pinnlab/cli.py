@@ -316,7 +316,10 @@ def _print_sweep(r, ran: str | None = None) -> None:
         print(f"best value {r.best_value:.4g} with {r.best_params}")
     print(f"optuna storage: {r.storage}")
     if r.tracking_uri:
-        print(f"mlflow: {r.tracking_uri} (parent run {r.parent_run_id})")
+        from pinnlab.tracking.uri import ui_command
+
+        where = f"experiment {r.experiment}, " if r.experiment else ""
+        print(f"mlflow: {r.tracking_uri} ({where}parent run {r.parent_run_id}); to look: {ui_command(r.tracking_uri)}")
     if r.counts.get("RUNNING") and r.done < r.n_trials:
         print(f"{r.counts['RUNNING']} trials RUNNING: if no worker of this study is alive, resume with --repair")
 

@@ -112,8 +112,10 @@ def test_setup_command_works_as_written_on_the_smoke_variant(tmp_path):
     """The README's first command exactly as written (install, then the sweep with two worker
     processes), on the sweep's tiny `--smoke` variant so the default suite stays short; the
     full-size sweep is the slow test below."""
-    _run_setup(_setup_command() + " --smoke", tmp_path, timeout=900)
+    out = _run_setup(_setup_command() + " --smoke", tmp_path, timeout=900)
     _check_study(tmp_path, 3, "seed_divergence-smoke")
+    # the console says where to look at the runs
+    assert f"to look: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'}" in out.stdout
 
 
 @pytest.mark.slow

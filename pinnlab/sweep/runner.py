@@ -81,6 +81,7 @@ class SweepReport:
     tracking_uri: str | None
     parent_run_id: str | None
     n_trials: int
+    experiment: str | None = None  # the MLflow experiment of the study's runs (None: not tracked)
     done: int = 0  # trials counted in the budget (see pinnlab.sweep.study.Budget)
     counts: dict[str, int] = field(default_factory=dict)  # every trial by Optuna state
     outcomes: dict[str, int] = field(default_factory=dict)  # by pinnlab outcome
@@ -125,6 +126,7 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
         tracking_uri=tracking_uri,
         parent_run_id=study.user_attrs.get(PARENT_ATTR),
         n_trials=spec.n_trials,
+        experiment=(spec.experiment or spec.study_name) if tracking_uri else None,
         done=kinds.count("done"),
         counts=counts,
         outcomes=outcomes,
