@@ -16,7 +16,8 @@ the window is ``alarm_min_window`` steps or more):
 ``sharpness``        at the first check (step 0, before any update) ``sharpness/ratio`` ≥
                      ``alarm_sharpness_initial`` (2): past the catapult range, where gradient descent
                      can still recover (ratio 1-2: Lewkowycz et al. 2020, "the catapult mechanism";
-                     measured on the seed problem: ratio 1.1 recovered, 4.45 diverged at step 6;
+                     measured on the seed problem: ratios 1.1 and 2.2 recovered (so 2 can alarm
+                     on a run that recovers), 4.45 diverged at step 6;
                      in the benchmark corpus every full-batch SGD run at ≥ 2.5 blew up within 10
                      steps); at a later check, ≥ ``alarm_sharpness_ratio`` (3) at
                      ``alarm_sharpness_persist`` (2) checks in a row (single checks at 3.6-9,500

@@ -142,12 +142,10 @@ def runaway(cfg, wt: WeightTrend | None, horizon: float, *, bounded_step: bool, 
         lin, early = wt.linear, wt.linear_early
         if not (math.isfinite(lin) and math.isfinite(early)):
             return None
-        if lin > 0 and wt.late >= cfg.trend_min_rate and lin >= cfg.trend_steady * early:
-            pass
-        elif loss_falls and lin + early > 0:
-            lin = 0.5 * (lin + early)
-        else:
-            return None
+        if not (lin > 0 and wt.late >= cfg.trend_min_rate and lin >= cfg.trend_steady * early):
+            if not (loss_falls and lin + early > 0):
+                return None
+            lin = 0.5 * (lin + early)  # the window's mean slope
         ratio = math.exp(wt.log_ratio)
         projected = math.log(ratio + lin * max(horizon - wt.end, 0.0))
         rate = lin / max(cfg.growth_min_ratio, ratio)  # d ln||W||/dstep once past growth_min_ratio x
