@@ -33,7 +33,8 @@ Per-seed attributes (names in :mod:`pinnlab.keys`): ``replicates``, ``divergence
 ``replicate_seeds``, ``replicate_outcomes``, ``replicate_onsets`` (the step at which each divergent
 seed was detected: ``divergence_step``, else ``nan_onset_step``), ``replicate_steps_run``,
 ``replicate_values`` and ``replicate_run_ids``; the survival analysis treats every seed as a unit.
-TensorFlow-free apart from :func:`run_replicates`, which imports the trainer when called.
+TensorFlow-free apart from :func:`run_replicates`, which imports the trainer when called.  The seeds
+of a trial share one built trainer (``reuse``): seed 0 traces, the others are reset by assignment.
 """
 
 from __future__ import annotations
@@ -70,28 +71,27 @@ def run_replicates(
     k: int,
     callbacks: Sequence[Any] = (),
     *,
-    tracker: Callable[[int, Any], Any] | None = None,
+    tracking: Callable[[int, Any], Any] | None = None,
+    reuse: bool = False,
 ) -> list[Any]:
-    """Train ``cfg`` on the seeds ``training.seed + i``, i < k; returns their RunResults in order.
+    """Train ``cfg`` on the seeds ``training.seed + i``, i < k; returns their :class:`pinnlab.runs.Run`
+    in order, each through :func:`pinnlab.runs.run_config` (the one path of every run).
 
-    ``callbacks``: trainer callbacks shared by every seed (a signal handler).  ``tracker(i, cfg_i)``:
-    a context-manager callback recording seed i (a :class:`pinnlab.tracking.RunTracker`), or None
-    for an untracked seed.  A seed that diverges ends only its own run; the next seed starts.
+    ``callbacks``: trainer callbacks shared by every seed (a signal handler).  ``tracking(i, cfg_i)``:
+    the :class:`pinnlab.runs.Tracking` of seed i, or None for an untracked seed.  ``reuse``: seeds
+    differ only in ``training.seed``, so with it the built, traced trainer of seed 0 serves the others
+    (:mod:`pinnlab.training.reuse`).  A seed that diverges ends only its own run; the next seed starts.
     """
-    from pinnlab.training import Trainer
+    from pinnlab.runs import run_config
 
     if k < 1:
         raise ValueError(f"`k >= 1` must hold, but got ({k=}).")
-    results = []
+    runs = []
     for i in range(k):
         seed_cfg = replicate_config(cfg, i)
-        track = tracker(i, seed_cfg) if tracker is not None else None
-        if track is None:
-            results.append(Trainer(seed_cfg, list(callbacks)).fit())
-        else:
-            with track:
-                results.append(Trainer(seed_cfg, [*callbacks, track]).fit())
-    return results
+        track = tracking(i, seed_cfg) if tracking is not None else None
+        runs.append(run_config(seed_cfg, tracking=track, callbacks=callbacks, reuse=reuse))
+    return runs
 
 
 def onset(summary: Mapping[str, Any]) -> int | None:

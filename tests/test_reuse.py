@@ -77,3 +77,22 @@ def test_lr_of_a_schedule_is_part_of_the_key():
     a = load_config("seed-fixed", ["optimizer.schedule.name=exponential", "optimizer.learning_rate=0.01"])
     b = load_config("seed-fixed", ["optimizer.schedule.name=exponential", "optimizer.learning_rate=0.02"])
     assert reuse_key(a) != reuse_key(b)
+
+
+def test_sweep_replicates_share_one_trainer_and_equal_separate_runs():
+    """A sweep trial's seeds (pinnlab.replicates.run_replicates with reuse): seed 0 builds and traces,
+    seeds 1 and 2 reuse its trainer, and each seed's steps equal a fresh run of that seed."""
+    import pinnlab.training as training
+    from pinnlab.replicates import replicate_config, run_replicates
+
+    cfg = load_config("seed-fixed", ["model.width=7", "training.steps=15", "diagnostics.every=5",
+                                     "divergence.heldout_points=64"])
+    training._CACHE = None  # a worker process's cache, fresh
+    runs = run_replicates(cfg, 3, reuse=True)
+    assert training._CACHE.hits == 2
+    assert len({id(r.trainer) for r in runs}) == 1
+    assert [r.result.config.training.seed for r in runs] == [cfg.training.seed + i for i in range(3)]
+    steps = list(runs[0].trainer.step_names)
+    for i, run in enumerate(runs):
+        fresh = Trainer(replicate_config(cfg, i)).fit()
+        pd.testing.assert_frame_equal(run.result.history[steps], fresh.history[steps], check_exact=True)

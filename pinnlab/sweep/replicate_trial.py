@@ -44,29 +44,26 @@ def run_trial(objective, trial: optuna.Trial, cfg, callbacks: Sequence[Any], tag
 
     ``objective`` is the calling :class:`pinnlab.sweep.objective.Objective` (its tracking settings).
     """
+    from pinnlab.runs import Tracking
     from pinnlab.sweep.objective import TRIAL_ATTRS, objective_value
 
     spec = objective.spec
-    run_ids: list[str | None] = []
 
-    def tracker(i: int, seed_cfg):
+    def tracking(i: int, seed_cfg) -> Tracking | None:
         if not objective.track:
             return None
-        from pinnlab.tracking import RunTracker
-
-        t = RunTracker(
-            seed_cfg,
+        return Tracking(
             tracking_uri=objective.tracking_uri,
             experiment=objective.experiment,
             parent_run_id=objective.parent_run_id,
             tags={**tags, keys.REPLICATE_TAG: str(i)},
             run_name=f"{spec.study_name}-trial-{trial.number}-seed-{seed_cfg.training.seed}",
+            plots=False,  # as for single-seed trials: `pinnlab plots RUN_ID` draws them on demand
         )
-        run_ids.append(t)  # the run id exists once the tracker has started
-        return t
 
-    results = run_replicates(cfg, spec.replicates, callbacks, tracker=tracker)
-    ids = [t.run_id for t in run_ids] if run_ids else []
+    runs = run_replicates(cfg, spec.replicates, callbacks, tracking=tracking, reuse=True)
+    results = [r.result for r in runs]
+    ids = [r.mlflow_run_id for r in runs] if objective.track else []
     summaries = [r.summary() for r in results]
     values = [objective_value(s, spec.objective.metric) for s in summaries]
     verdict = aggregate(summaries, values, [r.config.training.seed for r in results], ids)
