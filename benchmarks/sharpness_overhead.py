@@ -8,7 +8,7 @@ Method: for each case (``poisson2d`` preset as in trainer_overhead.py, and the `
 preset at its batch of 10), two fresh trainers per round, sharpness on and off, in alternating
 order (on/off, off/on, ...), each ``fit()`` with ``training.steps=--steps`` and the default
 ``diagnostics.every`` (100).  Reported per case: median wall and process-CPU seconds of the whole
-fit (compilation of the HVP function and the first cold power iteration included, since a sweep
+fit (compilation of the HVP function and the first, cold, Lanczos check included, since a sweep
 trial pays them), and the overhead ``on / off − 1`` of the medians.  Process CPU time is the
 figure to trust on a shared machine: other processes' load stretches wall time but not the CPU
 time this process uses (TensorFlow's threads included).

@@ -205,12 +205,15 @@ class DiagnosticsConfig(StrictModel):
     update_ratio: Bool = True  # ||ΔW|| / ||W|| per layer
     error: Bool = True  # relative L2 error on the evaluation grid (if the exact solution is known)
     ntk_trace: Bool = False  # ntk_trace/<term> = tr(K_ii); off: 1.4-10 steps per call, 13-56 s first compile
-    # top Hessian eigenvalue by warm-started power iteration on Hessian-vector products, and its
+    # top Hessian eigenvalue by warm-started Lanczos on Hessian-vector products, and its
     # ratio to the optimizer's stability threshold (pinnlab.training.sharpness); on because it costs
     # under 10% of a run at every=100 (docs/benchmarks.md, benchmarks/sharpness_overhead.py)
     sharpness: Bool = True
     sharpness_iters: Int = Field(3, gt=0)  # HVPs per check, warm-started from the last eigenvector
-    sharpness_cold_iters: Int = Field(12, gt=0)  # HVPs of the first check (random start; ~20 to converge)
+    sharpness_cold_iters: Int = Field(12, gt=0)  # at most this many HVPs at the first check (random start)
+    # the first check stops (after sharpness_iters HVPs or more) once its residual bound puts an
+    # eigenvalue within this fraction of the estimate; 0: always sharpness_cold_iters HVPs
+    sharpness_tol: float = Field(0.05, ge=0)
     # HVPs on at most 512 points per set (a fixed random subset): the Hessian of a mean over a random
     # subset estimates the full one, and poisson2d's 2400 points made sharpness cost 16% of a run
     sharpness_points: Int = Field(512, gt=0)

@@ -36,6 +36,25 @@ def test_eager_for_the_first_calls_of_a_run_then_traced_once():
     g(x)
     g(x)
     assert traced == [True, True, False, True, False]
+    h = Compiled(fn, eager_calls=5, autograph=False)
+    h(x)
+    h.stop_eager()  # a check that converged after one call: the rest of the run compiled
+    h(x)
+    h(x)
+    assert traced[5:] == [True, False]
+
+
+def test_the_sharpness_check_traces_at_its_second_check_however_many_hvps_the_first_took():
+    cfg = load_config("seed", ["training.steps=3", "model.width=16", "training.batch_size=3600"])
+    t = Trainer(cfg)
+    points = t._tensors(t.train_points)
+    s = t.diagnostics.sharpness
+    s(points)
+    first = s._apply.calls
+    assert 3 <= first < cfg.diagnostics.sharpness_cold_iters  # converged early, eagerly
+    assert s._apply.function.experimental_get_tracing_count() == 0
+    s(points)
+    assert s._apply.function.experimental_get_tracing_count() == 1 and s._apply.calls == first + 3
 
 
 def test_eager_and_compiled_diagnostics_agree():
@@ -52,9 +71,10 @@ def test_eager_and_compiled_diagnostics_agree():
     s = d.sharpness
     v = [tf.ones_like(w) for w in t.vars]
     ones = [tf.ones_like(w) for w in t.vars]
-    top_eager, _, g2_eager = s._iterate.python_function(points, v, ones)
-    top_compiled, _, g2_compiled = s._iterate.function(points, v, ones)
-    np.testing.assert_allclose(float(top_compiled), float(top_eager), rtol=1e-4)
+    av_eager, g2_eager = s._apply.python_function(points, v, ones)
+    av_compiled, g2_compiled = s._apply.function(points, v, ones)
+    for a, b in zip(av_compiled, av_eager):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6 * float(tf.reduce_max(tf.abs(b))))
     np.testing.assert_allclose(float(g2_compiled), float(g2_eager), rtol=1e-4)
 
 

@@ -1,4 +1,4 @@
-"""Forecasts: the HVP power iteration against a dense Hessian, the stability thresholds, and each
+"""Forecasts: the Lanczos sharpness estimate against a dense Hessian, the stability thresholds, and each
 alarm rule on a constructed run (one that must fire, one that must not)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from pinnlab import load_config
 from pinnlab.training.forecast import Forecaster
-from pinnlab.training.sharpness import Sharpness, hessian_vector_product, threshold
+from pinnlab.training.sharpness import Sharpness, hessian_vector_product, lanczos_top, threshold
 
 TINY64 = ["model.width=3", "model.dtype=float64", "model.activation=tanh", "model.output_activation=linear",
           "loss.formulation=squared", "problem.params.constraint=dirichlet", "training.batch_size=3600",
@@ -34,10 +34,11 @@ def _dense_hessian(trainer, points):
     return np.stack(cols, axis=1)
 
 
-def test_power_iteration_matches_the_dense_hessian_in_float64():
+def test_lanczos_matches_the_dense_hessian_in_float64():
     from pinnlab.training import Trainer
 
-    t = Trainer(load_config("seed", TINY64 + ["diagnostics.sharpness_cold_iters=200"]))
+    # 13 weights: the Krylov space is exhausted after 13 HVPs, and the estimate is exact
+    t = Trainer(load_config("seed", TINY64 + ["diagnostics.sharpness_cold_iters=200", "diagnostics.sharpness_tol=0"]))
     points = t._tensors(t.train_points)
     H = _dense_hessian(t, points)
     assert np.allclose(H, H.T, atol=1e-8 * np.abs(H).max())
@@ -46,8 +47,53 @@ def test_power_iteration_matches_the_dense_hessian_in_float64():
     s = Sharpness(t)
     got = s(points)["sharpness/top"]
     assert got == pytest.approx(top, rel=1e-6)
-    # warm-started: 3 more iterations from the converged vector stay on it
+    # warm-started: 3 more steps from the converged Ritz vector stay on it
     assert s(points)["sharpness/top"] == pytest.approx(top, rel=1e-6)
+
+
+def _symmetric(n, top, seed=0):
+    """A symmetric matrix with eigenvalues ``top`` and a spread in [-1, 1], and its spectrum."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    values = np.concatenate([[top], rng.uniform(-1, 1, n - 1)])
+    return (q * values) @ q.T, values
+
+
+def test_lanczos_finds_the_top_eigenvalue_sooner_than_power_iteration():
+    A, values = _symmetric(200, 1.3)
+    start = np.random.default_rng(1).standard_normal(200)
+    theta, y, steps, residual = lanczos_top(lambda v: A @ v, start, 12)
+    assert steps == 12 and theta == pytest.approx(1.3, rel=1e-3)
+    assert np.linalg.norm(A @ y - theta * y) == pytest.approx(residual, rel=1e-6)  # the bound is the residual
+    v = start / np.linalg.norm(start)
+    for _ in range(11):  # power iteration with the same 12 products
+        v = A @ v / np.linalg.norm(A @ v)
+    assert abs(v @ A @ v - 1.3) > 10 * abs(theta - 1.3)
+
+
+def test_lanczos_stops_at_the_tolerance_not_before_min_iters_and_on_an_exhausted_space():
+    A, _ = _symmetric(200, 5.0)
+    start = np.random.default_rng(2).standard_normal(200)
+    theta, _, steps, residual = lanczos_top(lambda v: A @ v, start, 50, min_iters=3, tol=0.05)
+    assert 3 <= steps < 50 and residual <= 0.05 * abs(theta) and theta == pytest.approx(5.0, rel=0.05)
+    full = lanczos_top(lambda v: A @ v, start, 50, min_iters=3, tol=0.0)  # on to machine precision
+    assert full[2] > steps and full[3] < 1e-12 * 5.0 and full[0] == pytest.approx(5.0, rel=1e-12)
+    _, _, steps, _ = lanczos_top(lambda v: A @ v, start, 50, min_iters=8, tol=1.0)
+    assert steps == 8
+    small, values = _symmetric(6, -4.0)  # largest magnitude, with its sign
+    theta, _, steps, residual = lanczos_top(lambda v: small @ v, np.ones(6), 40)
+    assert steps == 6 and residual == 0.0 and theta == pytest.approx(-4.0, rel=1e-9)
+
+
+def test_lanczos_reports_nan_when_a_product_is_not_finite():
+    calls = []
+
+    def apply(v):
+        calls.append(1)
+        return np.arange(1.0, 5.0) * v * (np.inf if len(calls) == 2 else 1.0)
+
+    theta, y, steps, residual = lanczos_top(apply, np.ones(4), 10)
+    assert math.isnan(theta) and steps == 2 and math.isinf(residual) and np.all(np.isfinite(y))
 
 
 def test_thresholds_of_each_optimizer():

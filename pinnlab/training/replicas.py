@@ -23,7 +23,7 @@ over a per-replicate step would need the Keras optimizer inside the mapped funct
 
 Not supported (one-line config errors, :mod:`pinnlab.replicate_rules`): L-BFGS, ``grad_norm``
 loss weighting, problems whose residual reduces over the points.  Not measured per replicate:
-``sharpness/*`` (``diagnostics.sharpness``; a power iteration per replicate on stacked weights is
+``sharpness/*`` (``diagnostics.sharpness``; a Lanczos estimate per replicate on stacked weights is
 not built), so a replicate's forecast rests on the weight and loss trends alone.
 """
 

@@ -22,19 +22,29 @@ lbfgs      H                                           none (a line search picks
 from the optimizer's state; before its first update v = 0 and the preconditioner is undefined, so
 a check before the first update (step 0) reports ``sharpness/top`` of H itself and no ratio.
 
-How: power iteration on Hessian-vector products, each one nested GradientTapes (``g =
-inner.gradient(L, w)``, then ``outer.gradient(Σ g·v, w)``), which differentiates through the input
-derivatives of the residual again: one HVP costs ≈ 2 training steps on the seed problem.  The first
-check starts from a random vector and runs ``diagnostics.sharpness_cold_iters`` HVPs; later checks
-start from the previous eigenvector and run ``diagnostics.sharpness_iters`` (3): the top
-eigenvector moves slowly between checks, and warm-started iterations track it (measured on the
-seed problem before this module: 3 cold iterations gave 6.2 for a true 44.4, 3 warm ones tracked
-it).  The estimate is the Rayleigh quotient vᵀAv of the last vector, so it is the eigenvalue of
-largest magnitude with its sign; a negative value (a loss curving down, as an unbounded-below one
-does) counts as ratio 0.  The HVP uses the step's own points (a mini-batch when the run uses them:
-the curvature the update sees), at most ``diagnostics.sharpness_points`` (512) of each set, the same
-random rows at every check: the cost of an HVP grows with the points, and the Hessian of the mean
-loss over a random subset estimates the full one.
+How: the Lanczos iteration (with full reorthogonalisation) on Hessian-vector products, each one
+nested GradientTapes (``g = inner.gradient(L, w)``, then ``outer.gradient(Σ g·v, w)``), which
+differentiates through the input derivatives of the residual again: one HVP costs ≈ 2 training steps
+on the seed problem.  k HVPs span the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz
+value of largest magnitude of A on that space (with its sign: a negative value, a loss curving
+down as an unbounded-below one does, counts as ratio 0), and its Ritz vector is kept.  The power
+iterate A^(k-1)v lies in the same space, so the estimate is at least as close as power iteration's
+Rayleigh quotient after the same HVPs, and usually far closer: on the presets and three README-sweep
+seed variants at initialisation (3 random starts each, ``benchmarks/sharpness_accuracy.py``), 12
+power iterations reached between −0.34 (the wrong sign) and 1.00 of the eigenvalue, 8 Lanczos
+steps 0.98-1.00, and the default first check below 0.997-1.000 with 3-10 HVPs (5.5 on average).
+
+The first check starts from a random vector and runs at most ``diagnostics.sharpness_cold_iters``
+(12) HVPs, stopping from the ``diagnostics.sharpness_iters``-th (3) on once the residual
+‖Ay − θy‖ of the Ritz pair is at most ``diagnostics.sharpness_tol`` (0.05) × |θ|: an eigenvalue of
+A then lies within 5 % of θ.  Later checks start from the last Ritz
+vector and run ``diagnostics.sharpness_iters`` HVPs, no fewer: the top eigenvector moves slowly
+between checks, and a fixed number of steps lets a rising eigenvalue in a new direction grow into
+the estimate (a converged residual alone would keep tracking the old one).  The HVP uses the
+step's own points (a mini-batch when the run uses them: the curvature the update sees), at most
+``diagnostics.sharpness_points`` (512) of each set, the same random rows at every check: the cost of
+an HVP grows with the points, and the Hessian of the mean loss over a random subset estimates the
+full one.
 
 Also here, for Adam-type optimizers: ``adam/g2_over_v`` = Σg² / Σv̂ (Bai et al. 2025: Adam's loss
 spikes follow g² falling far below v, so that a returning gradient meets a tiny denominator).
@@ -57,7 +67,7 @@ from pinnlab.training.compiled import Compiled
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Sharpness", "threshold", "hessian_vector_product"]
+__all__ = ["Sharpness", "threshold", "hessian_vector_product", "lanczos_top"]
 
 
 def threshold(opt_cfg, learning_rate: float) -> float | None:
@@ -88,31 +98,74 @@ def hessian_vector_product(loss_fn, variables, vectors):
     return grads, hv
 
 
-def _dot(a, b) -> tf.Tensor:
-    return tf.add_n([tf.reduce_sum(x * y) for x, y in zip(a, b)])
+def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
+    """The Ritz pair of largest magnitude of a symmetric operator after at most ``iters`` Lanczos steps.
+
+    ``apply(v)`` returns A·v for a float64 vector ``v``; ``start`` is the first Krylov vector.  The
+    iteration stops after ``min_iters`` steps or more once the residual ‖Ay − θy‖ = β·|y_last| is at
+    most ``tol``·|θ|, when the Krylov space is exhausted (β ≈ 0: the bound is then 0), or when A·v is
+    not finite.  Returns ``(theta, y, steps, residual)``: ``y`` unit-norm; theta NaN (and ``y`` the
+    last basis vector) when a product was not finite.  Full reorthogonalisation (classical
+    Gram-Schmidt, twice) keeps the basis orthogonal in float arithmetic; it holds ``iters`` vectors
+    of the operator's size.
+    """
+    q = np.asarray(start, np.float64)
+    q = q / np.linalg.norm(q)
+    basis: list[np.ndarray] = []
+    alphas: list[float] = []
+    betas: list[float] = []
+    theta, y, residual = float("nan"), q, float("inf")
+    for step in range(1, iters + 1):
+        w = np.asarray(apply(q), np.float64)
+        if not np.all(np.isfinite(w)):
+            return float("nan"), q, step, float("inf")
+        basis.append(q)
+        alphas.append(float(q @ w))
+        Q = np.stack(basis)
+        for _ in range(2):
+            w = w - Q.T @ (Q @ w)
+        beta = float(np.linalg.norm(w))
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        values, vectors = np.linalg.eigh(T)
+        i = int(np.argmax(np.abs(values)))
+        theta = float(values[i])
+        y = Q.T @ vectors[:, i]
+        y = y / np.linalg.norm(y)
+        residual = beta * abs(float(vectors[-1, i]))
+        scale = max(abs(a) for a in alphas + betas + [beta]) or 1.0
+        if beta <= 1e-12 * scale:  # invariant subspace: θ is an eigenvalue of A
+            return theta, y, step, 0.0
+        if step >= min_iters and residual <= tol * abs(theta):
+            return theta, y, step, residual
+        betas.append(beta)
+        q = w / beta
+    return theta, y, iters, residual
 
 
 class Sharpness:
-    """Warm-started power iteration for one trainer; ``__call__(points)`` returns the metrics.
+    """Lanczos on Hessian-vector products for one trainer; ``__call__(points)`` returns the metrics.
 
-    One compiled call per iteration (vector operations and the HVP in one graph); unrolling all
+    One compiled call per HVP (the preconditioning and the HVP in one graph); unrolling all
     iterations of a check into one graph made the trace grow with their number (minutes for the
-    200 iterations of the dense-Hessian test).
+    200 iterations of the dense-Hessian test).  The Lanczos bookkeeping (a few vectors of the
+    weights' size) runs in NumPy.
     """
 
     def __init__(self, trainer: Trainer):
         self.trainer = t = trainer
-        self.vector: list[tf.Tensor] | None = None
+        self.vector: np.ndarray | None = None
         self.rng = np.random.default_rng(t.cfg.training.seed + 104729)
         self._rows: dict[tuple[str, int], tf.Tensor] = {}
+        self._shapes = [tuple(w.shape) for w in t.vars]
+        self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
-        # the first check's iterations run eagerly, later checks compiled (pinnlab.training.compiled):
-        # on a 50-step seed trial the eager cold check cost 0.45 s against 0.59 s traced (an eager
-        # HVP costs about what tracing one does: Python walks the gradient of the gradient either
-        # way); a long run pays the trace once, at its second check
-        self._iterate = Compiled(
-            self._iteration, eager_calls=t.cfg.diagnostics.sharpness_cold_iters, jit_compile=False, autograph=False
+        # the first check's HVPs run eagerly, later checks compiled (pinnlab.training.compiled): an
+        # eager HVP costs about what tracing one does (Python walks the gradient of the gradient
+        # either way: 12 eager HVPs 0.16-0.35 s against 0.17-0.61 s for the trace and first call on
+        # the README sweep's seed trials); a long run pays the trace once, at its second check
+        self._apply = Compiled(
+            self._product, eager_calls=t.cfg.diagnostics.sharpness_cold_iters, jit_compile=False, autograph=False
         )
 
     def reset(self) -> None:
@@ -121,22 +174,17 @@ class Sharpness:
         self.vector = None
         self.rng = np.random.default_rng(self.trainer.cfg.training.seed + 104729)
         self._rows.clear()
-        self._iterate.restart()
+        self._apply.restart()
 
-    def _iteration(self, points, vectors, precond):
-        """One power-iteration step on A = D H D (D = ``precond``, P^-1/2 or ones): returns
-        (the Rayleigh quotient vᵀAv of v = ``vectors`` normalised, A·v normalised, Σ g²)."""
+    def _product(self, points, vectors, precond):
+        """(A·v for A = D H D, D = ``precond`` (P^-1/2 or ones), v = ``vectors``; Σ g²)."""
         t = self.trainer
-        n = tf.sqrt(_dot(vectors, vectors))
-        v = [x / n for x in vectors]
         grads, hv = hessian_vector_product(
-            lambda: t._total(t._losses(points)[0]), t.vars, [d * x for d, x in zip(precond, v)]
+            lambda: t._total(t._losses(points)[0]), t.vars, [d * x for d, x in zip(precond, vectors)]
         )
         av = [d * h for d, h in zip(precond, hv)]
-        top = _dot(v, av)
         g2 = tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
-        m = tf.sqrt(_dot(av, av))
-        return top, [x / m for x in av], g2
+        return av, g2
 
     def _preconditioner(self) -> tuple[list[tf.Tensor], float | None]:
         """(D = P^-1/2 per variable, Σ v̂) for Adam-type / RMSprop optimizers after their first
@@ -172,20 +220,31 @@ class Sharpness:
 
     def __call__(self, points) -> dict[str, float]:
         t = self.trainer
+        diag = t.cfg.diagnostics
         points = self._subset(points)
         precond, vsum = self._preconditioner()
         cold = self.vector is None
-        v = self.vector
+        start = np.concatenate([self.rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vector
+        g2 = []
+
+        def apply(v: np.ndarray) -> np.ndarray:
+            parts = np.split(v, self._splits)
+            vectors = [tf.constant(p.reshape(s), w.dtype) for p, s, w in zip(parts, self._shapes, t.vars)]
+            av, g = self._apply(points, vectors, precond)
+            g2.append(g)
+            return np.concatenate([x.numpy().ravel() for x in av]).astype(np.float64)
+
+        top, vector, _, _ = lanczos_top(
+            apply,
+            start,
+            diag.sharpness_cold_iters if cold else diag.sharpness_iters,
+            min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
+            tol=diag.sharpness_tol if cold else 0.0,
+        )
         if cold:
-            v = [tf.constant(self.rng.standard_normal(tuple(w.shape)), w.dtype) for w in t.vars]
-        iters = t.cfg.diagnostics.sharpness_cold_iters if cold else t.cfg.diagnostics.sharpness_iters
-        for _ in range(iters):
-            top, v, g2 = self._iterate(points, v, precond)
-        top = float(top)
-        if all(bool(tf.reduce_all(tf.math.is_finite(x))) for x in v):
-            self.vector = v
-        else:
-            self.vector = None  # start cold at the next check
+            self._apply.stop_eager()  # later checks compiled, however many HVPs this one took
+        # a non-finite product: start cold at the next check
+        self.vector = vector if math.isfinite(top) and np.all(np.isfinite(vector)) else None
         out = {"sharpness/top": top}
         opt = t.optimizer
         name = t.cfg.optimizer.name
@@ -194,5 +253,5 @@ class Sharpness:
             thr = threshold(t.cfg.optimizer, lr)  # 0 for an infinite learning rate (float32 overflow)
             out["sharpness/ratio"] = max(top, 0.0) / thr if thr > 0 else float("inf")
         if vsum:
-            out["adam/g2_over_v"] = float(g2) / vsum
+            out["adam/g2_over_v"] = float(g2[0]) / vsum
         return out
