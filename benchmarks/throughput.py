@@ -22,7 +22,9 @@
    ``gc_after_trial`` would add to every trial.
 
 3. **Per-trial overhead** (issue 12): (wall of 12 trials − wall of 3) / 9 of a 1-worker tracked
-   sweep of 50-step trials, against ``python -c "import tensorflow"`` timed in the same round, for
+   sweep of 50-step trials, and from Optuna's timestamps of the 12-trial sweep (end of the last
+   trial − end of the first) / 11, which the start-up's noise does not reach, each against
+   ``python -c "import tensorflow"`` timed in the same round, for
    two sweeps: ``reuse`` (seed-fixed over learning rate and seed: every trial reuses the built
    trainer) and ``readme`` (sweeps/seed_divergence.yaml with 50 steps: activation, width,
    formulation and l2 change the graph, so most trials build and trace anew); also the README
@@ -96,6 +98,9 @@ def run_sweep_command(path: Path, workers: int, directory: Path) -> dict:
     ends = [t.datetime_complete for t in trials]
     steady = (max(ends) - min(starts)).total_seconds()
     durations = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
+    # what each trial after the first adds, gaps between trials included; the first trial pays the
+    # lazy imports (TensorFlow's among them), whose time varies by seconds from run to run
+    after_first = (max(ends) - min(ends)).total_seconds() / max(len(trials) - 1, 1)
     n = report["done"]
     return {
         "workers": workers,
@@ -107,6 +112,7 @@ def run_sweep_command(path: Path, workers: int, directory: Path) -> dict:
         "trials_per_minute_wall": round(60 * n / wall, 2),
         "trials_per_minute_steady": round(60 * n / steady, 2),
         "trial_seconds_median": round(statistics.median(durations), 3),
+        "per_trial_after_first_seconds": round(after_first, 3),
     }
 
 
@@ -273,13 +279,19 @@ def measure_trial_overhead(args, directory: Path) -> dict:
                 # Optuna's start-to-complete time of the median trial: immune to the start-up noise
                 # that the difference of two command walls carries on a shared machine
                 "trial_median_over_tf_import": round(big["trial_seconds_median"] / tf_import, 4),
+                # (end of the last trial - end of the first) / (N - 1) of the larger sweep: the same
+                # per-trial cost without the start-up noise of two command walls (TensorFlow's import
+                # took 4-8 s from run to run in one sweep's first trial here)
+                "per_trial_after_first_seconds": big["per_trial_after_first_seconds"],
+                "per_trial_after_first_over_tf_import": round(big["per_trial_after_first_seconds"] / tf_import, 4),
                 "counts": big["counts"],
             })
             print(json.dumps({kind: rounds[-1]}), file=sys.stderr)
         med = {k: statistics.median(rd[k] for rd in rounds) for k in rounds[0] if isinstance(rounds[0][k], float)}
         out[kind] = {"rounds": rounds, "median": med,
                      "target_per_trial_over_tf_import": 0.07,
-                     "met": med["per_trial_over_tf_import"] <= 0.07}
+                     "met": med["per_trial_over_tf_import"] <= 0.07,
+                     "met_after_first": med["per_trial_after_first_over_tf_import"] <= 0.07}
     return out
 
 

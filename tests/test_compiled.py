@@ -70,11 +70,18 @@ def test_eager_and_compiled_diagnostics_agree():
         np.testing.assert_allclose(compiled[key], value, rtol=1e-5, atol=1e-7, err_msg=key)
     s = d.sharpness
     v = [tf.ones_like(w) for w in t.vars]
-    ones = [tf.ones_like(w) for w in t.vars]
-    av_eager, g2_eager = s._apply.python_function(points, v, ones)
-    av_compiled, g2_compiled = s._apply.function(points, v, ones)
-    for a, b in zip(av_compiled, av_eager):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6 * float(tf.reduce_max(tf.abs(b))))
-    np.testing.assert_allclose(float(g2_compiled), float(g2_eager), rtol=1e-4)
+    for precond in (None, [tf.fill(w.shape, 0.5) for w in t.vars]):  # plain and preconditioned HVP
+        av_eager, g2_eager = s._apply.python_function(points, v, precond)
+        av_compiled, g2_compiled = s._apply.function(points, v, precond)
+        for a, b in zip(av_compiled, av_eager):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6 * float(tf.reduce_max(tf.abs(b))))
+        if precond is None:
+            assert g2_eager is None and g2_compiled is None
+        else:
+            np.testing.assert_allclose(float(g2_compiled), float(g2_eager), rtol=1e-4)
+    plain, _ = s._apply.python_function(points, v, None)
+    halved, _ = s._apply.python_function(points, [x * 0.5 for x in v], [tf.fill(w.shape, 0.5) for w in t.vars])
+    for a, b in zip(plain, halved):  # D H D v with D = 1/2 and v halved: H v / 8
+        np.testing.assert_allclose(b.numpy(), a.numpy() / 8, rtol=1e-5, atol=1e-7 * float(tf.reduce_max(tf.abs(a))))
 
 

@@ -177,28 +177,28 @@ class Sharpness:
         self._apply.restart()
 
     def _product(self, points, vectors, precond):
-        """(A·v for A = D H D, D = ``precond`` (P^-1/2 or ones), v = ``vectors``; Σ g²)."""
+        """(A·v, Σ g²) for A = D H D, D = ``precond`` (P^-1/2), v = ``vectors``; (H·v, None) when
+        ``precond`` is None (no preconditioner: SGD, L-BFGS, Adam before its first update)."""
         t = self.trainer
-        grads, hv = hessian_vector_product(
-            lambda: t._total(t._losses(points)[0]), t.vars, [d * x for d, x in zip(precond, vectors)]
-        )
-        av = [d * h for d, h in zip(precond, hv)]
+        loss = lambda: t._total(t._losses(points)[0])  # noqa: E731
+        if precond is None:
+            return hessian_vector_product(loss, t.vars, vectors)[1], None
+        grads, hv = hessian_vector_product(loss, t.vars, [d * x for d, x in zip(precond, vectors)])
         g2 = tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
-        return av, g2
+        return [d * h for d, h in zip(precond, hv)], g2
 
-    def _preconditioner(self) -> tuple[list[tf.Tensor], float | None]:
+    def _preconditioner(self) -> tuple[list[tf.Tensor] | None, float | None]:
         """(D = P^-1/2 per variable, Σ v̂) for Adam-type / RMSprop optimizers after their first
-        update; (ones, None) for SGD, L-BFGS and before the first update."""
+        update; (None, None) for SGD, L-BFGS and before the first update."""
         t = self.trainer
         opt = t.optimizer
         name = t.cfg.optimizer.name
-        ones = [tf.ones_like(v) for v in t.vars]
         if opt is None or name not in ("adam", "adamw", "rmsprop"):
-            return ones, None
+            return None, None
         it = int(opt.iterations.numpy())
         velocities = getattr(opt, "_velocities", None)
         if it == 0 or velocities is None:
-            return ones, None
+            return None, None
         eps = float(opt.epsilon)
         correction = 1.0 - float(opt.beta_2) ** it if name != "rmsprop" else 1.0
         vhat = [tf.convert_to_tensor(v) / correction for v in velocities]
