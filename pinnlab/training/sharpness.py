@@ -32,7 +32,8 @@ iterate A^(k-1)v lies in the same space, so the estimate is at least as close as
 Rayleigh quotient after the same HVPs, and usually far closer: on the presets and three README-sweep
 seed variants at initialisation (3 random starts each, ``benchmarks/sharpness_accuracy.py``), 12
 power iterations reached between −0.34 (the wrong sign) and 1.00 of the eigenvalue, 8 Lanczos
-steps 0.98-1.00, and the default first check below 0.997-1.000 with 3-10 HVPs (5.5 on average).
+steps 0.98-1.00, and the default first check (next paragraph) 0.997-1.000 with 3-10 HVPs (5.5 on
+average).
 
 The first check starts from a random vector and runs at most ``diagnostics.sharpness_cold_iters``
 (12) HVPs, stopping from the ``diagnostics.sharpness_iters``-th (3) on once the residual
@@ -160,10 +161,9 @@ class Sharpness:
         self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
-        # the first check's HVPs run eagerly, later checks compiled (pinnlab.training.compiled): an
-        # eager HVP costs about what tracing one does (Python walks the gradient of the gradient
-        # either way: 12 eager HVPs 0.16-0.35 s against 0.17-0.61 s for the trace and first call on
-        # the README sweep's seed trials); a long run pays the trace once, at its second check
+        # the first check's HVPs run eagerly, later checks compiled (pinnlab.training.compiled): a
+        # few eager HVPs cost about what tracing one does (Python walks the gradient of the gradient
+        # either way), so a short sweep trial never traces; a long run traces at its second check
         self._apply = Compiled(
             self._product, eager_calls=t.cfg.diagnostics.sharpness_cold_iters, jit_compile=False, autograph=False
         )
