@@ -225,3 +225,20 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
     assert data["n_runs"] == 2 and data["quick"] is True
     blew = next(r for r in data["runs"] if "lr100" in r["name"])
     assert blew["truth_divergent"] and blew["label_divergent"] and blew["truth_alarm_step"] == 0
+
+
+def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
+    """benchmarks/sharpness_accuracy.py's measurement on one small case: the default cold check
+    (Lanczos, tol 0.05) within 1 % of the reference, Lanczos at 8 HVPs no worse than power at 12."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.sharpness_accuracy import measure_case
+
+    case = measure_case("seed", ["model.activation=tanh", "model.width=20"], starts=2)
+    assert case["weights"] == 81 and case["reference"] != 0
+    for row in case["starts"]:
+        check = row["default_check"]
+        assert 3 <= check["hvps"] <= 12 and check["fraction"] == pytest.approx(1.0, abs=0.01)
+        assert abs(row["lanczos"][8] - 1) <= abs(row["power"][12] - 1) + 1e-3
