@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
+    env = environment()  # at the start (date, load); the load at the end is added below
     out = {"steps": args.steps, "rounds": args.rounds, "every": 100, "cases": {}}
     for name, (preset, overrides) in CASES.items():
         times = {True: [], False: []}
@@ -68,9 +69,12 @@ def main(argv=None) -> int:
         out["cases"][name] = {
             "wall_on_s": round(on_w, 2), "wall_off_s": round(off_w, 2), "wall_overhead": round(on_w / off_w - 1, 3),
             "cpu_on_s": round(on_c, 2), "cpu_off_s": round(off_c, 2), "cpu_overhead": round(on_c / off_c - 1, 3),
+            # every fit (wall, CPU seconds) in run order within its flag: the spread shows the noise
+            "runs": {"on": [[round(w, 2), round(c, 2)] for w, c in times[True]],
+                     "off": [[round(w, 2), round(c, 2)] for w, c in times[False]]},
         }
         print(name, out["cases"][name], flush=True)
-    out["machine"] = environment(loadavg_end=list(os.getloadavg()))
+    out["machine"] = {**env, "loadavg_end": list(os.getloadavg())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     return 0
