@@ -60,7 +60,7 @@ def _symmetric(n, top, seed=0):
 
 
 def test_lanczos_finds_the_top_eigenvalue_sooner_than_power_iteration():
-    A, values = _symmetric(200, 1.3)
+    A, _ = _symmetric(200, 1.3)
     start = np.random.default_rng(1).standard_normal(200)
     theta, y, steps, residual = lanczos_top(lambda v: A @ v, start, 12)
     assert steps == 12 and theta == pytest.approx(1.3, rel=1e-3)
@@ -80,7 +80,7 @@ def test_lanczos_stops_at_the_tolerance_not_before_min_iters_and_on_an_exhausted
     assert full[2] > steps and full[3] < 1e-12 * 5.0 and full[0] == pytest.approx(5.0, rel=1e-12)
     _, _, steps, _ = lanczos_top(lambda v: A @ v, start, 50, min_iters=8, tol=1.0)
     assert steps == 8
-    small, values = _symmetric(6, -4.0)  # largest magnitude, with its sign
+    small, _ = _symmetric(6, -4.0)  # largest magnitude, with its sign
     theta, _, steps, residual = lanczos_top(lambda v: small @ v, np.ones(6), 40)
     assert steps == 6 and residual == 0.0 and theta == pytest.approx(-4.0, rel=1e-9)
 

@@ -2,10 +2,11 @@
 
 Why: tracing a ``tf.function`` whose body differentiates through the residual's input derivatives
 costs 0.2-0.6 s on 2 cores, and a function that a run calls only a few times never earns that back.
-A sweep trial of 50 steps calls the diagnostics once (step 0) and the sharpness check's iteration
-up to ``diagnostics.sharpness_cold_iters`` times; traced, those two were 0.6 s of a 1.3 s trial on the
+A sweep trial of 50 steps calls the diagnostics once (step 0) and the sharpness check's HVP up to
+``diagnostics.sharpness_cold_iters`` times; traced, those two were 0.6 s of a 1.3 s trial on the
 seed problem; run eagerly, 0.2 s (benchmarks/throughput.py, docs/benchmarks.md).  A long run
-traces on the call after the eager ones and runs compiled from there on.
+traces on the call after the eager ones (or once :meth:`Compiled.stop_eager` says so) and runs
+compiled from there on.
 
 Only a trainer's first run starts eagerly.  A trainer reused for the next sweep trial
 (:mod:`pinnlab.training.reuse`, which calls :meth:`Compiled.restart`) runs these functions compiled
