@@ -28,8 +28,8 @@ differentiates through the input derivatives of the residual again: one HVP cost
 on the seed problem.  k HVPs span the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz
 value of largest magnitude of A on that space (with its sign: a negative value, a loss curving
 down as an unbounded-below one does, counts as ratio 0), and its Ritz vector is kept.  The power
-iterate A^(k-1)v lies in the same space, so the estimate is at least as close as power iteration's
-Rayleigh quotient after the same HVPs, and usually far closer: on the presets and three README-sweep
+iterate A^(k-1)v lies in the same space, so the extreme Ritz values bracket its Rayleigh quotient
+(power iteration's estimate after the same HVPs), and the estimate is usually far closer: on the presets and three README-sweep
 seed variants at initialisation (3 random starts each, ``benchmarks/sharpness_accuracy.py``), 12
 power iterations reached between −0.34 (the wrong sign) and 1.00 of the eigenvalue, 8 Lanczos
 steps 0.98-1.00, and the default first check (next paragraph) 0.997-1.000 with 3-10 HVPs (5.5 on
