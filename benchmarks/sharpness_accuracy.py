@@ -63,22 +63,19 @@ def measure_case(base: str, overrides: list[str], starts: int) -> dict:
 
     from pinnlab.config import load_config
     from pinnlab.training import build_trainer
-    from pinnlab.training.sharpness import hessian_vector_product, lanczos_top
+    from pinnlab.training.sharpness import lanczos_top
 
     cfg = load_config(base, overrides + ["training.steps=1"])
     t = build_trainer(cfg)
     s = t.diagnostics.sharpness
     points = s._subset(next(t._batches()))
-    shapes = [tuple(w.shape) for w in t.vars]
-    splits = np.cumsum([int(np.prod(x)) for x in shapes])[:-1]
+    shapes, splits = s._shapes, s._splits  # the check's own flattening of the weights
     n = int(sum(int(np.prod(x)) for x in shapes))
-    hvp = tf.function(
-        lambda p, vs: hessian_vector_product(lambda: t._total(t._losses(p)[0]), t.vars, vs)[1], autograph=False
-    )
+    hvp = s._apply.function  # the check's own HVP, compiled (no preconditioner at initialisation)
 
     def apply(v):
         vs = [tf.constant(a.reshape(x), w.dtype) for a, x, w in zip(np.split(v, splits), shapes, t.vars)]
-        return np.concatenate([h.numpy().ravel() for h in hvp(points, vs)]).astype(np.float64)
+        return np.concatenate([h.numpy().ravel() for h in hvp(points, vs, None)[0]]).astype(np.float64)
 
     ref = lanczos_top(apply, np.random.default_rng(0).standard_normal(n), min(80, n))[0]
     d = cfg.diagnostics
