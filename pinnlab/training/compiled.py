@@ -2,11 +2,11 @@
 
 Why: tracing a ``tf.function`` whose body differentiates through the residual's input derivatives
 costs 0.2-0.6 s on 2 cores, and a function that a run calls only a few times never earns that back.
-A sweep trial of 50 steps calls the diagnostics once (step 0) and the sharpness check's HVP up to
-``diagnostics.sharpness_cold_iters`` times; traced, those two were 0.6 s of a 1.3 s trial on the
-seed problem; run eagerly, 0.2 s (benchmarks/throughput.py, docs/benchmarks.md).  A long run
-traces on the call after the eager ones (or once :meth:`Compiled.stop_eager` says so) and runs
-compiled from there on.
+A sweep trial of 50 steps calls the diagnostics once (step 0); the sharpness check follows the
+same rule with an eager form of its own (its first check eager, :mod:`pinnlab.training.sharpness`).
+Traced, those two were 0.6 s of a 1.3 s trial on the seed problem; run eagerly, 0.2 s
+(benchmarks/throughput.py, docs/benchmarks.md).  A long run traces on the call after the eager ones
+and runs compiled from there on.
 
 Only a trainer's first run starts eagerly.  A trainer reused for the next sweep trial
 (:mod:`pinnlab.training.reuse`, which calls :meth:`Compiled.restart`) runs these functions compiled
@@ -41,11 +41,6 @@ class Compiled:
         self.eager_calls = eager_calls
         self.function = tf.function(fn, **tf_function_kwargs)
         self.calls = 0  # in this run
-
-    def stop_eager(self) -> None:
-        """End the eager calls now: the next call traces (when a caller's number of calls varies,
-        e.g. a check that stops once converged)."""
-        self.eager_calls = min(self.eager_calls, self.calls)
 
     def restart(self) -> None:
         """A new run of the same trainer: compiled from its first call if an earlier run called it."""

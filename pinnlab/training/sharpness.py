@@ -23,9 +23,10 @@ from the optimizer's state; before its first update v = 0 and the preconditioner
 a check before the first update (step 0) reports ``sharpness/top`` of H itself and no ratio.
 
 How: the Lanczos iteration (with full reorthogonalisation) on Hessian-vector products, each one
-nested GradientTapes (``g = inner.gradient(L, w)``, then ``outer.gradient(Σ g·v, w)``), which
-differentiates through the input derivatives of the residual again: one HVP costs ≈ 2 training steps
-on the seed problem.  k HVPs span the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz
+nested GradientTapes (``g = inner.gradient(L, w)``, then ``outer.gradient(g, w, output_gradients=v)``
+= H v), which differentiates through the input derivatives of the residual again: one HVP costs
+≈ 2 training steps on the seed problem (in a check run eagerly, the products share one recorded
+forward pass and gradient, and each costs one backward pass through the gradient).  k HVPs span the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz
 value of largest magnitude of A on that space (with its sign: a negative value, a loss curving
 down as an unbounded-below one does, counts as ratio 0), and its Ritz vector is kept.  The power
 iterate A^(k-1)v lies in the same space, so the extreme Ritz values bracket its Rayleigh quotient
@@ -67,12 +68,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.training.compiled import Compiled
 
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Sharpness", "threshold", "hessian_vector_product", "lanczos_top"]
+__all__ = ["Sharpness", "threshold", "hessian_vector_product", "hessian_vector_products", "lanczos_top"]
 
 
 def threshold(opt_cfg, learning_rate: float) -> float | None:
@@ -90,17 +90,32 @@ def threshold(opt_cfg, learning_rate: float) -> float | None:
     raise ValueError(f"optimizer.name: {name!r} has no stability threshold (known: sgd, adam, adamw, rmsprop, lbfgs)")
 
 
-def hessian_vector_product(loss_fn, variables, vectors):
-    """(g, Hv): the gradient of ``loss_fn()`` in ``variables`` and its Hessian times ``vectors``."""
-    with tf.GradientTape() as outer:
+def hessian_vector_products(loss_fn, variables):
+    """(g, hvp): the gradient of ``loss_fn()`` in ``variables``, and ``hvp(vectors)`` = H·``vectors``.
+
+    One recorded forward pass and gradient (a persistent outer tape) serve every product: each
+    ``hvp`` call is one backward pass through the gradient, ``outer.gradient(g, w, output_gradients=v)``
+    = Σ v·∂g/∂w = H v (H is symmetric).  Run eagerly, this is what makes a check of several HVPs
+    cheap: re-running the forward pass with its input derivatives and the first backward pass for
+    every product cost 2-3x as much on the README sweep's networks, with bitwise the same products.
+    """
+    with tf.GradientTape(persistent=True) as outer:
         with tf.GradientTape() as inner:
             loss = loss_fn()
         grads = inner.gradient(loss, variables)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-        dot = tf.add_n([tf.reduce_sum(g * tf.cast(u, g.dtype)) for g, u in zip(grads, vectors)])
-    hv = outer.gradient(dot, variables)
-    hv = [tf.zeros_like(v) if h is None else h for h, v in zip(hv, variables)]
-    return grads, hv
+
+    def hvp(vectors):
+        hv = outer.gradient(grads, variables, output_gradients=[tf.cast(u, g.dtype) for g, u in zip(grads, vectors)])
+        return [tf.zeros_like(v) if h is None else h for h, v in zip(hv, variables)]
+
+    return grads, hvp
+
+
+def hessian_vector_product(loss_fn, variables, vectors):
+    """(g, Hv): the gradient of ``loss_fn()`` in ``variables`` and its Hessian times ``vectors``."""
+    grads, hvp = hessian_vector_products(loss_fn, variables)
+    return grads, hvp(vectors)
 
 
 def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
@@ -150,10 +165,11 @@ def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol
 class Sharpness:
     """Lanczos on Hessian-vector products for one trainer; ``__call__(points)`` returns the metrics.
 
-    One compiled call per HVP (the preconditioning and the HVP in one graph); unrolling all
-    iterations of a check into one graph made the trace grow with their number (minutes for the
-    200 iterations of the dense-Hessian test).  The Lanczos bookkeeping (a few vectors of the
-    weights' size) runs in NumPy.
+    The trainer's first check runs eagerly: one recorded forward pass and gradient, then one
+    backward pass per HVP (:func:`hessian_vector_products`).  Later checks make one compiled call
+    per HVP (the preconditioning and the HVP in one graph); unrolling all iterations of a check
+    into one graph made the trace grow with their number (minutes for the 200 iterations of the
+    dense-Hessian test).  The Lanczos bookkeeping (a few vectors of the weights' size) runs in NumPy.
     """
 
     def __init__(self, trainer: Trainer):
@@ -165,12 +181,12 @@ class Sharpness:
         self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
-        # the first check's HVPs run eagerly, later checks compiled (pinnlab.training.compiled): a
-        # few eager HVPs cost about what tracing one does (Python walks the gradient of the gradient
-        # either way), so a short sweep trial never traces; a long run traces at its second check
-        self._apply = Compiled(
-            self._product, eager_calls=t.cfg.diagnostics.sharpness_cold_iters, jit_compile=False, autograph=False
-        )
+        self._compiled = tf.function(self._product, jit_compile=False, autograph=False)
+        # the trainer's first check runs eagerly, every later one compiled (traced at the second
+        # check): a handful of eager HVPs on one recorded gradient cost far less than tracing the
+        # gradient of the gradient, so a short sweep trial never traces; a reused trainer
+        # (pinnlab.training.reuse) keeps the trace for its later runs
+        self._eager = True
 
     def reset(self) -> None:
         """Start over for the trainer's (new) config: a cold first check and a fresh point subset
@@ -178,18 +194,21 @@ class Sharpness:
         self.vector = None
         self.rng = np.random.default_rng(self.trainer.cfg.training.seed + 104729)
         self._rows.clear()
-        self._apply.restart()
+
+    def _products(self, points, precond):
+        """``apply(vectors)`` -> (A·v, Σ g²) for A = D H D, D = ``precond`` (P^-1/2); (H·v, None)
+        when ``precond`` is None (no preconditioner: SGD, L-BFGS, Adam before its first update).
+        Every call reuses one recorded forward pass and gradient (:func:`hessian_vector_products`)."""
+        t = self.trainer
+        grads, hvp = hessian_vector_products(lambda: t._total(t._losses(points)[0]), t.vars)
+        if precond is None:
+            return lambda vectors: (hvp(vectors), None)
+        g2 = tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
+        return lambda vectors: ([d * h for d, h in zip(precond, hvp([d * x for d, x in zip(precond, vectors)]))], g2)
 
     def _product(self, points, vectors, precond):
-        """(A·v, Σ g²) for A = D H D, D = ``precond`` (P^-1/2), v = ``vectors``; (H·v, None) when
-        ``precond`` is None (no preconditioner: SGD, L-BFGS, Adam before its first update)."""
-        t = self.trainer
-        loss = lambda: t._total(t._losses(points)[0])  # noqa: E731
-        if precond is None:
-            return hessian_vector_product(loss, t.vars, vectors)[1], None
-        grads, hv = hessian_vector_product(loss, t.vars, [d * x for d, x in zip(precond, vectors)])
-        g2 = tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
-        return [d * h for d, h in zip(precond, hv)], g2
+        """One product of :meth:`_products` (the body of the compiled HVP)."""
+        return self._products(points, precond)(vectors)
 
     def _preconditioner(self) -> tuple[list[tf.Tensor] | None, float | None]:
         """(D = P^-1/2 per variable, Σ v̂) for Adam-type / RMSprop optimizers after their first
@@ -230,11 +249,15 @@ class Sharpness:
         cold = self.vector is None
         start = np.concatenate([self.rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vector
         g2 = []
+        if self._eager:
+            product = self._products(points, precond)
+        else:
+            product = lambda vectors: self._compiled(points, vectors, precond)  # noqa: E731
 
         def apply(v: np.ndarray) -> np.ndarray:
             parts = np.split(v, self._splits)
             vectors = [tf.constant(p.reshape(s), w.dtype) for p, s, w in zip(parts, self._shapes, t.vars)]
-            av, g = self._apply(points, vectors, precond)
+            av, g = product(vectors)
             g2.append(g)
             return np.concatenate([x.numpy().ravel() for x in av]).astype(np.float64)
 
@@ -245,8 +268,7 @@ class Sharpness:
             min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
             tol=diag.sharpness_tol if cold else 0.0,
         )
-        if cold:
-            self._apply.stop_eager()  # later checks compiled, however many HVPs this one took
+        self._eager = False
         # a non-finite product: start cold at the next check
         self.vector = vector if math.isfinite(top) and np.all(np.isfinite(vector)) else None
         out = {"sharpness/top": top}
