@@ -11,35 +11,50 @@ from pinnlab.config import load_config
 tf = import_tensorflow()
 
 from pinnlab.training.compiled import Compiled  # noqa: E402
+from pinnlab.training.sharpness import EAGER_CHECKS  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 
 
-def test_eager_for_the_first_calls_of_a_run_then_traced_once():
+def test_eager_for_the_first_calls_of_a_trainers_life_then_traced_once():
     traced = []
 
     def fn(x):
         traced.append(tf.executing_eagerly())
         return x * 2.0
 
-    f = Compiled(fn, eager_calls=2, autograph=False)
+    f = Compiled(fn, eager_calls=3, autograph=False)
     x = tf.constant([1.0, 2.0])
-    for _ in range(4):
+    for _ in range(5):
         np.testing.assert_array_equal(f(x).numpy(), [2.0, 4.0])
-    # two eager calls, then one trace (in graph mode) serving calls 3 and 4
-    assert traced == [True, True, False]
-    f.restart()  # a later run: compiled from its first call (the trace is paid for)
-    f(x)
-    assert traced == [True, True, False]
-    g = Compiled(fn, eager_calls=2, autograph=False)
-    g.restart()  # the trainer's own start (no call yet): still eager
-    g(x)
-    g.restart()  # a reused trainer's next run: compiled from the first call, traced now
-    g(x)
-    g(x)
-    assert traced == [True, True, False, True, False]
+    # three eager calls, then one trace (in graph mode) serving calls 4 and 5
+    assert traced == [True, True, True, False]
+    assert f.function.experimental_get_tracing_count() == 1
 
 
-def test_the_sharpness_check_traces_at_its_second_check_however_many_hvps_the_first_took():
+def test_a_reused_trainer_goes_on_counting_its_eager_calls_and_checks():
+    """Over a trainer's runs (pinnlab.training.reuse), the diagnostics and the sharpness check run
+    eagerly until their budgets are spent, then trace once."""
+    from pinnlab.training.compiled import EAGER_CALLS
+    from pinnlab.training.reuse import reset
+    from pinnlab.training.sharpness import EAGER_CHECKS
+
+    shared = ["training.steps=1", "model.width=8", "diagnostics.every=1"]
+    t = Trainer(load_config("seed", shared))
+    d = t.diagnostics
+    runs = 0
+    while d.measure.calls <= EAGER_CALLS or d.sharpness._checks <= EAGER_CHECKS:
+        if runs:
+            reset(t, load_config("seed", shared + [f"training.seed={runs}"]))
+        result = t.fit()
+        assert result.outcome == "stable"
+        runs += 1
+        compiled_calls = max(0, d.measure.calls - EAGER_CALLS)
+        assert d.measure.function.experimental_get_tracing_count() == min(1, compiled_calls)
+        assert d.sharpness._compiled.experimental_get_tracing_count() == min(1, max(0, d.sharpness._checks - EAGER_CHECKS))
+    assert runs > EAGER_CHECKS  # several runs (one check each), one trace of each function
+
+
+def test_the_sharpness_check_runs_eagerly_then_traces_once_however_many_hvps_each_took():
     cfg = load_config("seed", ["training.steps=3", "model.width=16", "training.batch_size=3600"])
     t = Trainer(cfg)
     points = t._tensors(t.train_points)
@@ -53,11 +68,12 @@ def test_the_sharpness_check_traces_at_its_second_check_however_many_hvps_the_fi
 
     s._compiled = tf.function(counting, jit_compile=False, autograph=False)
     first = s(points)["sharpness/top"]
-    assert calls == [] and s._compiled.experimental_get_tracing_count() == 0  # eager, converged early
-    second = s(points)["sharpness/top"]
+    for _ in range(EAGER_CHECKS - 1):
+        assert s(points)["sharpness/top"] == pytest.approx(first, rel=0.05)
+    assert calls == [] and s._compiled.experimental_get_tracing_count() == 0  # all eager
+    assert s(points)["sharpness/top"] == pytest.approx(first, rel=0.05)
     assert s._compiled.experimental_get_tracing_count() == 1 and calls == [False]  # one trace, 3 HVPs
-    assert second == pytest.approx(first, rel=0.05)
-    s.reset()  # a reused trainer's next run: compiled from its first check (the trace is paid for)
+    s.reset()  # a reused trainer's next run: a cold check, compiled (the trace is paid for)
     assert s(points)["sharpness/top"] == pytest.approx(first, rel=1e-4)
     assert s._compiled.experimental_get_tracing_count() == 1
 

@@ -31,8 +31,8 @@ def _fresh(cfg, callbacks):
     ],
 )
 def test_reused_trainer_equals_a_fresh_one(preset, shared, first, second):
-    """The steps bit for bit; the diagnostics to float rounding (a fresh trainer evaluates its first
-    ones eagerly, a reused one compiled: pinnlab.training.compiled)."""
+    """The steps bit for bit; the diagnostics to float rounding (a trainer evaluates its first ones
+    eagerly, over its life: a reused one may have spent them, pinnlab.training.compiled)."""
     cache = TrainerCache()
     a = load_config(preset, shared + first)
     b = load_config(preset, shared + second)

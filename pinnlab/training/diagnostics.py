@@ -66,7 +66,8 @@ class Diagnostics:
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
-        # eager for the first call of a trainer's first run, compiled after (pinnlab.training.compiled)
+        # eager for about as many calls as a trace costs, over the trainer's life; then compiled
+        # (pinnlab.training.compiled has the measured costs)
         jit = trainer.cfg.training.jit_compile
         self.measure = Compiled(self._measure_impl, jit_compile=jit, autograph=False)
         self.update_ratio = Compiled(self._update_ratio_impl, autograph=False)
@@ -78,10 +79,7 @@ class Diagnostics:
             self.sharpness = Sharpness(trainer)
 
     def restart(self) -> None:
-        """A run starts (fresh or reused trainer): a cold sharpness check, and the compiled functions
-        told (a reused trainer's run calls them compiled from the start, :class:`Compiled`)."""
-        for fn in (self.measure, self.update_ratio, self._pde_mean_squares, self.trainer._predict):
-            fn.restart()
+        """A run starts (fresh or reused trainer): a cold sharpness check."""
         if self.sharpness is not None:
             self.sharpness.reset()
 

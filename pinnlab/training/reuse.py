@@ -18,7 +18,7 @@ seed would draw (:class:`~pinnlab.training.stacked.StackedMLP` with one seed, pr
 iteration count, assign the learning rate and the λ, and redo the per-run state
 (``Trainer._prepare_run``: points from the new seed, batching, budget).  tests/test_reuse.py checks
 that a reused trainer's steps equal a fresh one's bit for bit (its diagnostics to float rounding: a
-fresh trainer evaluates its first ones eagerly, :mod:`pinnlab.training.compiled`).
+trainer evaluates its first ones eagerly over its life, :mod:`pinnlab.training.compiled`).
 
 The cache is per process (each sweep worker is one) and small (:data:`MAX_TRAINERS`, least
 recently used first out): a trainer holds a model, an optimizer and its traced graphs.  Only
@@ -75,7 +75,7 @@ def reset(trainer, cfg, callbacks: Sequence[Any] = ()) -> None:
         trainer.optimizer.learning_rate = cfg.optimizer.learning_rate
     for term, lam in trainer.lambdas.items():
         lam.assign(tf.cast(float(cfg.loss.weights.get(term, 1.0)), lam.dtype))
-    trainer._prepare_run()  # also restarts the diagnostics (cold sharpness check, eager first calls)
+    trainer._prepare_run()  # also restarts the diagnostics (a cold sharpness check)
 
 
 class TrainerCache:

@@ -72,7 +72,11 @@ import tensorflow as tf
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Sharpness", "threshold", "hessian_vector_product", "hessian_vector_products", "lanczos_top"]
+__all__ = [
+    "EAGER_CHECKS", "Sharpness", "threshold", "hessian_vector_product", "hessian_vector_products", "lanczos_top"
+]
+
+EAGER_CHECKS = 4  # a trainer's checks run eagerly before the HVP is traced (Sharpness.__init__)
 
 
 def threshold(opt_cfg, learning_rate: float) -> float | None:
@@ -165,11 +169,12 @@ def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol
 class Sharpness:
     """Lanczos on Hessian-vector products for one trainer; ``__call__(points)`` returns the metrics.
 
-    The trainer's first check runs eagerly: one recorded forward pass and gradient, then one
-    backward pass per HVP (:func:`hessian_vector_products`).  Later checks make one compiled call
-    per HVP (the preconditioning and the HVP in one graph); unrolling all iterations of a check
-    into one graph made the trace grow with their number (minutes for the 200 iterations of the
-    dense-Hessian test).  The Lanczos bookkeeping (a few vectors of the weights' size) runs in NumPy.
+    A trainer's first :data:`EAGER_CHECKS` checks run eagerly: one recorded forward pass and
+    gradient, then one backward pass per HVP (:func:`hessian_vector_products`).  Later checks make
+    one compiled call per HVP (the preconditioning and the HVP in one graph); unrolling all
+    iterations of a check into one graph made the trace grow with their number (minutes for the 200
+    iterations of the dense-Hessian test).  The Lanczos bookkeeping (a few vectors of the weights'
+    size) runs in NumPy.
     """
 
     def __init__(self, trainer: Trainer):
@@ -182,11 +187,10 @@ class Sharpness:
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
         self._compiled = tf.function(self._product, jit_compile=False, autograph=False)
-        # the trainer's first check runs eagerly, every later one compiled (traced at the second
-        # check): a handful of eager HVPs on one recorded gradient cost far less than tracing the
-        # gradient of the gradient, so a short sweep trial never traces; a reused trainer
-        # (pinnlab.training.reuse) keeps the trace for its later runs
-        self._eager = True
+        # the trainer's first EAGER_CHECKS checks (over its life: a reused trainer goes on counting)
+        # run eagerly, later ones compiled: an eager check of 3-12 HVPs on one recorded gradient
+        # costs 0.02-0.1 s, the trace of the HVP 0.1-0.2 s (pinnlab.training.compiled's rule)
+        self._checks = 0
 
     def reset(self) -> None:
         """Start over for the trainer's (new) config: a cold first check and a fresh point subset
@@ -249,7 +253,7 @@ class Sharpness:
         cold = self.vector is None
         start = np.concatenate([self.rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vector
         g2 = []
-        if self._eager:
+        if self._checks < EAGER_CHECKS:
             product = self._products(points, precond)
         else:
             product = lambda vectors: self._compiled(points, vectors, precond)  # noqa: E731
@@ -268,7 +272,7 @@ class Sharpness:
             min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
             tol=diag.sharpness_tol if cold else 0.0,
         )
-        self._eager = False
+        self._checks += 1
         # a non-finite product: start cold at the next check
         self.vector = vector if math.isfinite(top) and np.all(np.isfinite(vector)) else None
         out = {"sharpness/top": top}
