@@ -13,7 +13,9 @@ timers start.  Wrapped (wall seconds per call, median over the trials after the 
 (at step 0 in a 50-step trial) and within them the sharpness check, the end of run
 (``Recorder.finish``, with the held-out residual), the MLflow run's start and end writes, and the
 step's trace and first call (``compile_seconds`` of the run).  The loop minus the diagnostics and
-the first step is the other steps, the update ratio and the recorder.
+the first step is the other steps, the update ratio and the recorder.  Also per sweep: which
+functions were traced, how often, and the seconds of those traces (``traces``; the Python trace and
+graph building, not the first execution that the step's timer includes).
 """
 
 from __future__ import annotations
@@ -77,6 +79,29 @@ def _timers():
     return times
 
 
+def _trace_log() -> dict[str, list[float]]:
+    """{traced function's name: [seconds of each trace]} from here on (TensorFlow's private
+    ``tracing_compilation._create_concrete_function``, which every ``tf.function`` trace goes
+    through: the Python trace and graph building, not the graph's first execution); empty when that
+    name is not there."""
+    from tensorflow.python.eager.polymorphic_function import tracing_compilation as tc
+
+    log: dict[str, list[float]] = {}
+    create = getattr(tc, "_create_concrete_function", None)
+    if create is None:
+        return log
+
+    def logged(function_type, type_context, func_graph, tracing_options):
+        t0 = time.perf_counter()
+        try:
+            return create(function_type, type_context, func_graph, tracing_options)
+        finally:
+            log.setdefault(str(tracing_options.name), []).append(time.perf_counter() - t0)
+
+    tc._create_concrete_function = logged
+    return log
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=12)
@@ -90,6 +115,7 @@ def main(argv=None) -> int:
 
     import_tensorflow()
     times = _timers()
+    traces = _trace_log()
     from pinnlab.cli import main as cli
 
     out: dict = {kind: [] for kind in ("readme", "readme_no_sharpness")}
@@ -100,6 +126,7 @@ def main(argv=None) -> int:
                 path = overhead_sweep_file(Path(tmp), kind, args.steps, args.trials)
                 store = Path(tmp) / f"store-{kind}-{r}"
                 times.clear()
+                traces.clear()
                 t0 = time.perf_counter()
                 rc = cli(["sweep", str(path), "--quiet", "--json", "--storage", f"journal:{store / 'optuna.journal'}",
                           "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"])
@@ -108,9 +135,10 @@ def main(argv=None) -> int:
                     raise RuntimeError(f"pinnlab sweep {path} exited {rc}")
                 row = {"round": r, "sweep_wall_seconds": round(wall, 2)}
                 row.update({k: round(statistics.median(v[1:] or v), 4) for k, v in sorted(times.items())})
+                row["traces"] = {k: {"count": len(v), "seconds": round(sum(v), 3)} for k, v in sorted(traces.items())}
                 out[kind].append(row)
                 print(json.dumps({kind: row}), file=sys.stderr)
-    med = {kind: {k: round(statistics.median(row[k] for row in rows), 4) for k in rows[0] if k != "round"}
+    med = {kind: {k: round(statistics.median(row[k] for row in rows), 4) for k in rows[0] if k not in ("round", "traces")}
            for kind, rows in out.items()}
     result = {"environment": {**env, "loadavg_end": list(os.getloadavg())}, "trials": args.trials,
               "steps": args.steps, "median": med, "rounds": out}

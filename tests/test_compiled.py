@@ -29,6 +29,14 @@ def test_eager_for_the_first_calls_of_a_trainers_life_then_traced_once():
     # three eager calls, then one trace (in graph mode) serving calls 4 and 5
     assert traced == [True, True, True, False]
     assert f.function.experimental_get_tracing_count() == 1
+    g = Compiled(fn, eager_calls=3, autograph=False)
+    g.plan(2)  # a run of 2 calls within the budget: eager
+    g(x), g(x)
+    g.plan(2)  # 2 more would spend it (4 > 3): compiled from this run's first call
+    g(x), g(x)
+    g.plan(1)
+    g(x)
+    assert traced[4:] == [True, True, False] and g.function.experimental_get_tracing_count() == 1
 
 
 def test_a_reused_trainer_goes_on_counting_its_eager_calls_and_checks():
@@ -127,3 +135,40 @@ def test_eager_and_compiled_diagnostics_agree():
         np.testing.assert_allclose(b.numpy(), a.numpy() / 8, rtol=1e-5, atol=1e-7 * float(tf.reduce_max(tf.abs(a))))
 
 
+
+
+def test_eager_costs_benchmark_measures_every_function_and_equal_products():
+    """benchmarks/eager_costs.py on one small network: every function measured three ways, the
+    cold check's HVPs counted, and the HVPs on one recorded gradient bitwise those of separate ones."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.eager_costs import measure_case
+
+    case = measure_case("seed", ["model.width=5"])
+    for part in ("diagnostics", "update_ratio", "prediction"):
+        assert set(case[part]) == {"eager", "trace_and_first_call", "compiled"}
+        assert all(v > 0 for v in case[part].values())
+    check = case["sharpness_check"]
+    assert 3 <= check["hvps"] <= 12 and check["eager"] > 0 and check["hvp_trace_and_first_call"] > 0
+    assert case["six_hvps"]["bitwise_equal"] is True
+
+
+def test_a_run_longer_than_the_eager_budget_runs_compiled_from_its_first_call():
+    """A run's checks are known at its start (its budget / diagnostics.every): when they would spend
+    the eager budget, the diagnostics and the sharpness check are compiled from the first call."""
+    from pinnlab.training.compiled import EAGER_CALLS
+
+    cfg = load_config("seed", ["training.steps=200", "model.width=8", "diagnostics.every=10"])
+    assert 200 // 10 + 1 > EAGER_CALLS and 200 // 10 > EAGER_CHECKS
+    t = Trainer(cfg)
+    d = t.diagnostics
+    t.fit()
+    assert d.measure.calls == 20 and d.measure.eager_calls == 0  # no eager call
+    assert d.measure.function.experimental_get_tracing_count() == 1  # traced once, at step 0
+    assert d.sharpness._checks == 20 and d.sharpness._compiled.experimental_get_tracing_count() == 1
+    short = Trainer(load_config("seed", ["training.steps=30", "model.width=8", "diagnostics.every=10"]))
+    short.fit()  # 3 checks: eager, nothing traced
+    assert short.diagnostics.measure.function.experimental_get_tracing_count() == 0
+    assert short.diagnostics.sharpness._compiled.experimental_get_tracing_count() == 0

@@ -4,16 +4,18 @@ Why: tracing a ``tf.function`` whose body differentiates through the residual's 
 costs 0.1-0.6 s on 2 cores, and a function called only a few times never earns that back.  Measured
 on the README sweep's networks (eager call / trace and first call / compiled call): the step-0
 diagnostics 0.009 / 0.11-0.19 / 0.001 s, the update ratio 0.0015 / 0.04-0.06 / 0.0008 s, the
-evaluation grid's prediction 0.002 / 0.015-0.024 / 0.0012 s.  So each function runs eagerly for
-about as many calls as its trace costs in eager calls (the ski-rental rule: whatever the number of
-calls, at most twice the cheaper of all-eager and compiled-from-the-start), then traces once and
-runs compiled.  A sweep trial of 50 steps calls each of them once or twice and never traces; a run
-of 3,600 steps with diagnostics every 100 steps traces them part-way through.
+evaluation grid's prediction 0.002 / 0.015-0.024 / 0.0012 s.  A run knows how many calls
+it makes at most (one per ``diagnostics.every`` steps of its budget; :meth:`Compiled.plan`): a run
+whose calls stay within what is left of the function's eager budget (about as many calls as its
+trace costs, :data:`EAGER_CALLS`) runs it eagerly, a longer one compiled from its first call.  A
+sweep trial of 50 steps calls each of them once or twice and never traces; a run of 3,600 steps
+with diagnostics every 100 steps traces them at its first call.
 
-The count spans the trainer's life, not one run: a trainer reused for the next sweep trial
-(:mod:`pinnlab.training.reuse`) goes on counting.  In the README sweep most reused trainers serve
-one or two more trials, which traced anew from their second run on cost 0.35-0.9 s of traces each
-(more than all their eager calls); a trainer that serves many trials traces once its calls add up.
+The budget spans the trainer's life, not one run: a trainer reused for the next sweep trial
+(:mod:`pinnlab.training.reuse`) goes on counting, and traces once its short runs' calls add up to
+the budget (the ski-rental rule: over any number of reuses, at most about twice the cheaper of
+all-eager and compiled-from-the-start).  In the README sweep most reused trainers serve one or two
+more trials, which traced anew from their second run on had cost 0.35-0.9 s of traces each.
 Eager and traced evaluations of the same function agree to float rounding, not always bit for bit
 (graph optimisations may reorder sums), so a reused trainer's diagnostics can differ from a fresh
 one's in the last bits; the training steps, always compiled, are identical (tests/test_reuse.py).
@@ -48,6 +50,13 @@ class Compiled:
         self.eager_calls = eager_calls
         self.function = tf.function(fn, **tf_function_kwargs)
         self.calls = 0
+
+    def plan(self, calls: int) -> None:
+        """A run starts that makes at most ``calls`` calls: if they would spend what is left of the
+        eager budget, run compiled from this run's first call (the trace is paid at once, not after
+        eager calls that would not have saved it)."""
+        if self.calls + calls > self.eager_calls:
+            self.eager_calls = min(self.eager_calls, self.calls)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1

@@ -79,9 +79,17 @@ class Diagnostics:
             self.sharpness = Sharpness(trainer)
 
     def restart(self) -> None:
-        """A run starts (fresh or reused trainer): a cold sharpness check."""
+        """A run starts (fresh or reused trainer): a cold sharpness check, and each function told how
+        many calls the run makes at most (eager or compiled, :meth:`Compiled.plan`)."""
+        t = self.trainer
+        checks = -(-t.steps_budget // t.cfg.diagnostics.every)  # steps 0, every, 2·every, ... of the budget
+        self.measure.plan(checks)
+        self.update_ratio.plan(checks)
+        t._predict.plan(checks + 1)  # + the end of run's evaluation
+        self._pde_mean_squares.plan(1)  # the held-out residual, at the end
         if self.sharpness is not None:
             self.sharpness.reset()
+            self.sharpness.plan(checks)
 
     def __call__(self, step: int, points) -> dict[str, float]:
         out = {k: float(v) for k, v in self.measure(points).items()}

@@ -169,12 +169,12 @@ def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol
 class Sharpness:
     """Lanczos on Hessian-vector products for one trainer; ``__call__(points)`` returns the metrics.
 
-    A trainer's first :data:`EAGER_CHECKS` checks run eagerly: one recorded forward pass and
-    gradient, then one backward pass per HVP (:func:`hessian_vector_products`).  Later checks make
-    one compiled call per HVP (the preconditioning and the HVP in one graph); unrolling all
-    iterations of a check into one graph made the trace grow with their number (minutes for the 200
-    iterations of the dense-Hessian test).  The Lanczos bookkeeping (a few vectors of the weights'
-    size) runs in NumPy.
+    A short run's checks run eagerly (up to :data:`EAGER_CHECKS` over the trainer's life,
+    :meth:`plan`): one recorded forward pass and gradient, then one backward pass per HVP
+    (:func:`hessian_vector_products`).  Other checks make one compiled call per HVP (the
+    preconditioning and the HVP in one graph); unrolling all iterations of a check into one graph
+    made the trace grow with their number (minutes for the 200 iterations of the dense-Hessian
+    test).  The Lanczos bookkeeping (a few vectors of the weights' size) runs in NumPy.
     """
 
     def __init__(self, trainer: Trainer):
@@ -187,10 +187,17 @@ class Sharpness:
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
         self._compiled = tf.function(self._product, jit_compile=False, autograph=False)
-        # the trainer's first EAGER_CHECKS checks (over its life: a reused trainer goes on counting)
-        # run eagerly, later ones compiled: an eager check of 3-12 HVPs on one recorded gradient
-        # costs 0.02-0.1 s, the trace of the HVP 0.1-0.2 s (pinnlab.training.compiled's rule)
+        # a run whose checks keep the trainer's within EAGER_CHECKS (over its life: a reused trainer
+        # goes on counting) runs them eagerly, a longer one compiled: an eager check of 3-12 HVPs on
+        # one recorded gradient costs 0.02-0.1 s, the trace of the HVP 0.1-0.2 s
+        # (benchmarks/eager_costs.py; pinnlab.training.compiled's rule)
         self._checks = 0
+        self._eager_run = True
+
+    def plan(self, checks: int) -> None:
+        """A run starts that makes at most ``checks`` checks: eager if they keep the trainer's checks
+        within :data:`EAGER_CHECKS`, compiled from its first check otherwise."""
+        self._eager_run = self._checks + checks <= EAGER_CHECKS
 
     def reset(self) -> None:
         """Start over for the trainer's (new) config: a cold first check and a fresh point subset
@@ -253,7 +260,7 @@ class Sharpness:
         cold = self.vector is None
         start = np.concatenate([self.rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vector
         g2 = []
-        if self._checks < EAGER_CHECKS:
+        if self._eager_run and self._checks < EAGER_CHECKS:
             product = self._products(points, precond)
         else:
             product = lambda vectors: self._compiled(points, vectors, precond)  # noqa: E731
