@@ -1,10 +1,11 @@
 """Functions that run eagerly for their first calls in a trainer's life, then compiled: :class:`Compiled`.
 
 Why: tracing a ``tf.function`` whose body differentiates through the residual's input derivatives
-costs 0.1-0.6 s on 2 cores, and a function called only a few times never earns that back.  Measured
-on the README sweep's networks (eager call / trace and first call / compiled call): the step-0
-diagnostics 0.009 / 0.11-0.19 / 0.001 s, the update ratio 0.0015 / 0.04-0.06 / 0.0008 s, the
-evaluation grid's prediction 0.002 / 0.015-0.024 / 0.0012 s.  A run knows how many calls
+costs 0.1-2 s on 2 cores, and a function called only a few times never earns that back.  Measured
+on the seed problem's networks (``benchmarks/eager_costs.py``; eager call / trace and first call /
+compiled call): the diagnostics 0.008-0.011 / 0.12-0.15 / 0.001-0.002 s (poisson2d: 0.073 / 1.8 /
+0.008 s), the update ratio 0.001-0.002 / 0.04-0.07 / 0.001 s, the evaluation grid's prediction
+0.002-0.003 / 0.014-0.24 / 0.001 s.  A run knows how many calls
 it makes at most (one per ``diagnostics.every`` steps of its budget; :meth:`Compiled.plan`): a run
 whose calls stay within what is left of the function's eager budget (about as many calls as its
 trace costs, :data:`EAGER_CALLS`) runs it eagerly, a longer one compiled from its first call.  A
@@ -34,7 +35,8 @@ import tensorflow as tf
 
 __all__ = ["EAGER_CALLS", "Compiled"]
 
-# eager calls before the trace: the measured trace costs 10-30 eager calls of these functions
+# eager calls before the trace: a trace costs 12-25 eager diagnostics calls, 34-60 update ratios,
+# 4-73 predictions (benchmarks/eager_costs.py)
 EAGER_CALLS = 16
 
 

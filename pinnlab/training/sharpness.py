@@ -26,8 +26,9 @@ How: the Lanczos iteration (with full reorthogonalisation) on Hessian-vector pro
 nested GradientTapes (``g = inner.gradient(L, w)``, then ``outer.gradient(g, w, output_gradients=v)``
 = H v), which differentiates through the input derivatives of the residual again: one HVP costs
 ≈ 2 training steps on the seed problem (in a check run eagerly, the products share one recorded
-forward pass and gradient, and each costs one backward pass through the gradient).  k HVPs span the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz
-value of largest magnitude of A on that space (with its sign: a negative value, a loss curving
+forward pass and gradient, and each costs one backward pass through the gradient).  k HVPs span
+the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz value of largest magnitude of A on
+that space (with its sign: a negative value, a loss curving
 down as an unbounded-below one does, counts as ratio 0), and its Ritz vector is kept.  The power
 iterate A^(k-1)v lies in the same space, so the extreme Ritz values bracket its Rayleigh quotient
 (power iteration's estimate after the same HVPs), and the estimate is usually far closer: on the presets and three README-sweep
@@ -67,7 +68,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
-
 
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
@@ -189,8 +189,8 @@ class Sharpness:
         self._compiled = tf.function(self._product, jit_compile=False, autograph=False)
         # a run whose checks keep the trainer's within EAGER_CHECKS (over its life: a reused trainer
         # goes on counting) runs them eagerly, a longer one compiled: an eager check of 3-12 HVPs on
-        # one recorded gradient costs 0.02-0.1 s, the trace of the HVP 0.1-0.2 s
-        # (benchmarks/eager_costs.py; pinnlab.training.compiled's rule)
+        # one recorded gradient costs 0.04-0.06 s on the seed networks, the HVP's trace 0.14-0.3 s
+        # (poisson2d: 0.32 and 0.98 s; benchmarks/eager_costs.py; pinnlab.training.compiled's rule)
         self._checks = 0
         self._eager_run = True
 
