@@ -16,7 +16,9 @@ The budget spans the trainer's life, not one run: a trainer reused for the next 
 (:mod:`pinnlab.training.reuse`) goes on counting, and traces once its short runs' calls add up to
 the budget (the ski-rental rule: over any number of reuses, at most about twice the cheaper of
 all-eager and compiled-from-the-start).  In the README sweep most reused trainers serve one or two
-more trials, which traced anew from their second run on had cost 0.35-0.9 s of traces each.
+more trials; compiled from their second run on, such a trial paid 0.35-0.4 s of Python tracing
+for its diagnostics, HVP, held-out residual and update ratio (``benchmarks/trial_breakdown.py``'s
+trace log on a checkout of 10766e1), more than all their eager calls.
 Eager and traced evaluations of the same function agree to float rounding, not always bit for bit
 (graph optimisations may reorder sums), so a reused trainer's diagnostics can differ from a fresh
 one's in the last bits; the training steps, always compiled, are identical (tests/test_reuse.py).
