@@ -91,8 +91,8 @@ def measure_case(base: str, overrides: list[str]) -> dict:
     sub = s._subset(points)
     rng = np.random.default_rng(0)
     vs = [[tf.constant(rng.standard_normal(w.shape), w.dtype) for w in t.vars] for _ in range(6)]
-    trace = _seconds(lambda: s._compiled(sub, vs[0], None))
-    compiled = _seconds(lambda: s._compiled(sub, vs[1], None))
+    trace = _seconds(lambda: s._hvp.function(sub, vs[0], None))
+    compiled = _seconds(lambda: s._hvp.function(sub, vs[1], None))
     out["sharpness_check"] = {"eager": check, "hvps": len(hvps), "hvp_trace_and_first_call": trace,
                               "hvp_compiled": compiled}
 

@@ -71,7 +71,7 @@ def measure_case(base: str, overrides: list[str], starts: int) -> dict:
     points = s._subset(next(t._batches()))
     shapes, splits = s._shapes, s._splits  # the check's own flattening of the weights
     n = int(sum(int(np.prod(x)) for x in shapes))
-    hvp = s._compiled  # the check's own HVP, compiled (no preconditioner at initialisation)
+    hvp = s._hvp.function  # the check's own HVP, compiled (no preconditioner at initialisation)
 
     def apply(v):
         vs = [tf.constant(a.reshape(x), w.dtype) for a, x, w in zip(np.split(v, splits), shapes, t.vars)]

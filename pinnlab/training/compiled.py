@@ -22,8 +22,8 @@ trace log on a checkout of 10766e1), more than all their eager calls.
 Eager and traced evaluations of the same function agree to float rounding, not always bit for bit
 (graph optimisations may reorder sums), so a reused trainer's diagnostics can differ from a fresh
 one's in the last bits; the training steps, always compiled, are identical (tests/test_reuse.py).
-The sharpness check follows the same rule with an eager form of its own
-(:mod:`pinnlab.training.sharpness`).
+The sharpness check follows the same rule (a :class:`Compiled` that counts its checks) with an
+eager form of its own (:mod:`pinnlab.training.sharpness`).
 
 The training step itself is always compiled: its numbers must not depend on the budget.
 """
@@ -62,8 +62,13 @@ class Compiled:
         if self.calls + calls > self.eager_calls:
             self.eager_calls = min(self.eager_calls, self.calls)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def count_call(self) -> bool:
+        """Count a call; True when it runs eagerly (for a caller whose eager form differs, such as
+        the sharpness check, which counts checks and runs each one's HVPs on one recorded gradient)."""
         self.calls += 1
-        if self.calls <= self.eager_calls:
+        return self.calls <= self.eager_calls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.count_call():
             return self.python_function(*args, **kwargs)
         return self.function(*args, **kwargs)

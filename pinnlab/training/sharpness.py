@@ -69,6 +69,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
+from pinnlab.training.compiled import Compiled
+
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
@@ -186,18 +188,16 @@ class Sharpness:
         self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
-        self._compiled = tf.function(self._product, jit_compile=False, autograph=False)
-        # a run whose checks keep the trainer's within EAGER_CHECKS (over its life: a reused trainer
-        # goes on counting) runs them eagerly, a longer one compiled: an eager check of 3-12 HVPs on
-        # one recorded gradient costs 0.04-0.06 s on the seed networks, the HVP's trace 0.14-0.3 s
-        # (poisson2d: 0.32 and 0.98 s; benchmarks/eager_costs.py; pinnlab.training.compiled's rule)
-        self._checks = 0
-        self._eager_run = True
+        # counts checks, not HVPs: a run whose checks fit in what is left of EAGER_CHECKS (over the
+        # trainer's life: a reused trainer goes on counting) runs them eagerly, a longer one
+        # compiled; an eager check of 3-12 HVPs on one recorded gradient costs 0.04-0.06 s on the
+        # seed networks, the HVP's trace 0.14-0.3 s (poisson2d: 0.32 and 0.98 s;
+        # benchmarks/eager_costs.py; pinnlab.training.compiled's rule)
+        self._hvp = Compiled(self._product, eager_calls=EAGER_CHECKS, jit_compile=False, autograph=False)
 
     def plan(self, checks: int) -> None:
-        """A run starts that makes at most ``checks`` checks: eager if they keep the trainer's checks
-        within :data:`EAGER_CHECKS`, compiled from its first check otherwise."""
-        self._eager_run = self._checks + checks <= EAGER_CHECKS
+        """A run starts that makes at most ``checks`` checks (:meth:`Compiled.plan`)."""
+        self._hvp.plan(checks)
 
     def reset(self) -> None:
         """Start over for the trainer's (new) config: a cold first check and a fresh point subset
@@ -260,10 +260,10 @@ class Sharpness:
         cold = self.vector is None
         start = np.concatenate([self.rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vector
         g2 = []
-        if self._eager_run and self._checks < EAGER_CHECKS:
+        if self._hvp.count_call():
             product = self._products(points, precond)
         else:
-            product = lambda vectors: self._compiled(points, vectors, precond)  # noqa: E731
+            product = lambda vectors: self._hvp.function(points, vectors, precond)  # noqa: E731
 
         def apply(v: np.ndarray) -> np.ndarray:
             parts = np.split(v, self._splits)
@@ -279,7 +279,6 @@ class Sharpness:
             min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
             tol=diag.sharpness_tol if cold else 0.0,
         )
-        self._checks += 1
         # a non-finite product: start cold at the next check
         self.vector = vector if math.isfinite(top) and np.all(np.isfinite(vector)) else None
         out = {"sharpness/top": top}
