@@ -19,13 +19,19 @@
 =====================  ==========================================================================
 
 Data come only from :mod:`pinnlab.analysis` (``load_study_data``, ``compare``, ``importance``).
+:func:`build` first passes every string of the study through :func:`pinnlab.dashboards.page.text`
+(:func:`escaped`): a study may come from anywhere, and its names, choices, attributes, run tags,
+metric keys and store URLs then reach every title, label, hover text and summary line escaped,
+whichever view shows them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +39,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from pinnlab.dashboards.boundary import boundary_panels
-from pinnlab.dashboards.page import Panel, write_page
+from pinnlab.dashboards.page import Panel, text, write_page
 from pinnlab.analysis import compare, importance
 from pinnlab.analysis.causes import causes_by_outcome
 from pinnlab.analysis.frames import (
@@ -43,8 +49,10 @@ from pinnlab.analysis.frames import (
     load_study_data,
 )
 from pinnlab.outcomes import DIVERGENT, Outcome
+from pinnlab.preflight import check_output_file
+from pinnlab.tracking.uri import display_url
 
-__all__ = ["OUTCOME_COLORS", "METRICS", "panels", "build", "write_dashboard"]
+__all__ = ["OUTCOME_COLORS", "METRICS", "escaped", "panels", "build", "write_dashboard"]
 
 OUTCOME_COLORS = {str(o): o.colour for o in Outcome}
 OUTCOME_ORDER = list(OUTCOME_COLORS)
@@ -383,9 +391,51 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
     return out, summary
 
 
+def _escape(value: Any) -> Any:
+    """Strings (also inside lists, tuples and dicts) through :func:`text`; numbers, None as they are."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_escape(v) for v in value)
+    if isinstance(value, dict):
+        return {_escape(k): _escape(v) for k, v in value.items()}
+    return value
+
+
+def _escape_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.rename(columns=_escape)
+    for column in out.columns:
+        if out[column].dtype == object or isinstance(out[column].dtype, pd.StringDtype):
+            out[column] = out[column].map(_escape)
+    return out
+
+
+def escaped(data: StudyData) -> StudyData:
+    """A copy of ``data`` in which every string is :func:`text` (the store URLs with their passwords
+    hidden first): what the views build from it is markup, safe in the page and in plotly's text.
+
+    Escaping is one-to-one, so choices still match trial values and factor names still match
+    columns; numbers are left alone, so every computation gives what it gives on ``data``."""
+    return dataclasses.replace(
+        data,
+        name=text(data.name),
+        storage=text(display_url(data.storage)),
+        tracking_uri=None if data.tracking_uri is None else text(display_url(data.tracking_uri)),
+        parent_run_id=_escape(data.parent_run_id),
+        direction=_escape(data.direction),
+        objective=_escape(data.objective),
+        factors=[_escape(f) for f in data.factors],
+        space=_escape(data.space),
+        trials=_escape_frame(data.trials),
+        history=None if data.history is None else _escape_frame(data.history),
+        notes=[_escape(n) for n in data.notes],
+    )
+
+
 def build(data: StudyData, factors: Sequence[str] | None = None) -> tuple[str, list[str], list[Panel]]:
-    """(title, summary lines, panels) of a loaded study."""
-    ps, summary = panels(data, factors)
+    """(title, summary lines, panels) of a loaded study, all markup around escaped text (:func:`escaped`)."""
+    data = escaped(data)
+    ps, summary = panels(data, None if factors is None else [text(f) for f in factors])
     return f"pinnlab divergence dashboard: {data.name}", summary, ps
 
 
@@ -396,9 +446,13 @@ def write_dashboard(
     tracking_uri: str | None = None,
     factors: Sequence[str] | None = None,
 ) -> Path:
-    """Load the study, build the dashboard and write it (default ``<store>/dashboards/<study>.html``)."""
+    """Load the study, build the dashboard and write it (default ``<store>/dashboards/<study>.html``).
+
+    The destination is checked first (:func:`pinnlab.preflight.check_output_file`): a page never
+    replaces a file pinnlab did not write as a page, such as the study's own journal."""
+    path = check_output_file("--out", out or default_dashboard_path(study_name))
     data = load_study_data(study_name, storage, tracking_uri, metrics=METRICS)
     if factors:
         check_factors(data, factors)
     title, summary, ps = build(data, factors)
-    return write_page(out or default_dashboard_path(study_name), title, summary, ps).resolve()
+    return write_page(path, title, summary, ps).resolve()
