@@ -25,8 +25,11 @@ the base config and validated like a run config, so a bad path or value fails as
 
 from __future__ import annotations
 
+import difflib
 import math
+from decimal import Decimal
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -43,6 +46,7 @@ from pinnlab.config import (
     resolve_bases,
     validate_config,
 )
+from pinnlab.config_sources import EXCLUSIVE
 from pinnlab.errors import ConfigError
 from pinnlab.preflight import check_name
 from pinnlab.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
@@ -51,11 +55,22 @@ __all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS", "MAX_TRI
 
 # Every slot of the budget is a queued trial in the storage, written when the study is created.
 MAX_TRIALS = 100_000
+# Each choice is validated as a config (and paired with the other dimensions' values), and no sampler
+# learns anything about a categorical of thousands of levels from a budget of trials.
+MAX_CHOICES = 1000
 
 
 
 class ParamSpec(StrictModel):
-    """One search dimension: ``choices`` (categorical) or ``low``/``high`` (int or float)."""
+    """One search dimension: ``choices`` (categorical) or ``low``/``high`` (int or float).
+
+    Checked here, on the dimension alone: choices are scalars of one type (null aside), without
+    duplicates (Optuna finds a choice by equality, so ``1`` and ``1.0`` or ``true`` and ``1`` are
+    one choice); bounds are numbers, not booleans; ``low < high`` (a zero-width range is a constant:
+    it belongs in ``overrides``, or in ``choices: [v]`` to keep it a parameter column); ``step`` is at
+    most the range and divides it (Optuna would silently lower ``high``); ``type: int`` has integral
+    bounds and step.
+    """
 
     choices: list[Any] | None = None
     low: int | float | None = None
@@ -64,22 +79,75 @@ class ParamSpec(StrictModel):
     step: int | float | None = Field(None, gt=0)
     type: Literal["int", "float"] | None = None  # default: int if low and high are both ints
 
+    @field_validator("low", "high", "step", mode="before")
+    @classmethod
+    def _number(cls, value):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{value!r} is not allowed: a bound or step is a number (int or float)")
+        return value
+
+    @field_validator("choices")
+    @classmethod
+    def _choices(cls, value):
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("[] is not allowed: give at least one choice")
+        if len(value) > MAX_CHOICES:
+            raise ValueError(f"{len(value)} choices are not allowed: at most {MAX_CHOICES} (a range covers more values)")
+        kinds = set()
+        for choice in value:
+            kind = _choice_kind(choice)
+            if kind is None:
+                raise ValueError(
+                    f"choice {choice!r} is not allowed: a choice is one value (null, true/false, a number or a "
+                    "string), not a mapping or list; to vary a section, vary each of its fields"
+                )
+            kinds.add(kind)
+        kinds.discard("null")
+        if len(kinds) > 1:
+            raise ValueError(f"{value!r} is not allowed: choices mix {' and '.join(sorted(kinds))}; give one type")
+        for i, choice in enumerate(value):
+            if any(_choice_kind(c) == _choice_kind(choice) and c == choice for c in value[:i]):
+                raise ValueError(f"{value!r} is not allowed: {choice!r} is given twice; give each choice once")
+        return value
+
     @model_validator(mode="after")
     def _check(self):
         if self.choices is not None:
-            if self.low is not None or self.high is not None:
-                raise ValueError("give either choices or low/high, not both")
-            if not self.choices:
-                raise ValueError("choices must not be empty")
+            if self.low is not None or self.high is not None or self.step is not None or self.log:
+                raise ValueError("give either choices or low/high (with step, log), not both")
             return self
         if self.low is None or self.high is None:
             raise ValueError("give choices: [...] or both low and high")
-        if not self.low <= self.high:
-            raise ValueError(f"`low <= high` must hold, but got (low={self.low}, high={self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"log scale needs low > 0, got low={self.low}")
-        if self.log and self.step is not None:
+        low, high, step = self.low, self.high, self.step
+        if low > high:
+            raise ValueError(f"`low <= high` must hold, but got (low={low}, high={high})")
+        if low == high:
+            raise ValueError(
+                f"low = high = {low} is not a range: a constant belongs in overrides (or choices: [{low}] "
+                "to keep it a parameter)"
+            )
+        if self.log and low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={low}")
+        if self.log and step is not None:
             raise ValueError("step and log cannot be combined (Optuna's rule)")
+        if self.type == "int":
+            bad = [f"{k}={v}" for k, v in (("low", low), ("high", high), ("step", step))
+                   if v is not None and not float(v).is_integer()]
+            if bad:
+                raise ValueError(f"type int needs integral bounds and step, got {', '.join(bad)}")
+        if step is not None:
+            # Decimal of the printed values, as Optuna checks divisibility (0.3 - 0.1 is not 0.2 in floats)
+            d_low, d_step = Decimal(str(low)), Decimal(str(step))
+            width = Decimal(str(high)) - d_low
+            if d_step > width:
+                raise ValueError(f"step {step} is larger than the range high - low = {width}: only low would be sampled")
+            if width % d_step:
+                raise ValueError(
+                    f"step {step} does not divide the range high - low = {width} (Optuna would lower high to "
+                    f"{d_low + width // d_step * d_step}); make high - low a multiple of step"
+                )
         return self
 
     @property
@@ -98,15 +166,33 @@ class ParamSpec(StrictModel):
         cast = int if self.kind == "int" else float
         return [cast(self.low), cast(self.high)]
 
+    def grid_size(self) -> int:
+        """How many values :meth:`grid` has (without building them)."""
+        if self.choices is not None:
+            return len(self.choices)
+        if self.step is None:
+            raise ValueError("a grid over a numeric range needs `step` (or use choices)")
+        return int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+
     def grid(self) -> list[Any]:
         """Every value, for the grid sampler."""
         if self.choices is not None:
             return list(self.choices)
-        if self.step is None:
-            raise ValueError("a grid over a numeric range needs `step` (or use choices)")
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         cast = int if self.kind == "int" else float
-        return [cast(self.low + i * self.step) for i in range(n)]
+        return [cast(self.low + i * self.step) for i in range(self.grid_size())]
+
+
+def _choice_kind(value: Any) -> str | None:
+    """The type of a categorical choice as Optuna stores it (None: not a scalar Optuna can store)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "booleans"
+    if isinstance(value, (int, float)):
+        return "numbers"
+    if isinstance(value, str):
+        return "strings"
+    return None
 
 
 class ObjectiveSpec(StrictModel):
@@ -178,9 +264,11 @@ class SweepSpec(StrictModel):
         data["n_trials"] = self.smoke.n_trials
         data["base_config"] = apply_overrides(self.base_config, list(self.smoke.overrides.items()))
         try:
-            return SweepSpec.model_validate(data)
+            smoke = SweepSpec.model_validate(data)
         except ValidationError as exc:  # e.g. a study name at the length limit, before "-smoke"
             raise config_error_from_validation(exc, SweepSpec) from None
+        _check_corners(smoke, smoke.base_config, "smoke.overrides")  # its trials are other configs
+        return smoke
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -220,27 +308,132 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         validate_config(base)
     except ConfigError as exc:
         raise ConfigError(f"overrides.{exc.field}" if exc.field else "base", exc.message) from None
+    checked = validate_config(base).to_dict()
     for name, param in spec.space.items():
+        _check_path(name, checked, spec.overrides)
         for value in param.ends():
             try:
                 validate_config(apply_overrides(base, [(name, value)]))
             except ConfigError as exc:
                 raise ConfigError(f"space.{name}", f"value {value!r}: {exc}") from None
-        if spec.sampler.name == "grid":
-            try:
-                param.grid()
-            except ValueError as exc:
-                raise ConfigError(f"space.{name}", str(exc)) from None
+    if spec.sampler.name == "grid":
+        _check_grid(spec.space)
     try:
         validate_config(apply_overrides(base, list(spec.smoke.overrides.items())))
     except ConfigError as exc:
         raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
     if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.sweep.replicate_trial
         raise ConfigError("pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none")
-    metric = spec.objective.metric
-    if metric not in OBJECTIVE_METRICS and "/" not in metric:
-        raise ConfigError(
-            "objective.metric",
-            f"{metric!r} is not one of {', '.join(OBJECTIVE_METRICS)} or a history metric such as loss/total",
-        )
+    _check_corners(spec, base)
     return spec.model_copy(update={"base_config": base})
+
+
+def _check_path(name: str, config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """A space path is one field, sampled only here: not a section, not also set in ``overrides``
+    (nor its alternative: steps / epochs), where the sampled value would silently replace it."""
+    node: Any = config
+    for part in name.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        keys = ", ".join(node) or "none yet"
+        raise ConfigError(
+            f"space.{name}",
+            f"is a config section (a mapping; keys: {keys}), not one value: vary its fields one by one, "
+            f"e.g. {name}.<key>: {{choices: [...]}}",
+        )
+    other = EXCLUSIVE.get(tuple(name.split(".")))
+    for given in (name, ".".join(other) if other else None):
+        if given in overrides:
+            raise ConfigError(
+                f"space.{name}",
+                f"{given} is set in overrides too: every trial would replace it with the sampled value; "
+                "set it in one place",
+            )
+
+
+def _check_grid(space: dict[str, ParamSpec]) -> None:
+    """The grid sampler queues every grid point when the study is created: each numeric dimension
+    needs a step, and the whole grid must be a number of trials a study can hold."""
+    size = 1
+    for name, param in space.items():
+        try:
+            size *= param.grid_size()
+        except ValueError as exc:
+            raise ConfigError(f"space.{name}", str(exc)) from None
+    if size > MAX_TRIALS:
+        raise ConfigError(
+            "space",
+            f"a grid of {size} points is not allowed with sampler grid: at most {MAX_TRIALS} (larger steps, "
+            "fewer choices, or sampler random / tpe)",
+        )
+
+
+def _show(corner: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in corner.items())
+
+
+def _minimal(corner: dict[str, Any], space: dict[str, ParamSpec], same: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The dimensions of ``corner`` that matter to a failure: those where another of their corner
+    values (the rest of the corner kept) makes ``same`` false, i.e. fails otherwise or not at all."""
+    return {
+        name: value
+        for name, value in corner.items()
+        if any(not same({**corner, name: other}) for other in space[name].ends() if other != value)
+    }
+
+
+def _check_corners(spec: SweepSpec, base: dict[str, Any], where: str = "") -> None:
+    """Validate the config of every corner of the space (:func:`pinnlab.sweep.space.corners`) as
+    ``pinnlab run`` would, and check that each of them produces ``objective.metric``, and some of
+    them ``pruner.metric`` (a trial without it is never pruned by it, but one without an objective
+    value is PRUNED).  The first failure is one line naming the dimensions and values that matter.
+    ``where`` names what was added to the base (the smoke overrides)."""
+    from pinnlab.sweep.objective import objective_metrics, pruner_metrics
+    from pinnlab.sweep.space import corners
+
+    def config(corner: dict[str, Any]) -> RunConfig | str:
+        """The validated config of ``corner``, or the one-line error that rejects it."""
+        try:
+            return validate_config(apply_overrides(base, list(corner.items())))
+        except ConfigError as exc:
+            return str(exc)
+
+    def lacks(corner: dict[str, Any], metric: str, which) -> bool:
+        cfg = config(corner)
+        return not isinstance(cfg, str) and metric not in which(cfg)
+
+    with_smoke = f" (with {where})" if where else ""
+    objective, pruner = spec.objective.metric, spec.pruner.metric if spec.pruner.name != "none" else None
+    found = pruner is None  # some trial reports the pruner's metric
+    for corner in corners(spec.space):
+        cfg = config(corner)
+        if isinstance(cfg, str):
+            corner = _minimal(corner, spec.space, lambda c: config(c) == cfg) or corner
+            raise ConfigError("space", f"trials with {_show(corner)}{with_smoke} are invalid: {cfg}")
+        if objective not in objective_metrics(cfg):
+            corner = _minimal(corner, spec.space, lambda c: lacks(c, objective, objective_metrics))
+            _metric_error("objective.metric", objective, cfg, corner, objective_metrics,
+                          "those trials would be PRUNED without a value" if corner else
+                          "every trial would be PRUNED without a value")
+        found = found or pruner in pruner_metrics(cfg)
+    if not found:
+        _metric_error("pruner.metric", pruner, config({}), {}, pruner_metrics, "the pruner would never see it")
+
+
+def _metric_error(field: str, metric: str, cfg: RunConfig, corner: dict[str, Any], which, consequence: str) -> None:
+    """Raise the one line for a metric ``cfg`` does not produce: who lacks it, why if a flag or the
+    problem explains it, and what is produced instead."""
+    who = f"trials with {_show(corner)} produce" if corner else "a trial of this sweep produces"
+    allowed = which(cfg)
+    close = [] if corner else difflib.get_close_matches(metric, allowed.names, n=1)
+    why = f" (did you mean {close[0]!r}?)" if close else ""
+    for flag, on in cfg.diagnostics:
+        if on is False:
+            turned = cfg.model_copy(update={"diagnostics": cfg.diagnostics.model_copy(update={flag: True})})
+            if metric in which(turned):
+                why = f" (it is logged only with diagnostics.{flag}: true)"
+                break
+    if metric in ("rel_l2_error", "error/rel_l2"):
+        why = f" (problem {cfg.problem.name} has no exact solution with these params)"
+    raise ConfigError(field, f"{metric!r} is not one of the metrics {who}{why}, so {consequence}; allowed: "
+                             f"{allowed.describe()}")
