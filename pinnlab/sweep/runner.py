@@ -188,12 +188,10 @@ def run_worker(
     if track:
         from pinnlab.errors import ConfigError
         from pinnlab.tracking import check_parent_run
-        from pinnlab.tracking.uri import check_tracking_store
 
         if parent is None:
             raise ConfigError("--tracking-uri", f"study {study_name!r} was created with --no-track: it has no MLflow parent run")
-        check_tracking_store(tracking_uri)
-        check_parent_run(tracking_uri, parent)
+        check_parent_run(tracking_uri, parent)  # checks the store read-only first (never creates one)
     from pinnlab.sweep.objective import Objective
 
     terminate = Terminate()
@@ -328,8 +326,9 @@ def run_sweep(
 
     t0 = time.time()
     storage = storage or default_storage_url(default_store())
-    if track:  # an unreachable or damaged MLflow store: one line before the study is written
+    if track:  # an unreachable, foreign or in-memory MLflow store: one line before the study is written
         checked = check_tracking_store(tracking_uri)
+        _check_apart(storage, checked)
     recovery = TrialRecovery()
     study = create_or_load_study(spec, storage, stale_callback=recovery)
     # resuming without --tracking-uri: the store the study was created with
@@ -383,6 +382,18 @@ def run_sweep(
     report.repaired, report.closed_runs = repaired, len(closed)
     report.wall_seconds = time.time() - t0
     return report
+
+
+def _check_apart(storage: str, tracking_uri: str) -> None:
+    """Refuse one SQLite file as both the Optuna storage and the MLflow store: each tool would
+    create its schema in the other's database."""
+    from pinnlab.errors import StoreError
+    from pinnlab.tracking.uri import sqlite_path
+
+    db, other = sqlite_path(storage), sqlite_path(tracking_uri)
+    if db is not None and other is not None and db.expanduser().resolve() == other.expanduser().resolve():
+        raise StoreError(StoreError.OPTUNA, storage, "is the MLflow tracking store's database too",
+                         "give the sweep a storage of its own (a journal or another database file)")
 
 
 def _end_parent(study, spec, tracking_uri, parent, status) -> None:

@@ -38,7 +38,6 @@ one as FAIL, and ``pinnlab report`` shows all nine.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import warnings
@@ -48,21 +47,30 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from pinnlab.errors import ConfigError, StoreError, first_line
 from pinnlab.keys import SLOT_ATTR, SPEC_ATTR, SURPLUS_ATTR
 from pinnlab.outcomes import Outcome
 from pinnlab.sweep.internals import fixed_params, retried_numbers
+from pinnlab.sweep.journal import open_journal
 from pinnlab.sweep.space import grid_space
 from pinnlab.sweep.spec import SweepSpec
-from pinnlab.tracking.uri import default_storage_url, display_url, journal_path, sqlite_path
+from pinnlab.tracking.uri import (
+    check_server,
+    default_storage_url,
+    display_url,
+    in_memory,
+    journal_path,
+    sqlite_path,
+    sqlite_problem,
+)
 
 __all__ = [
     "default_storage_url",
     "open_storage",
+    "check_rdb_storage",
     "make_sampler",
     "make_pruner",
     "create_or_load_study",
@@ -117,35 +125,21 @@ def open_storage(
     url: str,
     *,
     create: bool = True,
+    read_only: bool = False,
     stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
 ) -> optuna.storages.BaseStorage:
     """A storage object for a URL (see the module docstring).
 
-    ``create=False`` refuses to create a store that does not exist yet.  ``stale_callback`` is
+    ``create=False`` refuses to create a store that does not exist yet; ``read_only`` (reports) also
+    leaves a journal untouched (:mod:`pinnlab.sweep.journal`: no tail repair, no lock).  ``stale_callback`` is
     called by Optuna for every trial it marks FAIL because its heartbeat stopped (RDB storages).
     """
     path = journal_path(url)
     if path is not None:
-        if not create and not Path(path).is_file():
-            raise StoreError(
-                StoreError.OPTUNA,
-                url,
-                f"no Optuna journal at {path!r}",
-                "run `pinnlab sweep FILE` first (in this directory, or with the same $PINNLAB_HOME), "
-                "or give the storage the sweep used",
-            )
-        _check_journal(url, Path(path))
-        try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(path))
-        except OSError as exc:
-            raise StoreError(StoreError.OPTUNA, url, f"cannot open it ({exc.strerror or exc})",
-                             "give a journal path whose directory can be created and written") from None
+        return open_journal(url, Path(path), create=create, read_only=read_only)
     if "://" not in url:
         raise StoreError(StoreError.OPTUNA, url, "not a storage URL", "give postgresql://…, sqlite:///… or journal:PATH")
-    db = sqlite_path(url)
-    if not create and db is not None and not db.is_file():
-        raise StoreError(StoreError.OPTUNA, url, f"no SQLite database at {str(db)!r}", "give the storage the sweep used")
+    check_rdb_storage(url, create)
     interval, grace = heartbeat_settings()
     engine_url, engine_kwargs = url, {}
     if url.startswith("postgresql"):
@@ -170,28 +164,22 @@ def open_storage(
         ) from None
 
 
-def _check_journal(url: str, path: Path) -> None:
-    """An existing journal must start with an Optuna log record: Optuna skips lines it cannot
-    parse, so any other file would read as an empty storage and be appended to."""
-    try:
-        if path.is_dir():
-            raise StoreError(StoreError.OPTUNA, url, f"{str(path)!r} is a directory", "name a journal file")
-        if not path.is_file():
-            return
-        with path.open("rb") as f:
-            first = f.readline(1 << 16)
-    except OSError as exc:
-        raise StoreError(StoreError.OPTUNA, url, f"cannot read it ({exc.strerror})", "check the path") from None
-    if not first:
-        return
-    try:
-        ok = isinstance(json.loads(first), dict) and "op_code" in json.loads(first)
-    except ValueError:
-        ok = False
-    if not ok:
-        raise StoreError(
-            StoreError.OPTUNA, url, f"{str(path)!r} is not an Optuna journal", "give the journal the sweep used, or move that file away"
-        )
+def check_rdb_storage(url: str, create: bool = True) -> None:
+    """A one-line StoreError, before Optuna opens the database, for an RDB storage that cannot work
+    or must not be written: an in-memory database (workers are other processes; nothing outlives
+    the command), a SQLite file that is not Optuna's (:func:`~pinnlab.tracking.uri.sqlite_problem`:
+    Optuna would add its tables to an MLflow database or to a file named by a typo), a database
+    server that does not answer (:func:`~pinnlab.tracking.uri.check_server`).  Only reads."""
+    if in_memory(url):
+        raise StoreError(StoreError.OPTUNA, url, "an in-memory database is lost when the command ends and "
+                         "workers cannot share it", "give sqlite:///PATH, postgresql://… or journal:PATH")
+    db = sqlite_path(url)
+    problem = sqlite_problem(db, "optuna", create) if db is not None else None
+    if problem is None and db is None:
+        reason = check_server(url)
+        problem = (f"the database server cannot be reached ({reason})", _CHECK_SERVER) if reason else None
+    if problem:
+        raise StoreError(StoreError.OPTUNA, url, *problem)
 
 
 _CHECK_SERVER = "check the URL (driver, host, database) and that the server answers, or give the storage the sweep used"

@@ -1,8 +1,11 @@
 """Reading runs back: a sweep's child runs and a run's per-step history (for :mod:`pinnlab.analysis`
 and :mod:`pinnlab.sweep.recovery`).
 
-Reading never creates a store: a ``sqlite:///`` URI whose file does not exist is a StoreError
-(MLflow would create an empty database and answer "no such run").
+Reading never creates or migrates a store: before MLflow opens it, the store is checked read-only
+(:func:`pinnlab.tracking.uri.check_tracking_store` with ``create=False``): a ``sqlite:///`` file that
+does not exist, is empty or is another tool's database, an MLflow schema older than the installed
+MLflow's, an in-memory database and a server that does not answer are one-line StoreErrors (MLflow
+would create or migrate the schema and answer "no such run", or wait for minutes).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from mlflow.exceptions import MlflowException
 from pinnlab.errors import first_line
 from pinnlab.keys import PARENT_RUN_TAG
 from pinnlab.tracking.store import STORE_FAILURES, client, store_error
-from pinnlab.tracking.uri import local_path, resolve_tracking_uri, sqlite_path
+from pinnlab.tracking.uri import check_tracking_store, local_path, resolve_tracking_uri, sqlite_path
 
 __all__ = ["parent_run", "child_runs", "run_history"]
 
@@ -30,6 +33,7 @@ def parent_run(tracking_uri: str | None, parent_run_id: str):
     db = sqlite_path(uri)
     if db is not None and not db.expanduser().is_file():  # MLflow would create an empty one
         raise store_error(tracking_uri, f"no MLflow store at {str(db)!r}", _WRONG_STORE)
+    check_tracking_store(tracking_uri, create=False)
     c = mlflow.MlflowClient(tracking_uri=uri)
     try:
         return c, c.get_run(parent_run_id)

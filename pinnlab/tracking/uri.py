@@ -22,12 +22,17 @@ database server must accept a TCP connection, and an existing SQLite file must b
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import re
 import socket
+import sqlite3
+import struct
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from pinnlab.errors import ConfigError, StoreError
 
@@ -46,6 +51,10 @@ __all__ = [
     "display_url",
     "check_tracking_store",
     "check_server",
+    "in_memory",
+    "sqlite_problem",
+    "sqlite_tables",
+    "mlflow_schema_revisions",
     "PROBE_SECONDS",
 ]
 
@@ -106,16 +115,29 @@ def default_storage_url(store: Path) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL, or None (another scheme, or an in-memory database).
+    """The database file of a ``sqlite:///`` URL (``sqlite+<driver>:///`` too), or None (another
+    scheme, or an in-memory database, see :func:`in_memory`).
 
     ``sqlite:///rel/m.db`` is relative to the working directory, ``sqlite:////abs/m.db`` absolute;
     a query string (``?timeout=20``) is not part of the path.  ``~`` is left as it is (SQLite
     does not expand it either).
     """
-    if not url.startswith(SQLITE_PREFIX):
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+", 1)[0] != "sqlite" or in_memory(url):
         return None
-    db = url[len(SQLITE_PREFIX) :].split("?", 1)[0]
-    return Path(db) if db and db != ":memory:" else None
+    return Path(rest.split("?", 1)[0])
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``sqlite:///``,
+    ``sqlite:///:memory:``, a ``file:`` name with ``mode=memory``): whatever a store writes there
+    is lost when the process ends, and other processes (sweep workers) never see it."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0].lower() != "sqlite":
+        return False
+    path, _, query = rest.partition("?")
+    path = path[1:] if path.startswith("/") else path
+    return path in ("", ":memory:") or ":memory:" in path or "mode=memory" in f"{path}?{query}"
 
 
 def journal_path(url: str) -> str | None:
@@ -153,6 +175,20 @@ def display_url(url: str) -> str:
 PROBE_SECONDS = 5.0  # a server on the network answers in milliseconds; 5 s allows a slow start
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, "https": 443}
+# PostgreSQL's SSLRequest: the shortest message a server must answer (one byte, 'S' or 'N'), sent
+# before any credentials, so a listener that accepts connections but never speaks is found out.
+_PG_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+# The tables that make a database a tool's own (MLflow's also hold alembic's revision).
+MLFLOW_TABLES = frozenset({"experiments", "runs", "alembic_version"})
+OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+_KINDS = {  # kind: (what it is, how a missing one reads, its tables)
+    "mlflow": ("an MLflow tracking database", "no MLflow store at", MLFLOW_TABLES),
+    "optuna": ("an Optuna storage", "no SQLite database at", OPTUNA_TABLES),
+}
+# The schemes MLflow's tracking store registry knows without plugins (plugins add theirs through
+# the ``mlflow.tracking_store`` entry points).
+_MLFLOW_SCHEMES = {"", "file", "databricks", "databricks-uc", "uc", "http", "https",
+                   "postgresql", "mysql", "sqlite", "mssql"}
 
 
 def _mlflow_error(tracking_uri: str | None, problem: str, fix: str) -> StoreError:
@@ -163,10 +199,12 @@ def _mlflow_error(tracking_uri: str | None, problem: str, fix: str) -> StoreErro
 
 
 def check_server(url: str, timeout: float = PROBE_SECONDS) -> str | None:
-    """Why the server of ``url`` cannot be reached (None when it accepts a TCP connection).
+    """Why the server of ``url`` cannot be used (None when it answers).
 
-    Only the host and port are tried: whether the server speaks the right protocol is for its
-    client to say, but a refused or silent address is known here in at most ``timeout`` seconds.
+    A TCP connection to the host and port, and for PostgreSQL an SSLRequest that the server must
+    answer (MySQL speaks first, so a greeting byte is awaited): a refused, silent or mute address
+    is known here in at most ``timeout`` seconds, before a client library waits on it for minutes.
+    Credentials and the database name are for the client to check.
     """
     parsed = urlparse(url)
     scheme = parsed.scheme.split("+", 1)[0]
@@ -177,7 +215,11 @@ def check_server(url: str, timeout: float = PROBE_SECONDS) -> str | None:
     if not host or port is None:
         return None  # a Unix socket or a driver-specific form: the client will tell
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if scheme == "postgresql":
+                sock.sendall(_PG_SSL_REQUEST)
+            if scheme in ("postgresql", "mysql") and not sock.recv(1):
+                return f"{host}:{port} closed the connection without answering"
             return None
     except socket.timeout:
         return f"no answer from {host}:{port} within {timeout:g} s"
@@ -185,17 +227,118 @@ def check_server(url: str, timeout: float = PROBE_SECONDS) -> str | None:
         return f"{host}:{port}: {exc.strerror or exc}"
 
 
-def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE_SECONDS) -> str:
+@functools.lru_cache(maxsize=1)
+def mlflow_schema_revisions() -> tuple[str, frozenset[str]]:
+    """(head, every revision) of the installed MLflow's tracking schema, read from its migration
+    scripts' ``revision`` / ``down_revision`` lines without importing mlflow or alembic; ("",
+    empty) when they cannot be found."""
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        return "", frozenset()
+    versions = Path(next(iter(spec.submodule_search_locations))) / "store" / "db_migrations" / "versions"
+    revisions, parents = set(), set()
+    for script in versions.glob("*.py"):
+        text = script.read_text(errors="replace")
+        revisions.update(re.findall(r'^revision\s*=\s*["\']([0-9a-f]+)["\']', text, re.M))
+        for line in re.findall(r"^down_revision\s*=\s*(.+)$", text, re.M):
+            parents.update(re.findall(r'["\']([0-9a-f]+)["\']', line))
+    heads = revisions - parents
+    return (heads.pop() if len(heads) == 1 else ""), frozenset(revisions)
+
+
+def sqlite_tables(db: Path) -> tuple[set[str], str | None]:
+    """(table names, MLflow's alembic revision or None) of an existing SQLite file, read through a
+    read-only connection: nothing is created, migrated or locked for writing.  Raises
+    sqlite3.Error for a file SQLite cannot read."""
+    uri = f"file:{quote(str(db.expanduser().resolve()))}?mode=ro"
+    con = sqlite3.connect(uri, uri=True, timeout=PROBE_SECONDS)
+    try:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        revision = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+        return tables, revision
+    finally:
+        con.close()
+
+
+def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
+    """(problem, fix) when the SQLite file ``db`` cannot serve as ``kind``'s store (``"mlflow"`` or
+    ``"optuna"``), else None; only reads.
+
+    A store is created or migrated only where that cannot damage anything: with ``create`` (a
+    command that writes a new store when none is there) a file that does not exist yet or a
+    database without any table; an existing database must already be that tool's, and an MLflow
+    database must be at the installed MLflow's schema revision (MLflow would migrate an older one
+    on open, with no way back).  Without ``create`` (commands that only read) the store must
+    exist.
+    """
+    what, missing, own = _KINDS[kind]
+    other_what, _, other = next(v for k, v in _KINDS.items() if k != kind)
+    try:
+        if db.is_dir():
+            return f"{str(db)!r} is a directory", "name a database file"
+        if not db.is_file():
+            if not create:
+                return f"{missing} {str(db)!r}", "give the URI the sweep or run used (check its spelling)"
+            above = db.parent
+            while not above.exists() and above != above.parent:
+                above = above.parent
+            if not above.is_dir() or not os.access(above, os.W_OK | os.X_OK):
+                return (f"cannot create {str(db)!r} ({str(above)!r} is not a writable directory)",
+                        "give a path whose directory can be created and written")
+            return None
+        with db.open("rb") as f:
+            head = f.read(16)
+        if head and head != _SQLITE_MAGIC:
+            return f"{str(db)!r} is not an SQLite database", "give the URI of the store, or move that file away"
+        tables, revision = sqlite_tables(db)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})", "check the path"
+    except sqlite3.Error as exc:
+        return f"cannot read it ({exc})", "check the file"
+    if own <= tables:
+        if kind == "mlflow":
+            head, known = mlflow_schema_revisions()
+            if head and revision != head:
+                if revision in known:
+                    return (f"its MLflow schema is at revision {revision}, older than this MLflow's {head}",
+                            "back it up, then run `mlflow db upgrade <URI>` (pinnlab does not migrate a store)")
+                return (f"its MLflow schema revision {revision} is unknown to this MLflow (expects {head})",
+                        "use the MLflow version that wrote it")
+        return None
+    if other <= tables:
+        return f"{str(db)!r} is {other_what}, not {what}", f"give {what}'s URI (keep the two stores apart)"
+    if tables:
+        return (f"{str(db)!r} holds other tables ({', '.join(sorted(tables)[:4])}), not {what}",
+                "give the URI of the store, or a new file")
+    if not create:
+        return f"{str(db)!r} is an empty database, not {what}", "give the URI of the store the runs were written to"
+    return None
+
+
+def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE_SECONDS, create: bool = True) -> str:
     """The resolved tracking URI, once its store looks usable; else a one-line StoreError.
 
-    A tracking server must answer ``GET /health`` (any HTTP status counts as an answer); a database
-    server must accept a connection; an existing ``sqlite:///`` file must be an SQLite database and
-    a new one must be creatable.  Nothing is written.
+    Refused: an in-memory database (the runs would be lost with the process), a scheme MLflow has
+    no store for; a tracking server must answer ``GET /health`` (any HTTP status counts as an
+    answer) within ``timeout``; a database server must answer (:func:`check_server`); a
+    ``sqlite:///`` file must pass :func:`sqlite_problem` (``create=False`` for commands that only
+    read: the store must exist and be MLflow's).  Nothing is written.
     """
     if tracking_uri is not None and not tracking_uri.strip():
         raise ConfigError("--tracking-uri", "'' is not allowed: give a URI, or leave the option out for the default")
     uri = resolve_tracking_uri(tracking_uri)
-    if uri.startswith(("http://", "https://")):
+    if in_memory(uri):
+        raise _mlflow_error(tracking_uri, "an in-memory database keeps nothing once the command ends",
+                            "give a database file (sqlite:///PATH/mlflow.db) or a tracking server")
+    scheme = urlparse(uri).scheme.lower()
+    base = "" if len(scheme) == 1 else scheme.split("+", 1)[0]  # a Windows drive letter is a path
+    if base not in _MLFLOW_SCHEMES | _plugin_schemes():
+        raise _mlflow_error(tracking_uri, f"MLflow has no tracking store for scheme {scheme!r}",
+                            "give http(s)://HOST:PORT, sqlite:///PATH, postgresql://..., mysql://... or mssql://...")
+    if base in ("http", "https"):
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
         except urllib.error.HTTPError:
@@ -211,30 +354,9 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE
         return uri
     db = sqlite_path(uri)
     if db is not None:
-        try:
-            if db.is_dir():
-                raise _mlflow_error(tracking_uri, f"{str(db)!r} is a directory", "name a database file, e.g. .../mlflow.db")
-            if db.is_file():
-                with db.open("rb") as f:
-                    head = f.read(16)
-                if head and head != _SQLITE_MAGIC:
-                    raise _mlflow_error(
-                        tracking_uri,
-                        f"{str(db)!r} is not an SQLite database",
-                        "give the URI of the MLflow database, or move that file away",
-                    )
-            else:
-                above = db.parent
-                while not above.exists() and above != above.parent:
-                    above = above.parent
-                if not above.is_dir() or not os.access(above, os.W_OK | os.X_OK):
-                    raise _mlflow_error(
-                        tracking_uri,
-                        f"cannot create {str(db)!r} ({str(above)!r} is not a writable directory)",
-                        "give a tracking URI whose directory can be created and written",
-                    )
-        except OSError as exc:
-            raise _mlflow_error(tracking_uri, f"cannot read it ({exc.strerror})", "check the path") from None
+        problem = sqlite_problem(db, "mlflow", create)
+        if problem:
+            raise _mlflow_error(tracking_uri, *problem)
         return uri
     if "://" in uri:
         problem = check_server(uri, timeout)
@@ -242,3 +364,11 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE
             raise _mlflow_error(tracking_uri, f"the database server cannot be reached ({problem})",
                                 "start it or give a URI it answers on")
     return uri
+
+
+@functools.lru_cache(maxsize=1)
+def _plugin_schemes() -> frozenset[str]:
+    """Schemes that installed MLflow plugins register (entry points ``mlflow.tracking_store``)."""
+    from importlib.metadata import entry_points
+
+    return frozenset(ep.name for ep in entry_points(group="mlflow.tracking_store"))
