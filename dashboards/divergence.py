@@ -312,7 +312,7 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
     """The five panels, and the page's summary lines."""
     imp = importance.divergence_importance(data.trials, data.factors, data.space)
     pair = check_factors(data, factors) if factors else importance.top_factors(imp, 2)
-    a, b = (pair + [None])[:2]
+    a, b = (list(pair) + [None, None])[:2]  # fewer than two factors (none: a study without trials)
     overall = compare.divergence_overall(data.trials)
     rate = "-" if not overall["n"] else f"{overall['rate']:.0%}"
     outcomes = ", ".join(f"{k} {v}" for k, v in compare.outcome_counts(data.trials).items())

@@ -415,8 +415,24 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # last resort: a bug or an unforeseen failure is one line, not a traceback
         if debug:
             raise
+        hidden = _hidden_error(exc)
+        if hidden is not None:
+            print(f"pinnlab {args.command}: error: {hidden}", file=sys.stderr)
+            return 2
         print(f"pinnlab {args.command}: internal error: {unexpected(exc)}", file=sys.stderr)
         return 1
+
+
+def _hidden_error(exc: BaseException) -> PinnlabError | None:
+    """A pinnlab error that a library's clean-up code replaced while handling it (Optuna's
+    ``finally`` asserts "Should not reach." when a trial's result could not be stored), else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, PinnlabError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
 
 
 def unexpected(exc: BaseException) -> str:

@@ -150,9 +150,9 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        frame = pd.DataFrame(
-            columns=["trial", "state", *factors, *_ATTR_COLUMNS, "diverged", "value", "mlflow_run_id", "artifact_uri"]
-        )
+        columns = ["trial", "state", *factors, *_ATTR_COLUMNS, "diverged", "value", *_SUMMARY_COLUMNS,
+                   *REPLICATE_ATTRS, "mlflow_run_id", "run_status", "artifact_uri"]
+        frame = pd.DataFrame(columns=list(dict.fromkeys(columns)))  # a study without trials: a row's columns
     finals = sorted(c for c in frame.columns if c.startswith("final/"))
     tail = ["mlflow_run_id", "run_status", "artifact_uri"]
     head = [c for c in frame.columns if c not in finals and c not in tail]
@@ -162,6 +162,9 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
     frame["diverged"] = frame["diverged"].astype("boolean")
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
     return frame.sort_values("trial", ignore_index=True)
+
+
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")  # Optuna states of a trial that ended
 
 
 def _matches(name: str, patterns: Sequence[str] | None) -> bool:
@@ -228,6 +231,9 @@ def load_study_data(
     for t in record.trials:  # a study not created by pinnlab: its params are the factors
         factors += [p for p in t.params if p not in factors]
     notes: list[str] = []
+    if not any(t.state in FINISHED_STATES for t in record.trials):  # created, or only queued: still a valid study
+        notes.append(f"study {study_name!r} has no finished trials yet ({len(record.trials)} queued or running): "
+                     "every table is empty; run its sweep or workers first")
     uri = resolve_tracking_uri(tracking_uri) if record.parent_run_id else None
     runs = _runs_by_trial(record, tracking_uri, notes)  # unresolved: errors name the setting used
     trials = _trial_rows(record, runs, factors)

@@ -52,7 +52,7 @@ class StudyRecord:
 
 def read_study(study_name: str, storage_url: str) -> StudyRecord:
     """Every trial of ``study_name`` in ``storage_url`` (see :func:`pinnlab.sweep.study.open_storage`)."""
-    storage = open_storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False, read_only=True)
     try:
         study = _load(study_name, storage, storage_url)
     except ConfigError as exc:
