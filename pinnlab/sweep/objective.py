@@ -129,9 +129,9 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     if d.update_ratio:
         diag += [f"update_ratio/{n}" for n in layers]
     exact = _has_exact(problem)
-    if cfg.training.replicates == 1:  # stacked replicates measure none of these (pinnlab.training.replicas)
-        if d.error and exact:
-            diag.append("error/rel_l2")
+    if d.error and exact:
+        diag.append("error/rel_l2")
+    if cfg.training.replicates == 1:  # stacked replicates measure neither (pinnlab.training.replicas)
         if d.sharpness:
             diag.append("sharpness/top")
             adam_like = cfg.optimizer.name in ("adam", "adamw", "rmsprop")  # a preconditioner (.sharpness)

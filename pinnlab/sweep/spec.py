@@ -42,7 +42,7 @@ from pinnlab.config import (
     StrictModel,
     apply_overrides,
     config_error_from_validation,
-    load_yaml,
+    read_yaml_file,
     resolve_bases,
     validate_config,
 )
@@ -267,6 +267,9 @@ class SweepSpec(StrictModel):
             smoke = SweepSpec.model_validate(data)
         except ValidationError as exc:  # e.g. a study name at the length limit, before "-smoke"
             raise config_error_from_validation(exc, SweepSpec) from None
+        default = "overrides" not in self.smoke.model_fields_set
+        for name in smoke.space:  # e.g. a sampled training.epochs would undo the smoke's short budget
+            _check_not_overridden(name, smoke.smoke.overrides, "smoke.overrides" + (" (by default)" if default else ""))
         _check_corners(smoke, smoke.base_config, "smoke.overrides")  # its trials are other configs
         return smoke
 
@@ -281,12 +284,7 @@ class SweepSpec(StrictModel):
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
     """Read and validate a sweep file; ``overrides`` replace top-level entries (e.g. n_trials)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({getattr(exc, 'strerror', None) or exc.reason})"
-        raise ConfigError("", f"sweep file {str(path)[:200]!r} {why}") from None
-    data = load_yaml(text, str(path))
+    data = read_yaml_file(path, "sweep file")  # regular files only, size- and alias-limited
     if not isinstance(data, dict):
         raise ConfigError("", f"{path} must be a YAML mapping, got {type(data).__name__}")
     data.setdefault("study_name", path.stem)
@@ -329,8 +327,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
 
 
 def _check_path(name: str, config: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """A space path is one field, sampled only here: not a section, not also set in ``overrides``
-    (nor its alternative: steps / epochs), where the sampled value would silently replace it."""
+    """A space path is one field, sampled only here: not a section, not also set in ``overrides``."""
     node: Any = config
     for part in name.split("."):
         node = node.get(part) if isinstance(node, dict) else None
@@ -341,12 +338,18 @@ def _check_path(name: str, config: dict[str, Any], overrides: dict[str, Any]) ->
             f"is a config section (a mapping; keys: {keys}), not one value: vary its fields one by one, "
             f"e.g. {name}.<key>: {{choices: [...]}}",
         )
+    _check_not_overridden(name, overrides, "overrides")
+
+
+def _check_not_overridden(name: str, overrides: dict[str, Any], where: str) -> None:
+    """A sampled path (or its alternative: steps / epochs) that ``overrides`` sets too: every trial
+    would silently replace the override with the sampled value."""
     other = EXCLUSIVE.get(tuple(name.split(".")))
     for given in (name, ".".join(other) if other else None):
         if given in overrides:
             raise ConfigError(
                 f"space.{name}",
-                f"{given} is set in overrides too: every trial would replace it with the sampled value; "
+                f"{given} is set in {where} too: every trial would replace it with the sampled value; "
                 "set it in one place",
             )
 
@@ -433,7 +436,9 @@ def _metric_error(field: str, metric: str, cfg: RunConfig, corner: dict[str, Any
             if metric in which(turned):
                 why = f" (it is logged only with diagnostics.{flag}: true)"
                 break
-    if metric in ("rel_l2_error", "error/rel_l2"):
+    from pinnlab.sweep.objective import objective_metrics
+
+    if metric in ("rel_l2_error", "error/rel_l2") and "rel_l2_error" not in objective_metrics(cfg):
         why = f" (problem {cfg.problem.name} has no exact solution with these params)"
     raise ConfigError(field, f"{metric!r} is not one of the metrics {who}{why}, so {consequence}; allowed: "
                              f"{allowed.describe()}")
