@@ -18,9 +18,19 @@ A sweep file is YAML::
     study_name: seed_divergence                              # default: the file's stem
     smoke: {n_trials: 3, overrides: {training.steps: 20}}    # what --smoke runs
 
-Validated once, before anything starts: every space path is applied at both ends of its range to
-the base config and validated like a run config, so a bad path or value fails as one line naming
-``space.<path>``.
+Validated once, when the file is loaded and before any study, slot or MLflow run exists, each
+failure one line naming the field, the value and what is allowed:
+
+* each dimension's shape (:class:`ParamSpec`): ranges, steps, choices;
+* each space path: a single field (not a section), not also set in ``overrides``, valid at every
+  choice and both ends of its range (``space.<path>``);
+* every corner of the space together (:func:`pinnlab.sweep.space.corners`: categorical choices
+  with the ends of numeric ranges) validated as ``pinnlab run`` validates a config, the failure
+  naming the dimensions and values that matter (``space: trials with optimizer.name='lbfgs',
+  loss.weighting.scheme='grad_norm' are invalid: ...``);
+* ``objective.metric`` produced by every corner's config, ``pruner.metric`` by some
+  (:func:`pinnlab.sweep.objective.objective_metrics`), else the allowed names are listed;
+* the smoke variant (:meth:`SweepSpec.for_smoke`): its corners again, with the smoke overrides.
 """
 
 from __future__ import annotations
