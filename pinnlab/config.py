@@ -29,6 +29,7 @@ from pinnlab.config_sources import (  # re-exported: pinnlab.config is the publi
     load_yaml,
     parse_override,
     preset_names,
+    read_yaml_file,
     resolve_bases,
 )
 from pinnlab.errors import ConfigError
@@ -42,6 +43,7 @@ __all__ = [
     "RunConfig",
     "load_config",
     "load_yaml",
+    "read_yaml_file",
     "apply_overrides",
     "parse_override",
     "flatten",
@@ -301,6 +303,8 @@ def config_error_from_validation(exc: ValidationError, model: type[BaseModel], p
         allowed = _allowed_keys(model, loc)
         hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
         return ConfigError(path, f"unknown key{hint}")
+    if err["type"] == "missing":  # the input is the whole enclosing mapping: not worth quoting
+        return ConfigError(path, "is required but missing")
     msg = err["msg"]
     if msg.startswith("Value error, "):
         return ConfigError(path, msg[len("Value error, ") :])

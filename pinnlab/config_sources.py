@@ -5,12 +5,22 @@ hold in mind.  YAML is read strictly: a key given twice is an error naming it an
 itself keeps the last one silently), and ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``).
 A config names a ``base`` (a preset name or another YAML file, relative to the file) and holds only
 overrides of it; ``--set dotted.key=value`` overrides apply last.
+
+Files are read defensively (:func:`read_yaml_file`), since a path can name anything: only regular
+files are opened (a FIFO would block the read forever, ``/dev/zero`` never ends), at most
+:data:`MAX_FILE_BYTES` of them, as UTF-8.  YAML is limited before it is turned into Python objects:
+at most :data:`MAX_YAML_DEPTH` levels of nesting (PyYAML composes recursively, so thousands of levels
+end in a RecursionError) and :data:`MAX_YAML_NODES` nodes counted with every alias expanded (a
+"billion laughs" file is a few hundred bytes whose aliases expand to gigabytes once the config is
+copied, validated or logged).  Each refusal is a one-line ConfigError naming the file.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -20,7 +30,7 @@ import yaml
 
 from pinnlab.errors import ConfigError
 
-__all__ = ["load_yaml", "preset_names", "deep_merge", "resolve_bases", "parse_override", "apply_overrides", "flatten",
+__all__ = ["load_yaml", "read_yaml_file", "MAX_FILE_BYTES", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "preset_names", "deep_merge", "resolve_bases", "parse_override", "apply_overrides", "flatten",
            "EXCLUSIVE"]
 
 
@@ -66,16 +76,174 @@ _Loader.add_implicit_resolver(
 )
 
 
+# The shipped configs and sweeps are under 4 KB and 60 nodes, 5 levels deep; a config of the sizes
+# below is not something a person wrote, and refusing it keeps a hostile file from costing memory.
+MAX_FILE_BYTES = 1 << 20  # 1 MiB
+MAX_YAML_NODES = 100_000  # nodes with aliases expanded: a 100,000-choice categorical still fits
+MAX_YAML_DEPTH = 100  # nesting levels; far below Python's recursion limit, which PyYAML would hit
+
+
+class _YamlTooBig(Exception):
+    pass
+
+
+class _LimitedLoader(_Loader):
+    """Refuses nesting deeper than :data:`MAX_YAML_DEPTH` while composing (before recursion fails)."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _YamlTooBig(f"line {mark.line + 1} is nested more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand past :data:`MAX_YAML_NODES` nodes or
+    :data:`MAX_YAML_DEPTH` levels, or refer to themselves: counted on the composed node graph, each
+    shared node once (memoised), so a bomb is measured in microseconds without being expanded."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        else:
+            kids = []
+        if done:
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            entered.discard(key)
+            if size[key] > MAX_YAML_NODES:
+                raise _YamlTooBig(
+                    f"line {node.start_mark.line + 1} expands to more than {MAX_YAML_NODES:,} values "
+                    "(aliases such as *a are copied where they are used); write the values out or use fewer aliases"
+                )
+            if depth[key] > MAX_YAML_DEPTH:
+                raise _YamlTooBig(f"line {node.start_mark.line + 1} nests aliases more than {MAX_YAML_DEPTH} levels deep")
+            continue
+        if key in size:
+            continue
+        if key in entered:
+            raise _YamlTooBig(f"line {node.start_mark.line + 1}: an alias refers to a value that contains it")
+        entered.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in kids if id(k) not in size)
+
+
 def load_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse one YAML document strictly (see the module docstring); errors are one-line ConfigErrors."""
+    loader = _LimitedLoader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
     except _DuplicateKey as exc:
         raise ConfigError("", f"{source}: {exc}; keep one") from None
+    except _YamlTooBig as exc:
+        raise ConfigError("", f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if problem == "but found another document":
+            problem = "a file holds one YAML document; remove the second `---` and what follows, or merge them"
         raise ConfigError("", f"{source}:{where} is not valid YAML ({problem})") from None
+    finally:
+        loader.dispose()
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` quoted for a one-line message: escapes undecodable bytes, shortens a long path."""
+    text = str(path)
+    if len(text) <= 120:
+        return repr(text)
+    return f"{text[:60]!r}...({len(os.fsencode(text)):,} bytes)"
+
+
+def _home(path: Path, what: str) -> Path:
+    """``~`` and ``~user`` expanded as a shell would, or one line when there is no such home."""
+    if not str(path).startswith("~"):
+        return path
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        user = str(path).split("/", 1)[0]
+        raise ConfigError("", f"{what} {shown_path(path)}: {user} cannot be expanded (no such user or no home "
+                              "directory); give the path without ~") from None
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _regular(mode: int, shown: str, what: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise ConfigError("", f"{what} {shown} cannot be read: it is a directory; give a YAML file")
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _KINDS if test(mode)), "not a regular file")
+        raise ConfigError("", f"{what} {shown} is {kind}, not a regular file; give a YAML file")
+
+
+def read_yaml_file(path: str | Path, what: str = "config file") -> dict:
+    """The YAML mapping in the regular file ``path`` (``~`` expanded); empty or not a mapping: refused.
+
+    Checked with ``stat`` before it is opened, so a FIFO, a device or a directory is refused without
+    a read that could block or never end; opened non-blocking and checked again (the path may have
+    changed in between); at most :data:`MAX_FILE_BYTES` read; decoded as UTF-8 (a BOM is dropped).
+    """
+    path = _home(Path(path), what)
+    shown = shown_path(path)
+    try:
+        st = os.stat(path)
+    except ValueError:  # a NUL byte
+        raise ConfigError("", f"{what} {shown} cannot be read (a path cannot contain a NUL byte)") from None
+    except FileNotFoundError:
+        raise ConfigError("", f"{what} {shown} does not exist") from None
+    except OSError as exc:
+        raise ConfigError("", f"{what} {shown} cannot be read ({exc.strerror})") from None
+    _regular(st.st_mode, shown, what)
+    too_big = (f"{what} {shown} is larger than {MAX_FILE_BYTES >> 20} MiB, the limit for a YAML file "
+               "(configs and sweeps are a few KB)")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ConfigError("", too_big)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ConfigError("", f"{what} {shown} cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        _regular(os.fstat(f.fileno()).st_mode, shown, what)
+        try:
+            data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError("", f"{what} {shown} cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError("", too_big)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError("", f"{what} {shown} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                              "save it as UTF-8") from None
+    label = str(path) if len(str(path)) <= 120 and str(path).isprintable() else shown
+    data = load_yaml(text, label)
+    if data is None:
+        raise ConfigError("", f"{what} {shown} is empty (or only comments): give a YAML mapping, e.g. base: seed")
+    if not isinstance(data, dict):
+        raise ConfigError("", f"{label} must be a YAML mapping, got {type(data).__name__}")
+    return data
 
 
 def preset_names() -> list[str]:
@@ -85,19 +253,16 @@ def preset_names() -> list[str]:
 def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[dict, Path | None, str]:
     """Read a preset by name or a YAML file by path; return (mapping, its directory, identity)."""
     path = Path(source)
-    if relative_to is not None and not path.is_absolute():
+    if relative_to is not None and not path.is_absolute() and not str(path).startswith("~"):
         path = relative_to / path
     try:
-        is_path = path.suffix in (".yaml", ".yml") or path.exists()
-    except OSError as exc:  # a name longer than the file system allows
-        raise ConfigError("", f"{str(source)[:60]!r}... is neither a YAML file nor a preset ({exc.strerror})") from None
+        is_path = path.suffix in (".yaml", ".yml") or str(path).startswith("~") or path.exists()
+    except (OSError, ValueError) as exc:  # a name longer than the file system allows; a NUL byte
+        why = getattr(exc, "strerror", None) or "a name cannot contain a NUL byte"
+        raise ConfigError("", f"{shown_path(source)} is neither a YAML file nor a preset ({why})") from None
     if is_path:
-        try:
-            if not path.is_file():
-                raise ConfigError("", f"config file {str(source)!r} does not exist")
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError("", f"config file {str(source)!r} cannot be read ({exc.strerror})") from None
+        data = read_yaml_file(path, "config file")
+        path = _home(path, "config file")
         where: Path | None = path.parent
         label = str(path)
         ident = str(path.resolve())
@@ -106,16 +271,14 @@ def _read_source(source: str | Path, relative_to: Path | None = None) -> tuple[d
         if name not in preset_names():
             raise ConfigError(
                 "",
-                f"{name!r} is neither a YAML file nor a preset (presets: {', '.join(preset_names())})",
+                f"{shown_path(name)} is neither a YAML file nor a preset (presets: {', '.join(preset_names())})",
             )
         text = resources.files("pinnlab.presets").joinpath(f"{name}.yaml").read_text()
         where, label = None, f"preset {name}"
         ident = label
-    data = load_yaml(text, label)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("", f"{label} must be a YAML mapping, got {type(data).__name__}")
+        data = load_yaml(text, label)
+        if not isinstance(data, dict):
+            raise ConfigError("", f"{label} must be a YAML mapping, got {type(data).__name__}")
     return data, where, ident
 
 
