@@ -46,6 +46,7 @@ MLFLOW_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars on stderr (report, plots)
 
 
 def prepare_process() -> None:
@@ -341,6 +342,9 @@ def _cmd_presets(args) -> int:
 def _cmd_plots(args) -> int:
     from pinnlab.tracking.replot import plot_run
 
+    from pinnlab.tracking.uri import check_tracking_store
+
+    check_tracking_store(args.tracking_uri, create=False)  # read-only: never creates or migrates a store
     print("\n".join(plot_run(args.run_id, args.tracking_uri)))
     return 0
 

@@ -23,6 +23,7 @@ __all__ = ["run_processes", "ORPHAN_GRACE"]
 
 
 ORPHAN_GRACE = 10  # seconds an orphaned worker has to stop cleanly before it exits outright
+STORAGE_LOST_EXIT = 75  # a local worker whose storage stopped answering (EX_TEMPFAIL); silent
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -67,6 +68,7 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
     from pinnlab.errors import PinnlabError, first_line
     from pinnlab.signals import Terminate
     from pinnlab.sweep.runner import run_worker
+    from pinnlab.sweep.study import StorageLost
 
     who = f"pinnlab sweep: worker {kwargs.get('worker', 0)}"
     try:
@@ -76,6 +78,9 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
             run_worker(**kwargs)
     except KeyboardInterrupt as exc:
         _exit(f"{who}: {exc}", 130)
+    except StorageLost:  # the sweep watches the same storage and says so in one line, once
+        sys.stderr.flush()
+        os._exit(STORAGE_LOST_EXIT)
     except PinnlabError as exc:
         _exit(f"{who}: error: {exc}", 2)
     except Exception as exc:  # the study goes on with the other workers; the parent repairs the trial
@@ -110,7 +115,7 @@ def run_processes(study, spec, storage, tracking_uri, track, workers, done, prog
         procs.append(p)
     try:
         _watch(study, spec, storage, procs, done, progress, poll_seconds, recovery)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C, or the storage lost: no worker runs on unwatched
         for p in procs:
             if p.is_alive():
                 p.terminate()

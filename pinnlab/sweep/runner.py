@@ -33,6 +33,12 @@ Threads: TensorFlow would give every process all cores; with K workers on C core
 ``max(1, C // K)`` intra-op threads and one inter-op thread, set before TensorFlow starts
 (``pinnlab worker --threads``).
 
+A lost storage (a database server stopped mid-sweep): the worker that notices ends its trial's
+MLflow run (KILLED when stopped mid-trial) and raises one StoreError naming the storage instead of
+Optuna's and SQLAlchemy's tracebacks (its heartbeat thread's included); the sweep stops its
+workers and ends the parent run KILLED.  Once the server answers again, the same command repairs
+the trials left RUNNING and finishes the study.
+
 Resuming: the budget is ``n_trials`` counted trials (:class:`pinnlab.sweep.study.Budget`).
 Running the same command again runs only what is missing; a finished study is reported, not redone;
 ``--repair`` first fails and retries the RUNNING trials of workers that are gone.
@@ -40,10 +46,13 @@ Running the same command again runs only what is missing; a finished study is re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +77,9 @@ from pinnlab.sweep.study import (
     enqueue_slots,
     heartbeat_settings,
     load_study,
+    StorageLost,
+    lost_storage_error,
+    storage_lost,
     uses_heartbeat,
 )
 
@@ -208,19 +220,57 @@ def run_worker(
         callbacks=[terminate],
     )
     try:
-        with terminate.installed([signal.SIGTERM, signal.SIGINT]), terminate.deferred():
+        with _lost_storage_is_one_line(storage), _quiet_lost_threads(), terminate.installed(
+            [signal.SIGTERM, signal.SIGINT]
+        ), terminate.deferred():
             ran = _work(study, spec, storage, objective, terminate, n_trials)
     except KeyboardInterrupt as exc:
-        raise KeyboardInterrupt(_stopped(study, objective, recovery, str(exc))) from None
+        with _lost_storage_is_one_line(storage):  # the stop's own account needs the storage
+            account = _stopped(study, objective, recovery, str(exc))
+        raise KeyboardInterrupt(account) from None
     finally:
         for handler in handlers:
             handler.removeFilter(quiet)
-    if track and budget(study.get_trials(deepcopy=False), spec.n_trials).spent:
-        _close_study_runs(study, tracking_uri, parent)
-    report = study_report(study, spec, storage, tracking_uri)
+    with _lost_storage_is_one_line(storage):
+        if track and budget(study.get_trials(deepcopy=False), spec.n_trials).spent:
+            _close_study_runs(study, tracking_uri, parent)
+        report = study_report(study, spec, storage, tracking_uri)
     report.ran_now = ran
     report.wall_seconds = time.time() - t0
     return report
+
+
+@contextlib.contextmanager
+def _lost_storage_is_one_line(storage: str) -> Iterator[None]:
+    """Raise :class:`~pinnlab.sweep.study.StorageLost` (one line) for an error that means the
+    storage stopped answering; any other error passes unchanged."""
+    try:
+        yield
+    except StorageLost:
+        raise
+    except Exception as exc:
+        root = storage_lost(exc)
+        if root is not None:
+            raise lost_storage_error(storage, root) from None
+        raise
+
+
+@contextlib.contextmanager
+def _quiet_lost_threads() -> Iterator[None]:
+    """Optuna's heartbeat thread dies with a traceback when the storage stops answering; the
+    worker tells the loss in one line when its trial ends (Optuna's tell fails then), so the
+    thread's traceback is dropped.  Any other thread's error is printed as before."""
+    previous = threading.excepthook
+
+    def hook(args) -> None:
+        if args.exc_value is None or storage_lost(args.exc_value) is None:
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
 
 
 class _QuietStop:
@@ -364,20 +414,26 @@ def run_sweep(
     workers = max(1, min(workers, b.untaken))
     status = "FINISHED"
     try:
-        if workers == 1 and not progress:
-            # one worker and no progress line to draw: run in this process (no second TF start-up)
-            run_worker(spec.study_name, storage, tracking_uri=tracking_uri, track=track)
-        else:
-            from pinnlab.sweep.processes import run_processes
+        with _lost_storage_is_one_line(storage):
+            if workers == 1 and not progress:
+                # one worker and no progress line to draw: run in this process (no second TF start-up)
+                run_worker(spec.study_name, storage, tracking_uri=tracking_uri, track=track)
+            else:
+                from pinnlab.sweep.processes import run_processes
 
-            run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery)
+                run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds,
+                              recovery)
     except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except StorageLost:  # nothing more can be counted
         status = "KILLED"
         raise
     finally:
         if track:
             _end_parent(study, spec, tracking_uri, parent, status)
-    report = study_report(study, spec, storage, tracking_uri)
+    with _lost_storage_is_one_line(storage):
+        report = study_report(study, spec, storage, tracking_uri)
     report.ran_now = report.done - done
     report.repaired, report.closed_runs = repaired, len(closed)
     report.wall_seconds = time.time() - t0
@@ -403,8 +459,9 @@ def _end_parent(study, spec, tracking_uri, parent, status) -> None:
     from pinnlab.keys import INCOMPLETE_TAG
     from pinnlab.tracking import end_run, set_tags
 
-    b = budget(study.get_trials(deepcopy=False), spec.n_trials)
-    if status == "FINISHED" and not b.spent:
-        status = "FAILED"
-        set_tags(tracking_uri, parent, {INCOMPLETE_TAG: f"{b.done}/{spec.n_trials} trials ({b.running} RUNNING)"})
+    if status == "FINISHED":  # a stopped sweep, or one whose storage was lost, reads no counts
+        b = budget(study.get_trials(deepcopy=False), spec.n_trials)
+        if not b.spent:
+            status = "FAILED"
+            set_tags(tracking_uri, parent, {INCOMPLETE_TAG: f"{b.done}/{spec.n_trials} trials ({b.running} RUNNING)"})
     end_run(tracking_uri, parent, status)

@@ -71,6 +71,9 @@ __all__ = [
     "default_storage_url",
     "open_storage",
     "check_rdb_storage",
+    "storage_lost",
+    "StorageLost",
+    "lost_storage_error",
     "make_sampler",
     "make_pruner",
     "create_or_load_study",
@@ -183,6 +186,41 @@ def check_rdb_storage(url: str, create: bool = True) -> None:
 
 
 _CHECK_SERVER = "check the URL (driver, host, database) and that the server answers, or give the storage the sweep used"
+
+
+def storage_lost(exc: BaseException) -> BaseException | None:
+    """The driver's error when ``exc`` (or an error it was raised from or during) means an RDB
+    storage stopped answering mid-command (a server stopped, a dropped connection), else None.
+
+    Optuna wraps such failures in ``StorageInternalError`` or lets SQLAlchemy's
+    ``OperationalError`` / ``InterfaceError`` through; its own trial loop may even turn them into
+    an ``UnboundLocalError`` raised while handling them, so the whole chain is searched.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, (optuna.exceptions.StorageInternalError, OperationalError, InterfaceError)):
+            return _root(e)
+        todo += [e.__cause__, e.__context__]
+    return None
+
+
+class StorageLost(StoreError):
+    """An RDB storage that stopped answering mid-command (see :func:`storage_lost`)."""
+
+
+def lost_storage_error(url: str, root: BaseException) -> StorageLost:
+    """The one line for a storage lost mid-command (see :func:`storage_lost`)."""
+    return StorageLost(
+        StoreError.OPTUNA, url, f"lost the connection to it ({first_line(root)})",
+        "once the database server answers again, run the same command: it repairs the trials left RUNNING",
+    )
 
 
 def _root(exc: BaseException) -> BaseException:
