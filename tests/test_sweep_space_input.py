@@ -16,6 +16,10 @@ the trainer unnoticed.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +33,7 @@ from pinnlab.summary import OBJECTIVE_METRICS
 from pinnlab.sweep.objective import objective_metrics, pruner_metrics
 from pinnlab.sweep.space import MAX_CORNERS, corners
 from pinnlab.sweep.spec import ParamSpec, load_sweep
+from tests.test_bad_input import _listing, check_one_line
 from tests.test_bad_input import test_bad_input as check_case  # renamed: not collected here again
 from tests.test_bad_input import workdir  # noqa: F401 (a fixture)
 
@@ -99,7 +104,7 @@ def _choice_shapes(choices: list[Any]) -> dict[str, tuple[dict[str, Any], list[s
     return {
         "empty": ({"choices": []}, ["at least one choice"]),
         "duplicated": ({"choices": [*choices, choices[0]]}, [repr(choices[0]), "given twice"]),
-        "mixed-types": ({"choices": [*choices, other]}, ["choices mix"]),
+        "mixed-types": ({"choices": [*choices, other]}, ["they mix"]),
         "mapping-choice": ({"choices": [*choices, {"a": 1}]}, ["{'a': 1}", "not a mapping or list"]),
         "list-choice": ({"choices": [*choices, [1, 2]]}, ["[1, 2]", "not a mapping or list"]),
         "with-low-high": ({"choices": choices, "low": 1, "high": 2}, ["either choices or low/high"]),
@@ -225,16 +230,16 @@ COMBINATIONS = [
      ["space.loss.weights", "config section"]),
     ("section-choices-are-mappings",
      {"base": "seed", "space": {"model": {"choices": [{"width": 5}, {"width": 10}]}}},
-     ["space.model.choices", "not a mapping or list"]),
+     ["space.model:", "not a mapping or list"]),
     ("problem-params-choices-are-mappings",
      {"base": "convection1d", "space": {"problem.params": {"choices": [{"beta": 1.0}, {"beta": 2.0}]}}},
-     ["space.problem.params.choices", "not a mapping or list"]),
+     ["space.problem.params:", "not a mapping or list"]),
     ("bool-and-int-choices", {"base": "seed", "space": {"training.batch_size": {"choices": [True, 1]}}},
-     ["choices mix booleans and numbers"]),
+     ["they mix booleans and numbers"]),
     ("equal-int-and-float-choices", {"base": "seed", "space": {"optimizer.learning_rate": {"choices": [1, 1.0]}}},
      ["1.0", "given twice"]),
     ("too-many-choices", {"base": "seed", "space": {"model.width": {"choices": list(range(1, 1202))}}},
-     ["space.model.width.choices", "1201 choices", "at most 1000"]),
+     ["space.model.width:", "1201 choices", "at most 1000"]),
     ("type-int-fractional-step", {"base": "seed", "space": {"model.width": {"low": 4, "high": 10, "step": 1.5,
                                                                             "type": "int"}}},
      ["space.model.width", "type int", "step=1.5"]),
@@ -284,6 +289,19 @@ def test_bad_sweep_space(sweepdir, capsys, argv, words):
     t0 = time.monotonic()
     check_case(sweepdir, capsys, argv, words)  # exit 2, one line with the words, nothing written
     assert time.monotonic() - t0 < 15
+
+
+@pytest.mark.parametrize("case_id", ["lbfgs-with-grad-norm", "rel-l2-error-without-exact-solution",
+                                     "smoke-steps-and-epochs-sampled"])
+def test_bad_sweep_space_through_the_command(sweepdir, case_id):
+    """The installed command, where a traceback would reach the terminal (and start-up counts)."""
+    _, argv, words = next(c for c in CASES if c[0] == case_id)
+    exe = shutil.which("pinnlab", path=os.path.dirname(sys.executable)) or shutil.which("pinnlab")
+    before = _listing(sweepdir)
+    t0 = time.monotonic()
+    proc = subprocess.run([exe, *argv], capture_output=True, text=True, timeout=120)
+    check_one_line(proc.returncode, proc.stdout, proc.stderr, "sweep", words, time.monotonic() - t0)
+    assert time.monotonic() - t0 < 15 and _listing(sweepdir) == before
 
 
 def test_the_table_is_large_and_its_ids_unique():
@@ -375,3 +393,19 @@ def test_a_config_error_is_still_raised_through_the_api(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_sweep(path)
     assert info.value.field == "space" and "optimizer.name='lbfgs'" in info.value.message
+
+
+def test_a_spec_stored_with_a_study_is_held_to_optunas_rules_only():
+    """Workers read the spec from the study: one written under laxer rules stays joinable, and one
+    that Optuna could not run (or that is not a spec) is a one-line error, not a traceback."""
+    from pinnlab.sweep.spec import SweepSpec
+
+    lax = {"base": "seed", "study_name": "old", "space": {
+        "model.width": {"low": 5, "high": 5},
+        "model.depth": {"choices": [1, 1]},
+        "optimizer.learning_rate": {"low": 0.001, "high": 0.01, "step": 0.004},
+    }}
+    assert SweepSpec.from_dict(lax).space["model.depth"].choices == [1, 1]
+    with pytest.raises(ConfigError) as info:
+        SweepSpec.from_dict({**lax, "space": {"model.width": {"low": 10, "high": 5}}})
+    assert "stored with this study" in str(info.value) and "low <= high" in str(info.value)

@@ -42,7 +42,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pinnlab.config import (
     MAX_SEED,
@@ -96,68 +96,30 @@ class ParamSpec(StrictModel):
             raise ValueError(f"{value!r} is not allowed: a bound or step is a number (int or float)")
         return value
 
-    @field_validator("choices")
-    @classmethod
-    def _choices(cls, value):
-        if value is None:
-            return value
-        if not value:
-            raise ValueError("[] is not allowed: give at least one choice")
-        if len(value) > MAX_CHOICES:
-            raise ValueError(f"{len(value)} choices are not allowed: at most {MAX_CHOICES} (a range covers more values)")
-        kinds = set()
-        for choice in value:
-            kind = _choice_kind(choice)
-            if kind is None:
-                raise ValueError(
-                    f"choice {choice!r} is not allowed: a choice is one value (null, true/false, a number or a "
-                    "string), not a mapping or list; to vary a section, vary each of its fields"
-                )
-            kinds.add(kind)
-        kinds.discard("null")
-        if len(kinds) > 1:
-            raise ValueError(f"{value!r} is not allowed: choices mix {' and '.join(sorted(kinds))}; give one type")
-        for i, choice in enumerate(value):
-            if any(_choice_kind(c) == _choice_kind(choice) and c == choice for c in value[:i]):
-                raise ValueError(f"{value!r} is not allowed: {choice!r} is given twice; give each choice once")
-        return value
-
     @model_validator(mode="after")
-    def _check(self):
+    def _check(self, info: ValidationInfo):
+        # A spec read back from a study (``SweepSpec.from_dict``) passes Optuna's own rules only: a
+        # study an earlier pinnlab created with a laxer file must stay joinable by its workers.
+        stored = bool(info.context and info.context.get("stored"))
         if self.choices is not None:
             if self.low is not None or self.high is not None or self.step is not None or self.log:
                 raise ValueError("give either choices or low/high (with step, log), not both")
+            if not self.choices:
+                raise ValueError("choices: [] is not allowed: give at least one choice")
+            if not stored:
+                _check_choices(self.choices)
             return self
         if self.low is None or self.high is None:
             raise ValueError("give choices: [...] or both low and high")
         low, high, step = self.low, self.high, self.step
         if low > high:
             raise ValueError(f"`low <= high` must hold, but got (low={low}, high={high})")
-        if low == high:
-            raise ValueError(
-                f"low = high = {low} is not a range: a constant belongs in overrides (or choices: [{low}] "
-                "to keep it a parameter)"
-            )
         if self.log and low <= 0:
             raise ValueError(f"log scale needs low > 0, got low={low}")
         if self.log and step is not None:
             raise ValueError("step and log cannot be combined (Optuna's rule)")
-        if self.type == "int":
-            bad = [f"{k}={v}" for k, v in (("low", low), ("high", high), ("step", step))
-                   if v is not None and not float(v).is_integer()]
-            if bad:
-                raise ValueError(f"type int needs integral bounds and step, got {', '.join(bad)}")
-        if step is not None:
-            # Decimal of the printed values, as Optuna checks divisibility (0.3 - 0.1 is not 0.2 in floats)
-            d_low, d_step = Decimal(str(low)), Decimal(str(step))
-            width = Decimal(str(high)) - d_low
-            if d_step > width:
-                raise ValueError(f"step {step} is larger than the range high - low = {width}: only low would be sampled")
-            if width % d_step:
-                raise ValueError(
-                    f"step {step} does not divide the range high - low = {width} (Optuna would lower high to "
-                    f"{d_low + width // d_step * d_step}); make high - low a multiple of step"
-                )
+        if not stored:
+            _check_range(low, high, step, self.type)
         return self
 
     @property
@@ -190,6 +152,50 @@ class ParamSpec(StrictModel):
             return list(self.choices)
         cast = int if self.kind == "int" else float
         return [cast(self.low + i * self.step) for i in range(self.grid_size())]
+
+
+def _check_choices(choices: list[Any]) -> None:
+    if len(choices) > MAX_CHOICES:
+        raise ValueError(f"{len(choices)} choices are not allowed: at most {MAX_CHOICES} (a range covers more values)")
+    kinds = set()
+    for choice in choices:
+        kind = _choice_kind(choice)
+        if kind is None:
+            raise ValueError(
+                f"choice {choice!r} is not allowed: a choice is one value (null, true/false, a number or a "
+                "string), not a mapping or list; to vary a section, vary each of its fields"
+            )
+        kinds.add(kind)
+    kinds.discard("null")
+    if len(kinds) > 1:
+        raise ValueError(f"choices {choices!r} are not allowed: they mix {' and '.join(sorted(kinds))}; give one type")
+    for i, choice in enumerate(choices):
+        if any(_choice_kind(c) == _choice_kind(choice) and c == choice for c in choices[:i]):
+            raise ValueError(f"choices {choices!r} are not allowed: {choice!r} is given twice; give each choice once")
+
+
+def _check_range(low: float, high: float, step: float | None, kind: str | None) -> None:
+    if low == high:
+        raise ValueError(
+            f"low = high = {low} is not a range: a constant belongs in overrides (or choices: [{low}] to keep it a "
+            "parameter)"
+        )
+    if kind == "int":
+        bad = [f"{k}={v}" for k, v in (("low", low), ("high", high), ("step", step))
+               if v is not None and not float(v).is_integer()]
+        if bad:
+            raise ValueError(f"type int needs integral bounds and step, got {', '.join(bad)}")
+    if step is not None:
+        # Decimal of the printed values, as Optuna checks divisibility (0.3 - 0.1 is not 0.2 in floats)
+        d_low, d_step = Decimal(str(low)), Decimal(str(step))
+        width = Decimal(str(high)) - d_low
+        if d_step > width:
+            raise ValueError(f"step {step} is larger than the range high - low = {width}: only low would be sampled")
+        if width % d_step:
+            raise ValueError(
+                f"step {step} does not divide the range high - low = {width} (Optuna would lower high to "
+                f"{d_low + width // d_step * d_step}); make high - low a multiple of step"
+            )
 
 
 def _choice_kind(value: Any) -> str | None:
@@ -288,7 +294,12 @@ class SweepSpec(StrictModel):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
-        return cls.model_validate(data)
+        """The spec stored with a study (``to_dict``), checked by Optuna's rules only (``ParamSpec``)."""
+        try:
+            return cls.model_validate(data, context={"stored": True})
+        except ValidationError as exc:
+            raise ConfigError("", f"the sweep spec stored with this study cannot be run: "
+                                  f"{config_error_from_validation(exc, cls)}") from None
 
 
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
