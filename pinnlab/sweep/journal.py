@@ -25,7 +25,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,12 +61,14 @@ def _notice(path: Path, message: str) -> None:
 
 
 def _damaged(url: str, path: Path, line: int, what: str) -> StoreError:
+    """The error for line ``line`` (1-based) being ``what``: the file is no journal when it is the
+    first line, else the records before it are intact and can be kept."""
     if line == 1:
         return StoreError(StoreError.OPTUNA, url, f"{str(path)!r} is not an Optuna journal ({what} on line 1)",
                           "give the journal the sweep used, or move that file away")
     return StoreError(
         StoreError.OPTUNA, url,
-        f"line {line} of {str(path)!r} is {what}, with more lines after it (damage inside the journal, not a cut tail)",
+        f"line {line} of {str(path)!r} is {what} (damage a repair of the last line cannot undo)",
         f"keep a copy, then recover the {line - 1} records before it: "
         f"head -n {line - 1} {path} > {path}.fixed and give journal:{path}.fixed",
     )
@@ -89,8 +91,8 @@ def scan_journal(url: str, path: Path) -> Tail | None:
     try:
         with path.open("rb") as f:
             for number, line in enumerate(f, 1):
-                if last is not None:
-                    raise _damaged(url, path, number - 1, "not an Optuna record")
+                if last is not None:  # a damaged line with more after it: not a cut tail
+                    raise _damaged(url, path, number - 1, "not an Optuna record, with more lines after it")
                 kind = _kind(line)
                 if kind and line.endswith(b"\n"):
                     keep += len(line)
@@ -241,7 +243,22 @@ class GuardedJournalBackend(JournalFileBackend):
 
 
 class _ReadOnlyBackend(JournalFileBackend):
-    """Optuna's file backend for commands that only read: any append is a bug, never a write."""
+    """Optuna's file backend for commands that only read: any append is a bug, never a write.
+    ``keep``: read only the complete records of a journal whose last line is damaged (Optuna
+    fails on some such lines: NUL or non-UTF-8 bytes are not a ``JSONDecodeError``)."""
+
+    def __init__(self, path: str, keep: int | None) -> None:
+        super().__init__(path)
+        self._keep = keep
+
+    def read_logs(self, log_number_from: int) -> Generator[dict[str, Any], None, None]:
+        if self._keep is None:
+            yield from super().read_logs(log_number_from)
+            return
+        with open(self._file_path, "rb") as f:
+            lines = f.read(self._keep).splitlines()
+        for line in lines[log_number_from:]:
+            yield json.loads(line)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         raise RuntimeError(f"{self._file_path} was opened read-only")
@@ -264,7 +281,7 @@ def open_journal(url: str, path: Path, *, create: bool, read_only: bool) -> Jour
             if tail is not None:
                 _notice(path, f"its last line is damaged or still being written; reading the {tail.records} "
                         "complete records before it (the next command that writes to it repairs it)")
-            backend: JournalFileBackend = _ReadOnlyBackend(str(path))
+            backend: JournalFileBackend = _ReadOnlyBackend(str(path), None if tail is None else tail.keep)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             _clear_stale_lock(url, path)
