@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pinnlab import names
 from pinnlab.config_sources import (  # re-exported: pinnlab.config is the public entry
@@ -34,6 +43,7 @@ from pinnlab.config_sources import (  # re-exported: pinnlab.config is the publi
 )
 from pinnlab.errors import ConfigError
 from pinnlab.problems import resolve_problem
+from pinnlab.problems.base import BOUND_REASONS, INT64_MAX, SCALE_MAX
 from pinnlab.registry import Registry
 
 __all__ = [
@@ -51,6 +61,9 @@ __all__ = [
     "validate_config",
     "config_error_from_validation",
     "MAX_SEED",
+    "SCALE_MAX",
+    "INT64_MAX",
+    "MAX_NTK_PROBES",
 ]
 
 
@@ -70,11 +83,26 @@ class StrictModel(BaseModel):
 
 
 # Integers and booleans are strict: YAML's `true` is not a width, and 3.5 is not a step count.
-Int = Annotated[int, Strict()]
+# Every integer of a config is at most INT64_MAX (see pinnlab.problems.base): 1e23 as an int
+# passed validation and failed inside TensorFlow after the run had started.  A validator rather
+# than a constraint: a field's own tighter `le` would otherwise be replaced by this one.
+
+
+def _int32(value: int) -> int:
+    if value > INT64_MAX:
+        raise ValueError(f"{value!r} is not allowed: at most {INT64_MAX} ({BOUND_REASONS[INT64_MAX]})")
+    return value
+
+
+Int = Annotated[int, Strict(), AfterValidator(_int32)]
 Bool = Annotated[bool, Strict()]
 # Seeds go to NumPy, TensorFlow and Keras generators, some of which hold them in 32 bits: a larger
 # seed overflowed inside TensorFlow after the run had started.
 MAX_SEED = 2**31 - 1
+# Hutchinson probes are traced one backward pass each into the step, so time and graph size grow
+# with them; the estimate's error falls as 1/sqrt(probes): 1024 probes are 11x more accurate than
+# the default 8 at 128x its cost, and past that the exact estimator is the better tool.
+MAX_NTK_PROBES = 1024
 # Learning-rate schedule names as a Literal, so a bad one reads "input should be 'constant' or ...".
 ScheduleName = Literal[tuple(names.SCHEDULES.names())]  # type: ignore[valid-type]
 
@@ -118,7 +146,7 @@ class WeightingConfig(StrictModel):
     alpha: float = Field(ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
     # ntk: exact per-point traces, or a Hutchinson estimate (for terms too big or not row-separable)
     ntk_estimator: Literal["exact", "hutchinson"] = "exact"
-    ntk_probes: Int = Field(8, gt=0)  # Hutchinson probes: 8 were 11-45 % off (docs/benchmarks.md); error ~ 1/sqrt
+    ntk_probes: Int = Field(8, gt=0, le=MAX_NTK_PROBES)  # Hutchinson probes: 8 were 11-45 % off (docs/benchmarks.md); error ~ 1/sqrt
 
     @model_validator(mode="before")
     @classmethod
@@ -132,10 +160,12 @@ class WeightingConfig(StrictModel):
 class LossConfig(StrictModel):
     formulation: str = "squared"  # bounded below; `raw` is the seed question's unbounded mean(r)
     formulations: dict[str, str] = Field(default_factory=dict)  # per-term overrides
-    weights: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+    # per-term fixed weights, default 1; every factor of the loss and the step is at most SCALE_MAX
+    # (pinnlab.problems.base: any two of them multiply to a finite float32)
+    weights: dict[str, Annotated[float, Field(ge=0, le=SCALE_MAX, allow_inf_nan=False)]] = Field(
         default_factory=dict
-    )  # per-term fixed weights, default 1
-    huber_delta: float = Field(1.0, gt=0)
+    )
+    huber_delta: float = Field(1.0, gt=0, le=SCALE_MAX)
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
 
     _form = _known(names.FORMULATIONS, "loss.formulation")
@@ -149,11 +179,11 @@ class LossConfig(StrictModel):
 
 
 class RegularizationConfig(StrictModel):
-    l2: float = Field(0.0, ge=0)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
-    l1: float = Field(0.0, ge=0)  # coefficient of sum |W| over kernels, loss term `l1`
+    l2: float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
+    l1: float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum |W| over kernels, loss term `l1`
     include_biases: Bool = False  # penalise biases too (Keras' kernel_regularizer does not)
-    clip_norm: float | None = Field(None, gt=0)  # clip gradients by global norm
-    max_norm: float | None = Field(None, gt=0)  # max-norm constraint on each unit's incoming weights
+    clip_norm: float | None = Field(None, gt=0, le=SCALE_MAX)  # clip gradients by global norm
+    max_norm: float | None = Field(None, gt=0, le=SCALE_MAX)  # max-norm constraint on each unit's incoming weights
 
 
 class ScheduleConfig(StrictModel):
@@ -165,9 +195,9 @@ class ScheduleConfig(StrictModel):
 
 class OptimizerConfig(StrictModel):
     name: str = "adam"
-    learning_rate: float = Field(1e-3, gt=0)  # Adam's customary step
+    learning_rate: float = Field(1e-3, gt=0, le=SCALE_MAX)  # Adam's customary step
     momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
-    weight_decay: float = Field(0.0, ge=0)  # adamw only (decoupled)
+    weight_decay: float = Field(0.0, ge=0, le=SCALE_MAX)  # adamw only (decoupled)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # lbfgs only: SciPy L-BFGS-B stopping rules (its own defaults scaled for PINN losses)
     lbfgs_max_iter: Int = Field(15000, gt=0)
@@ -230,13 +260,18 @@ class DivergenceConfig(StrictModel):
     growth_window: Int = Field(1000, gt=1)  # steps over which exponential growth is fitted
     growth_rate: float = Field(2e-3, gt=0)  # blowup: d ln||W|| / dstep above this (x7.4 / 1000)
     growth_min_ratio: float = Field(10.0, gt=1)  # ... once ||W|| is at least 10x its initial value
-    loss_floor: float = -1e6  # unbounded: the loss fell below this (only unbounded-below losses can)
+    # unbounded: the loss fell below this.  Below 0: every formulation but `raw` is >= 0 (as are the
+    # weights and penalties), so only an unbounded-below loss can cross a negative floor; a floor
+    # at or above 0 would label a bounded loss that converges `unbounded`.
+    loss_floor: float = Field(-1e6, lt=0)
     max_rel_error: float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
     max_heldout_ratio: float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
     low_loss_ratio: float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial
     heldout_points: Int = Field(4096, gt=0)
     # diverging: finite at the end but still running away (pinnlab.training.trends)
-    horizon: float = Field(10.0, ge=1)  # a label must hold at 10x the budget (issue 11's benchmark)
+    # at most 1e6 budgets: the projection extends a fitted slope linearly, and horizon x budget
+    # must stay a finite number of steps
+    horizon: float = Field(10.0, ge=1, le=1e6)  # a label must hold at 10x the budget (issue 11's benchmark)
     trend_window: Int = Field(1000, gt=7)  # end-of-run trends fitted over the last 1000 steps (<= half the run)
     trend_steady: float = Field(0.8, gt=0)  # "steady": the latest rate is >= 0.8x the window's earlier rate
     trend_min_rate: float = Field(1e-5, gt=0)  # d ln||W||/dstep below this is flat, whatever the projection
@@ -309,7 +344,9 @@ def config_error_from_validation(exc: ValidationError, model: type[BaseModel], p
     if msg.startswith("Value error, "):
         return ConfigError(path, msg[len("Value error, ") :])
     value = err.get("input")
-    return ConfigError(path, f"{value!r} is not allowed: {msg[0].lower()}{msg[1:]}")
+    limit = next(iter(err.get("ctx", {}).values()), None) if err["type"].startswith(("less_than", "greater_than")) else None
+    why = f" ({BOUND_REASONS[limit]})" if isinstance(limit, (int, float)) and limit in BOUND_REASONS else ""
+    return ConfigError(path, f"{value!r} is not allowed: {msg[0].lower()}{msg[1:]}{why}")
 
 
 def validate_config(data: Mapping) -> RunConfig:

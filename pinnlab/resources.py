@@ -19,7 +19,13 @@ What is counted (8 bytes per float64, 4 or 8 per model float):
   (NumPy and TensorFlow copies);
 * model: weights, gradients, two optimizer moments and a copy for the update ratio, 5 per weight;
 * activations: ``batch x width x depth`` per derivative pass (``1 + d x max_order`` of them, three
-  tensors kept per layer by the nested tapes).
+  tensors kept per layer by the nested tapes);
+* NTK weighting (``loss.weighting.scheme: ntk``): per-point gradients, ``batch x weights`` up to
+  :data:`NTK_EXACT_FLOATS` (then chunked), or with the Hutchinson estimator one probe vector over
+  the batch and one gradient per probe, ``ntk_probes x (batch + weights)``.
+
+``training.replicates: k`` trains k stacked networks, each with its own points, weights, optimizer
+state, activations and history, so every part is multiplied by k.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ __all__ = [
 ]
 
 MEMORY_FRACTION = 0.5
+NTK_EXACT_FLOATS = 2**24  # pinnlab.ntk's max_floats: exact per-point gradients are chunked past it
 EVAL_POINTS_PER_AXIS = 101  # Problem.eval_points' default grid
 
 
@@ -162,19 +169,30 @@ def estimate(cfg, problem, counts: dict[str, int]) -> Estimate:
     itemsize = 8 if m.dtype == "float64" else 4
     batch = cfg.training.batch_size or n_res
     passes = 1 + d * problem.max_order
-    return Estimate(
-        (
-            Part("history", 2 * 8 * budget * columns, budget_field, f"{budget:,} steps x {columns} columns x 8 bytes, twice"),
-            Part("points", 2 * 8 * n_points * d, "problem.params", f"{n_points:,} points x {d} coordinates x 8 bytes, twice"),
-            Part("model", 5 * itemsize * weights, "model.width", f"{weights:,} weights x {itemsize} bytes x 5"),
-            Part(
-                "activations",
-                3 * itemsize * batch * m.width * m.depth * passes,
-                "training.batch_size" if cfg.training.batch_size else "problem.params",
-                f"batch {batch:,} x width {m.width:,} x depth {m.depth} x {passes} derivative passes x 3",
-            ),
-        )
-    )
+    parts = [
+        Part("history", 2 * 8 * budget * columns, budget_field, f"{budget:,} steps x {columns} columns x 8 bytes, twice"),
+        Part("points", 2 * 8 * n_points * d, "problem.params", f"{n_points:,} points x {d} coordinates x 8 bytes, twice"),
+        Part("model", 5 * itemsize * weights, "model.width", f"{weights:,} weights x {itemsize} bytes x 5"),
+        Part(
+            "activations",
+            3 * itemsize * batch * m.width * m.depth * passes,
+            "training.batch_size" if cfg.training.batch_size else "problem.params",
+            f"batch {batch:,} x width {m.width:,} x depth {m.depth} x {passes} derivative passes x 3",
+        ),
+    ]
+    w = cfg.loss.weighting
+    if w.scheme == "ntk":
+        if w.ntk_estimator == "hutchinson":
+            parts.append(Part("NTK probes", itemsize * w.ntk_probes * (batch + weights), "loss.weighting.ntk_probes",
+                              f"{w.ntk_probes:,} probes x (batch {batch:,} + {weights:,} weights) x {itemsize} bytes"))
+        else:
+            floats = min(batch * weights, NTK_EXACT_FLOATS)
+            parts.append(Part("NTK gradients", itemsize * floats, "model.width",
+                              f"{floats:,} per-point gradient floats x {itemsize} bytes"))
+    k = cfg.training.replicates
+    if k > 1:
+        parts = [Part(p.name, k * p.bytes, p.field, f"{p.detail}, x {k} replicates") for p in parts]
+    return Estimate(tuple(parts))
 
 
 def _base_eval_points():
@@ -200,7 +218,10 @@ def check_resources(cfg, problem, counts: dict[str, int]) -> None:
         return
     part = est.largest
     field = part.field
-    if field == "problem.params" and counts:
+    if cfg.training.replicates > 1 and est.total / cfg.training.replicates <= limit:
+        field = "training.replicates"  # one replicate fits: the number of them is what to lower
+        value = cfg.training.replicates
+    elif field == "problem.params" and counts:
         key = max(counts, key=counts.get)
         field = f"problem.params.n_{key}" if f"n_{key}" in problem.params_dict() else field
         value = counts[key]

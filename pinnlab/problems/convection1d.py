@@ -12,13 +12,13 @@ import math
 import numpy as np
 from pydantic import Field
 
-from pinnlab.problems.base import Params, Problem, tf, uniform
+from pinnlab.problems.base import MAX_FREQUENCY, Params, Problem, tf, uniform
 
 TWO_PI = 2 * math.pi
 
 
 class ConvectionParams(Params):
-    beta: float = Field(1.0, ge=0)
+    beta: float = Field(1.0, ge=0, le=MAX_FREQUENCY)  # a speed inside sin(x − βt): see MAX_FREQUENCY
     n_residual: int = Field(1000, gt=0)
     n_initial: int = Field(256, gt=0)
     n_boundary: int = Field(100, gt=0)

@@ -14,13 +14,13 @@ import math
 import numpy as np
 from pydantic import Field
 
-from pinnlab.problems.base import Params, Problem, box_boundary, tf, uniform
+from pinnlab.problems.base import Frequency, Params, Problem, Scale, box_boundary, tf, uniform
 
 
 class HelmholtzParams(Params):
-    a1: float = 1.0
-    a2: float = 4.0
-    lam: float = 1.0
+    a1: Frequency = 1.0  # wave numbers inside sin(aπ·): see MAX_FREQUENCY
+    a2: Frequency = 4.0
+    lam: Scale = 1.0  # λ·u in the residual, squared by the loss: see SCALE_MAX
     n_residual: int = Field(128, gt=0)
     n_boundary_per_edge: int = Field(128, gt=0)
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from pinnlab.problems.base import Params, Problem, tf
+from pinnlab.problems.base import Params, Problem, Scale, tf
 
 STEP = 0.1
 
@@ -27,7 +27,7 @@ STEP = 0.1
 class SeedParams(Params):
     constraint: Literal["none", "anchor", "dirichlet"] = "none"
     solution: Literal["poly", "exp_sin"] = "poly"
-    anchor_value: float = 1.0
+    anchor_value: Scale = 1.0  # u(0,0) − value is squared by the loss: see SCALE_MAX
     literal: bool = False
 
 
