@@ -15,6 +15,7 @@ docstring); spawned sweep workers inherit both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -45,8 +46,8 @@ MLFLOW_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars on stderr (report, plots)
+}
 
 
 def prepare_process() -> None:
@@ -187,6 +188,7 @@ def _cmd_run(args) -> int:
     # a store error stays one line)
     for c in static_causes(cfg):  # known before training: said before the run spends its budget
         print(f"known cause before training: {c.cause}: {c.evidence} (remedy: {c.remedy})", file=sys.stderr)
+    _SIGTERM.check()  # a stop during start-up: before any run exists
     run = run_config(cfg, tracking=tracking, callbacks=[*callbacks, _SIGTERM], guard=_SIGTERM.deferred())
     summary = run.summary()
     if args.json:
@@ -340,11 +342,11 @@ def _cmd_presets(args) -> int:
 
 
 def _cmd_plots(args) -> int:
-    from pinnlab.tracking.replot import plot_run
-
     from pinnlab.tracking.uri import check_tracking_store
 
     check_tracking_store(args.tracking_uri, create=False)  # read-only: never creates or migrates a store
+    from pinnlab.tracking.replot import plot_run
+
     print("\n".join(plot_run(args.run_id, args.tracking_uri)))
     return 0
 
@@ -399,17 +401,45 @@ COMMANDS = {
 
 
 _SIGTERM = _Terminate()
+DEFERRED = {"run", "sweep", "worker", "reproduce"}  # commands whose stop waits for a safe point
+
+
+def _wait_background() -> None:
+    """Wait, inside the signal handling, for the plots a tracked run draws on its background
+    thread (the interpreter would wait for them at exit, where a Ctrl-C shows a traceback)."""
+    background = sys.modules.get("pinnlab.tracking.background")
+    if background is not None:
+        background.wait()
+
+
+def _exit_on_signal(command: str) -> None:
+    """Once :func:`main`, as the process's entry, is done: from here on a SIGINT or SIGTERM ends
+    the process at once with one line and code 130, not a traceback from the interpreter's
+    teardown (which takes seconds with TensorFlow loaded)."""
+
+    def stop(signum, frame):
+        os.write(2, f"pinnlab {command}: interrupted by {signal.Signals(signum).name}\n".encode())
+        os._exit(130)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
     prepare_process()
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("PINNLAB_DEBUG", "") not in ("", "0")
-    # SIGTERM as Ctrl-C, so a terminated run is recorded KILLED instead of staying RUNNING.
+    # SIGTERM and Ctrl-C alike: the commands that write are stopped at a safe point (runs KILLED,
+    # trials FAIL, never RUNNING), or by the stop watchdog after its grace (pinnlab.signals)
     _SIGTERM.reset()
+    _SIGTERM.label = f"pinnlab {args.command}"
     try:
-        with _SIGTERM.installed([signal.SIGTERM]):
-            return COMMANDS[args.command](args)
+        with _SIGTERM.installed([signal.SIGTERM, signal.SIGINT]), (
+            _SIGTERM.deferred() if args.command in DEFERRED else contextlib.nullcontext()
+        ):
+            code = COMMANDS[args.command](args)
+            _wait_background()
+            return code
     except PinnlabError as exc:
         print(f"pinnlab {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -425,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"pinnlab {args.command}: internal error: {unexpected(exc)}", file=sys.stderr)
         return 1
+    finally:
+        if argv is None:  # the process's own command: a signal once it is over must not show a traceback
+            _exit_on_signal(args.command)
 
 
 def _hidden_error(exc: BaseException) -> PinnlabError | None:

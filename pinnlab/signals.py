@@ -1,72 +1,213 @@
 """SIGTERM / SIGINT as a KeyboardInterrupt raised at a safe point, so work in progress is recorded
 as stopped (MLflow run KILLED, Optuna trial FAIL) instead of being left RUNNING.
 
-Python's default SIGINT handler, or a handler that raises at once, can interrupt any bytecode.
-Inside ``deferred()`` (while a trainer or a sweep worker runs) the interrupt is raised at the next
-check instead: a trainer callback (the handler is a duck-typed one, so that importing this module
-stays TensorFlow-free), a sweep's per-trial callback, or an explicit :meth:`Terminate.check`.  An
-exception raised by a signal handler in the middle of TensorFlow's tracing, or in a
-garbage-collector callback, can be swallowed or turned into another error.  Later
-signals are only recorded, so they cannot cut the cleanup short; SIGKILL remains the way to stop
-a process that does not reach a check (a sweep worker's trial is then recovered by the storage's
-heartbeat or ``pinnlab sweep --repair``, see :mod:`pinnlab.sweep.recovery`).
+Python's default SIGINT handler, or a handler that raises at once, can interrupt any bytecode: a
+write to MLflow's database half done, TensorFlow's tracing, a garbage-collector callback.  Inside
+``deferred()`` (the CLI's writing commands, a trainer, a sweep worker) a signal is only recorded
+and the interrupt is raised at the next check instead: a trainer callback (the handler is a
+duck-typed one, so that importing this module stays TensorFlow-free), a sweep's per-trial
+callback, :meth:`Terminate.check` or :func:`checkpoint`.
+
+A check can be far away: one training step can take minutes, and the Python-level handler itself
+does not run while the main thread is inside TensorFlow's C++ code.  So ``installed()`` also
+starts a watchdog thread that learns of each signal through :func:`signal.set_wakeup_fd` (written
+by the C-level handler, whatever the main thread does).  If no check is reached within
+:data:`STOP_GRACE` seconds of the first signal while work that can be abandoned is open (a
+registered abort action: :func:`on_abort`), or at once on a second signal, the watchdog runs the
+abort actions (a tracked run ends KILLED, a sweep worker's trial FAIL), prints one line and exits
+the process with code 130.  Without open work (start-up: imports, a store being created, a study
+being written) the first signal waits for the next check, so no store is cut off mid-write by the
+grace.  An abort action and the main thread's own cleanup must agree on who writes the final
+state (see ``RunTracker.end``'s lock).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import signal
+import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["Terminate"]
+__all__ = ["Terminate", "STOP_GRACE", "stop_grace", "on_abort", "checkpoint", "handler"]
+
+STOP_GRACE = 5.0  # seconds from the first signal to a check before the watchdog stops the process
+GRACE_ENV = "PINNLAB_STOP_GRACE"  # overrides STOP_GRACE (seconds, > 0)
+INTERRUPTED = 130
+
+_abort_lock = threading.Lock()
+_abort_actions: dict[int, Callable[[], str | None]] = {}
+_next_token = iter(range(1, sys.maxsize))
+_current: list[Terminate] = []  # the installed handlers, innermost last
+
+
+def stop_grace() -> float:
+    """:data:`STOP_GRACE`, or ``$PINNLAB_STOP_GRACE`` when it is a positive number."""
+    try:
+        value = float(os.environ.get(GRACE_ENV, ""))
+    except ValueError:
+        return STOP_GRACE
+    return value if value > 0 else STOP_GRACE
+
+
+@contextlib.contextmanager
+def on_abort(action: Callable[[], str | None]) -> Iterator[None]:
+    """Register ``action`` for the block: the watchdog calls it (latest first) before it exits the
+    process; it returns an optional account for the stop line.  It runs on the watchdog thread
+    while the main thread may be anywhere, so it must be safe against the main thread's cleanup."""
+    with _abort_lock:
+        token = next(_next_token)
+        _abort_actions[token] = action
+    try:
+        yield
+    finally:
+        with _abort_lock:
+            _abort_actions.pop(token, None)
+
+
+def checkpoint() -> None:
+    """A safe point: raise the pending interrupt of the installed handler, if there is one."""
+    if _current:
+        _current[-1].check()
+
+
+@contextlib.contextmanager
+def handler(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[Terminate]:
+    """The installed :class:`Terminate` (the CLI's, a sweep worker process's), or a new one
+    installed for ``signums`` for the block when there is none (a library caller)."""
+    if _current:
+        yield _current[-1]
+    else:
+        with Terminate().installed(signums) as term:
+            yield term
 
 
 class Terminate:
     """A signal handler that turns the first signal into ``KeyboardInterrupt("interrupted by SIGTERM")``."""
 
-    def __init__(self):
+    def __init__(self, label: str = "pinnlab"):
+        self.label = label  # the start of the watchdog's stop line, e.g. "pinnlab run"
         self.reset()
 
     def reset(self) -> None:
         self.received: str | bool = False  # the first signal's name once one arrived
-        self.deferring = False
+        self.depth = 0  # nesting of deferred() blocks
+        self.stopping = False  # the interrupt was raised: the main thread is cleaning up
+
+    @property
+    def deferring(self) -> bool:
+        return self.depth > 0
+
+    @deferring.setter
+    def deferring(self, value: bool) -> None:
+        self.depth = int(value)
 
     def __call__(self, signum, frame):
         first = not self.received
         if first:
             self.received = signal.Signals(signum).name
         if first and not self.deferring:
+            self.stopping = True
             raise KeyboardInterrupt(f"interrupted by {self.received}")
 
     def check(self, *_):
         """Raise the pending interrupt, if a signal arrived (any arguments are ignored)."""
         if self.received:
+            self.stopping = True
             raise KeyboardInterrupt(f"interrupted by {self.received}")
 
     on_train_begin = on_step = on_diagnostics = on_train_end = check
 
     @contextlib.contextmanager
     def deferred(self) -> Iterator[Terminate]:
-        self.deferring = True
+        """Signals are only recorded inside the block (nested blocks too); the pending interrupt is
+        raised at the next check, at the latest when the outermost block ends."""
+        self.depth += 1
         try:
             yield self
         finally:
-            self.deferring = False
+            self.depth -= 1
         self.check()
 
     @contextlib.contextmanager
     def installed(self, signums: Sequence[int] = (signal.SIGTERM,)) -> Iterator[Terminate]:
-        """Handle ``signums`` with this object inside the block; the previous handlers after it.
+        """Handle ``signums`` with this object inside the block, with the watchdog; the previous
+        handlers after it.
 
         Outside the main thread (signal handlers can only be set there) this does nothing.
         """
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
         previous = {s: signal.signal(s, self) for s in signums}
+        old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        watchdog = threading.Thread(
+            target=self._watch, args=(read_fd, {int(s) for s in signums}), name="pinnlab-stop-watchdog", daemon=True
+        )
+        watchdog.start()
+        _current.append(self)
         try:
             yield self
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+            _current.remove(self)
+            signal.set_wakeup_fd(old_fd)
+            os.write(write_fd, b"\0")  # 0 is no signal: tells the watchdog to end
+            watchdog.join()
+            os.close(read_fd)
+            os.close(write_fd)
+            for s, h in previous.items():
+                signal.signal(s, signal.SIG_DFL if h is None else h)
+
+    # ------------------------------------------------------------------ the watchdog thread
+    def _watch(self, read_fd: int, signums: set[int]) -> None:
+        """Count the signals written to ``read_fd``; abort the process when the first one is not
+        followed by a check within the grace, or when a second one comes."""
+        seen: list[str] = []
+        deadline: float | None = None
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([read_fd], [], [], timeout)
+            if not ready:  # the grace passed
+                with _abort_lock:
+                    open_work = bool(_abort_actions)
+                if not self.stopping and open_work:
+                    self._abort(seen[0], f"no safe point within {stop_grace():g} s")
+                # nothing to abandon yet: look again shortly, until a check or open work comes
+                deadline = None if self.stopping else time.monotonic() + 0.5
+                continue
+            data = os.read(read_fd, 64)
+            if 0 in data:
+                return
+            for number in data:
+                if number not in signums:
+                    continue
+                seen.append(signal.Signals(number).name)
+                if len(seen) == 1:
+                    deadline = time.monotonic() + stop_grace()
+                else:
+                    self._abort(seen[0], f"{seen[-1]} again")
+
+    def _abort(self, name: str, why: str) -> None:
+        """Run the abort actions, print one line, exit 130 (never returns)."""
+        with _abort_lock:
+            actions = list(_abort_actions.values())[::-1]
+        said = []
+        for action in actions:
+            try:
+                text = action()
+            except Exception as exc:  # anything: the process must still end
+                text = f"{type(exc).__name__} while stopping: {exc}"
+            if text:
+                said.append(text)
+        extra = f"; {'; '.join(said)}" if said else ""
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"{self.label}: interrupted by {name} ({why}: stopped at once){extra}\n")
+            sys.stderr.flush()
+        os._exit(INTERRUPTED)

@@ -10,8 +10,9 @@ What a run records
   ``divergence_step``, ``stopped_by``: ``"none"`` when there is none), ``diverged``
   (``true``/``false``) and ``warnings`` (one per line, ``""`` for none).  Run status: FINISHED
   whenever training returned (a diverged run is a result: its outcome is a tag), KILLED on
-  ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by the CLI), FAILED with tag ``error``
-  on any other exception; the exception is always re-raised.
+  ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by the CLI) and when the stop
+  watchdog of :mod:`pinnlab.signals` ends the process, FAILED with tag ``error`` on any other
+  exception; the exception is always re-raised.
 * metrics: the per-step metrics (``loss/*``, ``grad_norm/total``, ``weight_norm/total``,
   ``lambda/*``) every ``metric_every`` steps and on the last step, and every diagnostics row
   (``grad_norm/<term>``, per-layer norms, ``deriv/*``, ``update_ratio/*``, ``error/rel_l2``), each
@@ -40,8 +41,10 @@ commands that produced them: docs/benchmarks.md, "Tracking overhead".
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -54,6 +57,7 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_B
 from pinnlab.causes import cause_tags
 from pinnlab.config import RunConfig, flatten
 from pinnlab.keys import DIVERGED_TAG, ERROR_TAG, PARENT_RUN_TAG, PLOT_ERROR_TAG, PROBLEM_TAG, WARNINGS_TAG
+from pinnlab.signals import on_abort, stop_grace
 from pinnlab.summary import NUMERIC_FIELDS, TAG_FIELDS
 from pinnlab.tracking.store import (
     STORE_FAILURES,
@@ -131,6 +135,10 @@ class RunTracker(Callback):
         self._last_step_logged = -1
         self._last_diag_logged = -1
         self._ended = False
+        # held while the run is created and while it is ended: the stop watchdog's KILLED
+        # (pinnlab.signals) and the main thread's own end never both write a final status
+        self._end_lock = threading.Lock()
+        self._abort_scope = contextlib.ExitStack()
 
     # ---------------------------------------------------------------- context manager
     def __enter__(self) -> RunTracker:
@@ -159,12 +167,18 @@ class RunTracker(Callback):
             tags[PARENT_RUN_TAG] = self.parent_run_id
         # create_run takes the first 100 tags; the rest go through log_batch
         items = list(tags.items())
-        run = self.client.create_run(
-            self.experiment_id,
-            tags={k: tag_value(v) for k, v in items[:MAX_PARAMS_TAGS_PER_BATCH]},
-            run_name=self.run_name,
-        )
-        self.run_id = run.info.run_id
+        self._abort_scope.enter_context(on_abort(self._abort))
+        with self._end_lock:
+            try:
+                run = self.client.create_run(
+                    self.experiment_id,
+                    tags={k: tag_value(v) for k, v in items[:MAX_PARAMS_TAGS_PER_BATCH]},
+                    run_name=self.run_name,
+                )
+            except BaseException:
+                self._abort_scope.close()
+                raise
+            self.run_id = run.info.run_id
         try:
             log_params_and_tags(
                 self.client, self.run_id, flatten(self.config.to_dict()), dict(items[MAX_PARAMS_TAGS_PER_BATCH:])
@@ -179,23 +193,39 @@ class RunTracker(Callback):
     def end(self, status: str, error: str | None = None) -> None:
         """Write what is buffered and terminate the run with ``status``; never raises while an
         exception is already propagating (failures here are logged instead)."""
-        if self.run_id is None or self._ended:
-            return
-        self._ended = True
+        with self._end_lock:
+            if self.run_id is None or self._ended:
+                return
+            self._ended = True
+            self._abort_scope.close()
+            try:
+                self.flush()
+                if error is not None:
+                    line = error.strip().splitlines()[0] if error.strip() else error
+                    self.client.set_tag(self.run_id, ERROR_TAG, tag_value(line))
+            except Exception as exc:  # anything: this may run while another exception propagates,
+                # and the status matters more than the last metrics
+                log.warning("tracking: could not write the last metrics of run %s (%s)", self.run_id, exc)
+            try:
+                set_terminated(self.client, self.run_id, status)
+            except Exception as exc:  # anything, as above; a run that trained must not look finished
+                if status == "FINISHED":
+                    raise
+                log.warning("tracking: could not mark run %s %s (%s)", self.run_id, status, exc)
+
+    def _abort(self) -> str | None:
+        """The stop watchdog's action (:func:`pinnlab.signals.on_abort`, on its own thread): end
+        the run KILLED unless the main thread ended it or is ending it (then its status stands)."""
+        if not self._end_lock.acquire(timeout=stop_grace()):
+            return f"MLflow run {self.run_id} was being ended and may stay RUNNING"
         try:
-            self.flush()
-            if error is not None:
-                line = error.strip().splitlines()[0] if error.strip() else error
-                self.client.set_tag(self.run_id, ERROR_TAG, tag_value(line))
-        except Exception as exc:  # anything: this may run while another exception propagates, and
-            # the status matters more than the last metrics
-            log.warning("tracking: could not write the last metrics of run %s (%s)", self.run_id, exc)
-        try:
-            set_terminated(self.client, self.run_id, status)
-        except Exception as exc:  # anything, as above; a run that trained must not look finished
-            if status == "FINISHED":
-                raise
-            log.warning("tracking: could not mark run %s %s (%s)", self.run_id, status, exc)
+            if self.run_id is None or self._ended:
+                return None
+            self._ended = True
+            set_terminated(self.client, self.run_id, "KILLED")
+            return f"MLflow run {self.run_id} KILLED"
+        finally:
+            self._end_lock.release()
 
     def describe(self) -> str:
         """One line: the run id, the store and how to look at it."""
