@@ -304,3 +304,24 @@ def test_storage_lost_mid_sweep(pg_cluster, tmp_path):
     with sqlite3.connect(f"file:{home / 'mlflow.db'}?mode=ro", uri=True) as con:
         statuses = dict(con.execute("SELECT name, status FROM runs").fetchall())
     assert statuses["pg"] == "KILLED" and "RUNNING" not in statuses.values(), statuses
+
+
+@pytest.mark.parametrize(
+    "url, memory, path",
+    [
+        ("sqlite://", True, None),
+        ("sqlite:///", True, None),
+        ("sqlite:///:memory:", True, None),
+        ("sqlite:///:memory:?cache=shared", True, None),
+        ("sqlite:///file:x?mode=memory&uri=true", True, None),
+        ("sqlite+pysqlite:///:memory:", True, None),
+        ("sqlite+pysqlite:///runs/m.db", False, Path("runs/m.db")),
+        ("sqlite:////abs/m.db?mode=ro", False, Path("/abs/m.db")),
+        ("postgresql://u@h/db", False, None),
+        ("journal:/x/optuna.journal", False, None),
+    ],
+)
+def test_in_memory_urls_have_no_file(url, memory, path):
+    from pinnlab.tracking.uri import in_memory, sqlite_path
+
+    assert in_memory(url) is memory and sqlite_path(url) == path

@@ -16,7 +16,8 @@ the sweep that started the worker, or ``pinnlab sweep --repair``, repairs it.
 
 Opening a storage to *join* a study (``create=False``: workers, reports) never creates anything: a
 missing journal or SQLite file, or a database without Optuna's tables, is a one-line StoreError
-instead of an empty store left behind.
+instead of an empty store left behind.  No command puts Optuna's tables into another tool's SQLite
+database (an MLflow store), and an in-memory database is refused (:func:`check_rdb_storage`).
 
 The validated spec (with its base config resolved) is stored as the study's user attribute
 ``pinnlab_spec``: a worker joining from another machine needs only the study name and the storage.
@@ -180,7 +181,7 @@ def check_rdb_storage(url: str, create: bool = True) -> None:
     problem = sqlite_problem(db, "optuna", create) if db is not None else None
     if problem is None and db is None:
         reason = check_server(url)
-        problem = (f"the database server cannot be reached ({reason})", _CHECK_SERVER) if reason else None
+        problem = (f"cannot open it ({reason})", _CHECK_SERVER) if reason else None
     if problem:
         raise StoreError(StoreError.OPTUNA, url, *problem)
 

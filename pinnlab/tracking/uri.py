@@ -15,9 +15,13 @@ behind an artifact URI (:func:`local_path`) and a URL fit to print, its password
 (:func:`display_url`).  Importable from the sweep parent and the analysis without pulling in mlflow.
 
 :func:`check_tracking_store` looks at a store before MLflow does, so that a store that cannot work
-is one line within seconds and before anything is written: a tracking server must answer an HTTP
-request within :data:`PROBE_SECONDS` (MLflow itself retries a refused connection for minutes), a
-database server must accept a TCP connection, and an existing SQLite file must be a database.
+is one line within seconds and before anything is written: an in-memory database (:func:`in_memory`)
+and a scheme MLflow has no store for are refused, a tracking server must answer an HTTP request
+within :data:`PROBE_SECONDS` (MLflow itself retries for minutes), a database server must answer
+(:func:`check_server`), and a SQLite file must be MLflow's own at the installed schema revision
+(:func:`sqlite_problem`, which reads ``sqlite_master`` through a read-only connection), or, for a
+command that may create a store, not exist yet or hold no table.  The Optuna side uses the same
+pieces (:func:`pinnlab.sweep.study.check_rdb_storage`).
 """
 
 from __future__ import annotations
