@@ -25,6 +25,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from pinnlab.errors import ConfigError
 from pinnlab.preflight import PAGE_MARKER
 
 __all__ = ["Panel", "text", "render_page", "write_page"]
@@ -98,8 +99,8 @@ def write_page(path: str | Path, title: str, summary: Sequence[str], panels: Seq
     """Write :func:`render_page` to ``path`` (parent directories created); returns the path.
 
     Written to a temporary file beside ``path``, then renamed over it: a full disk leaves the
-    previous page (or none) and an OSError, never a truncated page, and a link at ``path`` is
-    replaced rather than written through."""
+    previous page (or none) and a ConfigError naming ``path``, never a truncated page, and a link
+    at ``path`` is replaced rather than written through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     page = render_page(title, summary, panels).encode("utf-8")
@@ -108,7 +109,9 @@ def write_page(path: str | Path, title: str, summary: Sequence[str], panels: Seq
         with open(tmp, "xb") as f:  # created with the user's umask, as the page itself
             f.write(page)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ConfigError("--out", f"{str(path)!r} could not be written ({exc.strerror or exc})") from None
         raise
     return path

@@ -176,7 +176,9 @@ def plot_history(history: pd.DataFrame, result_summary: Mapping, out_dir: Path) 
     ``history``: one row per step (index = step), one column per metric, as in
     :attr:`pinnlab.training.RunResult.history`.  ``result_summary``: ``RunResult.summary()`` (uses
     ``problem``, ``outcome``, ``nan_onset_step``, ``first_nonfinite``, ``divergence_step``).
-    Plots without any matching column are skipped.
+    Plots without any matching column are skipped.  A PNG that cannot be written in full (a full
+    disk, a file size limit) is removed and an OSError naming its file is raised: never a
+    truncated image.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +187,11 @@ def plot_history(history: pd.DataFrame, result_summary: Mapping, out_dir: Path) 
 
     def save(fig: Figure, name: str) -> None:
         path = out_dir / name
-        fig.savefig(path, dpi=_DPI)
+        try:
+            fig.savefig(path, dpi=_DPI)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise OSError(exc.errno, f"could not write the plot {str(path)!r} ({exc.strerror or exc})") from None
         written.append(path)
 
     losses = _columns(history, "loss/")

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from pinnlab.errors import ConfigError
 
-__all__ = ["MAX_NAME_LENGTH", "PAGE_MARKER", "STORE_FILES", "check_name", "check_output_file", "check_output_dir"]
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "PAGE_MARKER",
+    "STORE_FILES",
+    "check_name",
+    "first_existing",
+    "check_output_file",
+    "check_output_dir",
+]
 
 # Studies and experiments become MLflow experiment and run names (limit 500) with suffixes such as
 # "-smoke" and "-trial-123", and file names of dashboards (a file system allows 255 bytes).
@@ -55,7 +63,8 @@ def check_name(field: str, value: str | None) -> str | None:
     return value
 
 
-def _first_existing(path: Path) -> Path:
+def first_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists (what creating ``path`` needs to write into)."""
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
@@ -63,7 +72,7 @@ def _first_existing(path: Path) -> Path:
 
 def _check_parent(flag: str, path: Path) -> None:
     """The directories above ``path`` exist or can be created by this user."""
-    above = _first_existing(path.parent)
+    above = first_existing(path.parent)
     if not above.is_dir():
         raise ConfigError(flag, f"{str(path)!r} is not allowed: {str(above)!r} is a file, not a directory")
     if not os.access(above, os.W_OK | os.X_OK):
@@ -87,9 +96,8 @@ def _check_not_in_store(flag: str, path: Path) -> None:
     artifact tree (see :data:`STORE_FILES`); links are followed, so a link into a store is refused too."""
     where = path.resolve()
     if path.is_dir() and any((where / name).exists() for name in STORE_FILES):
-        raise ConfigError(
-            flag, f"{str(path)!r} is not allowed: it holds a store ({', '.join(STORE_FILES)}); give a directory of its own"
-        )
+        held = ", ".join(name for name in STORE_FILES if (where / name).exists())
+        raise ConfigError(flag, f"{str(path)!r} is not allowed: it holds a store ({held}); give a directory of its own")
     for above in where.parents:
         if above.name == "mlruns" or (
             above.name == "artifacts"
