@@ -50,6 +50,7 @@ __all__ = [
     "StrictModel",
     "Int",
     "Bool",
+    "Float",
     "RunConfig",
     "load_config",
     "load_yaml",
@@ -96,6 +97,7 @@ def _int32(value: int) -> int:
 
 Int = Annotated[int, Strict(), AfterValidator(_int32)]
 Bool = Annotated[bool, Strict()]
+Float = Annotated[float, Strict()]  # takes ints (1 is 1.0) but not bools: `true` is not a learning rate
 # Seeds go to NumPy, TensorFlow and Keras generators, some of which hold them in 32 bits: a larger
 # seed overflowed inside TensorFlow after the run had started.
 MAX_SEED = 2**31 - 1
@@ -143,7 +145,7 @@ class WeightingConfig(StrictModel):
     # grad_norm every 10 steps, alpha 0.9, as its reference code; ntk every 100 steps, alpha 0
     # (Wang, Yu & Perdikaris 2022 recompute the NTK every 100 steps and set lambda outright)
     every: Int = Field(gt=0)
-    alpha: float = Field(ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
+    alpha: Float = Field(ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
     # ntk: exact per-point traces, or a Hutchinson estimate (for terms too big or not row-separable)
     ntk_estimator: Literal["exact", "hutchinson"] = "exact"
     ntk_probes: Int = Field(8, gt=0, le=MAX_NTK_PROBES)  # Hutchinson probes: 8 were 11-45 % off (docs/benchmarks.md); error ~ 1/sqrt
@@ -162,10 +164,10 @@ class LossConfig(StrictModel):
     formulations: dict[str, str] = Field(default_factory=dict)  # per-term overrides
     # per-term fixed weights, default 1; every factor of the loss and the step is at most SCALE_MAX
     # (pinnlab.problems.base: any two of them multiply to a finite float32)
-    weights: dict[str, Annotated[float, Field(ge=0, le=SCALE_MAX, allow_inf_nan=False)]] = Field(
+    weights: dict[str, Annotated[Float, Field(ge=0, le=SCALE_MAX, allow_inf_nan=False)]] = Field(
         default_factory=dict
     )
-    huber_delta: float = Field(1.0, gt=0, le=SCALE_MAX)
+    huber_delta: Float = Field(1.0, gt=0, le=SCALE_MAX)
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
 
     _form = _known(names.FORMULATIONS, "loss.formulation")
@@ -179,29 +181,29 @@ class LossConfig(StrictModel):
 
 
 class RegularizationConfig(StrictModel):
-    l2: float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
-    l1: float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum |W| over kernels, loss term `l1`
+    l2: Float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
+    l1: Float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum |W| over kernels, loss term `l1`
     include_biases: Bool = False  # penalise biases too (Keras' kernel_regularizer does not)
-    clip_norm: float | None = Field(None, gt=0, le=SCALE_MAX)  # clip gradients by global norm
-    max_norm: float | None = Field(None, gt=0, le=SCALE_MAX)  # max-norm constraint on each unit's incoming weights
+    clip_norm: Float | None = Field(None, gt=0, le=SCALE_MAX)  # clip gradients by global norm
+    max_norm: Float | None = Field(None, gt=0, le=SCALE_MAX)  # max-norm constraint on each unit's incoming weights
 
 
 class ScheduleConfig(StrictModel):
     name: ScheduleName = "constant"
     decay_steps: Int = Field(1000, gt=0)  # Wang et al.: x0.9 every 1000 steps
-    decay_rate: float = Field(0.9, gt=0, le=1)
+    decay_rate: Float = Field(0.9, gt=0, le=1)
     staircase: Bool = True
 
 
 class OptimizerConfig(StrictModel):
     name: str = "adam"
-    learning_rate: float = Field(1e-3, gt=0, le=SCALE_MAX)  # Adam's customary step
-    momentum: float = Field(0.0, ge=0, lt=1)  # sgd only
-    weight_decay: float = Field(0.0, ge=0, le=SCALE_MAX)  # adamw only (decoupled)
+    learning_rate: Float = Field(1e-3, gt=0, le=SCALE_MAX)  # Adam's customary step
+    momentum: Float = Field(0.0, ge=0, lt=1)  # sgd only
+    weight_decay: Float = Field(0.0, ge=0, le=SCALE_MAX)  # adamw only (decoupled)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # lbfgs only: SciPy L-BFGS-B stopping rules (its own defaults scaled for PINN losses)
     lbfgs_max_iter: Int = Field(15000, gt=0)
-    lbfgs_ftol: float = Field(1e-12, gt=0)
+    lbfgs_ftol: Float = Field(1e-12, gt=0)
 
     _name = _known(names.OPTIMIZERS, "optimizer.name")
 
@@ -245,7 +247,7 @@ class DiagnosticsConfig(StrictModel):
     sharpness_cold_iters: Int = Field(12, gt=0)  # at most this many HVPs at the first check (random start)
     # the first check stops (after sharpness_iters HVPs or more) once its residual bound puts an
     # eigenvalue within this fraction of the estimate; 0: always sharpness_cold_iters HVPs
-    sharpness_tol: float = Field(0.05, ge=0)
+    sharpness_tol: Float = Field(0.05, ge=0)
     # HVPs on at most 512 points per set (a fixed random subset): the Hessian of a mean over a random
     # subset estimates the full one, and poisson2d's 2400 points made sharpness cost 16% of a run
     sharpness_points: Int = Field(512, gt=0)
@@ -255,35 +257,35 @@ class DivergenceConfig(StrictModel):
     """Thresholds of the outcome classes; see pinnlab.training.divergence."""
 
     stop_early: Bool = True  # stop a divergent run instead of burning its budget
-    max_weight_ratio: float = Field(1e3, gt=1)  # blowup: ||W|| grew 1000x past its initial value
-    max_weight_norm: float = Field(1e8, gt=0)  # blowup: ||W|| past this, whatever it started at
+    max_weight_ratio: Float = Field(1e3, gt=1)  # blowup: ||W|| grew 1000x past its initial value
+    max_weight_norm: Float = Field(1e8, gt=0)  # blowup: ||W|| past this, whatever it started at
     growth_window: Int = Field(1000, gt=1)  # steps over which exponential growth is fitted
-    growth_rate: float = Field(2e-3, gt=0)  # blowup: d ln||W|| / dstep above this (x7.4 / 1000)
-    growth_min_ratio: float = Field(10.0, gt=1)  # ... once ||W|| is at least 10x its initial value
+    growth_rate: Float = Field(2e-3, gt=0)  # blowup: d ln||W|| / dstep above this (x7.4 / 1000)
+    growth_min_ratio: Float = Field(10.0, gt=1)  # ... once ||W|| is at least 10x its initial value
     # unbounded: the loss fell below this.  Below 0: every formulation but `raw` is >= 0 (as are the
     # weights and penalties), so only an unbounded-below loss can cross a negative floor; a floor
     # at or above 0 would label a bounded loss that converges `unbounded`.
-    loss_floor: float = Field(-1e6, lt=0)
-    max_rel_error: float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
-    max_heldout_ratio: float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
-    low_loss_ratio: float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial
+    loss_floor: Float = Field(-1e6, lt=0)
+    max_rel_error: Float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
+    max_heldout_ratio: Float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
+    low_loss_ratio: Float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial
     heldout_points: Int = Field(4096, gt=0)
     # diverging: finite at the end but still running away (pinnlab.training.trends)
     # at most 1e6 budgets: the projection extends a fitted slope linearly, and horizon x budget
     # must stay a finite number of steps
-    horizon: float = Field(10.0, ge=1, le=1e6)  # a label must hold at 10x the budget (issue 11's benchmark)
+    horizon: Float = Field(10.0, ge=1, le=1e6)  # a label must hold at 10x the budget (issue 11's benchmark)
     trend_window: Int = Field(1000, gt=7)  # end-of-run trends fitted over the last 1000 steps (<= half the run)
-    trend_steady: float = Field(0.8, gt=0)  # "steady": the latest rate is >= 0.8x the window's earlier rate
-    trend_min_rate: float = Field(1e-5, gt=0)  # d ln||W||/dstep below this is flat, whatever the projection
+    trend_steady: Float = Field(0.8, gt=0)  # "steady": the latest rate is >= 0.8x the window's earlier rate
+    trend_min_rate: Float = Field(1e-5, gt=0)  # d ln||W||/dstep below this is flat, whatever the projection
     # forecast alarms (pinnlab.training.forecast); they never stop a run unless stop_on_alarm
     stop_on_alarm: Bool = False  # an alarm is a forecast, not a verdict: by default the run goes on
     # sharpness alarms (pinnlab.training.forecast): at the first check, before any update, a ratio past the
     # catapult range (Lewkowycz et al. 2020: 1-2x the threshold can still recover); later, a ratio this far
     # past the threshold at this many checks in a row (single spikes recovered in the benchmark corpus)
-    alarm_sharpness_initial: float = Field(2.0, gt=0)
-    alarm_sharpness_ratio: float = Field(3.0, gt=1)
+    alarm_sharpness_initial: Float = Field(2.0, gt=0)
+    alarm_sharpness_ratio: Float = Field(3.0, gt=1)
     alarm_sharpness_persist: Int = Field(2, gt=0)
-    alarm_min_weight_ratio: float = Field(3.0, gt=1)  # weight-growth alarm only once ||W|| is 3x initial
+    alarm_min_weight_ratio: Float = Field(3.0, gt=1)  # weight-growth alarm only once ||W|| is 3x initial
     # trend alarms fit >= 100 steps (so from step 200): over shorter windows an early, decaying fall
     # of a loss looks as steady as a runaway one (exp(-t/30) over 25 steps falls at a near-constant rate)
     alarm_min_window: Int = Field(100, gt=7)
