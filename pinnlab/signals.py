@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["Terminate", "STOP_GRACE", "stop_grace", "on_abort", "checkpoint", "handler"]
+__all__ = ["Terminate", "Once", "STOP_GRACE", "stop_grace", "on_abort", "checkpoint", "current"]
 
 STOP_GRACE = 5.0  # seconds from the first signal to a check before the watchdog stops the process
 GRACE_ENV = "PINNLAB_STOP_GRACE"  # overrides STOP_GRACE (seconds, > 0)
@@ -74,15 +74,33 @@ def checkpoint() -> None:
         _current[-1].check()
 
 
-@contextlib.contextmanager
-def handler(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[Terminate]:
-    """The installed :class:`Terminate` (the CLI's, a sweep worker process's), or a new one
-    installed for ``signums`` for the block when there is none (a library caller)."""
-    if _current:
-        yield _current[-1]
-    else:
-        with Terminate().installed(signums) as term:
-            yield term
+class Once:
+    """The first of the actions given to it runs, under a lock; a later one waits for it (at most
+    ``timeout`` seconds) and does nothing: the stop watchdog's KILLED and the main thread's own end
+    of a record never both write a final state."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.done = False
+
+    def __call__(self, action: Callable[[], object], timeout: float = -1) -> bool:
+        """Run ``action`` if nothing ran yet; whether it ran."""
+        if not self._lock.acquire(timeout=timeout):
+            return False
+        try:
+            if self.done:
+                return False
+            self.done = True
+            action()
+            return True
+        finally:
+            self._lock.release()
+
+
+def current() -> Terminate | None:
+    """The installed :class:`Terminate` (the CLI's, a sweep worker process's), if any: code that
+    stops at safe points shares it instead of installing a second one."""
+    return _current[-1] if _current else None
 
 
 class Terminate:
@@ -137,9 +155,10 @@ class Terminate:
         """Handle ``signums`` with this object inside the block, with the watchdog; the previous
         handlers after it.
 
-        Outside the main thread (signal handlers can only be set there) this does nothing.
+        Outside the main thread (signal handlers can only be set there), or when this object is
+        already installed, this does nothing.
         """
-        if threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread() or self in _current:
             yield self
             return
         read_fd, write_fd = os.pipe()
@@ -167,6 +186,7 @@ class Terminate:
     def _watch(self, read_fd: int, signums: set[int]) -> None:
         """Count the signals written to ``read_fd``; abort the process when the first one is not
         followed by a check within the grace, or when a second one comes."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, signums)  # signals go to the main thread's handler
         seen: list[str] = []
         deadline: float | None = None
         while True:

@@ -10,13 +10,17 @@ re-run of the same command finds every trial of the dead sweep ended or repairab
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 from pinnlab.outcomes import Outcome
+from pinnlab.signals import checkpoint, on_abort
 from pinnlab.sweep.study import budget_kinds
 
 __all__ = ["run_processes", "ORPHAN_GRACE"]
@@ -38,8 +42,6 @@ def _die_with_parent(parent_pid: int) -> None:
     the next ``pinnlab sweep`` (its worker is a dead process of this machine).  A parent already
     gone before this is set up is noticed at once (our parent pid changed).
     """
-    import threading
-
     armed = False
     if sys.platform.startswith("linux"):
         try:
@@ -71,8 +73,10 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
     from pinnlab.sweep.study import StorageLost
 
     who = f"pinnlab sweep: worker {kwargs.get('worker', 0)}"
+    _leave_terminal_group()
+    term = Terminate(label=who)
     try:
-        with Terminate().installed([signal.SIGTERM, signal.SIGINT]):  # a stop during start-up, too
+        with term.installed([signal.SIGTERM, signal.SIGINT]), term.deferred():  # a stop during start-up, too
             if parent_pid is not None:
                 _die_with_parent(parent_pid)
             run_worker(**kwargs)
@@ -85,6 +89,48 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
         _exit(f"{who}: error: {exc}", 2)
     except Exception as exc:  # the study goes on with the other workers; the parent repairs the trial
         _exit(f"{who}: internal error: {type(exc).__name__}: {first_line(exc)}", 1)
+
+
+def _leave_terminal_group() -> None:
+    """A worker in its own process group: a Ctrl-C in the terminal reaches the sweep only, which
+    stops each worker with one SIGTERM (two signals would make a worker stop at once, see
+    :mod:`pinnlab.signals`).  The worker started with SIGINT ignored and blocked
+    (:func:`_spawn_without_sigint`): unblocked while still ignored, a pending one is dropped."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def _spawn_without_sigint() -> Iterator[None]:
+    """Processes started in the block begin with SIGINT ignored (an ignored disposition survives
+    exec and Python keeps it), so a Ctrl-C during their start-up, before they have a handler, shows
+    no traceback.  SIGINT is blocked here meanwhile (Linux keeps a blocked signal pending even when
+    ignored), so one meant for the sweep is delivered after the block, not lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _stop_workers(procs) -> str | None:
+    """The stop watchdog's action in the sweep process: each live worker gets another SIGTERM
+    (its second: it ends its run KILLED and its trial FAIL at once) and a moment to exit."""
+    from pinnlab.signals import stop_grace
+
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.terminate()
+    deadline = time.monotonic() + stop_grace()
+    for p in alive:
+        p.join(max(0.0, deadline - time.monotonic()))
+    return f"{len(alive)} workers stopped" if alive else None
 
 
 def _exit(line: str, code: int) -> None:
@@ -111,10 +157,12 @@ def run_processes(study, spec, storage, tracking_uri, track, workers, done, prog
             track=track,
         )
         p = ctx.Process(target=_worker_entry, args=(kwargs, os.getpid()), name=f"pinnlab-worker-{i}", daemon=False)
-        p.start()
+        with _spawn_without_sigint():
+            p.start()
         procs.append(p)
     try:
-        _watch(study, spec, storage, procs, done, progress, poll_seconds, recovery)
+        with on_abort(lambda: _stop_workers(procs)):
+            _watch(study, spec, storage, procs, done, progress, poll_seconds, recovery)
     except BaseException:  # Ctrl-C, or the storage lost: no worker runs on unwatched
         for p in procs:
             if p.is_alive():
@@ -168,6 +216,7 @@ def _watch(study, spec, storage, procs, done_before, progress, poll_seconds, rec
             )
         if not alive:
             break
+        checkpoint()  # a stop of the sweep: the workers are stopped by run_processes
         time.sleep(poll_seconds)
     for p in procs:
         p.join()

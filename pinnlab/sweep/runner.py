@@ -182,7 +182,7 @@ def run_worker(
     """
     import optuna
 
-    from pinnlab.signals import Terminate
+    from pinnlab.signals import Terminate, current, on_abort
     from pinnlab.sweep.recovery import TrialRecovery
 
     t0 = time.time()
@@ -206,7 +206,7 @@ def run_worker(
         check_parent_run(tracking_uri, parent)  # checks the store read-only first (never creates one)
     from pinnlab.sweep.objective import Objective
 
-    terminate = Terminate()
+    terminate = current() or Terminate()  # the CLI's or the worker process's handler, if installed
     quiet = _QuietStop(terminate)
     handlers = list(logging.getLogger("optuna").handlers)
     for handler in handlers:  # a stop is told in one line, not a traceback or Optuna's warnings
@@ -222,7 +222,7 @@ def run_worker(
     try:
         with _lost_storage_is_one_line(storage), _quiet_lost_threads(), terminate.installed(
             [signal.SIGTERM, signal.SIGINT]
-        ), terminate.deferred():
+        ), terminate.deferred(), on_abort(lambda: _abandon(study, recovery, terminate.received)):
             ran = _work(study, spec, storage, objective, terminate, n_trials)
     except KeyboardInterrupt as exc:
         with _lost_storage_is_one_line(storage):  # the stop's own account needs the storage
@@ -340,6 +340,22 @@ def _stopped(study, objective, recovery, signal_text: str) -> str:
     return f"{signal_text}: trial {number} ended FAIL{run}, its slot {again}; this worker finished {finished}"
 
 
+def _abandon(study, recovery, signal_name) -> str | None:
+    """The stop watchdog's action (:func:`pinnlab.signals.on_abort`): this worker's RUNNING trials
+    end FAIL and are queued again, while the main thread is still inside a step."""
+    from optuna.trial import TrialState
+
+    from pinnlab.sweep.recovery import worker_id
+
+    said = []
+    for trial in _mine(study):
+        if trial.state == TrialState.RUNNING:
+            trial = study.tell(trial.number, state=TrialState.FAIL)
+            retried = recovery(study, trial, reason=f"{signal_name}: worker {worker_id()} was stopped during the trial")
+            said.append(f"trial {trial.number} ended FAIL, its slot {'queued again' if retried else 'not retried'}")
+    return "; ".join(said) or None
+
+
 def _close_study_runs(study, tracking_uri, parent) -> None:
     """The budget is spent: no child run may stay RUNNING, and the parent run is FINISHED."""
     from pinnlab.sweep.recovery import close_orphan_runs, worker_id
@@ -370,6 +386,7 @@ def run_sweep(
     or the local store.  ``repair``: first fail and queue again the trials of workers that are gone
     (:func:`pinnlab.sweep.recovery.repair_trials`) and close runs left RUNNING.
     """
+    from pinnlab.signals import Once, checkpoint, on_abort
     from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
     from pinnlab.tracking import default_store, resolve_tracking_uri, start_parent_run
     from pinnlab.tracking.uri import check_tracking_store
@@ -413,8 +430,10 @@ def run_sweep(
         return report
     workers = max(1, min(workers, b.untaken))
     status = "FINISHED"
+    parent_end = Once()  # the stop watchdog's KILLED or the end below, never both
     try:
-        with _lost_storage_is_one_line(storage):
+        checkpoint()  # a stop while the study was written: before any worker starts
+        with _lost_storage_is_one_line(storage), on_abort(lambda: _kill_parent(parent_end, tracking_uri, parent)):
             if workers == 1 and not progress:
                 # one worker and no progress line to draw: run in this process (no second TF start-up)
                 run_worker(spec.study_name, storage, tracking_uri=tracking_uri, track=track)
@@ -431,7 +450,7 @@ def run_sweep(
         raise
     finally:
         if track:
-            _end_parent(study, spec, tracking_uri, parent, status)
+            parent_end(lambda: _end_parent(study, spec, tracking_uri, parent, status))
     with _lost_storage_is_one_line(storage):
         report = study_report(study, spec, storage, tracking_uri)
     report.ran_now = report.done - done
@@ -450,6 +469,17 @@ def _check_apart(storage: str, tracking_uri: str) -> None:
     if db is not None and other is not None and db.expanduser().resolve() == other.expanduser().resolve():
         raise StoreError(StoreError.OPTUNA, storage, "is the MLflow tracking store's database too",
                          "give the sweep a storage of its own (a journal or another database file)")
+
+
+def _kill_parent(once, tracking_uri, parent) -> str | None:
+    """The stop watchdog's action in the sweep process: the parent run ends KILLED, unless the
+    sweep ended it itself (``once``: :class:`pinnlab.signals.Once`)."""
+    from pinnlab.signals import stop_grace
+    from pinnlab.tracking import end_run
+
+    if parent is None or not once(lambda: end_run(tracking_uri, parent, "KILLED"), timeout=stop_grace()):
+        return None
+    return f"MLflow parent run {parent} KILLED"
 
 
 def _end_parent(study, spec, tracking_uri, parent, status) -> None:

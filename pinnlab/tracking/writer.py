@@ -57,7 +57,7 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_B
 from pinnlab.causes import cause_tags
 from pinnlab.config import RunConfig, flatten
 from pinnlab.keys import DIVERGED_TAG, ERROR_TAG, PARENT_RUN_TAG, PLOT_ERROR_TAG, PROBLEM_TAG, WARNINGS_TAG
-from pinnlab.signals import on_abort, stop_grace
+from pinnlab.signals import checkpoint, on_abort, stop_grace
 from pinnlab.summary import NUMERIC_FIELDS, TAG_FIELDS
 from pinnlab.tracking.store import (
     STORE_FAILURES,
@@ -162,6 +162,7 @@ class RunTracker(Callback):
         if self.run_id is not None:
             raise RuntimeError(f"this RunTracker already recorded run {self.run_id}; create one tracker per run")
         self.client, self.experiment_id = open_experiment(self._uri_arg, self.experiment)
+        checkpoint()  # a stop that came while the store opened: before the run exists
         tags = {**base_tags(), PROBLEM_TAG: self.config.problem.name, **self.tags}
         if self.parent_run_id:
             tags[PARENT_RUN_TAG] = self.parent_run_id
