@@ -118,6 +118,8 @@ def check_output_file(flag: str, path: str | Path) -> Path:
     try:
         if p.is_dir():
             raise ConfigError(flag, f"{str(path)!r} is a directory: give a file name such as {str(p / 'study.html')!r}")
+        if p.exists() and not p.is_file():  # a FIFO or a device: reading its head could block
+            raise ConfigError(flag, f"{str(path)!r} is not a regular file: give a file name such as 'study.html'")
         if p.exists() and not _is_page(p):
             raise ConfigError(
                 flag,

@@ -272,6 +272,8 @@ REFUSALS = [
     ("dashboard-out-empty-html", ["dashboard", "s", "--out", "empty.html"], ["--out", "empty.html", "not a page"]),
     ("dashboard-out-someone-elses-html", ["dashboard", "s", "--out", "mine.html"], ["--out", "mine.html", "not a page"]),
     ("dashboard-out-link-to-journal", ["dashboard", "s", "--out", "link.html"], ["--out", "link.html", "not a page"]),
+    ("dashboard-out-fifo", ["dashboard", "s", "--out", "fifo.html"], ["--out", "fifo.html", "not a regular file"]),
+    ("dashboard-out-device", ["dashboard", "s", "--out", "/dev/null"], ["--out", "/dev/null", "not a regular file"]),
     ("dashboard-out-in-artifacts", ["dashboard", "s", "--out", f"{STORE}/artifacts/1/d.html"],
      ["--out", "inside the MLflow artifact store"]),
     ("dashboard-out-in-mlruns", ["dashboard", "s", "--out", "mlruns/0/d.html"], ["--out", "inside the MLflow artifact"]),
@@ -312,6 +314,7 @@ def stores_here(workdir, real_stores) -> Path:
     (workdir / "empty.html").write_text("")
     (workdir / "mine.html").write_text("<!DOCTYPE html>\n<html><title>my notes</title></html>\n")
     (workdir / "link.html").symlink_to(home / "optuna.journal")
+    os.mkfifo(workdir / "fifo.html")
     (workdir / "storelink").symlink_to(home, target_is_directory=True)
     return workdir
 
