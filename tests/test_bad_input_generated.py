@@ -284,6 +284,17 @@ def hostile(workdir, monkeypatch):
     return workdir
 
 
+def _expect_one_line(root: Path, argv: list[str], words: list[str], run) -> None:
+    """``run(argv) -> (rc, stdout, stderr)``: one line naming ``words``, within 15 s, nothing written."""
+    before = _listing(root)
+    t0 = time.monotonic()
+    rc, out, err = run(argv)
+    seconds = time.monotonic() - t0
+    check_one_line(rc, out, err, argv[0], words, seconds)
+    assert seconds < 15, f"the error took {seconds:.1f} s"
+    assert _listing(root) == before, f"written: {sorted(_listing(root) - before)}"
+
+
 @pytest.mark.parametrize("argv, words", [pytest.param(a, w, id=i) for i, a, w in CASES])
 def test_hostile_input(hostile, capsys, monkeypatch, request, argv, words):
     for key, value in ENV.get(request.node.callspec.id, {}).items():
@@ -291,14 +302,12 @@ def test_hostile_input(hostile, capsys, monkeypatch, request, argv, words):
             monkeypatch.delenv(key, raising=False)
         else:
             monkeypatch.setenv(key, value)
-    before = _listing(hostile)
-    t0 = time.monotonic()
-    rc = _main(argv)
-    seconds = time.monotonic() - t0
-    out, err = capsys.readouterr()
-    check_one_line(rc, out, err, argv[0], words, seconds)
-    assert seconds < 15, f"the error took {seconds:.1f} s"
-    assert _listing(hostile) == before, f"written: {sorted(_listing(hostile) - before)}"
+
+    def in_process(argv):
+        rc = _main(argv)
+        return (rc, *capsys.readouterr())
+
+    _expect_one_line(hostile, argv, words, in_process)
 
 
 def test_the_corpus_is_generated_from_every_field():
@@ -373,3 +382,31 @@ def test_a_fifo_is_not_opened(workdir):
     with pytest.raises(ConfigError, match="FIFO"):
         read_yaml_file(fifo)
     assert time.monotonic() - t0 < 1
+
+
+# ------------------------------------------------------------------------------------------
+# Through the installed command: a FIFO or a bomb that slipped through would hang or swap the
+# process, which a subprocess with a timeout turns into a failure instead of a stuck suite.
+
+THROUGH_THE_COMMAND = ["path-run-fifo", "path-sweep-fifo", "file-run-bomb.yaml", "file-sweep-deep_flow.yaml",
+                       "file-run-latin1.yaml", "overflow-run-decay-steps-1e23"]
+
+
+@pytest.mark.parametrize("case", THROUGH_THE_COMMAND)
+def test_hostile_input_through_the_command(hostile, case):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.test_bad_input import TF_NOISE
+
+    _, argv, words = next(c for c in CASES if c[0] == case)
+    exe = shutil.which("pinnlab", path=os.path.dirname(sys.executable)) or shutil.which("pinnlab")
+    assert exe, "the pinnlab command is not installed"
+
+    def command(argv):
+        proc = subprocess.run([exe, *argv], capture_output=True, text=True, timeout=60)
+        err = "".join(line + "\n" for line in proc.stderr.splitlines() if not line.startswith(TF_NOISE))
+        return proc.returncode, proc.stdout, err
+
+    _expect_one_line(hostile, argv, words, command)
