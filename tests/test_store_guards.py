@@ -325,3 +325,55 @@ def test_in_memory_urls_have_no_file(url, memory, path):
     from pinnlab.tracking.uri import in_memory, sqlite_path
 
     assert in_memory(url) is memory and sqlite_path(url) == path
+
+
+# (id, argv with {mlf} / {opt}: databases of a PostgreSQL server holding MLflow's and Optuna's tables, words)
+PG_CASES = [
+    ("sweep-storage-is-mlflow", ["sweep", "sw.yaml", "--storage", "{mlf}"], ["Optuna storage", "is an MLflow"]),
+    ("report-storage-is-mlflow", ["report", "sw", "--storage", "{mlf}"], ["Optuna storage", "is an MLflow"]),
+    ("run-tracking-is-optuna", ["run", "seed", "--tracking-uri", "{opt}"], ["MLflow tracking store", "is an Optuna"]),
+    ("plots-tracking-is-optuna", ["plots", RUN_ID, "--tracking-uri", "{opt}"], ["MLflow tracking store", "is an Optuna"]),
+]
+
+
+def test_postgres_database_of_the_other_tool_is_refused(workdir, capsys):  # noqa: F811
+    import mlflow
+    import optuna
+    import sqlalchemy
+
+    from tests import postgres
+
+    def tables(url: str) -> set[str]:
+        engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        try:
+            return set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+
+    try:
+        with postgres.postgres_url() as url:
+            base = url.rsplit("/", 1)[0]
+            admin = sqlalchemy.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
+                                             isolation_level="AUTOCOMMIT")
+            names = {k: f"{k}_{os.getpid()}_{int(time.time() * 1000) % 10**8}" for k in ("mlf", "opt")}
+            with admin.connect() as con:
+                for name in names.values():
+                    con.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+            admin.dispose()
+            urls = {k: f"{base}/{name}" for k, name in names.items()}
+            mlflow.MlflowClient(urls["mlf"].replace("postgresql://", "postgresql+psycopg://", 1)).search_experiments()
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            optuna.create_study(study_name="x", storage=urls["opt"].replace("postgresql://", "postgresql+psycopg://", 1))
+            before = {k: tables(u) for k, u in urls.items()}
+            capsys.readouterr()  # MLflow's own log of the schema it created above
+            for _, argv, words in PG_CASES:
+                argv = [a.format(**urls) for a in argv]
+                t0 = time.monotonic()
+                rc = _main(argv)
+                out, err = capsys.readouterr()
+                check_one_line(rc, out, err, argv[0], words, time.monotonic() - t0)
+            assert {k: tables(u) for k, u in urls.items()} == before
+    except postgres.Unavailable as exc:
+        if postgres.required():
+            pytest.fail(f"PINNLAB_REQUIRE_POSTGRES=1 but no PostgreSQL server: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")

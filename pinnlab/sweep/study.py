@@ -62,6 +62,7 @@ from pinnlab.tracking.uri import (
     check_server,
     default_storage_url,
     display_url,
+    foreign_server_problem,
     in_memory,
     journal_path,
     sqlite_path,
@@ -173,7 +174,8 @@ def check_rdb_storage(url: str, create: bool = True) -> None:
     or must not be written: an in-memory database (workers are other processes; nothing outlives
     the command), a SQLite file that is not Optuna's (:func:`~pinnlab.tracking.uri.sqlite_problem`:
     Optuna would add its tables to an MLflow database or to a file named by a typo), a database
-    server that does not answer (:func:`~pinnlab.tracking.uri.check_server`).  Only reads."""
+    server that does not answer (:func:`~pinnlab.tracking.uri.check_server`) or whose database is
+    MLflow's (:func:`~pinnlab.tracking.uri.foreign_server_problem`).  Only reads."""
     if in_memory(url):
         raise StoreError(StoreError.OPTUNA, url, "an in-memory database is lost when the command ends and "
                          "workers cannot share it", "give sqlite:///PATH, postgresql://… or journal:PATH")
@@ -181,7 +183,7 @@ def check_rdb_storage(url: str, create: bool = True) -> None:
     problem = sqlite_problem(db, "optuna", create) if db is not None else None
     if problem is None and db is None:
         reason = check_server(url)
-        problem = (f"cannot open it ({reason})", _CHECK_SERVER) if reason else None
+        problem = (f"cannot open it ({reason})", _CHECK_SERVER) if reason else foreign_server_problem(url, "optuna")
     if problem:
         raise StoreError(StoreError.OPTUNA, url, *problem)
 

@@ -57,6 +57,7 @@ __all__ = [
     "check_server",
     "in_memory",
     "sqlite_problem",
+    "foreign_server_problem",
     "sqlite_tables",
     "mlflow_schema_revisions",
     "PROBE_SECONDS",
@@ -189,6 +190,7 @@ _KINDS = {  # kind: (what it is, how a missing one reads, its tables)
     "mlflow": ("an MLflow tracking database", "no MLflow store at", MLFLOW_TABLES),
     "optuna": ("an Optuna storage", "no SQLite database at", OPTUNA_TABLES),
 }
+_SERVER_ENGINES = {"postgresql", "mysql", "mssql"}
 # The schemes MLflow's tracking store registry knows without plugins (plugins add theirs through
 # the ``mlflow.tracking_store`` entry points).
 _MLFLOW_SCHEMES = {"", "file", "databricks", "databricks-uc", "uc", "http", "https",
@@ -267,6 +269,62 @@ def sqlite_tables(db: Path) -> tuple[set[str], str | None]:
         con.close()
 
 
+def server_tables(url: str, timeout: float = PROBE_SECONDS) -> tuple[set[str], str | None] | None:
+    """(table names, MLflow's alembic revision or None) of the database a server URL names, read
+    through SQLAlchemy (``postgresql://`` through psycopg 3, with a connect timeout); None when it
+    cannot be read here (driver, credentials), which the tool's own client then reports."""
+    import sqlalchemy
+
+    engine_url, connect_args = url, {}
+    if url.startswith("postgresql"):
+        connect_args = {"connect_timeout": max(1, int(timeout))}
+        if url.startswith("postgresql://"):
+            engine_url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        engine = sqlalchemy.create_engine(engine_url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect() as con:
+                tables = set(sqlalchemy.inspect(con).get_table_names())
+                revision = None
+                if "alembic_version" in tables:
+                    revision = con.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar()
+                return tables, revision
+        finally:
+            engine.dispose()
+    except Exception:  # no driver, bad credentials, no such database: the tool's client says so
+        return None
+
+
+def foreign_server_problem(url: str, kind: str) -> tuple[str, str] | None:
+    """(problem, fix) when the database of a server URL is the other tool's (Optuna's tables in
+    an MLflow store, or the reverse) or an MLflow schema older than the installed MLflow's: the
+    checks of :func:`sqlite_problem` that need no file.  Only reads."""
+    found = server_tables(url)
+    if found is None:
+        return None
+    tables, revision = found
+    what, _, own = _KINDS[kind]
+    other_what, _, other = next(v for k, v in _KINDS.items() if k != kind)
+    if own <= tables:
+        return _revision_problem(revision) if kind == "mlflow" else None
+    if other <= tables:
+        return f"the database is {other_what}, not {what}", f"give {what}'s URI (keep the two stores apart)"
+    return None
+
+
+def _revision_problem(revision: str | None) -> tuple[str, str] | None:
+    """Why an MLflow database at ``revision`` must not be opened by this MLflow (which would
+    migrate it on open, with no way back), or None when it is at the installed head."""
+    head, known = mlflow_schema_revisions()
+    if not head or revision == head:
+        return None
+    if revision in known:
+        return (f"its MLflow schema is at revision {revision}, older than this MLflow's {head}",
+                "back it up, then run `mlflow db upgrade <URI>` (pinnlab does not migrate a store)")
+    return (f"its MLflow schema revision {revision} is unknown to this MLflow (expects {head})",
+            "use the MLflow version that wrote it")
+
+
 def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
     """(problem, fix) when the SQLite file ``db`` cannot serve as ``kind``'s store (``"mlflow"`` or
     ``"optuna"``), else None; only reads.
@@ -303,15 +361,7 @@ def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
     except sqlite3.Error as exc:
         return f"cannot read it ({exc})", "check the file"
     if own <= tables:
-        if kind == "mlflow":
-            head, known = mlflow_schema_revisions()
-            if head and revision != head:
-                if revision in known:
-                    return (f"its MLflow schema is at revision {revision}, older than this MLflow's {head}",
-                            "back it up, then run `mlflow db upgrade <URI>` (pinnlab does not migrate a store)")
-                return (f"its MLflow schema revision {revision} is unknown to this MLflow (expects {head})",
-                        "use the MLflow version that wrote it")
-        return None
+        return _revision_problem(revision) if kind == "mlflow" else None
     if other <= tables:
         return f"{str(db)!r} is {other_what}, not {what}", f"give {what}'s URI (keep the two stores apart)"
     if tables:
@@ -367,6 +417,9 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE
         if problem:
             raise _mlflow_error(tracking_uri, f"the database server cannot be reached ({problem})",
                                 "start it or give a URI it answers on")
+        foreign = foreign_server_problem(uri, "mlflow") if base in _SERVER_ENGINES else None
+        if foreign:
+            raise _mlflow_error(tracking_uri, *foreign)
     return uri
 
 
