@@ -163,10 +163,11 @@ class Terminate:
             return
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
+        err_fd = os.dup(2)  # the stop line reaches this stderr even while fd 2 is redirected (TF's import)
         previous = {s: signal.signal(s, self) for s in signums}
         old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         watchdog = threading.Thread(
-            target=self._watch, args=(read_fd, {int(s) for s in signums}), name="pinnlab-stop-watchdog", daemon=True
+            target=self._watch, args=(read_fd, {int(s) for s in signums}, err_fd), name="pinnlab-stop-watchdog", daemon=True
         )
         watchdog.start()
         _current.append(self)
@@ -177,13 +178,13 @@ class Terminate:
             signal.set_wakeup_fd(old_fd)
             os.write(write_fd, b"\0")  # 0 is no signal: tells the watchdog to end
             watchdog.join()
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (read_fd, write_fd, err_fd):
+                os.close(fd)
             for s, h in previous.items():
                 signal.signal(s, signal.SIG_DFL if h is None else h)
 
     # ------------------------------------------------------------------ the watchdog thread
-    def _watch(self, read_fd: int, signums: set[int]) -> None:
+    def _watch(self, read_fd: int, signums: set[int], err_fd: int) -> None:
         """Count the signals written to ``read_fd``; abort the process when the first one is not
         followed by a check within the grace, or when a second one comes."""
         signal.pthread_sigmask(signal.SIG_BLOCK, signums)  # signals go to the main thread's handler
@@ -196,7 +197,7 @@ class Terminate:
                 with _abort_lock:
                     open_work = bool(_abort_actions)
                 if not self.stopping and open_work:
-                    self._abort(seen[0], f"no safe point within {stop_grace():g} s")
+                    self._abort(seen[0], f"no safe point within {stop_grace():g} s", err_fd)
                 # nothing to abandon yet: look again shortly, until a check or open work comes
                 deadline = None if self.stopping else time.monotonic() + 0.5
                 continue
@@ -210,9 +211,9 @@ class Terminate:
                 if len(seen) == 1:
                     deadline = time.monotonic() + stop_grace()
                 else:
-                    self._abort(seen[0], f"{seen[-1]} again")
+                    self._abort(seen[0], f"{seen[-1]} again", err_fd)
 
-    def _abort(self, name: str, why: str) -> None:
+    def _abort(self, name: str, why: str, err_fd: int) -> None:
         """Run the abort actions, print one line, exit 130 (never returns)."""
         with _abort_lock:
             actions = list(_abort_actions.values())[::-1]
@@ -228,6 +229,9 @@ class Terminate:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
         with contextlib.suppress(Exception):
-            sys.stderr.write(f"{self.label}: interrupted by {name} ({why}: stopped at once){extra}\n")
             sys.stderr.flush()
+        tqdm = getattr(sys.modules.get("tqdm"), "tqdm", None)
+        newline = "\n" if getattr(tqdm, "_instances", None) else ""  # a progress bar holds the line
+        with contextlib.suppress(OSError):
+            os.write(err_fd, f"{newline}{self.label}: interrupted by {name} ({why}: stopped at once){extra}\n".encode())
         os._exit(INTERRUPTED)
