@@ -155,6 +155,7 @@ OVERFLOW = [
     ("loss-floor-zero", "poisson2d", "divergence.loss_floor", "0", ["less than 0"]),
     ("horizon-1e300", "seed", "divergence.horizon", "1.0e+300", ["1000000"]),
 ]
+USER_SET = ["--set", "problem.name=userheat:Heat", "--set", "problem.params.k"]
 
 
 def _sweep_text(base: str, path: str, value: str, where: str) -> str:
@@ -164,11 +165,29 @@ def _sweep_text(base: str, path: str, value: str, where: str) -> str:
     return f"base: {base}\nspace:\n  {path}: {{choices: [{value}]}}\n"
 
 
+USER_PROBLEM = """
+from pinnlab.problems.base import Params
+from userprobs import BadDerivative  # tests/test_bad_input.py's FILES: a domain and a sampler
+
+
+class HeatParams(Params):
+    k: float = 1.0  # no bound of its own: the Params base bounds every float
+
+
+class Heat(BadDerivative):
+    Params = HeatParams
+    derivatives = ("u_t", "u_xx")
+
+    def pde(self, x, d):
+        return d["u_t"] - self.params.k * d["u_xx"]
+"""
+
 OVERFLOW_FILES = {
     f"ov-{where}-{cid}.yaml": _sweep_text(preset, path, value, where)
     for cid, preset, path, value, _ in OVERFLOW
     for where in ("overrides", "space")
 }
+OVERFLOW_FILES["userheat.py"] = USER_PROBLEM
 
 OVERFLOW_CASES = [
     (f"overflow-run-{cid}", ["run", preset, "--set", f"{path}={value}"], [path, *words])
@@ -177,6 +196,10 @@ OVERFLOW_CASES = [
     (f"overflow-sweep-{where}-{cid}", ["sweep", f"ov-{where}-{cid}.yaml"], [f"{where}.{path}"])
     for cid, preset, path, value, _ in OVERFLOW
     for where in ("overrides", "space")
+] + [
+    (f"overflow-user-param-{cid}", ["run", "seed", *USER_SET[:-1], f"{USER_SET[-1]}={value}"],
+     ["problem.params.k", "1e+19", "float32"])
+    for cid, value in (("1e300", "1.0e+300"), ("minus-1e20", "-1.0e+20"))
 ]
 
 # ------------------------------------------------------------------------------------------
@@ -357,6 +380,9 @@ def test_bounds_keep_two_factors_finite_in_float32():
     assert np.isfinite(np.float32(SCALE_MAX) * np.float32(SCALE_MAX))
     cfg = load_config("seed", [f"optimizer.learning_rate={SCALE_MAX!r}", f"regularization.l2={SCALE_MAX!r}"])
     assert cfg.optimizer.learning_rate == SCALE_MAX  # the bound itself is allowed
+    assert load_config("convection1d", ["problem.params.beta=1.0e+6"]).problem.params["beta"] == 1e6
+    assert load_config("helmholtz2d", ["problem.params.a1=-1.0e+6"]).problem.params["a1"] == -1e6
+    assert load_config("seed", ["divergence.loss_floor=-1.0e-9"]).divergence.loss_floor < 0
 
 
 def test_a_bomb_is_refused_before_it_is_expanded(tmp_path):

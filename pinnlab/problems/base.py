@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = ["Problem", "Params", "Residuals", "LazyModule", "uniform", "grid", "box_boundary",
            "SCALE_MAX", "MAX_FREQUENCY", "INT32_MAX", "INT64_MAX", "Scale", "Frequency", "BOUND_REASONS"]
@@ -39,8 +39,8 @@ Scale = Annotated[float, Field(ge=-SCALE_MAX, le=SCALE_MAX)]
 Frequency = Annotated[float, Field(ge=-MAX_FREQUENCY, le=MAX_FREQUENCY)]
 # The reason a bound above is what it is, appended to the one-line error that cites it.
 BOUND_REASONS = {
-    SCALE_MAX: "so that a product of two such factors stays finite in float32 (largest 3.4e38)",
-    -SCALE_MAX: "so that a product of two such factors stays finite in float32 (largest 3.4e38)",
+    SCALE_MAX: "so that two such factors multiply to a finite float32, whose largest is 3.4e38",
+    -SCALE_MAX: "so that two such factors multiply to a finite float32, whose largest is 3.4e38",
     MAX_FREQUENCY: "past it sin(c·x) is float32 rounding noise",
     -MAX_FREQUENCY: "past it sin(c·x) is float32 rounding noise",
     INT32_MAX: "NumPy and TensorFlow hold it in 32 bits",
@@ -97,9 +97,21 @@ class _ClassProperty:
 
 class Params(BaseModel):
     """Base of a problem's parameters: unknown keys fail; ints and bools are strict (floats take
-    ints); floats are finite (as in every config, see pinnlab.config.StrictModel)."""
+    ints); floats are finite (as in every config, see pinnlab.config.StrictModel) and, unless a
+    field declares a tighter bound (:data:`Frequency`), at most :data:`SCALE_MAX` in size: a
+    parameter of a user problem is a coefficient of its equation as much as a built-in one's."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _scale(self):
+        for name, value in self:
+            if isinstance(value, float) and abs(value) > SCALE_MAX:
+                from pinnlab.errors import ConfigError
+
+                raise ConfigError(f"problem.params.{name}", f"{value!r} is not allowed: its size must be at most "
+                                                              f"{SCALE_MAX:g} ({BOUND_REASONS[SCALE_MAX]})")
+        return self
 
 
 class Problem:
