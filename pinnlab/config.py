@@ -228,6 +228,12 @@ class TrainingConfig(StrictModel):
                 f"set one of training.steps and training.epochs, not both "
                 f"(got steps={self.steps}, epochs={self.epochs})"
             )
+        if self.seed + self.replicates - 1 > MAX_SEED:  # replicate r runs with seed + r
+            raise ConfigError(
+                "training.seed",
+                f"{self.seed} with training.replicates {self.replicates} uses seeds up to "
+                f"{self.seed + self.replicates - 1}, past {MAX_SEED}; lower it",
+            )
         return self
 
 

@@ -155,6 +155,8 @@ OVERFLOW = [
     ("loss-floor-zero", "poisson2d", "divergence.loss_floor", "0", ["less than 0"]),
     ("horizon-1e300", "seed", "divergence.horizon", "1.0e+300", ["1000000"]),
 ]
+OVERFLOW_SEEDS = [("replicate-seeds-past-int32", ["run", "poisson2d", "--set", "training.seed=2147483647", "--set",
+                                                  "training.replicates=2"], ["training.seed", "2147483648", "2147483647"])]
 USER_SET = ["--set", "problem.name=userheat:Heat", "--set", "problem.params.k"]
 
 
@@ -200,7 +202,7 @@ OVERFLOW_CASES = [
     (f"overflow-user-param-{cid}", ["run", "seed", *USER_SET[:-1], f"{USER_SET[-1]}={value}"],
      ["problem.params.k", "1e+19", "float32"])
     for cid, value in (("1e300", "1.0e+300"), ("minus-1e20", "-1.0e+20"))
-]
+] + OVERFLOW_SEEDS
 
 # ------------------------------------------------------------------------------------------
 # Hostile files and paths: as the config, as a config's base, as the sweep file, as a sweep's base.
