@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 
 from pinnlab.outcomes import Outcome
-from pinnlab.signals import checkpoint, on_abort
+from pinnlab.signals import checkpoint, on_abort, stop_grace
 from pinnlab.sweep.study import budget_kinds
 
 __all__ = ["run_processes", "ORPHAN_GRACE"]
@@ -73,7 +73,7 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
     from pinnlab.sweep.study import StorageLost
 
     who = f"pinnlab sweep: worker {kwargs.get('worker', 0)}"
-    _leave_terminal_group()
+    _accept_sigint()
     term = Terminate(label=who)
     try:
         with term.installed([signal.SIGTERM, signal.SIGINT]), term.deferred():  # a stop during start-up, too
@@ -91,13 +91,10 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
         _exit(f"{who}: internal error: {type(exc).__name__}: {first_line(exc)}", 1)
 
 
-def _leave_terminal_group() -> None:
-    """A worker in its own process group: a Ctrl-C in the terminal reaches the sweep only, which
-    stops each worker with one SIGTERM (two signals would make a worker stop at once, see
-    :mod:`pinnlab.signals`).  The worker started with SIGINT ignored and blocked
-    (:func:`_spawn_without_sigint`): unblocked while still ignored, a pending one is dropped."""
-    with contextlib.suppress(OSError):
-        os.setpgid(0, 0)
+def _accept_sigint() -> None:
+    """The worker started with SIGINT ignored and blocked (:func:`_spawn_without_sigint`):
+    unblocked while still ignored, one that came during start-up is dropped (the sweep stops this
+    worker with SIGTERM if it does not end by itself, see :func:`run_processes`)."""
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
@@ -120,10 +117,9 @@ def _spawn_without_sigint() -> Iterator[None]:
 
 
 def _stop_workers(procs) -> str | None:
-    """The stop watchdog's action in the sweep process: each live worker gets another SIGTERM
-    (its second: it ends its run KILLED and its trial FAIL at once) and a moment to exit."""
-    from pinnlab.signals import stop_grace
-
+    """The stop watchdog's action in the sweep process: each live worker gets a SIGTERM (after
+    the first stop, its second: it ends its run KILLED and its trial FAIL at once) and a moment to
+    exit."""
     alive = [p for p in procs if p.is_alive()]
     for p in alive:
         p.terminate()
@@ -163,7 +159,13 @@ def run_processes(study, spec, storage, tracking_uri, track, workers, done, prog
     try:
         with on_abort(lambda: _stop_workers(procs)):
             _watch(study, spec, storage, procs, done, progress, poll_seconds, recovery)
-    except BaseException:  # Ctrl-C, or the storage lost: no worker runs on unwatched
+    except BaseException as exc:  # Ctrl-C, or the storage lost: no worker runs on unwatched
+        if isinstance(exc, KeyboardInterrupt):
+            # a Ctrl-C reached the whole process group: the workers stop by themselves; a SIGTERM
+            # now would be their second signal, which stops them at once (pinnlab.signals)
+            deadline = time.monotonic() + stop_grace()
+            while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+                time.sleep(0.1)
         for p in procs:
             if p.is_alive():
                 p.terminate()
@@ -214,9 +216,13 @@ def _watch(study, spec, storage, procs, done_before, progress, poll_seconds, rec
                 + (f" | failed {crashed}" if crashed else "")
                 + ("" if best is None else f" | best {best:.3g}")
             )
+        try:
+            checkpoint()  # a stop of the sweep (also one the workers ended on): run_processes stops them
+        except KeyboardInterrupt:
+            bar.close()  # its last state on a line of its own, before the stop is told
+            raise
         if not alive:
             break
-        checkpoint()  # a stop of the sweep: the workers are stopped by run_processes
         time.sleep(poll_seconds)
     for p in procs:
         p.join()
