@@ -125,7 +125,9 @@ CASES = [
     ("sweep-summary-int", SWEEP_RUN, ("pause", "pinnlab.cli:_print_sweep"), "SIGINT-group", ["interrupted by SIGINT"],
      {"FINISHED"}),
 ]
-SLOW = {"run-slow-step-term", "run-slow-step-twice", "sweep-mid-trial-term", "sweep-mid-trial-int", "sweep-summary-int"}
+# left out by default (-m slow runs them): the file's default cases take about a minute
+SLOW = {"run-end-flush-term", "run-artifacts-int", "run-after-summary-int", "run-slow-step-term", "run-slow-step-twice",
+        "sweep-mid-trial-term", "sweep-mid-trial-int", "sweep-summary-int"}
 
 
 def _statuses(home: Path) -> list[str]:
