@@ -24,6 +24,7 @@ state (see ``RunTracker.end``'s lock).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import signal
@@ -45,12 +46,12 @@ _current: list[Terminate] = []  # the installed handlers, innermost last
 
 
 def stop_grace() -> float:
-    """:data:`STOP_GRACE`, or ``$PINNLAB_STOP_GRACE`` when it is a positive number."""
+    """:data:`STOP_GRACE`, or ``$PINNLAB_STOP_GRACE`` when it is a positive finite number."""
     try:
         value = float(os.environ.get(GRACE_ENV, ""))
     except ValueError:
         return STOP_GRACE
-    return value if value > 0 else STOP_GRACE
+    return value if 0 < value < math.inf else STOP_GRACE
 
 
 @contextlib.contextmanager
