@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinnlab.keys import MLFLOW_RUN_ID
+from pinnlab.signals import on_abort
 
 __all__ = ["Tracking", "Run", "run_config"]
 
@@ -92,7 +93,9 @@ def run_config(
             plots=tracking.plots,
             background_plots=tracking.background_plots,
         )
-    with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext():
+    # open work for the stop watchdog (pinnlab.signals.on_abort): it may end the process anywhere
+    # in here, tracked or not, once the grace passed; the tracker's own action ends its run KILLED
+    with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext(), on_abort(lambda: None):
         if tracker is not None and on_start is not None:
             on_start(tracker.run_id)
         trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)

@@ -38,6 +38,9 @@ __all__ = ["Terminate", "Once", "STOP_GRACE", "stop_grace", "on_abort", "checkpo
 STOP_GRACE = 5.0  # seconds from the first signal to a check before the watchdog stops the process
 GRACE_ENV = "PINNLAB_STOP_GRACE"  # overrides STOP_GRACE (seconds, > 0)
 INTERRUPTED = 130
+# the same signal again within this many seconds is one stop delivered twice (`timeout` and some
+# supervisors signal both the process and its group), not a second Ctrl-C
+SAME_DELIVERY = 0.1
 
 _abort_lock = threading.Lock()
 _abort_actions: dict[int, Callable[[], str | None]] = {}
@@ -190,6 +193,7 @@ class Terminate:
         followed by a check within the grace, or when a second one comes."""
         signal.pthread_sigmask(signal.SIG_BLOCK, signums)  # signals go to the main thread's handler
         seen: list[str] = []
+        first_at = 0.0
         deadline: float | None = None
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -206,11 +210,13 @@ class Terminate:
             if 0 in data:
                 return
             for number in data:
-                if number not in signums:
+                name = signal.Signals(number).name if number in signums else None
+                if name is None or (seen and name == seen[0] and time.monotonic() - first_at < SAME_DELIVERY):
                     continue
-                seen.append(signal.Signals(number).name)
+                seen.append(name)
                 if len(seen) == 1:
-                    deadline = time.monotonic() + stop_grace()
+                    first_at = time.monotonic()
+                    deadline = first_at + stop_grace()
                 else:
                     self._abort(seen[0], f"{seen[-1]} again", err_fd)
 
