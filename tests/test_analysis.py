@@ -1,7 +1,7 @@
 """Analysis of a real study: frames joined across Optuna and MLflow, the report, the dashboard file.
 
-One tiny grid sweep (4 trials of 60 steps: learning rate 1e-3 stays finite, 1e39 goes NaN at step
-0; width 5 or 10) is run once per test session through ``pinnlab sweep`` into real stores laid out
+One tiny grid sweep (4 trials of 60 steps: learning rate 1e-3 stays finite, 1e19 goes NaN at step
+1; width 5 or 10) is run once per test session through ``pinnlab sweep`` into real stores laid out
 as the CLI's defaults would be (``<project>/pinnlab-runs/optuna.journal`` and ``mlflow.db``), with
 the study name of the README's sweep, so README commands can run as written in ``<project>``.
 """
@@ -40,7 +40,7 @@ TINY = {
     "base": "seed",
     "overrides": {"training.steps": 60, "diagnostics.every": 20, "divergence.heldout_points": 256},
     "space": {
-        "optimizer.learning_rate": {"choices": [1.0e-3, 1.0e39]},  # 1e39 goes NaN at step 0
+        "optimizer.learning_rate": {"choices": [1.0e-3, 1.0e19]},  # 1e19 goes NaN at step 1
         "model.width": {"choices": [5, 10]},
     },
     "objective": {"metric": "final_loss", "direction": "minimize"},
@@ -108,7 +108,7 @@ def test_trials_frame_joins_optuna_and_mlflow(study):
         assert row["run_status"] == "FINISHED"
         assert row["final/loss/total"] == pytest.approx(run.data.metrics["loss/total"])
         if lr > 1:
-            assert row["nan_onset_step"] == 0 and row["first_nonfinite"].startswith("weight/")
+            assert row["nan_onset_step"] == 1 and row["first_nonfinite"].startswith("grad/")
             assert row["diverged"] is True and math.isnan(row["value"])
         else:
             assert pd.isna(row["nan_onset_step"]) and row["diverged"] is False
@@ -131,7 +131,7 @@ def test_history_frame_is_long_and_matches_mlflow(study):
             diag = mine[mine["metric"] == "grad_norm/residual"]["step"].tolist()
             assert diag[:3] == [0, 20, 40]  # diagnostics rows only (NaN rows left out)
         else:
-            assert list(loss.index) == [0]  # NaN at step 0: only the last finite state
+            assert list(loss.index) == [0, 1]  # NaN at step 1: the steps up to the last finite state
         logged = client.get_metric_history(row.mlflow_run_id, "loss/total")
         assert logged
         for m in logged:  # MLflow logged every 10th step; history.csv has every step
@@ -208,7 +208,7 @@ def test_report_json_divergence_rates_agree_with_the_optuna_storage(study, capsy
             assert r["rate"] == pytest.approx(d / len(group))
             assert r["nan"] == sum(t.user_attrs["outcome"] == "nan" for t in group)
     lr_rates = {r["level"]: r["rate"] for r in rows if r["factor"] == "optimizer.learning_rate"}
-    assert lr_rates == {1e-3: 0.0, 1e39: 1.0}
+    assert lr_rates == {1e-3: 0.0, 1e19: 1.0}
     pairs = rep["divergence_by_pair"]
     assert len(pairs) == 4
     for r in pairs:
@@ -220,9 +220,9 @@ def test_report_json_divergence_rates_agree_with_the_optuna_storage(study, capsy
 def test_report_onsets_growth_ranking_and_importance(study, capsys):
     rep = report_json(study, capsys)
     (overall,) = [r for r in rep["nan_onset"] if r["factor"] == "(all)"]
-    assert overall["count"] == 2 and overall["median"] == 0 and overall["q3"] == 0
+    assert overall["count"] == 2 and overall["median"] == 1 and overall["q3"] == 1
     by_lr = {r["level"]: r for r in rep["nan_onset"] if r["factor"] == "optimizer.learning_rate"}
-    assert by_lr[1e-3]["count"] == 0 and by_lr[1e-3]["median"] is None and by_lr[1e39]["count"] == 2
+    assert by_lr[1e-3]["count"] == 0 and by_lr[1e-3]["median"] is None and by_lr[1e19]["count"] == 2
 
     # weight growth: the slope of ln ||W|| of each trial, recomputed here from history.csv via MLflow
     hist = history_frame(STUDY, study["storage"], study["tracking_uri"], metrics=["weight_norm/total"])
@@ -231,9 +231,10 @@ def test_report_onsets_growth_ranking_and_importance(study, capsys):
         g = g.sort_values("step")
         slopes.append(growth_rate(g["step"].to_numpy(), g["value"].to_numpy()))
     finite = sorted(s for s in slopes if math.isfinite(s))
-    assert len(finite) == 2  # the NaN trials have one finite step only
+    assert len(finite) == 4  # the NaN trials have two finite steps: a slope, and a steep one
+    assert min(finite[2:]) > 1e3 * max(finite[:2])
     (growth,) = [r for r in rep["weight_growth"] if r["factor"] == "(all)"]
-    assert growth["count"] == 2 and growth["median"] == pytest.approx(np.median(finite))
+    assert growth["count"] == 4 and growth["median"] == pytest.approx(np.median(finite))
 
     ranking = rep["stable_ranking"]
     completed = sorted((t for t in optuna_trials(study) if t.state.name == "COMPLETE"), key=lambda t: t.value)

@@ -69,13 +69,14 @@ def test_history_has_per_step_and_periodic_diagnostics():
     assert [w for w in r.warnings if not w.startswith("not converged")] == []  # tanh, squared: no warning
 
 
-def test_infinite_step_is_never_applied_and_the_weights_are_named():
-    """An infinite learning rate makes the first update non-finite: the run stops at step 0 in its
-    initial (finite) state and names the first weight that went non-finite."""
-    r = train("seed", ["optimizer.learning_rate=1e39", "training.epochs=1"])
+def test_overflowing_step_is_never_applied_and_named():
+    """The largest allowed learning rate on the largest allowed loss weight makes the first update
+    overflow: the run stops at step 0 in its initial (finite) state and names what overflowed (every
+    updated weight is finite, their norm is not)."""
+    r = train("seed", ["optimizer.learning_rate=1e19", "loss.weights.residual=1e19", "training.epochs=1"])
     assert r.outcome == "nan"
     assert r.nan_onset_step == 0 and r.steps_run == 1
-    assert r.first_nonfinite == "weight/dense_1/kernel"
+    assert r.first_nonfinite == "weight_norm/updated"
     assert math.isfinite(r.weight_norm_final)
     assert r.weight_norm_final == pytest.approx(r.weight_norm_initial, rel=1e-6)
     assert r.summary()["final_loss"] is not None
