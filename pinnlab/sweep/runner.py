@@ -23,7 +23,9 @@ workers is closed too.
 
 Signals: SIGTERM and SIGINT stop a worker at its trainer's next step
 (:class:`pinnlab.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
-KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.
+KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.  A step that
+does not end within the stop grace (or a second signal) is not waited for: the watchdog of
+:mod:`pinnlab.signals` does the same (:func:`_abandon`) and exits the process.
 
 No ``gc_after_trial``: a full ``gc.collect()`` in a process holding TensorFlow costs about a
 quarter of a short trial, and without it the memory stays bounded (docs/benchmarks.md, "gc after
