@@ -37,9 +37,11 @@ def _die_with_parent(parent_pid: int) -> None:
     First SIGTERM, which the worker's handler turns into a clean stop at the trainer's next step
     (trial FAIL, run KILLED, slot queued again): on Linux through ``prctl(PR_SET_PDEATHSIG)`` at
     once, elsewhere from a thread that polls the parent's pid every second.  A step can be far away
-    (a trace being compiled, TensorFlow still starting), so if the process still runs
-    :data:`ORPHAN_GRACE` seconds later it exits outright; the trial it leaves RUNNING is repaired by
-    the next ``pinnlab sweep`` (its worker is a dead process of this machine).  A parent already
+    (a trace being compiled, TensorFlow still starting): the stop watchdog of
+    :mod:`pinnlab.signals` ends a trial in progress after its grace (trial FAIL, run KILLED); if
+    the process still runs :data:`ORPHAN_GRACE` seconds later it exits outright, and a trial it
+    leaves RUNNING is repaired by the next ``pinnlab sweep`` (its worker is a dead process of this
+    machine).  A parent already
     gone before this is set up is noticed at once (our parent pid changed).
     """
     armed = False
