@@ -17,7 +17,6 @@ import os
 # Silence TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) unless asked for.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pinnlab.config import RunConfig, load_config  # noqa: E402
 from pinnlab.errors import ConfigError, PinnlabError, UnknownNameError  # noqa: E402
 
 __all__ = [
@@ -33,7 +32,9 @@ __all__ = [
     "run_sweep",
 ]
 
-_LAZY = {  # heavy imports (TensorFlow, Optuna, MLflow) only when wanted
+_LAZY = {  # imports only when wanted: the command line installs its signal handlers before them
+    "RunConfig": "pinnlab.config",
+    "load_config": "pinnlab.config",
     "train": "pinnlab.training",
     "RunResult": "pinnlab.training",
     "Trainer": "pinnlab.training",

@@ -117,6 +117,9 @@ CASES = [
      {"KILLED"}),
     ("run-slow-step-twice", SLOW_RUN, ("twice", 1), "SIGINT-group", ["interrupted by SIGINT", "SIGINT again",
                                                                       "KILLED"], {"KILLED"}),
+    # a reproduction whose first run's step does not come back within the grace: its parent run KILLED too
+    ("reproduce-first-run-int", ["reproduce", "seed", "--quick"], ("pause", "pinnlab.reproduce.base:Session.train"),
+     "SIGINT-group", ["interrupted by SIGINT", "parent run", "KILLED"], {"KILLED"}),
     # sweeps with two workers: before the workers start, mid-trial, while the summary prints
     ("sweep-before-workers-int", SWEEP_RUN, ("pause", "pinnlab.sweep.runner:enqueue_slots"), "SIGINT-group",
      ["interrupted by SIGINT"], {"KILLED"}),

@@ -15,6 +15,7 @@ claim that does not reproduce says ``no`` with the number we got.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from pinnlab.keys import MLFLOW_RUN_ID
+from pinnlab.signals import Once, on_abort, stop_grace
 
 __all__ = ["Claim", "StudyResult", "Session", "agreement", "fmt", "span", "count_span"]
 
@@ -230,7 +232,18 @@ class Session:
                 params={"study": r.name, "quick": r.quick, "source": r.source},
             )
             r.mlflow_run_id, r.tracking_uri = self.parent, self.tracking_uri
+            self._parent_end = Once()  # the stop watchdog's KILLED or __exit__'s end, never both
+            self._abort_scope = contextlib.ExitStack()
+            self._abort_scope.enter_context(on_abort(self._kill_parent))
         return self
+
+    def _kill_parent(self) -> str | None:
+        """The stop watchdog's action: the parent run ends KILLED unless __exit__ ended it."""
+        from pinnlab.tracking import end_run
+
+        if not self._parent_end(lambda: end_run(self.tracking_uri, self.parent, "KILLED"), timeout=stop_grace()):
+            return None
+        return f"MLflow parent run {self.parent} KILLED"
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         self._log.setLevel(self._log_level)
@@ -242,13 +255,14 @@ class Session:
         if self.parent is not None:
             from pinnlab.tracking import end_run, log_files, log_metrics, set_tags
 
-            if exc_type is None:
-                log_files(self.tracking_uri, self.parent, [self.out / "result.json", self.out / "claims.txt"])
-                log_files(self.tracking_uri, self.parent, [Path(f) for f in self.result.figures], "figures")
-                verdicts = [c.reproduced for c in self.result.claims]
-                set_tags(self.tracking_uri, self.parent, {v: verdicts.count(v) for v in ("yes", "partly", "no")})
-                log_metrics(self.tracking_uri, self.parent, {"wall_seconds": self.result.wall_seconds})
-            end_run(self.tracking_uri, self.parent, status)
+            with self._abort_scope:
+                if exc_type is None:
+                    log_files(self.tracking_uri, self.parent, [self.out / "result.json", self.out / "claims.txt"])
+                    log_files(self.tracking_uri, self.parent, [Path(f) for f in self.result.figures], "figures")
+                    verdicts = [c.reproduced for c in self.result.claims]
+                    set_tags(self.tracking_uri, self.parent, {v: verdicts.count(v) for v in ("yes", "partly", "no")})
+                    log_metrics(self.tracking_uri, self.parent, {"wall_seconds": self.result.wall_seconds})
+                self._parent_end(lambda: end_run(self.tracking_uri, self.parent, status))
         return False
 
     def config(self, source: Any, overrides: Mapping[str, Any] | Sequence[str] = ()):
