@@ -50,7 +50,6 @@ from pinnlab.analysis.frames import (
 )
 from pinnlab.outcomes import DIVERGENT, Outcome
 from pinnlab.preflight import check_output_file
-from pinnlab.tracking.uri import display_url
 
 __all__ = ["OUTCOME_COLORS", "METRICS", "escaped", "panels", "build", "write_dashboard"]
 
@@ -419,8 +418,8 @@ def escaped(data: StudyData) -> StudyData:
     return dataclasses.replace(
         data,
         name=text(data.name),
-        storage=text(display_url(data.storage)),
-        tracking_uri=None if data.tracking_uri is None else text(display_url(data.tracking_uri)),
+        storage=text(data.shown(data.storage)),
+        tracking_uri=None if data.tracking_uri is None else text(data.shown(data.tracking_uri)),
         parent_run_id=_escape(data.parent_run_id),
         direction=_escape(data.direction),
         objective=_escape(data.objective),

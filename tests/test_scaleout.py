@@ -286,7 +286,8 @@ def test_killed_workers_on_the_journal_storage(tmp_path, capsys):
     worker process that is SIGKILLed (the other worker redoes the slot); when the whole sweep is
     SIGKILLed, its last trial stays RUNNING until ``pinnlab sweep --repair``, which fails it, closes
     its MLflow run and resumes the sweep."""
-    path = sweep_file(tmp_path, n_trials=3)
+    # trials long enough that the SIGKILL lands inside one, not between its run's end and its tell
+    path = sweep_file(tmp_path, n_trials=3, overrides={**SWEEP["overrides"], "training.steps": 1500})
     journal, db = f"journal:{tmp_path / 'optuna.journal'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = ["--storage", journal, "--tracking-uri", db, "--quiet"]
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))

@@ -42,6 +42,7 @@ import pandas as pd
 from pinnlab.keys import MLFLOW_RUN_ID, REPLICATE_ATTRS, TRIAL_TAG
 from pinnlab.outcomes import trial_outcome
 from pinnlab.summary import INT_FIELDS, TRIAL_ATTRS
+from pinnlab.tracking.uri import display_url
 
 __all__ = [
     "StudyData",
@@ -81,6 +82,10 @@ class StudyData:
     trials: pd.DataFrame
     history: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+
+    def shown(self, url: str | None) -> str | None:
+        """A store URL as a page or report may show it (a password hidden)."""
+        return None if url is None else display_url(url)
 
 
 def resolve_storage(storage: str | None) -> str:
