@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["Unavailable", "postgres_url", "required"]
+__all__ = ["Unavailable", "postgres_url", "required", "or_skip"]
 
 
 class Unavailable(RuntimeError):
@@ -100,3 +100,17 @@ def postgres_url() -> Iterator[str]:
         return
     with temporary_cluster() as url:
         yield url
+
+
+@contextmanager
+def or_skip() -> Iterator[None]:
+    """Turn :class:`Unavailable` inside the block into a skip, or a failure where a server is
+    required (``PINNLAB_REQUIRE_POSTGRES=1``)."""
+    import pytest
+
+    try:
+        yield
+    except Unavailable as exc:
+        if required():
+            pytest.fail(f"PINNLAB_REQUIRE_POSTGRES=1 but no PostgreSQL server: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")

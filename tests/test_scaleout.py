@@ -55,13 +55,8 @@ CLOSED = "pinnlab.closed_by"
 
 @pytest.fixture(scope="module")
 def pg_url():
-    try:
-        with postgres.postgres_url() as url:
-            yield url
-    except postgres.Unavailable as exc:
-        if postgres.required():
-            pytest.fail(f"PINNLAB_REQUIRE_POSTGRES=1 but no PostgreSQL server: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
+    with postgres.or_skip(), postgres.postgres_url() as url:
+        yield url
 
 
 def documented_mlflow_server() -> list[str]:

@@ -239,13 +239,8 @@ def pg_cluster():
 
     if os.environ.get("PINNLAB_TEST_POSTGRES_URL"):
         pytest.skip("the test stops its server: it needs a cluster of its own, not $PINNLAB_TEST_POSTGRES_URL")
-    try:
-        with postgres.temporary_cluster() as url:
-            yield url
-    except postgres.Unavailable as exc:
-        if postgres.required():
-            pytest.fail(f"PINNLAB_REQUIRE_POSTGRES=1 but no PostgreSQL server: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
+    with postgres.or_skip(), postgres.temporary_cluster() as url:
+        yield url
 
 
 def _stop_server(url: str) -> None:
@@ -350,30 +345,25 @@ def test_postgres_database_of_the_other_tool_is_refused(workdir, capsys):  # noq
         finally:
             engine.dispose()
 
-    try:
-        with postgres.postgres_url() as url:
-            base = url.rsplit("/", 1)[0]
-            admin = sqlalchemy.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-                                             isolation_level="AUTOCOMMIT")
-            names = {k: f"{k}_{os.getpid()}_{int(time.time() * 1000) % 10**8}" for k in ("mlf", "opt")}
-            with admin.connect() as con:
-                for name in names.values():
-                    con.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-            admin.dispose()
-            urls = {k: f"{base}/{name}" for k, name in names.items()}
-            mlflow.MlflowClient(urls["mlf"].replace("postgresql://", "postgresql+psycopg://", 1)).search_experiments()
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            optuna.create_study(study_name="x", storage=urls["opt"].replace("postgresql://", "postgresql+psycopg://", 1))
-            before = {k: tables(u) for k, u in urls.items()}
-            capsys.readouterr()  # MLflow's own log of the schema it created above
-            for _, argv, words in PG_CASES:
-                argv = [a.format(**urls) for a in argv]
-                t0 = time.monotonic()
-                rc = _main(argv)
-                out, err = capsys.readouterr()
-                check_one_line(rc, out, err, argv[0], words, time.monotonic() - t0)
-            assert {k: tables(u) for k, u in urls.items()} == before
-    except postgres.Unavailable as exc:
-        if postgres.required():
-            pytest.fail(f"PINNLAB_REQUIRE_POSTGRES=1 but no PostgreSQL server: {exc}")
-        pytest.skip(f"no PostgreSQL server: {exc}")
+    with postgres.or_skip(), postgres.postgres_url() as url:
+        base = url.rsplit("/", 1)[0]
+        admin = sqlalchemy.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
+                                         isolation_level="AUTOCOMMIT")
+        names = {k: f"{k}_{os.getpid()}_{int(time.time() * 1000) % 10**8}" for k in ("mlf", "opt")}
+        with admin.connect() as con:
+            for name in names.values():
+                con.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        urls = {k: f"{base}/{name}" for k, name in names.items()}
+        mlflow.MlflowClient(urls["mlf"].replace("postgresql://", "postgresql+psycopg://", 1)).search_experiments()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.create_study(study_name="x", storage=urls["opt"].replace("postgresql://", "postgresql+psycopg://", 1))
+        before = {k: tables(u) for k, u in urls.items()}
+        capsys.readouterr()  # MLflow's own log of the schema it created above
+        for _, argv, words in PG_CASES:
+            argv = [a.format(**urls) for a in argv]
+            t0 = time.monotonic()
+            rc = _main(argv)
+            out, err = capsys.readouterr()
+            check_one_line(rc, out, err, argv[0], words, time.monotonic() - t0)
+        assert {k: tables(u) for k, u in urls.items()} == before
