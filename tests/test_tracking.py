@@ -183,7 +183,7 @@ def test_stable_run_params_tags_metrics_artifacts(store, client):
     tracker, result = _track(store, cfg, tags={"study": "unit", "trial": 3}, run_name="tiny")
     run = client.get_run(tracker.run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "tiny"
+    assert run.info.run_name == f"t3 {result.outcome}"  # a trial's run: its number and outcome (run_label)
 
     flat = flatten(cfg.to_dict())
     assert set(run.data.params) == set(flat)

@@ -50,11 +50,18 @@ __all__ = [
     "check_status",
     "finite",
     "base_tags",
+    "EXPERIMENT_KIND_TAG",
+    "EXPERIMENT_KIND",
 ]
 
 STORE_FAILURES = (MlflowException, OSError, SQLAlchemyError)
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 NONE = "none"  # tag value for "no such step / tensor" (tags are strings; "" reads as missing)
+# MLflow 3's UI opens an experiment in its GenAI view (traces, no runs table) unless the experiment
+# says it holds model training: the UI reads this tag when its view switcher is off, and the
+# ``workflowType`` parameter of the URLs pinnlab prints (pinnlab.tracking.uri.runs_url) otherwise.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def client(tracking_uri: str | None) -> mlflow.MlflowClient:
@@ -71,7 +78,8 @@ def store_error(tracking_uri: str | None, problem: str, fix: str) -> StoreError:
 
 
 def get_or_create_experiment(client: mlflow.MlflowClient, name: str, artifact_root: str | None) -> str:
-    """The id of experiment ``name``, created with ``artifact_location=artifact_root`` if missing.
+    """The id of experiment ``name``, created with ``artifact_location=artifact_root`` if missing;
+    tagged :data:`EXPERIMENT_KIND` (a model-training experiment, so MLflow's UI shows its runs).
 
     Safe when several processes (sweep workers) create it at once.  A deleted experiment is a
     StoreError: MLflow keeps its name reserved.
@@ -79,7 +87,9 @@ def get_or_create_experiment(client: mlflow.MlflowClient, name: str, artifact_ro
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_root)
+            return client.create_experiment(
+                name, artifact_location=artifact_root, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except MlflowException:
             exp = client.get_experiment_by_name(name)  # created concurrently by another process
             if exp is None:
@@ -91,6 +101,8 @@ def get_or_create_experiment(client: mlflow.MlflowClient, name: str, artifact_ro
             f"experiment {name!r} is deleted",
             f"restore it (`mlflow experiments restore --experiment-id {exp.experiment_id}`) or choose another name",
         )
+    if EXPERIMENT_KIND_TAG not in exp.tags:  # an experiment created before pinnlab set it, or by hand
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
 
 

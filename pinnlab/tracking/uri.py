@@ -48,6 +48,9 @@ __all__ = [
     "uri_origin",
     "artifact_root_for",
     "ui_command",
+    "runs_url",
+    "UI_ADDRESS",
+    "RUNS_VIEW",
     "default_storage_url",
     "sqlite_path",
     "journal_path",
@@ -103,15 +106,27 @@ def artifact_root_for(tracking_uri: str) -> str | None:
     return str(db.expanduser().resolve().parent / "artifacts") if db is not None else None
 
 
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+# MLflow 3's UI shows an experiment in its GenAI view (traces; no runs table) unless told
+# otherwise: this URL parameter opens the model-training view, whose first tab is the runs table.
+RUNS_VIEW = "workflowType=machine_learning"
+
+
+def runs_url(tracking_uri: str, experiment_id: str) -> str:
+    """The address of an experiment's runs table in the MLflow UI: a tracking server's own, else
+    that of ``mlflow ui`` on its default address (:data:`UI_ADDRESS`)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
+
+
 def ui_command(tracking_uri: str, experiment_id: str | None = None) -> str:
     """How to look at the runs: the MLflow UI on this store (a server serves its own UI), at the
-    experiment's runs table when its id is given (MLflow 3 opens an experiment on an overview
-    page; the runs table is ``#/experiments/<id>/runs``)."""
-    runs = f"/#/experiments/{experiment_id}/runs" if experiment_id else ""
+    experiment's runs table when its id is given (:func:`runs_url`)."""
+    url = runs_url(tracking_uri, experiment_id) if experiment_id else None
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri.rstrip('/')}{runs}"
+        return f"open {url or tracking_uri.rstrip('/')}"
     command = f"mlflow ui --backend-store-uri {tracking_uri}"
-    return f"{command}, then open http://127.0.0.1:5000{runs}" if runs else command
+    return f"{command}, then open {url}" if url else command
 
 
 def default_storage_url(store: Path) -> str:

@@ -2,6 +2,12 @@
 
 What a run records
 ------------------
+* name: what the run is, readable in the runs table (which cuts names to ~15 characters, so what
+  tells runs apart comes first; :func:`run_label`).  A sweep trial's run (tag ``trial``): ``t7``
+  (``t7s3`` for seed 3 of a replicated trial), then its outcome once known, then the swept values
+  under abbreviations of their dotted paths' last part (``t7 nan lr=0.1 w=16``); any other run: its
+  ``run_name`` (default: the config's name) and then its outcome (``seed nan``).  The name is set
+  when the run starts and again, with the outcome, when training returns.
 * params: the resolved config, flattened to dotted keys (``model.width``); values are YAML/JSON
   scalars (``true``, ``null``, ``0.001``), so ``--set key=value`` reproduces them.
 * tags at start: ``problem``, any caller tags (swept factors, study, trial number, ...),
@@ -43,6 +49,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import re
 import tempfile
 import threading
 import time
@@ -56,7 +64,16 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_B
 
 from pinnlab.causes import cause_tags
 from pinnlab.config import RunConfig, flatten
-from pinnlab.keys import DIVERGED_TAG, ERROR_TAG, PARENT_RUN_TAG, PLOT_ERROR_TAG, PROBLEM_TAG, WARNINGS_TAG
+from pinnlab.keys import (
+    DIVERGED_TAG,
+    ERROR_TAG,
+    PARENT_RUN_TAG,
+    PLOT_ERROR_TAG,
+    PROBLEM_TAG,
+    REPLICATE_TAG,
+    TRIAL_TAG,
+    WARNINGS_TAG,
+)
 from pinnlab.signals import checkpoint, on_abort, stop_grace
 from pinnlab.summary import NUMERIC_FIELDS, TAG_FIELDS
 from pinnlab.tracking.store import (
@@ -74,9 +91,93 @@ from pinnlab.tracking.store import (
 from pinnlab.tracking.uri import resolve_tracking_uri, ui_command
 from pinnlab.training.callbacks import Callback
 
-__all__ = ["RunTracker", "start_parent_run", "end_run", "set_tags", "log_files", "log_metrics"]
+__all__ = [
+    "RunTracker",
+    "start_parent_run",
+    "end_run",
+    "set_tags",
+    "log_files",
+    "log_metrics",
+    "run_label",
+    "abbreviations",
+    "NAME_LIMIT",
+]
 
 log = logging.getLogger("pinnlab.tracking")
+
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: a write of it renames the run
+NAME_LIMIT = 40  # characters of a run name: the runs table shows ~15, a run page's title about 40
+
+
+def abbreviations(paths: Iterable[str]) -> dict[str, str]:
+    """A short, unique label per dotted config path, derived from the path alone.
+
+    The initials of the last part's words (``optimizer.learning_rate`` -> ``lr``,
+    ``model.width`` -> ``w``); paths whose initials collide get the whole last part, and paths
+    whose last parts collide too get as many trailing parts as tell them apart
+    (``model.width`` / ``problem.params.width`` -> ``model.width`` / ``params.width``).
+    """
+    paths = list(dict.fromkeys(paths))
+
+    def label(path: str, level: int) -> str:
+        parts = path.split(".")
+        if level == 0:
+            words = [w for w in re.split(r"[^A-Za-z0-9]+", parts[-1]) if w]
+            return "".join(w[0] for w in words).lower() or parts[-1]
+        return ".".join(parts[-level:])
+
+    levels = dict.fromkeys(paths, 0)
+    while True:
+        labels = {p: label(p, levels[p]) for p in paths}
+        seen: dict[str, list[str]] = {}
+        for p, text in labels.items():
+            seen.setdefault(text, []).append(p)
+        clashes = [p for group in seen.values() if len(group) > 1 for p in group
+                   if levels[p] < len(p.split("."))]
+        if not clashes:
+            return labels
+        for p in clashes:
+            levels[p] += 1
+
+
+def _short(value: Any) -> str:
+    """A value as few characters as still tell it apart: 3 significant digits for a float
+    (``0.1``, ``3.16e-4``), integers and words as they are (cut to 12 characters)."""
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text[:12]
+    if not math.isfinite(number) or re.fullmatch(r"[+-]?\d+", text.strip()):
+        return text.strip()[:12]
+    short = f"{number:.3g}"
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'' if m[1] == '+' else '-'}{m[2]}", short)
+
+
+def run_label(
+    stem: str | None,
+    tags: Mapping[str, Any],
+    factors: Iterable[str] = (),
+    outcome: str | None = None,
+    seed: Any = None,
+) -> str:
+    """A run's name (module docstring, "name"), at most :data:`NAME_LIMIT` characters.
+
+    ``tags``: the run's start tags (``trial`` makes it a trial's run; ``replicate`` adds ``seed``);
+    ``factors``: the dotted config paths among the tags, in the order of the search space (their
+    values follow, as many as fit); ``outcome``: the run's outcome once known.
+    """
+    if tags.get(TRIAL_TAG) is None:
+        return " ".join(filter(None, [(stem or "run")[: NAME_LIMIT - 16], outcome]))[:NAME_LIMIT]
+    head = f"t{tags[TRIAL_TAG]}" + (f"s{seed}" if tags.get(REPLICATE_TAG) is not None and seed is not None else "")
+    name = " ".join(filter(None, [head, outcome]))
+    factors = [f for f in factors if f in tags]
+    for path, short in abbreviations(factors).items():
+        part = f" {short}={_short(tags[path])}"
+        if len(name) + len(part) > NAME_LIMIT:
+            break
+        name += part
+    return name[:NAME_LIMIT]
 
 
 class RunTracker(Callback):
@@ -89,6 +190,8 @@ class RunTracker(Callback):
             result = Trainer(cfg, callbacks=[progress, tracker]).fit()
         tracker.run_id  # FINISHED; KILLED on KeyboardInterrupt; FAILED (tag `error`) otherwise
 
+    ``run_name``: the start of a run's name (default: the config's name); a sweep trial's run
+    (tag ``trial``) is named after its trial number and swept values instead (:func:`run_label`).
     ``metric_every``: per-step metrics are logged every that many steps (and on the last step);
     diagnostics rows always.  Why the default is 20: see the module docstring.
     ``flush_every`` / ``flush_seconds``: write buffered metrics once that many values are waiting
@@ -120,7 +223,9 @@ class RunTracker(Callback):
         self.experiment = experiment
         self.parent_run_id = parent_run_id
         self.tags = dict(tags or {})
-        self.run_name = run_name
+        self._stem = run_name or config.name or config.problem.name
+        self._factors: list[str] = []
+        self.run_name: str | None = None  # set by start(): run_label
         self.metric_every = metric_every
         self.flush_every = flush_every
         self.flush_seconds = flush_seconds
@@ -164,6 +269,9 @@ class RunTracker(Callback):
         self.client, self.experiment_id = open_experiment(self._uri_arg, self.experiment)
         checkpoint()  # a stop that came while the store opened: before the run exists
         tags = {**base_tags(), PROBLEM_TAG: self.config.problem.name, **self.tags}
+        params = flatten(self.config.to_dict())
+        self._factors = [k for k in self.tags if k in params]  # swept config paths among the tags
+        self.run_name = self.label()
         if self.parent_run_id:
             tags[PARENT_RUN_TAG] = self.parent_run_id
         # create_run takes the first 100 tags; the rest go through log_batch
@@ -181,9 +289,7 @@ class RunTracker(Callback):
                 raise
             self.run_id = run.info.run_id
         try:
-            log_params_and_tags(
-                self.client, self.run_id, flatten(self.config.to_dict()), dict(items[MAX_PARAMS_TAGS_PER_BATCH:])
-            )
+            log_params_and_tags(self.client, self.run_id, params, dict(items[MAX_PARAMS_TAGS_PER_BATCH:]))
             self.client.log_text(self.run_id, self.config.to_yaml(), "config.yaml")
         except BaseException as exc:  # `with` does not call __exit__ when __enter__ raises
             self.__exit__(type(exc), exc, exc.__traceback__)
@@ -227,6 +333,10 @@ class RunTracker(Callback):
             return f"MLflow run {self.run_id} KILLED"
         finally:
             self._end_lock.release()
+
+    def label(self, outcome: str | None = None) -> str:
+        """This run's name (:func:`run_label`), with ``outcome`` once training returned."""
+        return run_label(self._stem, self.tags, self._factors, outcome, self.config.training.seed)
 
     def describe(self) -> str:
         """One line: the run id, the store and how to look at it."""
@@ -289,6 +399,7 @@ class RunTracker(Callback):
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
         tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.causes)
+        self.run_name = tags[RUN_NAME_TAG] = self.label(str(result.outcome))
         if len(self._buffer) <= MAX_METRICS_PER_BATCH and len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:
             # the last metrics and the end tags in one write (a short sweep trial pays per call)
             self.client.log_batch(
