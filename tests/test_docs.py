@@ -416,9 +416,11 @@ DEFAULTS: list[tuple[str, str, Callable[[], Any]]] = [
     ("README.md", "retries and {} s (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`", lambda: _mlflow_default("MLFLOW_HTTP_REQUEST_TIMEOUT")),
     ("README.md", "a divergence rate of at least {} over the seeds", _attr("pinnlab.replicates", "DIVERGENT_RATE")),
     ("docs/analysis.md", "**divergent when `divergence_rate >= {}`**", _attr("pinnlab.replicates", "DIVERGENT_RATE")),
-    ("docs/analysis.md", "its values when it has at most {} distinct ones", _attr("pinnlab.analysis.compare", "MAX_LEVELS")),
-    ("docs/analysis.md", "a sampled range over {} trials or fewer", _attr("pinnlab.analysis.compare", "MAX_LEVELS")),
-    ("docs/analysis.md", "is cut into {} equal-count bins", _attr("pinnlab.analysis.compare", "BINS")),
+    ("docs/analysis.md", "or a grid of at most {} values", _attr("pinnlab.analysis.compare", "MAX_LEVELS")),
+    ("docs/analysis.md", "any numeric factor with more than {} distinct values", _attr("pinnlab.analysis.compare", "MAX_LEVELS")),
+    ("docs/analysis.md", "are cut into up to {} equal-count bins", _attr("pinnlab.analysis.compare", "BINS")),
+    ("docs/analysis.md", "each holding the values of at least {} trials", _attr("pinnlab.analysis.compare", "MIN_BIN")),
+    ("docs/analysis.md", "spanning them all with fewer than {})", lambda: 2 * __import__("pinnlab.analysis.compare", fromlist=["x"]).MIN_BIN),
     ("docs/analysis.md", "the mean U over {} shuffles", _attr("pinnlab.analysis.importance", "N_PERMUTATIONS")),
     ("docs/analysis.md", "bootstrap interval over the seeds ({} resamples)", _attr("pinnlab.analysis.boundary", "N_BOOT")),
     ("docs/analysis.md", "or `too_few` (under {} seeds)", _attr("pinnlab.analysis.boundary", "MIN_UNITS")),
@@ -672,3 +674,24 @@ def test_measured_test_count_is_within_a_quarter_of_the_suite():
     assert abs(count - documented) <= 0.25 * documented, (
         f"docs/benchmarks.md says {documented} tests, the suite has {count}: measure again (see its 'Test suite')"
     )
+
+
+def test_factor_levels_are_cut_as_docs_analysis_says():
+    """docs/analysis.md, "Levels of a factor": a sampled range is binned whatever its number of
+    trials (3 bins at 6 trials, one level under 4, 4 bins at most), a grid of few values is not."""
+    import pandas as pd
+
+    from pinnlab.analysis.compare import factor_levels
+
+    text = flat(DOCS["docs/analysis.md"])
+    assert "(3 bins at 6 trials; one level spanning them all with fewer than 4)" in text
+    sampled = {"low": 1e-3, "high": 1e-1, "log": True}
+
+    def levels(values: list[float], space: dict | None) -> int:
+        frame = pd.DataFrame({"f": values})
+        return len(factor_levels(frame, "f", space).cat.categories)
+
+    assert levels([1e-3 * 2**i for i in range(6)], sampled) == 3
+    assert levels([1e-3, 4e-3, 2e-2], sampled) == 1
+    assert levels([1e-3 * 1.3**i for i in range(20)], sampled) == 4
+    assert levels([1e-3, 1e-2, 1e-1], {"choices": [1e-3, 1e-2, 1e-1]}) == 3
