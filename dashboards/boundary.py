@@ -26,7 +26,7 @@ from plotly.subplots import make_subplots
 
 from pinnlab.dashboards.page import Panel
 from pinnlab.analysis import boundary, survival
-from pinnlab.analysis.compare import factor_levels
+from pinnlab.analysis.compare import factor_levels, level_label
 from pinnlab.analysis.frames import StudyData
 from pinnlab.outcomes import Outcome
 
@@ -113,7 +113,7 @@ def boundary_figure(data: StudyData, ranked: Sequence[str]) -> go.Figure:
         return _empty(fig, "no numeric factor with outcomes to place a boundary on")
     x = next((f for f in ranked if f in numeric), numeric[0])
     group = boundary.group_factor(ranked, data.space, x)
-    levels = u[group].astype(str) if group else pd.Series("(all)", index=u.index)
+    levels = u[group].map(level_label) if group else pd.Series("(all)", index=u.index)  # as boundary_rows
     order = sorted(levels.unique())
     ypos = levels.map({lvl: i for i, lvl in enumerate(order)}).to_numpy(float)
     jitter = np.random.default_rng(0).uniform(-0.25, 0.25, len(u))  # fixed: the page is reproducible

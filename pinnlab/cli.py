@@ -63,6 +63,15 @@ def prepare_process() -> None:
         os.environ.setdefault(name, value)
 
 
+# The studies of `pinnlab reproduce` (pinnlab.reproduce.STUDIES), for its --help without importing them.
+REPRODUCTIONS = """studies (NAME):
+  seed        the Stack Overflow question pinnlab grew from and its accepted answer
+  convection  Krishnapriyan et al. 2021: convection failure modes, curriculum, L-BFGS
+  helmholtz   Wang, Teng & Perdikaris 2021: gradient pathologies, learning-rate annealing
+  ntk         Wang, Yu & Perdikaris 2022: the neural tangent kernel, NTK loss weighting
+(docs/reproductions.md: what each claims and what we measured)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pinnlab", description="Sweeps and diagnostics for networks trained on derivative losses."
@@ -147,8 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
     dash.add_argument("--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)")
 
-    rep = add("reproduce", help="reproduce a published divergence study: claim / source / ours")
-    rep.add_argument("study", metavar="NAME", help="seed, convection, helmholtz or ntk (see `pinnlab reproduce --list`)")
+    rep = add(
+        "reproduce",
+        help="reproduce a published divergence study: claim / source / ours",
+        epilog=REPRODUCTIONS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rep.add_argument("study", metavar="NAME", help="seed, convection, helmholtz or ntk (described below)")
     rep.add_argument("--quick", action="store_true", help="a reduced variant (fewer seeds and steps) for CI")
     rep.add_argument("--json", action="store_true", help="print the measured figures as one JSON object")
     rep.add_argument("--out", metavar="DIR", help="where figures and tables go (default: <store>/reproductions/NAME)")
@@ -191,6 +205,8 @@ def _cmd_run(args) -> int:
     _SIGTERM.check()  # a stop during start-up: before any run exists
     run = run_config(cfg, tracking=tracking, callbacks=[*callbacks, _SIGTERM], guard=_SIGTERM.deferred())
     summary = run.summary()
+    if summary.get("replicates") is None:  # one run: a rate of one seed says no more than `outcome`
+        del summary["replicates"], summary["divergence_rate"]
     if args.json:
         print(json.dumps(summary))
     else:
@@ -217,7 +233,7 @@ def _print_summary(s: dict) -> None:
         "divergence_rate",
     ]
     width = max(map(len, keys))
-    for k in keys:
+    for k in (k for k in keys if k in s):
         v = s[k]
         text = f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else str(v))
         print(f"{k:<{width}}  {text}")
@@ -307,24 +323,33 @@ def _cmd_worker(args) -> int:
     return 0
 
 
+# Budget kinds that `study_report` counts beside the outcomes (pinnlab.outcomes.trial_outcome): FAIL
+# trials that never produced a result, shown apart from the outcomes in the summary.
+_UNCOUNTED = {"retried": "run again after their worker died or was stopped", "surplus": "never trained"}
+
+
 def _print_sweep(r, ran: str | None = None) -> None:
     states = ", ".join(f"{k} {v}" for k, v in sorted(r.counts.items()))
-    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()))
+    uncounted = {k: v for k, v in r.outcomes.items() if k in _UNCOUNTED}  # trials that produced no result
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()) if k not in uncounted)
     print(f"study {r.study_name}: {r.done}/{r.n_trials} trials ({states}); {ran or f'ran {r.ran_now} now'}")
     print(f"outcomes: {outcomes or '-'}")
+    if uncounted:
+        print("not counted: " + ", ".join(f"{k} {v} ({_UNCOUNTED[k]})" for k, v in sorted(uncounted.items())))
     for title, table in (("known before training", r.known_causes), ("causes found", r.causes)):
         if table:
             print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in sorted(table.items())))
     if r.best_value is not None:
         print(f"best value {r.best_value:.4g} with {r.best_params}")
     print(f"optuna storage: {r.storage}")
-    if r.tracking_uri:
+    if r.counts.get("RUNNING") and r.done < r.n_trials:
+        print(f"{r.counts['RUNNING']} trials RUNNING: if no worker of this study is alive, resume with --repair")
+    if r.tracking_uri:  # last: the address of the runs table
         from pinnlab.tracking.uri import ui_command
 
         where = f"experiment {r.experiment}, " if r.experiment else ""
-        print(f"mlflow: {r.tracking_uri} ({where}parent run {r.parent_run_id}); to look: {ui_command(r.tracking_uri)}")
-    if r.counts.get("RUNNING") and r.done < r.n_trials:
-        print(f"{r.counts['RUNNING']} trials RUNNING: if no worker of this study is alive, resume with --repair")
+        print(f"mlflow: {r.tracking_uri} ({where}parent run {r.parent_run_id})")
+        print(f"to look: {ui_command(r.tracking_uri, r.experiment_id)}")
 
 
 def _cmd_presets(args) -> int:
@@ -332,13 +357,35 @@ def _cmd_presets(args) -> int:
 
     from pinnlab.config import preset_names
 
+    import shutil
+    import textwrap
+
     names = preset_names()
     width = max(map(len, names))
-    for name in names:  # each preset's first comment line says what it is
+    columns = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
+    for name in names:  # each preset's leading comment says what it is: its first sentence, wrapped
         text = resources.files("pinnlab.presets").joinpath(f"{name}.yaml").read_text()
-        first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
-        print(f"{name:<{width}}  {first}".rstrip())
+        first = _first_sentence(text)
+        lines = textwrap.wrap(first, columns - width - 2) or [""]
+        print(f"{name:<{width}}  {lines[0]}".rstrip())
+        for line in lines[1:]:
+            print(" " * (width + 2) + line)
     return 0
+
+
+def _first_sentence(yaml_text: str) -> str:
+    """The first sentence of a YAML file's leading comment block, its lines joined: up to a full stop
+    that ends a line or is followed by two spaces or a capital letter (not "et al. 2021")."""
+    import re
+
+    comment = []
+    for line in yaml_text.splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("#").strip())
+    text = "\n".join(comment)
+    end = re.search(r"\.(?=\n|\s{2}|\s+[A-Z]|$)", text)
+    return " ".join((text[: end.end()] if end else text).split())
 
 
 def _cmd_plots(args) -> int:

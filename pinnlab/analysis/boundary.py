@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pinnlab.analysis.compare import level_label
 from pinnlab.analysis.survival import units
 
 __all__ = ["METHOD", "N_BOOT", "critical_value", "fit_boundary", "numeric_factors", "group_factor",
@@ -135,7 +136,7 @@ def boundary_rows(
     rows = []
     for level, g in parts:
         fit = fit_boundary(g[x].to_numpy(float), g["event"].to_numpy(int), log, seed=seed)
-        rows.append({"factor": x, "group": group or "(all)", "level": str(level), **fit})
+        rows.append({"factor": x, "group": group or "(all)", "level": level_label(level), **fit})
     return rows
 
 

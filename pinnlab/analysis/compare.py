@@ -14,9 +14,13 @@ divergent.  Crashed, retried and surplus trials (Optuna FAIL without an outcome,
 Levels of a factor
 ------------------
 A factor with at most ``MAX_LEVELS`` distinct values (every categorical in practice, and grids)
-is grouped by its values.  A numeric factor with more (a sampled float or int range) is cut into
-``BINS`` equal-count bins, in log space when its range is log-sampled; a bin's label is its range
-(``0.001 to 0.0063``).
+is grouped by its values.  A numeric factor with more, and a sampled range (``low``/``high``
+without ``step`` in its stored spec) whatever its number of trials, is cut into ``BINS``
+equal-count bins, in log space when its range is log-sampled; a bin's label is its range
+(``0.001 to 0.0063``).  With few trials a range gets fewer bins, each of at least ``MIN_BIN``
+trials' values (3 bins at 6 trials, one level below 4): a level per sampled value would hold one
+trial each and say nothing about a rate.  :func:`level_label` is the text of a level wherever one
+is printed, so a value reads the same in every table (``0`` for ``0``, ``0.0`` and ``0.0e0``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from pinnlab.training.divergence import growth_rate
 __all__ = [
     "MAX_LEVELS",
     "BINS",
+    "MIN_BIN",
     "factor_levels",
+    "level_label",
     "judged",
     "outcome_counts",
     "divergence_overall",
@@ -50,6 +56,7 @@ __all__ = [
 
 MAX_LEVELS = 8  # more distinct values than this: bin the factor (a table of 24 singletons says nothing)
 BINS = 4  # quartile bins: with the tens of trials of a sweep, each bin still holds several
+MIN_BIN = 2  # distinct values per bin of a sampled range at least: one trial per level is no rate
 GROWTH_METRIC = "weight_norm/total"
 
 
@@ -61,16 +68,41 @@ def _fmt(x: float) -> str:
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exp)}"
 
 
+def level_label(value: Any) -> str:
+    """The printed text of a level: a bin range or a choice as it is, a whole number without a
+    decimal point (``0.0`` -> ``0``), other numbers to 4 significant digits (``1e-4`` -> ``0.0001``,
+    ``1e19`` -> ``1e19``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    text = f"{value:.4g}"
+    if "e" in text:
+        mantissa, exp = text.split("e")
+        text = f"{mantissa}e{int(exp)}"
+    return text
+
+
+def _sampled_range(spec: dict[str, Any] | None) -> bool:
+    """A stored spec of a range Optuna samples from (not choices, not a grid of steps)."""
+    spec = spec or {}
+    return spec.get("choices") is None and spec.get("low") is not None and spec.get("step") is None
+
+
 def factor_levels(trials: pd.DataFrame, factor: str, space: dict[str, Any] | None = None) -> pd.Series:
     """The group label of each trial for ``factor``: an ordered Categorical (values, or bin ranges).
 
-    ``space``: the factor's spec (``{"low":…, "high":…, "log": true}``) if known; log ranges are binned
-    in log space.
+    ``space``: the factor's spec (``{"low":…, "high":…, "log": true}``) if known; a sampled range is
+    binned whatever its number of values (module docstring), log ranges in log space.
     """
     values = trials[factor]
     distinct = pd.unique(values.dropna())
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-    if len(distinct) <= MAX_LEVELS or not numeric:
+    if not numeric or (len(distinct) <= MAX_LEVELS and not _sampled_range(space)):
         try:
             order = sorted(distinct)
         except TypeError:  # mixed types in one categorical: keep the first-seen order
@@ -79,9 +111,15 @@ def factor_levels(trials: pd.DataFrame, factor: str, space: dict[str, Any] | Non
     x = values.astype(float)
     log = bool((space or {}).get("log")) or (x.min() > 0 and x.max() / x.min() > 100)
     key = np.log10(x) if log else x
-    codes, edges = pd.qcut(key, q=BINS, labels=False, retbins=True, duplicates="drop")
-    edges = 10**edges if log else edges
-    labels = [f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(edges[:-1], edges[1:])]
+    bins = min(BINS, len(distinct) // MIN_BIN)
+    if bins <= 1:  # too few trials to split: one level spanning them
+        lo, hi = x.min(), x.max()
+        labels = [_fmt(lo) if lo == hi else f"{_fmt(lo)} to {_fmt(hi)}"] if len(distinct) else []
+        codes = pd.Series(np.where(x.notna(), 0, -1), index=x.index)
+    else:
+        codes, edges = pd.qcut(key, q=bins, labels=False, retbins=True, duplicates="drop")
+        edges = 10**edges if log else edges
+        labels = [f"{_fmt(lo)} to {_fmt(hi)}" for lo, hi in zip(edges[:-1], edges[1:])]
     cat = pd.Categorical.from_codes(codes.fillna(-1).astype(int), categories=labels, ordered=True)
     return pd.Series(cat, index=trials.index, name=factor)
 

@@ -115,8 +115,9 @@ def build_report(data: StudyData) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- rendering
-def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd.DataFrame]]:
-    """(key, title, table) for each section of the report."""
+def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd.DataFrame | str]]:
+    """(key, title, table) for each section of the report; a sentence instead of a table with
+    nothing in it."""
     ranking = pd.DataFrame(rep["stable_ranking"])
     if limit is not None:
         ranking = ranking.head(limit)
@@ -126,9 +127,12 @@ def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd
     return [
         ("divergence_by_factor", "Divergence rate by factor", pd.DataFrame(rep["divergence_by_factor"])),
         ("divergence_by_pair", "Divergence rate by pair of factors", pd.DataFrame(rep["divergence_by_pair"])),
-        ("nan_onset", "NaN onset step (trials that went NaN)", pd.DataFrame(rep["nan_onset"])),
-        ("divergence_step", "Step at which divergence was detected", pd.DataFrame(rep["divergence_step"])),
-        ("weight_growth", "Weight growth rate: slope of ln ||W|| per step", pd.DataFrame(rep["weight_growth"])),
+        ("nan_onset", "NaN onset step (levels where a trial went NaN)",
+         _counted(rep["nan_onset"], "no trial went non-finite")),
+        ("divergence_step", "Step at which divergence was detected (levels where a rule fired)",
+         _counted(rep["divergence_step"], "no divergence rule fired in any trial")),
+        ("weight_growth", "Weight growth rate: slope of ln ||W|| per step",
+         _counted(rep["weight_growth"], "no trial has a weight-norm history")),
         ("causes_by_factor", "Causes found, trials per factor level (pinnlab.causes)",
          pd.DataFrame(rep["causes_by_factor"])),
         (
@@ -141,6 +145,15 @@ def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd
          pd.DataFrame(rep["survival"]["rows"])),
         ("boundary", "Critical values: P(divergent) = 0.5", pd.DataFrame(rep["boundary"]["rows"])),
     ]
+
+
+def _counted(rows: list[dict[str, Any]], nothing: str) -> pd.DataFrame | str:
+    """A distribution table without its levels of ``count`` 0 (rows of dashes), or the sentence
+    ``nothing`` when no trial has a value at all; the json format keeps every row."""
+    frame = pd.DataFrame(rows)
+    if frame.empty or not (frame["count"] > 0).any():
+        return nothing
+    return frame[frame["count"] > 0].reset_index(drop=True)
 
 
 def _header(rep: dict[str, Any]) -> list[str]:
@@ -169,22 +182,35 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _text_table(frame: pd.DataFrame) -> str:
+_LEVEL_COLUMNS = ("level", "level_a", "level_b")
+
+
+def _cells(frame: pd.DataFrame) -> list[list[str]]:
+    """The rows of ``frame`` as text; levels as :func:`compare.level_label` writes them everywhere."""
+    fmt = [compare.level_label if c in _LEVEL_COLUMNS else _cell for c in frame.columns]
+    return [[f(v) for f, v in zip(fmt, row)] for row in frame.itertuples(index=False)]
+
+
+def _text_table(frame: pd.DataFrame | str) -> str:
+    if isinstance(frame, str):
+        return frame
     if frame.empty:
         return "(none)"
-    cells = [[str(c) for c in frame.columns]] + [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[str(c) for c in frame.columns]] + _cells(frame)
     widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
+def _markdown_table(frame: pd.DataFrame | str) -> str:
+    if isinstance(frame, str):
+        return frame
     if frame.empty:
         return "(none)"
     head = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in _cells(frame)]
     return "\n".join([head, rule, *body])
 
 
@@ -199,7 +225,7 @@ def render_report(rep: dict[str, Any], fmt: str = "table") -> str:
     if fmt == "csv":
         parts = []
         for key, _, frame in _sections(rep, None):
-            if not frame.empty:
+            if isinstance(frame, pd.DataFrame) and not frame.empty:  # a sentence: nothing to list
                 parts.append(frame.assign(section=key)[["section", *frame.columns]])
         buf = io.StringIO()
         if parts:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab import keys
-from pinnlab.analysis.compare import factor_levels, judged
+from pinnlab.analysis.compare import factor_levels, judged, level_label
 from pinnlab.outcomes import Outcome
 from pinnlab.replicates import onset
 
@@ -121,7 +121,7 @@ def km_table(u: pd.DataFrame, by: pd.Series | None = None) -> tuple[list[dict], 
         n_events = int(g["event"].sum())
         rows.append(
             {
-                "level": str(level),
+                "level": level_label(level),
                 "n": int(len(g)),
                 "diverged": n_events,
                 "censored": int(len(g) - n_events),
@@ -133,7 +133,7 @@ def km_table(u: pd.DataFrame, by: pd.Series | None = None) -> tuple[list[dict], 
         )
         curves.append(
             {
-                "level": str(level),
+                "level": level_label(level),
                 "step": [float(t) for t in sf.index],
                 "survival": [float(v) for v in sf.to_numpy()],
                 "low": [float(v) for v in band.iloc[:, 0].to_numpy()],

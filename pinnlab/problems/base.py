@@ -8,6 +8,7 @@ not when a config reads a problem's parameters, coordinates or terms.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 
@@ -171,6 +172,38 @@ class Problem:
                     "(e.g. u_x, u_tt, u_xy)"
                 )
         return errors
+
+    def check_pde_reads(self, name: str) -> None:
+        """A ConfigError naming every derivative ``pde`` reads that ``derivatives`` does not list.
+
+        ``pde`` runs once, eagerly, on two points of the domain with a dict of ones holding ``u``
+        and the listed derivatives; reading any other key raises at once instead of after the
+        TensorFlow start-up, inside the traced step, as an internal error.  Any other exception of
+        that call is left to training to report (this check judges the keys read, nothing else).
+        """
+        reads: list[str] = []
+
+        class Listed(dict):
+            def __missing__(self, key):
+                reads.append(key)
+                raise KeyError(key)
+
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):  # 1/u, log(u_x): not our business
+                warnings.simplefilter("ignore")
+                x = uniform(np.random.default_rng(0), *self.domain, 2).astype(np.float32)
+                ones = np.ones((2, 1), np.float32)
+                self.pde(x, Listed({k: ones for k in ("u", *self.derivatives)}))
+        except Exception:
+            pass
+        else:
+            return  # a read caught by pde itself (d.get, try/except) breaks nothing
+        if reads:
+            from pinnlab.errors import ConfigError
+
+            listed = ", ".join(self.derivatives) or "none"
+            raise ConfigError("problem.name", f"{name!r}: pde reads d[{reads[0]!r}], which its derivatives do not "
+                                              f"list ({listed}); add it to derivatives (d['u'] is u itself)")
 
     def params_dict(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")

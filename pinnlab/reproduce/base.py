@@ -351,10 +351,16 @@ class Session:
         when = f" ({', '.join(events)})" if events else ""
         err = "" if result.rel_l2_error is None else f", error {result.rel_l2_error:.3g}"
         self.say(
-            f"run {n}: {part} {label} seed {seed}: {result.outcome}{when}{err} "
+            f"run {n}: {run_label(part, label)} seed {seed}: {result.outcome}{when}{err} "
             f"({result.steps_run:,} steps, {result.wall_seconds:.1f} s; {time.time() - self._t0:.0f} s elapsed)"
         )
         return result, trainer
+
+
+def run_label(part: str, label: str) -> str:
+    """``part label`` as a run is named in the progress lines, without saying the part twice when
+    the label repeats it (helmholtz's part "plain" with label "plain", ntk's "adam" with "adam-plain")."""
+    return label if label.startswith(part) else f"{part} {label}"
 
 
 def _yaml_value(v: Any) -> str:

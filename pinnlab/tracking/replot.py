@@ -70,7 +70,8 @@ def _remove_partial(dest: Path, drawn: list[Path]) -> None:
 
 
 def plot_run(run_id: str, tracking_uri: str | None = None) -> list[str]:
-    """Draw and log the plots of run ``run_id``; returns the artifact paths written."""
+    """Draw and log the plots of run ``run_id``; returns where they are: absolute local paths when
+    the run's artifacts are local, else their artifact URIs."""
     from pinnlab.plots import plot_history
 
     c = open_client(tracking_uri)
@@ -103,4 +104,6 @@ def plot_run(run_id: str, tracking_uri: str | None = None) -> list[str]:
                 _remove_partial(dest, paths)
             where = str(dest or run.info.artifact_uri)
             raise PinnlabError(f"could not log the plots to {where!r} ({exc.strerror or exc})") from None
-    return [f"plots/{Path(p).name}" for p in paths]
+    if dest is not None:  # local artifacts: where the files are on this machine
+        return [str(dest / Path(p).name) for p in paths]
+    return [f"{run.info.artifact_uri.rstrip('/')}/plots/{Path(p).name}" for p in paths]
