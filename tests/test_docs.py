@@ -535,6 +535,13 @@ def _throughput(name: str, workers: int, key: str) -> float:
     return statistics.median(r[key] for r in results(name)["workers"]["runs"] if r["workers"] == workers)
 
 
+def _trainer(*keys: str) -> float:
+    value: Any = results("trainer_overhead.json")
+    for key in keys:
+        value = value[key]
+    return value
+
+
 def _boundary(sampler: str, key: str) -> float:
     return results("boundary.json")["samplers"][sampler][key]
 
@@ -593,6 +600,18 @@ MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("docs/scale-out.md", "on the journal and {} ms on PostgreSQL", lambda: results("throughput.json")["storage_overhead"]["median_ms_per_trial"]["postgresql"]),
     ("docs/scale-out.md", "`fsync=off`): {} ms more", lambda: results("throughput.json")["storage_overhead"]["postgresql_minus_journal_ms"]),
     ("docs/scale-out.md", "ms more, {} % of such a trial", lambda: results("throughput.json")["storage_overhead"]["postgresql_minus_journal_ms"] / 10 / _throughput("throughput.json", 1, "trial_seconds_median")),
+    ("docs/benchmarks.md", "| pinnlab `_step`, median ms/step | {} |", lambda: _trainer("steps", "no_jit", "step_ms", "pinnlab", "median")),
+    ("docs/benchmarks.md", "| pinnlab `_step`, median ms/step | 28.88 | {} |", lambda: _trainer("steps", "jit", "step_ms", "pinnlab", "median")),
+    ("docs/benchmarks.md", "| hand-written step, median ms/step | {} |", lambda: _trainer("steps", "no_jit", "step_ms", "hand", "median")),
+    ("docs/benchmarks.md", "| hand-written step, median ms/step | 28.02 | {} |", lambda: _trainer("steps", "jit", "step_ms", "hand", "median")),
+    ("docs/benchmarks.md", "| **ratio pinnlab / hand-written (medians)** | **{}** |", lambda: _trainer("steps", "no_jit", "ratio_of_medians")),
+    ("docs/benchmarks.md", "(medians)** | **1.031** | **{}** |", lambda: _trainer("steps", "jit", "ratio_of_medians")),
+    ("docs/benchmarks.md", "| ratio of 10th percentiles | {} |", lambda: _trainer("steps", "no_jit", "ratio_of_p10")),
+    ("docs/benchmarks.md", "| ratio of 10th percentiles | 1.094 | {} |", lambda: _trainer("steps", "jit", "ratio_of_p10")),
+    ("docs/benchmarks.md", "| ratio of median process-CPU time per step | {} |", lambda: _trainer("steps", "no_jit", "ratio_cpu_of_medians")),
+    ("docs/benchmarks.md", "| ratio of median process-CPU time per step | 0.993 | {} |", lambda: _trainer("steps", "jit", "ratio_cpu_of_medians")),
+    ("docs/benchmarks.md", "| fit(), median over windows | {} |", lambda: _trainer("fit", "no_jit", "settings", "every_100", "ms_per_step", "median")),
+    ("docs/benchmarks.md", "| one diagnostics call, ms | {} |", lambda: _trainer("fit", "no_jit", "settings", "every_100", "ms_per_diagnostics_call")),
     ("docs/analysis.md", "best at equal budget ({} decades", lambda: _boundary("boundary", "error")),
     ("docs/analysis.md", "against the grid's {} at", lambda: _boundary("grid", "error")),
     ("docs/analysis.md", "grid's 0.071 at {} trainings", lambda: _boundary("boundary", "budget")),
