@@ -714,3 +714,13 @@ def test_factor_levels_are_cut_as_docs_analysis_says():
     assert levels([1e-3, 4e-3, 2e-2], sampled) == 1
     assert levels([1e-3 * 1.3**i for i in range(20)], sampled) == 4
     assert levels([1e-3, 1e-2, 1e-1], {"choices": [1e-3, 1e-2, 1e-1]}) == 3
+
+
+def test_the_documented_test_processes_are_pyprojects():
+    import tomllib
+
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    (processes,) = re.findall(r"-n (\d+)", addopts)
+    assert f"(`-n {processes}` in `pyproject.toml`)" in flat(DOCS["README.md"])
+    assert f"(`-n {processes} --dist loadscope`, `pyproject.toml`)" in flat(DOCS["docs/benchmarks.md"])
+    assert "--dist loadscope" in addopts
