@@ -18,6 +18,7 @@ Called from :func:`dashboards.divergence.panels`; data only through :mod:`pinnla
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,7 @@ from pinnlab.analysis.compare import factor_levels, level_label
 from pinnlab.analysis.frames import StudyData
 from pinnlab.outcomes import Outcome
 
-__all__ = ["survival_figure", "aligned_figure", "boundary_figure", "boundary_panels"]
+__all__ = ["survival_figure", "aligned_figure", "boundary_figure", "boundary_panels", "log_placement"]
 
 ALIGNED = ("weight_norm/total", "grad_norm/total")
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -42,6 +43,35 @@ def _empty(fig: go.Figure, text: str) -> go.Figure:
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
+
+
+def log_placement(values: pd.Series | np.ndarray, spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where a numeric factor's values go on a log10 axis, or None when a linear one suits it.
+
+    Log when the stored spec is ``log: true`` or the positive values span more than a factor of 100
+    (or of 10 beside a 0, which a linear axis would draw on top of the smallest values: an L2
+    coefficient of 0, 1e-4 and 1e-2).  A 0 has no logarithm: it is placed one decade below the
+    smallest positive value, under its own tick ``0``.  Returns ``values`` (positions), ``tickvals``
+    and ``ticktext`` (decades as ``1e-4``, and ``0``).
+    """
+    x = np.asarray(values, dtype=float)
+    finite = x[np.isfinite(x)]
+    positive = finite[finite > 0]
+    if not len(positive) or (finite < 0).any():
+        return None
+    span = positive.max() / positive.min()
+    zero = bool((finite == 0).any())
+    if not ((spec or {}).get("log") or span > 100 or (zero and span >= 10)):
+        return None
+    lo, hi = np.floor(np.log10(positive.min())), np.ceil(np.log10(positive.max()))
+    at_zero = lo - 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = np.where(x > 0, np.log10(np.where(x > 0, x, 1.0)), np.where(x == 0, at_zero, np.nan))
+    ticks = list(np.arange(lo, hi + 1))
+    text = [f"1e{int(v)}" for v in ticks]
+    if zero:
+        ticks, text = [at_zero, *ticks], ["0", *text]
+    return dict(values=pos, tickvals=ticks, ticktext=text)
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -117,25 +147,39 @@ def boundary_figure(data: StudyData, ranked: Sequence[str]) -> go.Figure:
     order = sorted(levels.unique())
     ypos = levels.map({lvl: i for i, lvl in enumerate(order)}).to_numpy(float)
     jitter = np.random.default_rng(0).uniform(-0.25, 0.25, len(u))  # fixed: the page is reproducible
+    raw = u[x].to_numpy(float)
+    placed = log_placement(raw, data.space.get(x))  # log10 positions (0 apart) drawn on a linear axis
+
+    def at(v: np.ndarray) -> np.ndarray:
+        if placed is None:
+            return v
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)), placed["tickvals"][0])
+
+    xpos = raw if placed is None else placed["values"]
     for event, name, colour in ((False, "did not diverge", Outcome.STABLE.colour), (True, "diverged", Outcome.NAN.colour)):
         m = (u["event"] == event).to_numpy()
-        fig.add_trace(go.Scatter(x=u[x].to_numpy(float)[m], y=ypos[m] + jitter[m], mode="markers", name=name,
-                                 marker=dict(color=colour, size=7, opacity=0.7),
-                                 hovertemplate=f"{x} %{{x:.3g}}<extra>{name}</extra>"))
+        fig.add_trace(go.Scatter(x=xpos[m], y=ypos[m] + jitter[m], mode="markers", name=name,
+                                 marker=dict(color=colour, size=7, opacity=0.7), customdata=raw[m],
+                                 hovertemplate=f"{x} %{{customdata:.3g}}<extra>{name}</extra>"))
     for row in boundary.boundary_rows(u, x, group, data.space):
         if row["critical"] is None:
             continue
         i = order.index(row["level"])
+        c = float(at(np.array([row["critical"]]))[0])
         err = {}
         if row["low"] is not None:
-            err = dict(error_x=dict(type="data", symmetric=False, array=[row["high"] - row["critical"]],
-                                    arrayminus=[row["critical"] - row["low"]], thickness=2, width=8, color="black"))
-        fig.add_trace(go.Scatter(x=[row["critical"]], y=[i], mode="markers", name="P = 0.5 (95% interval)",
+            lo, hi = (float(at(np.array([row[k]]))[0]) for k in ("low", "high"))
+            err = dict(error_x=dict(type="data", symmetric=False, array=[hi - c], arrayminus=[c - lo], thickness=2,
+                                    width=8, color="black"))
+        fig.add_trace(go.Scatter(x=[c], y=[i], mode="markers", name="P = 0.5 (95% interval)",
                                  marker=dict(symbol="line-ns-open", size=26, color="black", line=dict(width=3)),
-                                 showlegend=i == 0, legendgroup="critical", **err,
-                                 hovertemplate=f"{row['level']}: critical {x} %{{x:.3g}}<extra></extra>"))
-    log = bool(data.space.get(x, {}).get("log"))
-    fig.update_xaxes(title=x, type="log" if log else "linear", exponentformat="power")
+                                 showlegend=i == 0, legendgroup="critical", **err, customdata=[row["critical"]],
+                                 hovertemplate=f"{row['level']}: critical {x} %{{customdata:.3g}}<extra></extra>"))
+    if placed is None:
+        fig.update_xaxes(title=x, type="linear", exponentformat="power")
+    else:
+        fig.update_xaxes(title=f"{x} (log scale)", type="linear", tickvals=placed["tickvals"], ticktext=placed["ticktext"])
     fig.update_yaxes(title=group or "", tickvals=list(range(len(order))), ticktext=order, range=[-0.6, len(order) - 0.4])
     return fig
 

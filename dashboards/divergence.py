@@ -38,7 +38,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pinnlab.dashboards.boundary import boundary_panels
+from pinnlab.dashboards.boundary import boundary_panels, log_placement
 from pinnlab.dashboards.page import Panel, text, write_page
 from pinnlab.analysis import compare, importance
 from pinnlab.analysis.causes import causes_by_outcome
@@ -100,8 +100,8 @@ def heatmap(data: StudyData, a: str, b: str | None) -> go.Figure:
         text[i][j] = f"{d / n:.0%}<br>{d}/{n}"
     fig.add_trace(
         go.Heatmap(
-            x=[str(v) for v in xs],
-            y=[str(v) for v in ys],
+            x=[compare.level_label(v) for v in xs],  # as the report prints them
+            y=[compare.level_label(v) for v in ys],
             z=z,
             text=text,
             texttemplate="%{text}",
@@ -224,14 +224,12 @@ def _dimension(data: StudyData, f: str, values: pd.Series) -> dict:
         choices = list(spec.get("choices") or sorted(values.dropna().unique(), key=str))
         index = {str(c): i for i, c in enumerate(choices)}
         codes = values.map(lambda v: index.get(str(v), np.nan))
-        return dict(label=f, values=codes, tickvals=list(range(len(choices))), ticktext=[str(c) for c in choices],
-                    range=[-0.3, len(choices) - 0.7])
-    x = values.astype(float)
-    if spec.get("log") or (x.min() > 0 and x.max() / x.min() > 100):
-        lo, hi = np.floor(np.log10(x.min())), np.ceil(np.log10(x.max()))
-        ticks = np.arange(lo, hi + 1)
-        return dict(label=f"{f} (log10)", values=np.log10(x), tickvals=ticks, ticktext=[f"1e{int(v)}" for v in ticks])
-    return dict(label=f, values=x)
+        return dict(label=f, values=codes, tickvals=list(range(len(choices))),
+                    ticktext=[compare.level_label(c) for c in choices], range=[-0.3, len(choices) - 0.7])
+    placed = log_placement(values, spec)  # log10, with a 0 one decade below the smallest value
+    if placed is not None:
+        return dict(label=f"{f} (log10)", **placed)
+    return dict(label=f, values=values.astype(float))
 
 
 def parallel(data: StudyData) -> go.Figure:

@@ -391,6 +391,8 @@ def validate_config(data: Mapping) -> RunConfig:
         raise ConfigError(
             "training.batch_size", f"{bs} is larger than the {n} residual points of {cfg.problem.name}"
         )
+    if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
+        problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
 
 
