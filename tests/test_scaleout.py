@@ -246,7 +246,8 @@ def test_readme_commands_and_a_worker_stopped_with_sigterm(tmp_path, capsys, hea
     assert argv[:2] == ["pinnlab", "worker"]
     w = subprocess.Popen([str(BIN / "pinnlab"), *argv[1:]], cwd=tmp_path, stdout=subprocess.PIPE,
                          stderr=open(tmp_path / "w.err", "w"), text=True,
-                         env={**os.environ, **HEARTBEAT, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                         # the stop at a safe point (a step that outlasts the grace is test_signal_faults')
+                         env={**os.environ, **HEARTBEAT, "TF_CPP_MIN_LOG_LEVEL": "2", "PINNLAB_STOP_GRACE": "120"})
     try:
         victim = wait_for(lambda: running_trial_of("seed_divergence", storage, w), "the worker to be in a trial", [w])
         w.send_signal(signal.SIGTERM)
