@@ -47,12 +47,17 @@ MLFLOW_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no download bars on stderr (report, plots)
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # not "Creating initial MLflow database tables..." and its other INFO lines
 }
 
 
 def prepare_process() -> None:
-    """The current directory on ``sys.path`` (appended: it never shadows an installed package) and
-    :data:`MLFLOW_DEFAULTS` in the environment where the user has not set them."""
+    """The current directory on ``sys.path`` (appended: it never shadows an installed package),
+    :data:`MLFLOW_DEFAULTS` in the environment where the user has not set them, and the libraries'
+    start-up notices dropped (:func:`pinnlab.backend.quiet_process`)."""
+    from pinnlab.backend import quiet_process
+
+    quiet_process()
     cwd = os.getcwd()
     if "" not in sys.path and cwd not in sys.path:
         sys.path.append(cwd)
@@ -493,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"pinnlab {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`pinnlab presets | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet
+        return 1
     except Exception as exc:  # last resort: a bug or an unforeseen failure is one line, not a traceback
         if debug:
             raise

@@ -236,3 +236,17 @@ def test_subprocess_presets():
     names = proc.stdout.split()
     for name in ("seed", "seed-answer", "seed-fixed", "poisson2d"):
         assert name in names, proc.stdout
+
+
+def test_a_closed_pipe_is_not_an_error_message():
+    """`pinnlab presets | head`: the reader went away before pinnlab wrote; no internal error."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pinnlab", "presets"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
