@@ -354,7 +354,7 @@ def _print_sweep(r, ran: str | None = None) -> None:
 
         where = f"experiment {r.experiment}, " if r.experiment else ""
         print(f"mlflow: {r.tracking_uri} ({where}parent run {r.parent_run_id})")
-        print(f"to look: {ui_command(r.tracking_uri, r.experiment_id)}")
+        print(f"to look: {ui_command(r.tracking_uri, r.experiment_id, by_outcome=True)}")
 
 
 def _cmd_presets(args) -> int:

@@ -41,6 +41,11 @@ Optuna's and SQLAlchemy's tracebacks (its heartbeat thread's included); the swee
 workers and ends the parent run KILLED.  Once the server answers again, the same command repairs
 the trials left RUNNING and finishes the study.
 
+The study in MLflow: when the sweep ends (also after a resume, and when it finds the budget already
+spent), its parent run gets the study's report (``report.md``, as ``pinnlab report --format
+markdown``) and its offline dashboard (``dashboard.html``, which MLflow's artifact viewer shows) as
+artifacts, replacing those of an earlier end.
+
 Resuming: the budget is ``n_trials`` counted trials (:class:`pinnlab.sweep.study.Budget`).
 Running the same command again runs only what is missing; a finished study is reported, not redone;
 ``--repair`` first fails and retries the RUNNING trials of workers that are gone.
@@ -96,6 +101,7 @@ class SweepReport:
     parent_run_id: str | None
     n_trials: int
     experiment: str | None = None  # the MLflow experiment of the study's runs (None: not tracked)
+    experiment_id: str | None = None  # its id (the runs table's URL), once the sweep or worker ended
     done: int = 0  # trials counted in the budget (see pinnlab.sweep.study.Budget)
     counts: dict[str, int] = field(default_factory=dict)  # every trial by Optuna state
     outcomes: dict[str, int] = field(default_factory=dict)  # by pinnlab outcome
@@ -237,6 +243,8 @@ def run_worker(
         if track and budget(study.get_trials(deepcopy=False), spec.n_trials).spent:
             _close_study_runs(study, tracking_uri, parent)
         report = study_report(study, spec, storage, tracking_uri)
+    if track:
+        report.experiment_id = _experiment_id(tracking_uri, parent)
     report.ran_now = ran
     report.wall_seconds = time.time() - t0
     return report
@@ -426,7 +434,10 @@ def run_sweep(
     enqueue_slots(study, spec)
     b = budget(study.get_trials(deepcopy=False), spec.n_trials)
     if b.spent or workers == 0:
+        if track and b.spent:  # e.g. finished by `pinnlab worker`s: the parent run gets the analysis
+            _attach_analysis(spec, storage, tracking_uri, parent)
         report = study_report(study, spec, storage, tracking_uri)
+        report.experiment_id = _experiment_id(tracking_uri, parent) if track else None
         report.repaired, report.closed_runs = repaired, len(closed)
         report.wall_seconds = time.time() - t0
         return report
@@ -453,12 +464,60 @@ def run_sweep(
     finally:
         if track:
             parent_end(lambda: _end_parent(study, spec, tracking_uri, parent, status))
+    if track:
+        _attach_analysis(spec, storage, tracking_uri, parent)
     with _lost_storage_is_one_line(storage):
         report = study_report(study, spec, storage, tracking_uri)
+    report.experiment_id = _experiment_id(tracking_uri, parent) if track else None
     report.ran_now = report.done - done
     report.repaired, report.closed_runs = repaired, len(closed)
     report.wall_seconds = time.time() - t0
     return report
+
+
+REPORT_ARTIFACT = "report.md"  # the parent run's copy of `pinnlab report STUDY --format markdown`
+DASHBOARD_ARTIFACT = "dashboard.html"  # and of `pinnlab dashboard STUDY` (MLflow's artifact viewer shows it)
+
+
+def _attach_analysis(spec: SweepSpec, storage: str, tracking_uri: str, parent: str) -> None:
+    """Log the study's report (markdown) and its offline dashboard as artifacts of the parent run,
+    replacing those of an earlier end of the same study (a resumed sweep).
+
+    The study is read once for both (the dashboard's metrics include the report's).  Failing here
+    costs the two files, never the sweep: its trials are recorded, and ``pinnlab report`` /
+    ``pinnlab dashboard`` make them from the stores at any time; the reason is logged.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from pinnlab.analysis import build_report, load_study_data, render_report
+    from pinnlab.dashboards.divergence import METRICS, build
+    from pinnlab.dashboards.page import write_page
+    from pinnlab.tracking import log_files
+
+    try:
+        data = load_study_data(spec.study_name, storage, tracking_uri, metrics=METRICS)
+        with tempfile.TemporaryDirectory(prefix="pinnlab-analysis-") as tmp:
+            report = Path(tmp) / REPORT_ARTIFACT
+            report.write_text(render_report(build_report(data), "markdown"))
+            dashboard = write_page(Path(tmp) / DASHBOARD_ARTIFACT, *build(data))
+            log_files(tracking_uri, parent, [report, dashboard])
+    except Exception as exc:  # anything: see the docstring
+        logging.getLogger("pinnlab.sweep").warning(
+            "the report and dashboard of study %s were not logged to its parent run %s (%s: %s); "
+            "`pinnlab report` and `pinnlab dashboard` make them", spec.study_name, parent, type(exc).__name__, exc)
+
+
+def _experiment_id(tracking_uri: str | None, parent: str | None) -> str | None:
+    """The MLflow experiment of the study's parent run (None when it cannot be read)."""
+    from pinnlab.tracking.store import STORE_FAILURES, experiment_of
+
+    if parent is None:
+        return None
+    try:
+        return experiment_of(tracking_uri, parent)
+    except STORE_FAILURES:  # the summary then names the store without the runs table's address
+        return None
 
 
 def _check_apart(storage: str, tracking_uri: str) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "store_error",
     "get_or_create_experiment",
     "open_experiment",
+    "experiment_of",
     "metric_key",
     "tag_value",
     "log_params_and_tags",
@@ -120,6 +121,11 @@ def open_experiment(tracking_uri: str | None, experiment: str) -> tuple[mlflow.M
             f"cannot open it ({first_line(exc)})",
             "give a tracking URI whose directory can be created and written, or a server that answers",
         ) from exc
+
+
+def experiment_of(tracking_uri: str | None, run_id: str) -> str:
+    """The id of the experiment that holds run ``run_id`` (for a URL to its runs table)."""
+    return client(tracking_uri).get_run(run_id).info.experiment_id
 
 
 # ------------------------------------------------------------------------------------- conversions

@@ -51,6 +51,7 @@ __all__ = [
     "runs_url",
     "UI_ADDRESS",
     "RUNS_VIEW",
+    "BY_OUTCOME",
     "default_storage_url",
     "sqlite_path",
     "journal_path",
@@ -110,19 +111,24 @@ UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 # MLflow 3's UI shows an experiment in its GenAI view (traces; no runs table) unless told
 # otherwise: this URL parameter opens the model-training view, whose first tab is the runs table.
 RUNS_VIEW = "workflowType=machine_learning"
+# Sorted by anything but the start time, the runs table lists child runs as rows of their own
+# (by start time it folds them under their parent): sorted by the tag `outcome`, a sweep's trials
+# show their names, divergent outcomes (blowup, diverging, nan) before stable, the parent last.
+BY_OUTCOME = "orderByKey=tags.%60outcome%60&orderByAsc=true"
 
 
-def runs_url(tracking_uri: str, experiment_id: str) -> str:
+def runs_url(tracking_uri: str, experiment_id: str, by_outcome: bool = False) -> str:
     """The address of an experiment's runs table in the MLflow UI: a tracking server's own, else
-    that of ``mlflow ui`` on its default address (:data:`UI_ADDRESS`)."""
+    that of ``mlflow ui`` on its default address (:data:`UI_ADDRESS`); ``by_outcome``: sorted by
+    the tag ``outcome``, every child run a row (:data:`BY_OUTCOME`)."""
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else UI_ADDRESS
-    return f"{base}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
+    return f"{base}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}" + (f"&{BY_OUTCOME}" if by_outcome else "")
 
 
-def ui_command(tracking_uri: str, experiment_id: str | None = None) -> str:
+def ui_command(tracking_uri: str, experiment_id: str | None = None, by_outcome: bool = False) -> str:
     """How to look at the runs: the MLflow UI on this store (a server serves its own UI), at the
     experiment's runs table when its id is given (:func:`runs_url`)."""
-    url = runs_url(tracking_uri, experiment_id) if experiment_id else None
+    url = runs_url(tracking_uri, experiment_id, by_outcome) if experiment_id else None
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {url or tracking_uri.rstrip('/')}"
     command = f"mlflow ui --backend-store-uri {tracking_uri}"
