@@ -231,7 +231,9 @@ def render_report(rep: dict[str, Any], fmt: str = "table") -> str:
         if parts:
             # sections have different columns; keep counts integers where concat's NaN fill made floats
             ints = {c for f in parts for c in f.columns if pd.api.types.is_integer_dtype(f[c])}
-            table = pd.concat(parts, ignore_index=True)
+            columns = list(dict.fromkeys(c for f in parts for c in f.columns))
+            # a section's all-empty column is left to the reindex (concat's dtype rule for them changes)
+            table = pd.concat([f.dropna(axis=1, how="all") for f in parts], ignore_index=True).reindex(columns=columns)
             table = table.astype({c: "Int64" for c in ints if pd.api.types.is_float_dtype(table[c])})
             table.to_csv(buf, index=False)
         return buf.getvalue()

@@ -68,7 +68,12 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
     """A local worker process: one line and exit code 130 when stopped by a signal, 2 on bad input,
-    1 (one line) on anything unexpected."""
+    1 (one line) on anything unexpected.  Its TensorFlow and Optuna start quietly as in every
+    pinnlab process (:func:`pinnlab.backend.quiet_process`; the environment, MLflow's log level
+    included, is the sweep's)."""
+    from pinnlab.backend import quiet_process
+
+    quiet_process()
     from pinnlab.errors import PinnlabError, first_line
     from pinnlab.signals import Terminate
     from pinnlab.sweep.runner import run_worker

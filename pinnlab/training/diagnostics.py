@@ -41,7 +41,16 @@ from pinnlab.training.compiled import Compiled
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Diagnostics", "finite", "global_norm", "norm"]
+__all__ = ["Diagnostics", "finite", "global_norm", "norm", "relative_l2"]
+
+
+def relative_l2(u: np.ndarray, exact: np.ndarray) -> float:
+    """‖u − exact‖ / ‖exact‖ (‖u − exact‖ when ‖exact‖ = 0), in float64: a diverged network's
+    float32 predictions near 1e20 overflow a float32 sum of squares (numpy's RuntimeWarning, inf);
+    in float64 the error is their finite size, inf only for inf predictions."""
+    num = float(np.linalg.norm(np.asarray(u, np.float64) - np.asarray(exact, np.float64)))
+    den = float(np.linalg.norm(np.asarray(exact, np.float64)))
+    return num / den if den > 0 else num
 
 
 def norm(t: tf.Tensor) -> tf.Tensor:
@@ -150,10 +159,7 @@ class Diagnostics:
         t = self.trainer
         if t.eval_u is None:
             return None
-        u = t._predict(tf.constant(t.eval_x, t.dtype)).numpy()
-        num = float(np.linalg.norm(u - t.eval_u))
-        den = float(np.linalg.norm(t.eval_u))
-        return num / den if den > 0 else num
+        return relative_l2(t._predict(tf.constant(t.eval_x, t.dtype)).numpy(), t.eval_u)
 
     def _pde_mean_squares_impl(self, x, n_first: int):
         # both point sets in one call (one pass through the nested tapes)

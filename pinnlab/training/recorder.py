@@ -227,8 +227,6 @@ class Recorder:
 
         result.known_causes = ",".join(c.cause for c in static_causes(cfg))
         result.causes = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
-        for w in warnings:
-            log.warning(w)
         for cb in self.callbacks:
             cb.on_train_end(result)
         return result

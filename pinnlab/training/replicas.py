@@ -40,6 +40,7 @@ from pinnlab.losses import formulation
 from pinnlab.models import mlp_kwargs
 from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
+from pinnlab.training.diagnostics import relative_l2
 from pinnlab.training.stacked import StackedMLP, interleave, per_replicate, replicate_norm
 from pinnlab.training.trainer import Trainer
 
@@ -293,12 +294,7 @@ class ReplicaTrainer:
             return [None] * self.k
         x = np.repeat(self.eval_x, self.k, axis=0)  # every replicate on the same grid, interleaved
         u = self._predict(tf.constant(x, self.dtype)).numpy().reshape(-1, self.k)
-        den = float(np.linalg.norm(self.eval_u))
-        out = []
-        for r in range(self.k):
-            num = float(np.linalg.norm(u[:, r : r + 1] - self.eval_u))
-            out.append(num / den if den > 0 else num)
-        return out
+        return [relative_l2(u[:, r : r + 1], self.eval_u) for r in range(self.k)]
 
     def _pde_mean_squares_impl(self, x, n_first: int):
         # training and held-out points in one traced call (eager nested tapes cost ~1 s for k = 8)
