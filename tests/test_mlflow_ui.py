@@ -1,7 +1,7 @@
 """The MLflow UI as the place to compare a sweep's runs, checked in a real browser.
 
-A tiny grid sweep (learning rate 1e-3 stays finite, 1e19 goes NaN at step 1; width 5 or 10) runs
-through ``pinnlab sweep`` in two parts (3 trials, then resumed to 4) into a real SQLite store;
+The tiny grid sweep of tests/test_analysis.py (learning rate 1e-3 stays finite, 1e19 goes NaN at
+step 1; width 5 or 10) runs through ``pinnlab sweep`` in two parts (3 trials, then resumed to 4) into a real SQLite store;
 ``mlflow ui`` serves that store on a free 127.0.0.1 port and headless Chromium opens:
 
 * the address the sweep printed last: the runs table (not MLflow's GenAI view), every trial a row
@@ -28,20 +28,10 @@ from pinnlab.cli import main
 from pinnlab.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from pinnlab.tracking.uri import BY_OUTCOME, RUNS_VIEW, UI_ADDRESS, runs_url, ui_command
 from pinnlab.tracking.writer import NAME_LIMIT, abbreviations, run_label
-from tests.test_dashboard_browser import CHROMIUM, BIN, RecordingProxy, Server, free_port, needs_chromium
+from tests.test_analysis import TINY
+from tests.test_dashboard_browser import BIN, CHROMIUM, RecordingProxy, Server, free_port, needs_chromium
 
 STUDY = "ui_tiny"
-TINY = {
-    "base": "seed",
-    "overrides": {"training.steps": 20, "diagnostics.every": 10, "divergence.heldout_points": 128},
-    "space": {
-        "optimizer.learning_rate": {"choices": [1.0e-3, 1.0e19]},  # 1e19 goes NaN at step 1
-        "model.width": {"choices": [5, 10]},
-    },
-    "objective": {"metric": "final_loss", "direction": "minimize"},
-    "sampler": {"name": "grid"},
-    "n_trials": 4,
-}
 
 
 # ------------------------------------------------------------------------------ pure logic
