@@ -77,6 +77,13 @@ def critical_value(z: np.ndarray, y: np.ndarray) -> tuple[float | None, str]:
     return mu + sd * (-a / b), "increasing" if b > 0 else "decreasing"
 
 
+def _from_log10(v: float) -> float:
+    """10**v, inf past the float range: a bootstrap fit on nearly separable data can put its
+    boundary hundreds of decades away, an interval without an upper end rather than an error."""
+    with np.errstate(over="ignore"):
+        return np.power(10.0, v)
+
+
 def fit_boundary(x: np.ndarray, y: np.ndarray, log: bool, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
     """Critical value of x with its bootstrap interval (module docstring); x > 0 when ``log``."""
     x, y = np.asarray(x, float), np.asarray(y, int)
@@ -86,7 +93,7 @@ def fit_boundary(x: np.ndarray, y: np.ndarray, log: bool, *, n_boot: int = N_BOO
     if len(y) < MIN_UNITS:
         return row
     z = np.log10(x) if log else x
-    back = (lambda v: 10**v) if log else (lambda v: v)
+    back = _from_log10 if log else (lambda v: v)
     est, how = critical_value(z, y)
     if est is None:
         row["status"] = how
