@@ -33,6 +33,7 @@ OURS = [
     re.compile(r"^best value \S+ with "),
     re.compile(r"^[a-z][a-z0-9_]* {2,}\S"),  # a run's summary table: "outcome   stable"
     re.compile(r"^  (remedy: |seed )"),  # under a cause; a replicate's row
+    re.compile(r"^\([a-z]"),  # a note in parentheses: "(the MLflow store is a local file: ...)"
 ]
 CSV_ROW = re.compile(r"^[a-z_]+,")  # `pinnlab report --format csv`: the header and every row start with a section
 
