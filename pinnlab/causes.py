@@ -25,7 +25,7 @@ numbers, so the analysis can re-derive causes from stored histories too.
                            differ by more than ``IMBALANCE`` (100×, the two orders of magnitude Wang
                            et al. 2021 report between PINN terms)
 ``bias_starvation``        median over checks of ‖∇biases‖/‖∇kernels‖ below ``BIAS_RATIO`` (0.1):
-                           measured on the seed question 0.04–0.12 for Dense(100, relu) (SEED.md),
+                           measured on the seed question 0.04–0.12 for Dense(100, relu),
                            where the biases barely train because the loss sees the weights only
                            through input derivatives
 ``collocation_overfit``    held-out / training PDE residual above ``OVERFIT_RATIO`` (10; the

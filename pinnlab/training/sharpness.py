@@ -54,7 +54,7 @@ spikes follow g² falling far below v, so that a returning gradient meets a tiny
 It is recorded as evidence; the forecast does not alarm on it alone (docs/verdicts.md).
 
 Tried and not used: forward-over-reverse HVPs with ``tf.autodiff.ForwardAccumulator`` (nested
-accumulators gave wrong weight gradients inside ``tf.function`` here, see ARCHITECTURE.md; run
+accumulators gave wrong weight gradients inside ``tf.function``; run
 eagerly for the first check they agree with the nested tapes but were several times slower, the
 accumulator doing Python work per op); finite-difference HVPs through the compiled gradient
 (cheap, but wrong for ReLU networks: the gradient jumps at a kink between w ± εv, which reads as a
