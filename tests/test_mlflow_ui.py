@@ -5,31 +5,48 @@ step 1; width 5 or 10) runs through ``pinnlab sweep`` in two parts (3 trials, th
 ``mlflow ui`` serves that store on a free 127.0.0.1 port and headless Chromium opens:
 
 * the address the sweep printed last: the runs table (not MLflow's GenAI view), every trial a row
-  whose name starts with its number and outcome (``t0 nan lr=1e19 w=5``);
-* a NaN run's page: it renders with its tags and only finite metrics;
-* the parent run's artifacts: the report and the dashboard, refreshed by the resumed sweep.
+  whose name starts with its number and outcome (``t0 nan lr=1e19 w=5``), divergent ones first;
+* *Group by* → ``outcome``, clicked: one group per outcome (the two clicks docs/analysis.md gives);
+* a NaN run's page: it renders with its tags and metrics (only finite values are ever logged);
+* the parent run's artifacts: the report, and the dashboard drawn in MLflow's HTML viewer (the
+  heatmap's colours in the screenshot), both refreshed by the resumed sweep.
 
-Screenshots (PNG) of the three pages are written to the test's temporary directory.  The naming
+Screenshots (PNG) of the four pages are written to the test's temporary directory.  The naming
 and URL rules themselves are pure logic, tested without a store.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 import yaml
+from PIL import Image
 
 from pinnlab.cli import main
 from pinnlab.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from pinnlab.tracking.uri import BY_OUTCOME, RUNS_VIEW, UI_ADDRESS, runs_url, ui_command
 from pinnlab.tracking.writer import NAME_LIMIT, abbreviations, run_label
 from tests.test_analysis import TINY
-from tests.test_dashboard_browser import BIN, CHROMIUM, RecordingProxy, Server, free_port, needs_chromium
+from tests.test_dashboard_browser import (
+    BIN,
+    CHROMIUM,
+    HEATMAP_GREEN,
+    HEATMAP_RED,
+    RecordingProxy,
+    Server,
+    free_port,
+    needs_chromium,
+)
 
 STUDY = "ui_tiny"
 
@@ -84,18 +101,94 @@ def _sweep(tmp_path: Path, capsys, *extra: str) -> list[str]:
     return capsys.readouterr().out.strip().splitlines()
 
 
-def _browse(url: str, proxy: RecordingProxy, screenshot: Path, budget_ms: int = 15000) -> str:
-    """Load ``url`` (a page of the local MLflow UI) in headless Chromium; every request to another
-    host goes to ``proxy``, which answers nothing and records it.  Returns the rendered DOM."""
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-extensions", "--disable-dev-shm-usage", f"--proxy-server=http://127.0.0.1:{proxy.port}",
-           "--proxy-bypass-list=127.0.0.1", "--window-size=1400,1000", f"--virtual-time-budget={budget_ms}",
-           "--dump-dom", f"--screenshot={screenshot}", url]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0 and proc.stdout, proc.stderr[-3000:]
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return proc.stdout
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
+    no port, no client library): pages load in real time (MLflow's artifact viewer draws the
+    dashboard's plots in an iframe, which a virtual-time ``--dump-dom`` leaves blank), clicks are
+    real mouse events (MLflow's menus open on pointer down).  Requests to any host but 127.0.0.1
+    go to ``proxy``, which answers nothing and records them."""
+
+    def __init__(self, proxy: RecordingProxy):
+        to_chrome, self._out = os.pipe()
+        self._in, from_chrome = os.pipe()
+
+        def wire():  # Chromium reads commands on fd 3 and answers on fd 4
+            a, b = os.dup(to_chrome), os.dup(from_chrome)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+             "--hide-scrollbars", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage", "--remote-debugging-pipe",
+             f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=127.0.0.1",
+             "--window-size=1400,1000", "about:blank"],
+            preexec_fn=wire, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buffer, self._id, self.session = b"", 0, None
+
+    def send(self, method: str, **params):
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if self.session:
+            message["sessionId"] = self.session
+        os.write(self._out, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._in, 1 << 20)
+                assert chunk, "chromium closed the DevTools pipe"
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(raw)
+            if answer.get("id") == self._id:
+                assert "error" not in answer, answer["error"]
+                return answer["result"]
+
+    def open(self, url: str) -> None:
+        if self.session is None:
+            target = self.send("Target.createTarget", url=url)["targetId"]
+            self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        else:
+            self.send("Page.navigate", url=url)
+            self.send("Page.reload")  # a new hash route alone does not reload MLflow's single-page app
+
+    def js(self, expression: str):
+        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def text(self) -> str:
+        return self.js("document.body ? document.body.innerText : ''") or ""
+
+    def wait_for(self, *texts: str, timeout: float = 60) -> str:
+        """The page's text once it shows every one of ``texts``."""
+        deadline = time.monotonic() + timeout
+        while not all(t in (page := self.text()) for t in texts):
+            assert time.monotonic() < deadline, f"not shown within {timeout} s: {texts}\n{page[-2000:]}"
+            time.sleep(0.5)
+        return page
+
+    def click(self, text: str) -> None:
+        """Press and release the mouse on the last visible element whose text is ``text``."""
+        xy = self.js(
+            "(t => { const e = [...document.querySelectorAll('*')].filter(e => e.children.length < 3 && "
+            "e.innerText && e.innerText.trim() === t && e.getBoundingClientRect().width > 0).pop();"
+            " if (!e) return null; const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];"
+            f" }})({json.dumps(text)})"
+        )
+        assert xy, f"nothing to click named {text!r}"
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=xy[0], y=xy[1], button="left", clickCount=1)
+
+    def screenshot(self, path: Path) -> np.ndarray:
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
+        return np.asarray(Image.open(path).convert("RGB"))
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        os.close(self._in)
+        os.close(self._out)
 
 
 def _artifact_text(client: mlflow.MlflowClient, run_id: str, path: str, tmp_path: Path) -> str:
@@ -144,30 +237,51 @@ def test_the_sweeps_runs_in_the_mlflow_ui(tmp_path, capsys, monkeypatch):
     server = Server([str(BIN / "mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                      "--port", str(port), "--workers", "1"], tmp_path, port)
     proxy = RecordingProxy()
+    browser = None
     try:
         server.answer("/api/2.0/mlflow/experiments/search", {"max_results": 10})
         base = f"http://127.0.0.1:{port}"
+        browser = Browser(proxy)
 
         # the printed address: the runs table, every trial a row named by number and outcome
-        dom = _browse(url.replace(UI_ADDRESS, base), proxy, tmp_path / "runs-table.png")
-        assert "Run Name" in dom
-        for name in [*names.values(), parent.info.run_name]:
-            assert f">{name}<" in dom, name
-        rows = re.findall(r">(t\d+ (?:nan|stable) [^<]*)<", dom)
-        assert [r.split()[1] for r in rows][:2] == ["nan", "nan"]  # divergent first
-        assert (tmp_path / "runs-table.png").stat().st_size > 10_000
+        browser.open(url.replace(UI_ADDRESS, base))
+        page = browser.wait_for("Run Name", *names.values(), parent.info.run_name)
+        assert "Sort: outcome" in page
+        rows = re.findall(r"^(t\d+ (?:nan|stable)\b.*)$", page, re.M)
+        assert [r.split()[1] for r in rows] == ["nan", "nan", "stable", "stable"]  # divergent first
+        img = browser.screenshot(tmp_path / "runs-table.png")
+        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 100, "screenshot is (nearly) blank"
+
+        # "group by outcome" in two clicks: Group by, then the tag outcome
+        browser.click("Group by")
+        browser.wait_for("Tags", "outcome", "diverged")
+        browser.click("outcome")
+        page = browser.wait_for("Group: nan", "Group: stable")
+        assert page.index("Group: nan") < page.index(names[nan_run.info.run_id]) < page.index("Group: stable")
+        browser.screenshot(tmp_path / "grouped-by-outcome.png")
 
         # a NaN run's page renders: its name, its tags, its (finite) metrics
-        page = f"{base}/#/experiments/{exp.experiment_id}/runs/{nan_run.info.run_id}?{RUNS_VIEW}"
-        dom = _browse(page, proxy, tmp_path / "nan-run.png")
-        assert names[nan_run.info.run_id] in dom and "nan_onset_step" in dom and "first_nonfinite" in dom
-        assert "summary/nan_onset_step" in dom and "Oops" not in dom
+        browser.open(f"{base}/#/experiments/{exp.experiment_id}/runs/{nan_run.info.run_id}?{RUNS_VIEW}")
+        page = browser.wait_for(names[nan_run.info.run_id], "nan_onset_step", "first_nonfinite",
+                                "summary/nan_onset_step", "weight_norm/total")
+        assert "Oops" not in page
+        browser.screenshot(tmp_path / "nan-run.png")
 
-        # the parent run's artifacts: the dashboard in MLflow's HTML viewer, and the report
-        page = f"{base}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}/artifacts/dashboard.html?{RUNS_VIEW}"
-        dom = _browse(page, proxy, tmp_path / "parent-dashboard.png")
-        assert "report.md" in dom and "mlflow-html-iframe" in dom
+        # the parent run's artifacts: the dashboard drawn inside MLflow's HTML viewer, and the report
+        browser.open(f"{base}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}/artifacts/"
+                     f"dashboard.html?{RUNS_VIEW}")
+        browser.wait_for("report.md", "dashboard.html")
+        deadline = time.monotonic() + 60
+        while True:  # the heatmap's red (lr 1e19: 100 %) and green (lr 1e-3: 0 %) cells
+            img = browser.screenshot(tmp_path / "parent-dashboard.png")
+            shares = [float((np.abs(img.astype(int) - rgb).sum(axis=2) < 30).mean()) for rgb in (HEATMAP_RED, HEATMAP_GREEN)]
+            if min(shares) > 0.002 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert min(shares) > 0.002, shares
         assert proxy.page_hosts() == []  # the UI and the dashboard load nothing from the network
     finally:
+        if browser is not None:
+            browser.close()
         proxy.close()
         server.stop()
