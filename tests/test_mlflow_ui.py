@@ -1,8 +1,8 @@
 """The MLflow UI as the place to compare a sweep's runs, checked in a real browser.
 
 The tiny grid sweep of tests/test_analysis.py (learning rate 1e-3 stays finite, 1e19 goes NaN at
-step 1; width 5 or 10) runs through ``pinnlab sweep`` in two parts (3 trials, then resumed to 4) into a real SQLite store;
-``mlflow ui`` serves that store on a free 127.0.0.1 port and headless Chromium opens:
+step 1; width 5 or 10) runs through ``pinnlab sweep`` in two parts (3 trials, then resumed to 4)
+into a real SQLite store; ``mlflow ui`` serves that store on a free 127.0.0.1 port and headless Chromium opens:
 
 * the address the sweep printed last: the runs table (not MLflow's GenAI view), every trial a row
   whose name starts with its number and outcome (``t0 nan lr=1e19 w=5``), divergent ones first;
