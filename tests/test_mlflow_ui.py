@@ -56,7 +56,7 @@ STUDY = "ui_tiny"
     "paths, expected",
     [
         (["optimizer.learning_rate", "model.width"], ["lr", "w"]),
-        (["model.width", "model.depth", "training.seed"], ["w", "d", "s"]),
+        (["model.width", "model.depth", "training.seed", "regularization.l2"], ["w", "d", "s", "l2"]),
         (["model.width", "optimizer.weight_decay", "problem.params.wave"], ["width", "wd", "wave"]),
         (["model.width", "problem.params.width"], ["model.width", "params.width"]),
         (["loss.weights.residual", "loss.weights.res"], ["residual", "res"]),

@@ -113,7 +113,7 @@ def abbreviations(paths: Iterable[str]) -> dict[str, str]:
     """A short, unique label per dotted config path, derived from the path alone.
 
     The initials of the last part's words (``optimizer.learning_rate`` -> ``lr``,
-    ``model.width`` -> ``w``); paths whose initials collide get the whole last part, and paths
+    ``model.width`` -> ``w``; a last part of at most 3 characters stays whole: ``l2``); paths whose initials collide get the whole last part, and paths
     whose last parts collide too get as many trailing parts as tell them apart
     (``model.width`` / ``problem.params.width`` -> ``model.width`` / ``params.width``).
     """
@@ -123,6 +123,8 @@ def abbreviations(paths: Iterable[str]) -> dict[str, str]:
         parts = path.split(".")
         if level == 0:
             words = [w for w in re.split(r"[^A-Za-z0-9]+", parts[-1]) if w]
+            if len(words) == 1 and len(words[0]) <= 3:  # already short: `l2`, `lr`, `k`
+                return words[0]
             return "".join(w[0] for w in words).lower() or parts[-1]
         return ".".join(parts[-level:])
 
