@@ -59,7 +59,7 @@ STUDY = "ui_tiny"
         (["model.width", "model.depth", "training.seed", "regularization.l2"], ["w", "d", "s", "l2"]),
         (["model.width", "optimizer.weight_decay", "problem.params.wave"], ["width", "wd", "wave"]),
         (["model.width", "problem.params.width"], ["model.width", "params.width"]),
-        (["loss.weights.residual", "loss.weights.res"], ["residual", "res"]),
+        (["loss.weights.residual", "loss.weights.ramp"], ["residual", "ramp"]),
     ],
     ids=["initials", "single-words", "initials-clash", "last-part-clash", "initials-then-words"],
 )
