@@ -73,6 +73,8 @@ PATH_TOKEN = re.compile(
 # Names the docs use for files that are not in the repository on purpose, and why.
 NOT_IN_REPO = {
     "config.yaml": "an MLflow artifact of every run",
+    "report.md": "an MLflow artifact of a sweep's parent run",
+    "dashboard.html": "an MLflow artifact of a sweep's parent run",
     "history.csv": "an MLflow artifact of every run",
     "result.json": "written by `pinnlab reproduce` into its output directory",
     "myheat.py": "the example file docs/problems.md has the user write",

@@ -212,10 +212,10 @@ def run_worker(
         if parent is None:
             raise ConfigError("--tracking-uri", f"study {study_name!r} was created with --no-track: it has no MLflow parent run")
         check_parent_run(tracking_uri, parent)  # checks the store read-only first (never creates one)
-    from pinnlab.sweep.objective import Objective
+    from pinnlab.sweep.objective import Objective, Surplus
 
     terminate = current() or Terminate()  # the CLI's or the worker process's handler, if installed
-    quiet = _QuietStop(terminate)
+    quiet = _QuietStop(terminate, (KeyboardInterrupt, Surplus))
     handlers = list(logging.getLogger("optuna").handlers)
     for handler in handlers:  # a stop is told in one line, not a traceback or Optuna's warnings
         handler.addFilter(quiet)
@@ -284,15 +284,22 @@ def _quiet_lost_threads() -> Iterator[None]:
 
 
 class _QuietStop:
-    """Logging filter on Optuna's handlers: once a signal arrived, drop Optuna's own account of the
-    stopped trial ("Trial 3 failed with value None.", the KeyboardInterrupt traceback); the worker
-    tells it in one line."""
+    """Logging filter on Optuna's handlers: drop Optuna's own account ("Trial 3 failed with
+    parameters: … because of …" with its traceback, then "Trial 3 failed with value None.") of a
+    trial that ended by one of ``told`` (a stop, which the worker tells in one line; a surplus
+    trial, which the sweep summary counts apart), and every warning once a signal arrived."""
 
-    def __init__(self, terminate):
+    def __init__(self, terminate, told: tuple[type[BaseException], ...]):
         self.terminate = terminate
+        self.told = told
+        self.trial: str | None = None  # the number of the trial whose account is being dropped
 
     def filter(self, record) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+        if record.exc_info and isinstance(record.exc_info[1], self.told):
+            self.trial = record.getMessage().split(" ", 2)[1]
+            return False
+        if self.trial is not None and record.getMessage().startswith(f"Trial {self.trial} failed with value"):
+            self.trial = None
             return False
         return not (self.terminate.received and record.levelno <= logging.WARNING)
 
