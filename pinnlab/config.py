@@ -272,6 +272,10 @@ class DivergenceConfig(StrictModel):
     # weights and penalties), so only an unbounded-below loss can cross a negative floor; a floor
     # at or above 0 would label a bounded loss that converges `unbounded`.
     loss_floor: Float = Field(-1e6, lt=0)
+    # a set of replicates (a run's `training.replicates`, a sweep trial's `replicates`) is divergent when
+    # at least this share of its seeds diverged: a configuration that fails one seed in two is not one to
+    # call stable, and with two seeds one divergent seed already decides (pinnlab.replicates.verdict)
+    replicate_rate: Float = Field(0.5, gt=0, le=1)
     max_rel_error: Float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
     max_heldout_ratio: Float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
     low_loss_ratio: Float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial

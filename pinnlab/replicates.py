@@ -12,15 +12,16 @@ will replace the loop without changing its callers.
 The rules a trial follows (:func:`aggregate`)
 ---------------------------------------------
 * ``divergence_rate`` = divergent seeds / k (divergent: ``Outcome(x).divergent``);
-* the trial counts as divergent when ``divergence_rate >= 0.5`` (:data:`DIVERGENT_RATE`): at least
-  half of its seeds diverged.  Then it is PRUNED, like a single divergent run, so TPE learns from
+* the trial counts as divergent when ``divergence_rate >= divergence.replicate_rate`` (0.5 by
+  default): at least half of its seeds diverged (:func:`verdict`, the one rule of every set of
+  replicates: a sweep trial's seeds and a run's stacked ``training.replicates``).  Then it is PRUNED, like a single divergent run, so TPE learns from
   it; the boundary sampler and the analysis use the same threshold, so the trial's state, its
   ``outcome`` and its label in the sampler never disagree.  With k = 2, one divergent seed of two
   is already divergent: an even k has a tie, and a configuration that fails one seed in two is
   not one to call stable;
 * its ``outcome`` is the most common outcome among the seeds on the winning side (divergent
   classes when divergent, stable / silent_failure otherwise; ties go to the first in
-  :class:`~pinnlab.outcomes.Outcome` order), and its other summary attributes (``nan_onset_step``,
+  :class:`~pinnlab.outcomes.Outcome` order; so the outcome alone says which side won), and its other summary attributes (``nan_onset_step``,
   ``divergence_step``, ``steps_run``, ..., ``mlflow_run_id``) are those of the first seed with that
   outcome, the *representative* seed: so the trials frame, the report's tables and the dashboard's
   trajectories read one coherent run per trial;
@@ -48,16 +49,13 @@ from pinnlab import keys
 from pinnlab.outcomes import Outcome
 
 __all__ = [
-    "DIVERGENT_RATE",
+    "verdict",
     "replicate_config",
     "run_replicates",
     "onset",
     "aggregate",
     "divergent_label",
 ]
-
-DIVERGENT_RATE = 0.5  # a trial with at least this share of divergent seeds is divergent (see above)
-
 
 def replicate_config(cfg, i: int):
     """The run config of seed ``i``: ``training.seed + i``, validated like any run config."""
@@ -105,11 +103,23 @@ def _winner(outcomes: Sequence[Outcome]) -> Outcome:
     return min(counts, key=lambda o: (-counts[o], o.order))
 
 
+def verdict(outcomes: Sequence[Outcome], replicate_rate: float) -> tuple[Outcome, bool, float]:
+    """(outcome, divergent, divergence rate) of a set of replicates: divergent when the share of
+    divergent outcomes is at least ``replicate_rate``; the outcome is the most common one on the
+    winning side (ties: the first in :class:`~pinnlab.outcomes.Outcome` order)."""
+    bad = [o.divergent for o in outcomes]
+    rate = sum(bad) / len(outcomes)
+    divergent = rate >= replicate_rate
+    return _winner([o for o, b in zip(outcomes, bad) if b == divergent]), divergent, rate
+
+
 def aggregate(
     summaries: Sequence[Mapping[str, Any]],
     values: Sequence[float | None],
     seeds: Sequence[int],
     run_ids: Sequence[str | None] = (),
+    *,
+    replicate_rate: float,
 ) -> dict[str, Any]:
     """The trial's verdict from its seeds' run summaries (rules: module docstring).
 
@@ -119,15 +129,12 @@ def aggregate(
     """
     outcomes = [Outcome(s["outcome"]) for s in summaries]
     bad = [o.divergent for o in outcomes]
-    rate = sum(bad) / len(outcomes)
-    divergent = rate >= DIVERGENT_RATE
-    side = [o for o, b in zip(outcomes, bad) if b == divergent]
-    verdict = _winner(side)
-    representative = outcomes.index(verdict)
+    outcome, divergent, rate = verdict(outcomes, replicate_rate)
+    representative = outcomes.index(outcome)
     finite = [v for v, b in zip(values, bad) if not b and v is not None]
     return {
         "representative": representative,
-        "outcome": verdict,
+        "outcome": outcome,
         "divergent": divergent,
         "value": statistics.median(finite) if finite else None,
         "attrs": {
@@ -146,12 +153,10 @@ def aggregate(
 def divergent_label(attrs: Mapping[str, Any]) -> bool | None:
     """Whether a finished trial counts as divergent, from its user attributes; None if unjudged.
 
-    With replicates: ``divergence_rate >= 0.5``; otherwise ``Outcome(outcome).divergent``.  A trial
-    without a run outcome (crash, retried, surplus, unfinished) has no label.
+    ``Outcome(outcome).divergent``: with replicates the trial's outcome is taken from the winning
+    side of :func:`verdict`, so it says what the rate decided.  A trial without a run outcome
+    (crash, retried, surplus, unfinished) has no label.
     """
-    rate = attrs.get(keys.DIVERGENCE_RATE_ATTR)
-    if rate is not None and (attrs.get(keys.REPLICATES_ATTR) or 1) > 1:
-        return float(rate) >= DIVERGENT_RATE
     outcome = Outcome.parse(attrs.get("outcome"))
     if outcome is None or not outcome.judged:
         return None

@@ -56,13 +56,17 @@ def summary(outcome: Outcome, step: int | None = None, steps: int = 100) -> dict
 
 def test_aggregate_median_of_the_non_divergent_seeds_and_the_pruning_threshold():
     seeds = [0, 1, 2]
-    v = aggregate([summary(Outcome.STABLE), summary(Outcome.NAN, 7, 8), summary(Outcome.STABLE)], [0.1, 9.0, 0.3], seeds)
+    v = aggregate([summary(Outcome.STABLE), summary(Outcome.NAN, 7, 8), summary(Outcome.STABLE)], [0.1, 9.0, 0.3], seeds,
+                  replicate_rate=0.5)
     assert not v["divergent"] and v["value"] == pytest.approx(0.2) and v["outcome"] == Outcome.STABLE
     assert v["attrs"][keys.DIVERGENCE_RATE_ATTR] == pytest.approx(1 / 3)
     assert v["attrs"][keys.REPLICATE_ONSETS_ATTR] == [None, 7, None]
-    v = aggregate([summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.NAN, 3)], [1, 2, 3], seeds)
+    v = aggregate([summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.NAN, 3)], [1, 2, 3], seeds,
+                  replicate_rate=0.5)
     assert v["divergent"] and v["outcome"] == Outcome.BLOWUP and v["representative"] == 0  # tie: Outcome order
-    assert divergent_label(v["attrs"] | {"outcome": "stable"}) is True  # the rate decides with replicates
+    assert divergent_label(v["attrs"] | {"outcome": str(v["outcome"])}) is True  # the outcome is the winning side's
+    assert not aggregate([summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.STABLE)], [1, 2, 3],
+                         seeds, replicate_rate=0.75)["divergent"]  # the threshold is the config's
     assert divergent_label({"outcome": str(Outcome.UNBOUNDED)}) is True
     assert divergent_label({"outcome": str(Outcome.CRASH)}) is None
 

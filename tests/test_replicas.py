@@ -139,3 +139,26 @@ def test_unsupported_combinations_are_one_line_errors(overrides, field):
         load_config("seed", ["training.replicates=2", *overrides])
     text = str(err.value)
     assert "training.replicates" in text and field in text and "\n" not in text
+
+
+@pytest.mark.parametrize("seed, rate", [(1, 0.5), (1, 0.75), (5, 0.5)])
+def test_a_run_and_a_sweep_trial_judge_replicates_by_one_rule(seed, rate):
+    """Stacked replicates (`pinnlab run --set training.replicates=k`) and a sweep trial's seeds
+    (pinnlab.replicates.aggregate) give the same outcome and verdict for the same seeds, at the
+    threshold the config sets."""
+    from pinnlab.outcomes import Outcome
+    from pinnlab.replicates import aggregate
+
+    cfg = load_config(
+        "seed-fixed",
+        ["problem.name=tests.replica_problems:HalfSeedsNaN", "problem.params={}", "model.width=6",
+         "training.steps=10", "training.batch_size=null", f"training.seed={seed}", "training.replicates=4",
+         "diagnostics.every=5", "divergence.heldout_points=32", f"divergence.replicate_rate={rate}"],
+    )
+    combined = build_trainer(cfg).fit()
+    rows = combined.replicates
+    outcomes = [Outcome(r["outcome"]) for r in rows]
+    trial = aggregate(rows, [None] * len(rows), [r["seed"] for r in rows], replicate_rate=rate)
+    assert combined.outcome == trial["outcome"]
+    assert combined.divergence_rate == trial["attrs"]["divergence_rate"] == sum(o.divergent for o in outcomes) / 4
+    assert combined.outcome.divergent == trial["divergent"] == (combined.divergence_rate >= rate)

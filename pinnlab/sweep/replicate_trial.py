@@ -66,7 +66,8 @@ def run_trial(objective, trial: optuna.Trial, cfg, callbacks: Sequence[Any], tag
     ids = [r.mlflow_run_id for r in runs] if objective.track else []
     summaries = [r.summary() for r in results]
     values = [objective_value(s, spec.objective.metric) for s in summaries]
-    verdict = aggregate(summaries, values, [r.config.training.seed for r in results], ids)
+    verdict = aggregate(summaries, values, [r.config.training.seed for r in results], ids,
+                        replicate_rate=cfg.divergence.replicate_rate)
     rep = summaries[verdict["representative"]]
     for key in TRIAL_ATTRS:
         trial.set_user_attr(key, rep.get(key))

@@ -14,9 +14,9 @@ and at the end the combined result.  A ``StopTraining`` from a callback stops ev
 The combined result (:func:`combine`): a :class:`RunResult` whose ``replicates`` lists every seed's
 outcome, onsets, final loss and error, and whose top-level fields summarise them:
 
-* ``outcome``: the most common outcome, ties going to the more severe (later in
-  :class:`~pinnlab.outcomes.Outcome`'s run order: nan > unbounded > blowup > silent_failure >
-  stable); ``divergence_rate``: the fraction of replicates with a divergent outcome;
+* ``outcome`` and ``divergence_rate``: :func:`pinnlab.replicates.verdict`, the rule a sweep trial's
+  seeds follow too: divergent when at least ``divergence.replicate_rate`` of the replicates diverged,
+  the outcome the most common one on that side;
 * ``nan_onset_step``, ``divergence_step``: the earliest over replicates (``first_nonfinite`` of that
   replicate); ``steps_run``: the most;
 * losses, norms, errors and held-out residuals: the median over replicates with a finite value;
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pinnlab.outcomes import Outcome
+from pinnlab.replicates import verdict
 from pinnlab.training.callbacks import StopTraining
 from pinnlab.training.recorder import Recorder
 from pinnlab.training.result import RunResult
@@ -42,10 +42,6 @@ if TYPE_CHECKING:
     from pinnlab.training.replicas import ReplicaTrainer
 
 __all__ = ["ReplicaLoop", "ReplicaView", "combine"]
-
-# most severe last: a tie between two outcomes goes to the later one
-SEVERITY = [Outcome.STABLE, Outcome.SILENT_FAILURE, Outcome.DIVERGING, Outcome.BLOWUP, Outcome.UNBOUNDED, Outcome.NAN]
-
 
 class ReplicaView:
     """Replicate ``r`` of a :class:`ReplicaTrainer`, as a :class:`Recorder` sees a trainer."""
@@ -165,9 +161,8 @@ def combine(cfg, results: list[RunResult], *, wall_seconds: float) -> RunResult:
     """The run's result from its replicates' results (the rules are in the module docstring)."""
     seeds = [r.config.training.seed for r in results]
     counts = Counter(r.outcome for r in results)
-    outcome = max(counts, key=lambda o: (counts[o], SEVERITY.index(o) if o in SEVERITY else -1))
-    divergent = sum(1 for r in results if r.outcome.divergent)
-    parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: SEVERITY.index(kv[0])))
+    outcome, _, rate = verdict([r.outcome for r in results], cfg.divergence.replicate_rate)
+    parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: kv[0].order))
     lead = next(r for r in results if r.outcome == outcome)
     reason = f"{len(results)} replicates (seeds {seeds[0]}..{seeds[-1]}): {parts}; e.g. seed {lead.config.training.seed}: {lead.reason}"
     nan = _earliest(results, "nan_onset_step")
@@ -197,7 +192,7 @@ def combine(cfg, results: list[RunResult], *, wall_seconds: float) -> RunResult:
         final_metrics=base.final_metrics,
         divergence_step=None if div is None else div.divergence_step,
         replicates=[replicate_row(s, r) for s, r in zip(seeds, results)],
-        divergence_rate=divergent / len(results),
+        divergence_rate=rate,
     )
     combined.replicate_results = results
     return combined
