@@ -138,6 +138,30 @@ def test_lambda_updates_never_retrace_and_are_logged():
     assert h.loc[0, "lambda/boundary"] == pytest.approx(means.sum() / means[1], rel=1e-4)
 
 
+def test_ntk_weighting_logs_the_traces_of_its_updates_without_the_flag():
+    """`loss.weighting.scheme: ntk` without `diagnostics.ntk_trace` logs the traces its λ updates
+    computed, on the diagnostics steps that are update steps, and λ follows the same formula."""
+    cfg = load_config(
+        "poisson1d",
+        [
+            "problem.params.n_residual=16", "problem.params.n_boundary=4", "model.width=16",
+            "training.steps=31", "training.jit_compile=false", "loss.weighting.scheme=ntk",
+            "loss.weighting.every=5", "diagnostics.every=10", "optimizer.name=adam", "optimizer.learning_rate=1e-2",
+        ],
+    )
+    trainer = Trainer(cfg)
+    h = trainer.fit().history
+    assert trainer.ntk._trace.experimental_get_tracing_count() == 0  # no exact traces computed
+    for col in ("ntk_trace/residual", "ntk_trace/boundary"):
+        assert h[col].dropna().index.tolist() == [0, 10, 20, 30]
+    for step in (0, 10, 20, 30):
+        means = h.loc[step, ["ntk_trace/residual", "ntk_trace/boundary"]].to_numpy() / np.array([16, 4])
+        assert h.loc[step, "lambda/boundary"] == pytest.approx(means.sum() / means[1], rel=1e-4)
+    from pinnlab.sweep.objective import objective_metrics
+
+    assert "ntk_trace/residual" in objective_metrics(cfg) and "ntk_trace/boundary" in objective_metrics(cfg)
+
+
 MULTI_TERM = [p for p in preset_names() if len(resolve_problem(load_config(p).problem.name,
                                                                  load_config(p).problem.params).term_names()) > 1]
 

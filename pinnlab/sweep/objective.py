@@ -139,7 +139,7 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
                 diag.append("sharpness/ratio")
             if adam_like:
                 diag.append("adam/g2_over_v")
-        if d.ntk_trace:
+        if d.ntk_trace or cfg.loss.weighting.scheme == "ntk":  # the ntk scheme logs the traces it computes
             diag += [f"ntk_trace/{t}" for t in terms]
     return step, diag, families, exact
 

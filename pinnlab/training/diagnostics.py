@@ -103,8 +103,8 @@ class Diagnostics:
     def __call__(self, step: int, points) -> dict[str, float]:
         out = {k: float(v) for k, v in self.measure(points).items()}
         ntk = getattr(self.trainer, "ntk", None)
-        if ntk is not None and self.trainer.cfg.diagnostics.ntk_trace:
-            out.update(ntk.diagnostics(points))
+        if ntk is not None:
+            out.update(ntk.diagnostics(points, step))
         if self.trainer.cfg.diagnostics.error and self.trainer.eval_u is not None:
             err = self.rel_l2_error()
             if err is not None:

@@ -12,7 +12,9 @@ probes), so updates never retrace (tests/test_ntk.py counts the traces).
 
 ``diagnostics.ntk_trace`` logs ``ntk_trace/<term>`` = tr(K_ii) (the sum over the term's points,
 as in the paper's figures) every diagnostics step, whatever the scheme, from a second compiled
-function; it always uses the exact per-point route where the term allows it.
+function; it always uses the exact per-point route where the term allows it.  Without it, a run
+weighted by ``ntk`` logs the traces its λ update computed (the weighting's estimator) on the
+diagnostics steps that are also update steps: no extra cost, and no trace older than its step.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class NTKWeighting:
         self.alpha = w.alpha
         self.seed = cfg.training.seed
         self.calls = 0
+        self.latest: dict[str, tf.Tensor] = {}  # the traces of the latest λ update
         points = trainer.train_points
         args = (trainer.problem, trainer.model, trainer.vars, points, trainer.terms)
         self.weighting = TermNTK(*args, estimator=w.ntk_estimator, probes=w.ntk_probes, dtype=trainer.dtype)
@@ -48,7 +51,7 @@ class NTKWeighting:
         lam = self.trainer.lambdas
         for t, hat in hats.items():
             lam[t].assign(self.alpha * lam[t] + (1 - self.alpha) * tf.cast(hat, lam[t].dtype))
-        return tf.stack([lam[t] for t in self.trainer.terms])
+        return tf.stack([lam[t] for t in self.trainer.terms]), tr
 
     def _trace_impl(self, points, seed):
         return {f"ntk_trace/{t}": v for t, v in self.exact.traces(points, seed).items()}
@@ -59,7 +62,15 @@ class NTKWeighting:
 
     def update(self, points) -> tf.Tensor:
         """Update every term's λ from this batch; returns them stacked in ``trainer.terms`` order."""
-        return self._update(points, self._seed())
+        lambdas, self.latest = self._update(points, self._seed())
+        return lambdas
 
-    def diagnostics(self, points) -> dict[str, float]:
-        return {k: float(v) for k, v in self._trace(points, self._seed()).items()}
+    def diagnostics(self, points, step: int) -> dict[str, float]:
+        """``ntk_trace/<term>``: exact, with ``diagnostics.ntk_trace``; else, for the ntk scheme, the
+        latest update's traces when ``step`` is an update step; else nothing."""
+        cfg = self.trainer.cfg
+        if cfg.diagnostics.ntk_trace:
+            return {k: float(v) for k, v in self._trace(points, self._seed()).items()}
+        if cfg.loss.weighting.scheme == "ntk" and step % cfg.loss.weighting.every == 0:
+            return {f"ntk_trace/{t}": float(v) for t, v in self.latest.items()}
+        return {}
