@@ -55,7 +55,7 @@ class Optional(Heat):
 @pytest.fixture
 def heat_dir(tmp_path, monkeypatch):
     (tmp_path / "userprobs.py").write_text(FILES["userprobs.py"])
-    (tmp_path / "userheat.py").write_text(HEAT)
+    (tmp_path / "first_hour_heat.py").write_text(HEAT)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
@@ -65,17 +65,17 @@ def test_pde_reading_an_unlisted_derivative_is_one_line_before_anything_runs(hea
     uri = f"sqlite:///{heat_dir / 'store' / 'mlflow.db'}"
     before = _listing(heat_dir)
     t0 = time.monotonic()
-    rc = _main(["run", "seed", "--set", "problem.name=userheat:Heat", "--tracking-uri", uri])
+    rc = _main(["run", "seed", "--set", "problem.name=first_hour_heat:Heat", "--tracking-uri", uri])
     out, err = capsys.readouterr()
-    check_one_line(rc, out, err, "run", ["problem.name", "userheat:Heat", "d['u_xx']", "u_t"], time.monotonic() - t0)
+    check_one_line(rc, out, err, "run", ["problem.name", "first_hour_heat:Heat", "d['u_xx']", "u_t"], time.monotonic() - t0)
     assert "internal error" not in err and "KeyError" not in err
     assert {p for p in _listing(heat_dir) - before if not p.startswith("pinnlab-runs")} == set()
     assert not (heat_dir / "store").exists()
 
 
 def test_pde_may_read_u_and_handle_its_own_optional_reads(heat_dir):
-    assert load_config("seed", ["problem.name=userheat:Reaction"]).problem.name == "userheat:Reaction"
-    assert load_config("seed", ["problem.name=userheat:Optional"]).problem.name == "userheat:Optional"
+    assert load_config("seed", ["problem.name=first_hour_heat:Reaction"]).problem.name == "first_hour_heat:Reaction"
+    assert load_config("seed", ["problem.name=first_hour_heat:Optional"]).problem.name == "first_hour_heat:Optional"
 
 
 def test_problems_doc_says_what_pde_may_read():
