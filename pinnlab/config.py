@@ -283,7 +283,7 @@ class DivergenceConfig(StrictModel):
     # diverging: finite at the end but still running away (pinnlab.training.trends)
     # at most 1e6 budgets: the projection extends a fitted slope linearly, and horizon x budget
     # must stay a finite number of steps
-    horizon: Float = Field(10.0, ge=1, le=1e6)  # a label must hold at 10x the budget (issue 11's benchmark)
+    horizon: Float = Field(10.0, ge=1, le=1e6)  # a label must hold at 10x the budget (the label benchmark, docs/verdicts.md)
     trend_window: Int = Field(1000, gt=7)  # end-of-run trends fitted over the last 1000 steps (<= half the run)
     trend_steady: Float = Field(0.8, gt=0)  # "steady": the latest rate is >= 0.8x the window's earlier rate
     trend_min_rate: Float = Field(1e-5, gt=0)  # d ln||W||/dstep below this is flat, whatever the projection

@@ -17,8 +17,7 @@ them to :meth:`Recorder.record` and asks nothing else.  The recorder
 
 A callback may raise :class:`StopTraining` from ``on_step`` or ``on_diagnostics`` (e.g. a sweep's
 pruner).  The recorder catches it where it is raised, so it knows the step: the run ends there with
-that step's row kept (a stop at step 37 gives 38 rows, 0..37) and ``stopped_by`` set.  Catching it
-in the loop instead lost the step (it was once carried on the exception, and reset to 0).
+that step's row kept (a stop at step 37 gives 38 rows, 0..37) and ``stopped_by`` set.
 
 Both loops share this object, so the history, the outcome rules and the callback protocol cannot
 drift apart between the first-order optimizers and L-BFGS (DeepXDE's ``_train_sgd`` /
