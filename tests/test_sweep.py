@@ -203,9 +203,9 @@ def test_optuna_account_of_a_surplus_or_stopped_trial_is_dropped():
 
     from pinnlab.signals import Terminate
     from pinnlab.sweep.objective import Surplus
-    from pinnlab.sweep.runner import _QuietStop
+    from pinnlab.sweep.stops import QuietStop
 
-    quiet = _QuietStop(Terminate(), (KeyboardInterrupt, Surplus))
+    quiet = QuietStop(Terminate(), (KeyboardInterrupt, Surplus))
 
     def record(message, exc=None):
         info = (type(exc), exc, None) if exc else None

@@ -25,7 +25,7 @@ Signals: SIGTERM and SIGINT stop a worker at its trainer's next step
 (:class:`pinnlab.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
 KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.  A step that
 does not end within the stop grace (or a second signal) is not waited for: the watchdog of
-:mod:`pinnlab.signals` does the same (:func:`_abandon`) and exits the process.
+:mod:`pinnlab.signals` does the same (:func:`abandon`) and exits the process.
 
 No ``gc_after_trial``: a full ``gc.collect()`` in a process holding TensorFlow costs about a
 quarter of a short trial, and without it the memory stays bounded (docs/benchmarks.md, "gc after
@@ -53,13 +53,10 @@ Running the same command again runs only what is missing; a finished study is re
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,14 +64,13 @@ from pinnlab.sweep.spec import SweepSpec
 from pinnlab.keys import (
     FINISHED_TAG,
     KIND_TAG,
-    MLFLOW_RUN_ID,
     PARENT_ATTR,
     STORAGE_TAG,
     STUDY_TAG,
     TRACKING_ATTR,
-    WORKER_ATTR,
 )
 from pinnlab.outcomes import trial_outcome
+from pinnlab.sweep.stops import QuietStop, abandon, kill_parent, lost_storage_is_one_line, quiet_lost_threads, stopped
 from pinnlab.sweep.study import (
     budget,
     budget_kinds,
@@ -85,8 +81,6 @@ from pinnlab.sweep.study import (
     heartbeat_settings,
     load_study,
     StorageLost,
-    lost_storage_error,
-    storage_lost,
     uses_heartbeat,
 )
 
@@ -215,7 +209,7 @@ def run_worker(
     from pinnlab.sweep.objective import Objective, Surplus
 
     terminate = current() or Terminate()  # the CLI's or the worker process's handler, if installed
-    quiet = _QuietStop(terminate, (KeyboardInterrupt, Surplus))
+    quiet = QuietStop(terminate, (KeyboardInterrupt, Surplus))
     handlers = list(logging.getLogger("optuna").handlers)
     for handler in handlers:  # a stop is told in one line, not a traceback or Optuna's warnings
         handler.addFilter(quiet)
@@ -228,18 +222,18 @@ def run_worker(
         callbacks=[terminate],
     )
     try:
-        with _lost_storage_is_one_line(storage), _quiet_lost_threads(), terminate.installed(
+        with lost_storage_is_one_line(storage), quiet_lost_threads(), terminate.installed(
             [signal.SIGTERM, signal.SIGINT]
-        ), terminate.deferred(), on_abort(lambda: _abandon(study, recovery, terminate.received)):
+        ), terminate.deferred(), on_abort(lambda: abandon(study, recovery, terminate.received)):
             ran = _work(study, spec, storage, objective, terminate, n_trials)
     except KeyboardInterrupt as exc:
-        with _lost_storage_is_one_line(storage):  # the stop's own account needs the storage
-            account = _stopped(study, objective, recovery, str(exc))
+        with lost_storage_is_one_line(storage):  # the stop's own account needs the storage
+            account = stopped(study, objective, recovery, str(exc))
         raise KeyboardInterrupt(account) from None
     finally:
         for handler in handlers:
             handler.removeFilter(quiet)
-    with _lost_storage_is_one_line(storage):
+    with lost_storage_is_one_line(storage):
         if track and budget(study.get_trials(deepcopy=False), spec.n_trials).spent:
             _close_study_runs(study, tracking_uri, parent)
         report = study_report(study, spec, storage, tracking_uri)
@@ -248,68 +242,6 @@ def run_worker(
     report.ran_now = ran
     report.wall_seconds = time.time() - t0
     return report
-
-
-@contextlib.contextmanager
-def _lost_storage_is_one_line(storage: str) -> Iterator[None]:
-    """Raise :class:`~pinnlab.sweep.study.StorageLost` (one line) for an error that means the
-    storage stopped answering; any other error passes unchanged."""
-    try:
-        yield
-    except StorageLost:
-        raise
-    except Exception as exc:
-        root = storage_lost(exc)
-        if root is not None:
-            raise lost_storage_error(storage, root) from None
-        raise
-
-
-@contextlib.contextmanager
-def _quiet_lost_threads() -> Iterator[None]:
-    """Optuna's heartbeat thread dies with a traceback when the storage stops answering; the
-    worker tells the loss in one line when its trial ends (Optuna's tell fails then), so the
-    thread's traceback is dropped.  Any other thread's error is printed as before."""
-    previous = threading.excepthook
-
-    def hook(args) -> None:
-        if args.exc_value is None or storage_lost(args.exc_value) is None:
-            previous(args)
-
-    threading.excepthook = hook
-    try:
-        yield
-    finally:
-        threading.excepthook = previous
-
-
-class _QuietStop:
-    """Logging filter on Optuna's handlers: drop Optuna's own account ("Trial 3 failed with
-    parameters: … because of …" with its traceback, then "Trial 3 failed with value None.") of a
-    trial that ended by one of ``told`` (a stop, which the worker tells in one line; a surplus
-    trial, which the sweep summary counts apart), and every warning once a signal arrived."""
-
-    def __init__(self, terminate, told: tuple[type[BaseException], ...]):
-        self.terminate = terminate
-        self.told = told
-        self.trial: str | None = None  # the number of the trial whose account is being dropped
-
-    def filter(self, record) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], self.told):
-            self.trial = record.getMessage().split(" ", 2)[1]
-            return False
-        if self.trial is not None and record.getMessage().startswith(f"Trial {self.trial} failed with value"):
-            self.trial = None
-            return False
-        return not (self.terminate.received and record.levelno <= logging.WARNING)
-
-
-def _mine(study) -> list:
-    """The trials this process took (user attribute ``worker``), for the account of a stop."""
-    from pinnlab.sweep.recovery import worker_id
-
-    me = worker_id()
-    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_ATTR) == me]
 
 
 def _work(study, spec, storage, objective, terminate, limit) -> int:
@@ -335,42 +267,6 @@ def _work(study, spec, storage, objective, terminate, limit) -> int:
         else:
             break
     return ran
-
-
-def _stopped(study, objective, recovery, signal_text: str) -> str:
-    """Recover the trial a signal stopped; the one-line account of what happened."""
-    from optuna.trial import TrialState
-
-    from pinnlab.sweep.recovery import worker_id
-
-    number = objective.interrupted
-    finished = sum(t.state.is_finished() and t.number != number for t in _mine(study))
-    if number is None:
-        return f"{signal_text} between trials; this worker finished {finished}"
-    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    if trial.state == TrialState.RUNNING:  # Optuna tells FAIL before re-raising; in case it did not
-        trial = study.tell(number, state=TrialState.FAIL)
-    name = signal_text.rsplit(" ", 1)[-1]
-    retried = recovery(study, trial, reason=f"{name}: worker {worker_id()} was stopped during the trial")
-    run = " and its MLflow run KILLED" if trial.user_attrs.get(MLFLOW_RUN_ID) else ""
-    again = "queued again" if retried else "not retried (retry limit reached)"
-    return f"{signal_text}: trial {number} ended FAIL{run}, its slot {again}; this worker finished {finished}"
-
-
-def _abandon(study, recovery, signal_name) -> str | None:
-    """The stop watchdog's action (:func:`pinnlab.signals.on_abort`): this worker's RUNNING trials
-    end FAIL and are queued again, while the main thread is still inside a step."""
-    from optuna.trial import TrialState
-
-    from pinnlab.sweep.recovery import worker_id
-
-    said = []
-    for trial in _mine(study):
-        if trial.state == TrialState.RUNNING:
-            trial = study.tell(trial.number, state=TrialState.FAIL)
-            retried = recovery(study, trial, reason=f"{signal_name}: worker {worker_id()} was stopped during the trial")
-            said.append(f"trial {trial.number} ended FAIL, its slot {'queued again' if retried else 'not retried'}")
-    return "; ".join(said) or None
 
 
 def _close_study_runs(study, tracking_uri, parent) -> None:
@@ -453,7 +349,7 @@ def run_sweep(
     parent_end = Once()  # the stop watchdog's KILLED or the end below, never both
     try:
         checkpoint()  # a stop while the study was written: before any worker starts
-        with _lost_storage_is_one_line(storage), on_abort(lambda: _kill_parent(parent_end, tracking_uri, parent)):
+        with lost_storage_is_one_line(storage), on_abort(lambda: kill_parent(parent_end, tracking_uri, parent)):
             if workers == 1 and not progress:
                 # one worker and no progress line to draw: run in this process (no second TF start-up)
                 run_worker(spec.study_name, storage, tracking_uri=tracking_uri, track=track)
@@ -473,7 +369,7 @@ def run_sweep(
             parent_end(lambda: _end_parent(study, spec, tracking_uri, parent, status))
     if track:
         _attach_analysis(spec, storage, tracking_uri, parent)
-    with _lost_storage_is_one_line(storage):
+    with lost_storage_is_one_line(storage):
         report = study_report(study, spec, storage, tracking_uri)
     report.experiment_id = _experiment_id(tracking_uri, parent) if track else None
     report.ran_now = report.done - done
@@ -537,17 +433,6 @@ def _check_apart(storage: str, tracking_uri: str) -> None:
     if db is not None and other is not None and db.expanduser().resolve() == other.expanduser().resolve():
         raise StoreError(StoreError.OPTUNA, storage, "is the MLflow tracking store's database too",
                          "give the sweep a storage of its own (a journal or another database file)")
-
-
-def _kill_parent(once, tracking_uri, parent) -> str | None:
-    """The stop watchdog's action in the sweep process: the parent run ends KILLED, unless the
-    sweep ended it itself (``once``: :class:`pinnlab.signals.Once`)."""
-    from pinnlab.signals import stop_grace
-    from pinnlab.tracking import end_run
-
-    if parent is None or not once(lambda: end_run(tracking_uri, parent, "KILLED"), timeout=stop_grace()):
-        return None
-    return f"MLflow parent run {parent} KILLED"
 
 
 def _end_parent(study, spec, tracking_uri, parent, status) -> None:
