@@ -315,7 +315,7 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _replicates(self):
         if self.training.replicates > 1:
-            from pinnlab.replicate_rules import check_replicates
+            from pinnlab.replicates import check_replicates
 
             check_replicates(self)
         return self
@@ -398,6 +398,18 @@ def validate_config(data: Mapping) -> RunConfig:
     if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
+
+
+def dict_without(cfg: RunConfig, dotted: Iterable[str]) -> dict[str, Any]:
+    """``cfg.to_dict()`` without the fields (``section.leaf``) or sections (``section``) named."""
+    d = cfg.to_dict()
+    for path in dotted:
+        section, _, leaf = path.partition(".")
+        if leaf:
+            d[section].pop(leaf, None)
+        else:
+            d.pop(section, None)
+    return d
 
 
 def load_config(source: str | Path | Mapping | RunConfig = "poisson2d", overrides: Iterable[str] = ()) -> RunConfig:

@@ -5,9 +5,10 @@ gives a yes/no, not a rate; a divergence map needs P(divergent) per region, so a
 ``replicates: k`` trains every trial's configuration on the seeds ``training.seed + i``
 (i = 0 .. k-1) and records every seed's fate.
 
-The loop lives behind one function, :func:`run_replicates`: the seeds run one after another
-today; a trainer that stacks the k networks on a leading axis (independent replicates, one tape)
-will replace the loop without changing its callers.
+Every set of replicates trains in one compiled step: the trainer's replica axis
+(:mod:`pinnlab.training.replicas`) stacks the k networks; this module holds the rules that turn
+their k results into one verdict, for ``pinnlab run --set training.replicates=k`` (:func:`combine`)
+and for a sweep trial (:func:`aggregate`), and the config rules (:func:`check_replicates`).
 
 The rules a trial follows (:func:`aggregate`)
 ---------------------------------------------
@@ -34,8 +35,25 @@ Per-seed attributes (names in :mod:`pinnlab.keys`): ``replicates``, ``divergence
 ``replicate_seeds``, ``replicate_outcomes``, ``replicate_onsets`` (the step at which each divergent
 seed was detected: ``divergence_step``, else ``nan_onset_step``), ``replicate_steps_run``,
 ``replicate_values`` and ``replicate_run_ids``; the survival analysis treats every seed as a unit.
-TensorFlow-free apart from :func:`run_replicates`, which imports the trainer when called.  The seeds
-of a trial share one built trainer (``reuse``): seed 0 traces, the others are reset by assignment.
+A run's combined result (:func:`combine`): a :class:`~pinnlab.training.RunResult` whose
+``replicates`` lists every seed's outcome, onsets, final loss and error, and whose top-level fields
+summarise them: ``outcome`` and ``divergence_rate`` by :func:`verdict`; ``nan_onset_step`` and
+``divergence_step`` the earliest over replicates (``first_nonfinite`` of that replicate);
+``steps_run`` the most; losses, norms, errors and held-out residuals the median over replicates
+with a finite value; ``history`` and ``final_metrics`` replicate 0's (the base seed: what
+``replicates: 1`` would report; every replicate's result is in ``replicate_results``).
+
+What ``training.replicates > 1`` needs of the rest of a config (:func:`check_replicates`, called by
+the config validator, so an unsupported combination is one line before the TensorFlow import):
+
+* not ``optimizer.name: lbfgs``: SciPy's L-BFGS-B runs one line search over one flattened weight
+  vector; k replicates would share its step lengths and its stopping test;
+* not ``loss.weighting.scheme: ntk`` nor ``diagnostics.ntk_trace``: the per-point Jacobians of
+  :mod:`pinnlab.ntk` are built for one network (``grad_norm`` weighting is per replicate);
+* a problem whose residual is row-wise (``Problem.rowwise()``; not seed with ``literal: true``,
+  which keeps only the batch's first sample): stacked replicates share one row axis.
+
+TensorFlow-free apart from :func:`run_replicates`, which imports the trainer when called.
 """
 
 from __future__ import annotations
@@ -44,6 +62,8 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from pinnlab import keys
 from pinnlab.outcomes import Outcome
@@ -55,6 +75,11 @@ __all__ = [
     "onset",
     "aggregate",
     "divergent_label",
+    "check_replicates",
+    "stackable",
+    "group_key",
+    "combine",
+    "replicate_row",
 ]
 
 def replicate_config(cfg, i: int):
@@ -73,23 +98,28 @@ def run_replicates(
     reuse: bool = False,
 ) -> list[Any]:
     """Train ``cfg`` on the seeds ``training.seed + i``, i < k; returns their :class:`pinnlab.runs.Run`
-    in order, each through :func:`pinnlab.runs.run_config` (the one path of every run).
+    in order, each seed its own run (its own MLflow run when tracked).
 
-    ``callbacks``: trainer callbacks shared by every seed (a signal handler).  ``tracking(i, cfg_i)``:
-    the :class:`pinnlab.runs.Tracking` of seed i, or None for an untracked seed.  ``reuse``: seeds
-    differ only in ``training.seed``, so with it the built, traced trainer of seed 0 serves the others
-    (:mod:`pinnlab.training.reuse`).  A seed that diverges ends only its own run; the next seed starts.
+    The k seeds train together on the trainer's replica axis (:func:`pinnlab.runs.run_replicas`), one
+    compiled step for all; a config the axis cannot take (:func:`check_replicates`: L-BFGS, NTK
+    weighting, a residual that is not row-wise) trains them one after another through
+    :func:`pinnlab.runs.run_config`, which reuses seed 0's built trainer (``reuse``).
+    ``callbacks``: trainer callbacks of the whole training (a signal handler).  ``tracking(i, cfg_i)``:
+    the :class:`pinnlab.runs.Tracking` of seed i, or None for an untracked seed.  A seed that
+    diverges ends only its own run; the others go on.
     """
-    from pinnlab.runs import run_config
+    from pinnlab.runs import run_config, run_replicas
 
     if k < 1:
         raise ValueError(f"`k >= 1` must hold, but got ({k=}).")
-    runs = []
-    for i in range(k):
-        seed_cfg = replicate_config(cfg, i)
-        track = tracking(i, seed_cfg) if tracking is not None else None
-        runs.append(run_config(seed_cfg, tracking=track, callbacks=callbacks, reuse=reuse))
-    return runs
+    seeds = [replicate_config(cfg, i) for i in range(k)]
+    trackings = [tracking(i, c) if tracking is not None else None for i, c in enumerate(seeds)]
+    if k > 1 and stackable(cfg):
+        from pinnlab.config import apply_overrides, validate_config
+
+        stacked = validate_config(apply_overrides(cfg.to_dict(), [("training.replicates", k)]))
+        return run_replicas(stacked, trackings, callbacks=callbacks)
+    return [run_config(c, tracking=t, callbacks=callbacks, reuse=reuse) for c, t in zip(seeds, trackings)]
 
 
 def onset(summary: Mapping[str, Any]) -> int | None:
@@ -161,3 +191,125 @@ def divergent_label(attrs: Mapping[str, Any]) -> bool | None:
     if outcome is None or not outcome.judged:
         return None
     return outcome.divergent
+
+
+# numeric settings one stacked training can hold per replicate (pinnlab.training.trainer): seeds,
+# learning rates (an update scaled by its rate's ratio), loss-term weights (λ per replicate),
+# penalty coefficients, clipping and max-norm thresholds, and the host loop's divergence rules
+PER_REPLICA = ("name", "training.seed", "training.replicates", "optimizer.learning_rate", "loss.weights", "divergence")
+
+
+def group_key(cfg: Any) -> str:
+    """What configs must share to train as replicates of one stacked training: everything but
+    :data:`PER_REPLICA` and the values (not the presence) of the penalties, clipping and max-norm."""
+    import json
+
+    from pinnlab.config import dict_without
+
+    d = dict_without(cfg, PER_REPLICA)
+    reg = d["regularization"]
+    for name in ("l2", "l1"):
+        reg[name] = reg[name] > 0
+    for name in ("clip_norm", "max_norm"):
+        reg[name] = reg[name] is not None
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def stackable(cfg: Any) -> bool:
+    """Whether ``cfg``'s seeds can train stacked (:func:`check_replicates` has nothing against it)."""
+    try:
+        check_replicates(cfg)
+    except ValueError:
+        return False
+    return True
+
+
+def check_replicates(cfg: Any) -> None:
+    """Raise ValueError (turned into a one-line ConfigError by pydantic's wrapper) when unsupported."""
+    k = cfg.training.replicates
+    if cfg.optimizer.name == "lbfgs":
+        raise ValueError(
+            f"training.replicates: {k} is not allowed with optimizer.name 'lbfgs' (one SciPy line search "
+            "cannot be shared by independent replicates); use replicates: 1 or a first-order optimizer"
+        )
+    if cfg.loss.weighting.scheme == "ntk":
+        raise ValueError(
+            f"training.replicates: {k} is not allowed with loss.weighting.scheme 'ntk' (its per-point "
+            "Jacobians are built for one network); use replicates: 1 or scheme 'fixed' or 'grad_norm'"
+        )
+    if cfg.diagnostics.ntk_trace:
+        raise ValueError(
+            f"training.replicates: {k} is not allowed with diagnostics.ntk_trace: true (its per-point "
+            "Jacobians are built for one network); use replicates: 1 or ntk_trace: false"
+        )
+    from pinnlab.problems import resolve_problem
+
+    problem = resolve_problem(cfg.problem.name, cfg.problem.params)
+    if not problem.rowwise():
+        raise ValueError(
+            f"training.replicates: {k} is not allowed with problem {cfg.problem.name!r} and these params: "
+            "its residual reduces over the points, so stacked replicates would mix; use replicates: 1"
+        )
+
+
+def _median(values) -> float | None:
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return statistics.median(finite) if finite else None
+
+
+def _earliest(results: list[RunResult], attr: str) -> RunResult | None:
+    hit = [r for r in results if getattr(r, attr) is not None]
+    return min(hit, key=lambda r: getattr(r, attr)) if hit else None
+
+
+def replicate_row(seed: int, res: RunResult) -> dict:
+    """One entry of ``replicates`` in ``pinnlab run --json``."""
+    s = res.summary()
+    keep = ("outcome", "reason", "nan_onset_step", "first_nonfinite", "divergence_step", "steps_run",
+            "final_loss", "weight_norm_ratio", "rel_l2_error", "heldout_residual", "stopped_by")
+    row = {"seed": seed, **{k: s[k] for k in keep}}
+    if "causes" in s:  # the forecasts' cause field, when the summary has it
+        row["causes"] = s["causes"]
+    return row
+
+
+def combine(cfg, results: list[RunResult], *, wall_seconds: float) -> RunResult:
+    """The run's result from its replicates' results (the rules are in the module docstring)."""
+    from pinnlab.training.result import RunResult
+    seeds = [r.config.training.seed for r in results]
+    counts = Counter(r.outcome for r in results)
+    outcome, _, rate = verdict([r.outcome for r in results], cfg.divergence.replicate_rate)
+    parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: kv[0].order))
+    lead = next(r for r in results if r.outcome == outcome)
+    reason = f"{len(results)} replicates (seeds {seeds[0]}..{seeds[-1]}): {parts}; e.g. seed {lead.config.training.seed}: {lead.reason}"
+    nan = _earliest(results, "nan_onset_step")
+    div = _earliest(results, "divergence_step")
+    base = results[0]
+    warnings = list(dict.fromkeys(w for r in results for w in r.warnings))
+    combined = RunResult(
+        config=cfg,
+        outcome=outcome,
+        reason=reason,
+        nan_onset_step=None if nan is None else nan.nan_onset_step,
+        first_nonfinite=None if nan is None else nan.first_nonfinite,
+        steps_run=max(r.steps_run for r in results),
+        steps_budget=base.steps_budget,
+        wall_seconds=wall_seconds,
+        compile_seconds=base.compile_seconds,
+        initial_loss=_median(r.initial_loss for r in results),
+        final_loss=_median(r.final_loss for r in results),
+        weight_norm_initial=_median(r.weight_norm_initial for r in results) or float("nan"),
+        weight_norm_final=_median(r.weight_norm_final for r in results) or float("nan"),
+        rel_l2_error=_median(r.rel_l2_error for r in results),
+        heldout_ratio=_median(r.heldout_ratio for r in results),
+        heldout_residual=_median(r.heldout_residual for r in results),
+        stopped_by=base.stopped_by,
+        warnings=warnings,
+        history=base.history,
+        final_metrics=base.final_metrics,
+        divergence_step=None if div is None else div.divergence_step,
+        replicates=[replicate_row(s, r) for s, r in zip(seeds, results)],
+        divergence_rate=rate,
+    )
+    combined.replicate_results = results
+    return combined

@@ -19,7 +19,7 @@ from typing import Any
 from pinnlab.keys import MLFLOW_RUN_ID
 from pinnlab.signals import on_abort
 
-__all__ = ["Tracking", "Run", "run_config"]
+__all__ = ["Tracking", "Run", "run_config", "run_replicas"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,23 @@ class Run:
         return out
 
 
+def _tracker(cfg, tracking: Tracking | None):
+    if tracking is None:
+        return None
+    from pinnlab.tracking import RunTracker
+
+    return RunTracker(
+        cfg,
+        tracking_uri=tracking.tracking_uri,
+        experiment=tracking.experiment,
+        parent_run_id=tracking.parent_run_id,
+        tags=dict(tracking.tags),
+        run_name=tracking.run_name,
+        plots=tracking.plots,
+        background_plots=tracking.background_plots,
+    )
+
+
 def run_config(
     cfg,
     *,
@@ -77,29 +94,47 @@ def run_config(
     An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
     propagates.
     """
-    from pinnlab.training import build_trainer
-
-    tracker = None
-    if tracking is not None:
-        from pinnlab.tracking import RunTracker
-
-        tracker = RunTracker(
-            cfg,
-            tracking_uri=tracking.tracking_uri,
-            experiment=tracking.experiment,
-            parent_run_id=tracking.parent_run_id,
-            tags=dict(tracking.tags),
-            run_name=tracking.run_name,
-            plots=tracking.plots,
-            background_plots=tracking.background_plots,
-        )
+    tracker = _tracker(cfg, tracking)
     # open work for the stop watchdog (pinnlab.signals.on_abort): it may end the process anywhere
     # in here, tracked or not, once the grace passed; the tracker's own action ends its run KILLED
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext(), on_abort(lambda: None):
         if tracker is not None and on_start is not None:
             on_start(tracker.run_id)
-        trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)
+        trainer = _build(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)
         if prepare is not None:
             prepare(trainer)
         result = trainer.fit()
     return Run(result=result, trainer=trainer, tracker=tracker)
+
+
+def _build(cfg, callbacks, replica_callbacks=(), reuse=False):
+    from pinnlab.training import build_trainer
+
+    trainer = build_trainer(cfg, callbacks, reuse=reuse)
+    trainer.replica_callbacks = [list(c) for c in replica_callbacks]
+    return trainer
+
+
+def run_replicas(
+    cfg,
+    trackings: Sequence[Tracking | None],
+    *,
+    callbacks: Sequence[Any] = (),
+    guard: contextlib.AbstractContextManager | None = None,
+) -> list[Run]:
+    """Train ``cfg``'s ``training.replicates`` seeds in one stacked training, each seed recorded as
+    a run of its own (``trackings[r]``: seed r's MLflow run, None for untracked): one
+    :class:`Run` per seed, its result that replicate's.  ``callbacks`` hear the training as one
+    run (replicate 0, then the combined result)."""
+    from pinnlab.replicates import replicate_config
+
+    trackers = [_tracker(replicate_config(cfg, r), t) for r, t in enumerate(trackings)]
+    with contextlib.ExitStack() as stack:
+        for tracker in trackers:
+            if tracker is not None:
+                stack.enter_context(tracker)
+        stack.enter_context(guard or contextlib.nullcontext())
+        stack.enter_context(on_abort(lambda: None))
+        trainer = _build(cfg, callbacks, [[t] if t is not None else [] for t in trackers])
+        combined = trainer.fit()
+    return [Run(result=res, trainer=trainer, tracker=t) for res, t in zip(combined.replicate_results, trackers)]

@@ -1,9 +1,9 @@
 """Stacked seed replicates: replicate r equals a separate run with seed ``seed + r``.
 
 Each case trains a tiny config once with ``training.replicates: k`` and k times as separate runs,
-and compares every replicate's history (every column), outcome, onsets and final numbers.  The
-stacked step uses batched matmuls where a single run uses plain ones, so values agree to float
-tolerance, not bit for bit.
+and compares every replicate's history (every column, sharpness included), outcome, onsets and
+final numbers.  The stacked step uses batched matmuls where a single run uses plain ones, so values
+agree to float tolerance, not bit for bit.
 """
 
 from __future__ import annotations
@@ -19,21 +19,18 @@ import_tensorflow()
 
 from pinnlab.models import build_mlp  # noqa: E402
 from pinnlab.training import build_trainer  # noqa: E402
-from pinnlab.training.replicas import ReplicaTrainer, replica_config  # noqa: E402
-from pinnlab.training.stacked import StackedMLP  # noqa: E402
+from pinnlab.training.replicas import StackedMLP, replica_config  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 
 RTOL = 2e-4
 
 
 def _check_equal(cfg, rtol=RTOL, atol=1e-6):
-    combined = ReplicaTrainer(cfg).fit()
+    combined = Trainer(cfg).fit()
     k = cfg.training.replicates
     assert len(combined.replicates) == k == len(combined.replicate_results)
     for r, res in enumerate(combined.replicate_results):
-        one = replica_config(cfg, r)  # replicates measure no sharpness (pinnlab.training.replicas)
-        one = one.model_copy(update={"diagnostics": one.diagnostics.model_copy(update={"sharpness": False})})
-        single = Trainer(one).fit()
+        single = Trainer(replica_config(cfg, r)).fit()
         assert res.outcome == single.outcome, (r, res.reason, single.reason)
         assert res.nan_onset_step == single.nan_onset_step
         assert res.first_nonfinite == single.first_nonfinite
@@ -119,18 +116,19 @@ def test_raw_loss_replicates_diverge_at_their_own_steps():
     assert combined.divergence_rate > 0
 
 
-def test_build_trainer_picks_by_replicates():
+def test_one_trainer_class_for_any_number_of_replicates():
     cfg = load_config("seed-fixed", ["model.width=4", "training.steps=2"])
     assert type(build_trainer(cfg)) is Trainer
-    assert type(build_trainer(cfg.model_copy(update={"training": cfg.training.model_copy(update={"replicates": 2})}))) \
-        is ReplicaTrainer
+    two = build_trainer(cfg.model_copy(update={"training": cfg.training.model_copy(update={"replicates": 2})}))
+    assert type(two) is Trainer and two.k == 2
 
 
 @pytest.mark.parametrize(
     "overrides, field",
     [
         (["optimizer.name=lbfgs"], "lbfgs"),
-        (["loss.weighting.scheme=grad_norm"], "grad_norm"),
+        (["loss.weighting.scheme=ntk"], "ntk"),
+        (["diagnostics.ntk_trace=true"], "ntk_trace"),
         (["problem.params.literal=true"], "reduces over the points"),
     ],
 )
@@ -162,3 +160,53 @@ def test_a_run_and_a_sweep_trial_judge_replicates_by_one_rule(seed, rate):
     assert combined.outcome == trial["outcome"]
     assert combined.divergence_rate == trial["attrs"]["divergence_rate"] == sum(o.divergent for o in outcomes) / 4
     assert combined.outcome.divergent == trial["divergent"] == (combined.divergence_rate >= rate)
+
+
+def test_sharpness_and_grad_norm_weights_per_replicate():
+    """Every diagnostic is per replicate: Lanczos on the block-diagonal stacked Hessian (Adam's
+    preconditioned operator) and grad_norm's λ give each replicate its separate run's values."""
+    cfg = load_config(
+        "poisson2d",
+        ["model.width=6", "model.depth=1", "training.steps=21", "training.replicates=3",
+         "training.jit_compile=false", "problem.params.n_residual=48", "problem.params.n_boundary=12",
+         "diagnostics.every=10", "diagnostics.sharpness=true", "loss.weighting.scheme=grad_norm",
+         "loss.weighting.every=5", "divergence.heldout_points=32"],
+    )
+    combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
+    for res in combined.replicate_results:
+        h = res.history
+        assert h["sharpness/top"].notna().sum() == 3 and h["adam/g2_over_v"].notna().sum() == 2
+        assert h["lambda/boundary"].nunique() > 1  # the weights moved, each replicate its own way
+    lams = [res.history["lambda/boundary"].iloc[-1] for res in combined.replicate_results]
+    assert len(set(lams)) == 3
+
+
+@pytest.mark.parametrize("base, overrides, per_trial", [
+    ("seed-fixed", ["model.width=6", "training.steps=25", "diagnostics.every=8", "divergence.heldout_points=32",
+                    "regularization.l2=1e-3", "regularization.clip_norm=1.0", "diagnostics.sharpness=true"],
+     [{"training.seed": 3, "optimizer.learning_rate": 0.01, "regularization.l2": 1e-3, "regularization.clip_norm": 0.5},
+      {"training.seed": 7, "optimizer.learning_rate": 0.003, "regularization.l2": 1e-4, "regularization.clip_norm": 2.0},
+      {"training.seed": 3, "optimizer.learning_rate": 0.03, "regularization.l2": 5e-3, "regularization.clip_norm": 1.0}]),
+    ("poisson2d", ["model.width=6", "model.depth=1", "training.steps=20", "training.jit_compile=false",
+                   "problem.params.n_residual=48", "problem.params.n_boundary=12", "diagnostics.every=6",
+                   "diagnostics.sharpness=true", "regularization.max_norm=3.0", "divergence.heldout_points=32"],
+     [{"training.seed": 1, "optimizer.learning_rate": 0.001, "loss.weights": {"boundary": 10.0}},
+      {"training.seed": 2, "optimizer.learning_rate": 0.01, "regularization.max_norm": 1.5},
+      {"training.seed": 1, "optimizer.learning_rate": 0.005, "loss.weights": {"boundary": 0.5}}]),
+])
+def test_replicates_with_their_own_hyperparameters_equal_separate_runs(base, overrides, per_trial):
+    """A batch of trials as one stacked training (a sweep's ``batch``): each replicate its own
+    seed, learning rate, penalty, clipping, max-norm and loss weights, its result its own run's."""
+    from pinnlab.config import apply_overrides, validate_config
+    from pinnlab.replicates import group_key
+
+    cfgs = [validate_config(apply_overrides(load_config(base, overrides).to_dict(), list(p.items()))) for p in per_trial]
+    assert len({group_key(c) for c in cfgs}) == 1
+    combined = Trainer(cfgs[0].model_copy(update={"training": cfgs[0].training.model_copy(update={"replicates": 3})}),
+                       replica_configs=cfgs).fit()
+    for cfg, res in zip(cfgs, combined.replicate_results):
+        single = Trainer(cfg).fit()
+        assert res.config is cfg and res.outcome == single.outcome and res.steps_run == single.steps_run
+        assert list(res.history.columns) == list(single.history.columns)
+        np.testing.assert_allclose(res.history.to_numpy(), single.history.to_numpy(), rtol=2e-3, atol=1e-5,
+                                   equal_nan=True)

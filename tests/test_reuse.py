@@ -79,19 +79,39 @@ def test_lr_of_a_schedule_is_part_of_the_key():
     assert reuse_key(a) != reuse_key(b)
 
 
-def test_sweep_replicates_share_one_trainer_and_equal_separate_runs():
-    """A sweep trial's seeds (pinnlab.replicates.run_replicates with reuse): seed 0 builds and traces,
-    seeds 1 and 2 reuse its trainer, and each seed's steps equal a fresh run of that seed."""
-    import pinnlab.training as training
+def test_sweep_replicates_train_stacked_and_equal_separate_runs():
+    """A sweep trial's seeds (pinnlab.replicates.run_replicates): one stacked training (one trainer,
+    k = 3), each seed's run its own result, whose steps equal a fresh run of that seed to float
+    rounding (batched against plain matmuls)."""
+    import numpy as np
+
     from pinnlab.replicates import replicate_config, run_replicates
 
     cfg = load_config("seed-fixed", ["model.width=7", "training.steps=15", "diagnostics.every=5",
                                      "divergence.heldout_points=64"])
+    runs = run_replicates(cfg, 3, reuse=True)
+    assert len({id(r.trainer) for r in runs}) == 1 and runs[0].trainer.k == 3
+    assert [r.result.config.training.seed for r in runs] == [cfg.training.seed + i for i in range(3)]
+    steps = list(runs[0].trainer.step_names)
+    for i, run in enumerate(runs):
+        fresh = Trainer(replicate_config(cfg, i)).fit()
+        assert run.result.outcome == fresh.outcome and run.result.steps_run == fresh.steps_run
+        np.testing.assert_allclose(run.result.history[steps], fresh.history[steps], rtol=2e-4, atol=1e-6)
+
+
+def test_seeds_the_stack_cannot_take_run_one_after_another_on_one_trainer():
+    """NTK weighting is not stacked (pinnlab.replicates.check_replicates): the seeds run one after
+    another, seed 0 builds and traces, seeds 1 and 2 reuse its trainer, bit for bit a fresh run's steps."""
+    import pinnlab.training as training
+    from pinnlab.replicates import replicate_config, run_replicates
+
+    cfg = load_config("seed-fixed", ["model.width=7", "training.steps=12", "diagnostics.every=5",
+                                     "divergence.heldout_points=64", "loss.weighting.scheme=ntk",
+                                     "loss.weighting.every=5"])
     training._CACHE = None  # a worker process's cache, fresh
     runs = run_replicates(cfg, 3, reuse=True)
     assert training._CACHE.hits == 2
     assert len({id(r.trainer) for r in runs}) == 1
-    assert [r.result.config.training.seed for r in runs] == [cfg.training.seed + i for i in range(3)]
     steps = list(runs[0].trainer.step_names)
     for i, run in enumerate(runs):
         fresh = Trainer(replicate_config(cfg, i)).fit()

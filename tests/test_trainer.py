@@ -360,7 +360,7 @@ def test_first_order_loop_feeds_the_recorder_every_step():
     log.names = t.step_names
     loop = FirstOrderLoop(t)
     rec = Recorder(t, loop.budget, unit=loop.unit)
-    loop.run(rec)
+    loop.run([rec])
     r = rec.finish()
     assert r.steps_run == 30 and rec.compile_seconds > 0
     assert [s for kind, s in log.calls if kind == "step"] == list(range(30))
@@ -375,7 +375,7 @@ def test_lbfgs_loop_one_row_per_accepted_iterate_and_weights_left_there():
     assert t.steps_budget == 20
     loop = LBFGSLoop(t)
     rec = Recorder(t, loop.budget, unit=loop.unit)
-    loop.run(rec)
+    loop.run([rec])
     r = rec.finish()
     assert r.steps_run == 20 and [s for kind, s in log.calls if kind == "step"] == list(range(20))
     assert r.history["loss/total"].iloc[-1] < r.history["loss/total"].iloc[0]

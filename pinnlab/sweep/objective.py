@@ -46,8 +46,8 @@ __all__ = ["Objective", "objective_value", "Surplus", "Metrics", "objective_metr
 # then its ``final_metrics`` (the last finite value of every history column, and ``error/rel_l2``);
 # ``_Pruning`` reads the history row of a diagnostics step (the step's metrics and the
 # diagnostics').  The names follow the trainer (``Trainer.step_names``), its diagnostics
-# (``pinnlab.training.diagnostics``, ``.sharpness``, ``.ntk_weighting``, ``.forecast``) and the
-# stacked replicates (``pinnlab.training.replicas``); tests/test_sweep_space_input.py trains small
+# (``pinnlab.training.diagnostics``, ``.sharpness``, ``.ntk_weighting``, ``.forecast``), the same
+# for every replicate (``pinnlab.training.replicas``); tests/test_sweep_space_input.py trains small
 # configs and checks that every column they log is in these sets.
 
 
@@ -131,16 +131,15 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     exact = _has_exact(problem)
     if d.error and exact:
         diag.append("error/rel_l2")
-    if cfg.training.replicates == 1:  # stacked replicates measure neither (pinnlab.training.replicas)
-        if d.sharpness:
-            diag.append("sharpness/top")
-            adam_like = cfg.optimizer.name in ("adam", "adamw", "rmsprop")  # a preconditioner (.sharpness)
-            if adam_like or cfg.optimizer.name == "sgd":
-                diag.append("sharpness/ratio")
-            if adam_like:
-                diag.append("adam/g2_over_v")
-        if d.ntk_trace or cfg.loss.weighting.scheme == "ntk":  # the ntk scheme logs the traces it computes
-            diag += [f"ntk_trace/{t}" for t in terms]
+    if d.sharpness:  # per replicate too (pinnlab.training.sharpness)
+        diag.append("sharpness/top")
+        adam_like = cfg.optimizer.name in ("adam", "adamw", "rmsprop")  # a preconditioner (.sharpness)
+        if adam_like or cfg.optimizer.name == "sgd":
+            diag.append("sharpness/ratio")
+        if adam_like:
+            diag.append("adam/g2_over_v")
+    if d.ntk_trace or cfg.loss.weighting.scheme == "ntk":  # the ntk scheme logs the traces it computes
+        diag += [f"ntk_trace/{t}" for t in terms]
     return step, diag, families, exact
 
 

@@ -16,9 +16,10 @@ the study's runs by the ``trial`` tag to see a trial's seeds together.  The tria
 
 The Optuna pruner
 -----------------
-A divergent seed stops itself (the trainer's divergence monitor ends the run at detection, as in
-any trial) and the next seed starts: divergence is what is being counted, so one divergent seed
-never stops the trial.  An Optuna pruner (``pruner: median | halving``) is refused with
+The seeds train together, stacked on the trainer's replica axis (one compiled step for all k;
+:func:`pinnlab.replicates.run_replicates`).  A divergent seed stops itself (the trainer's divergence
+monitor ends that replicate at detection and freezes it, as a single trial would end) while the
+others go on: divergence is what is being counted, so one divergent seed never stops the trial.  An Optuna pruner (``pruner: median | halving``) is refused with
 ``replicates > 1`` (:func:`pinnlab.sweep.spec.load_sweep`): it would stop seeds on their loss
 curve, censoring them at arbitrary steps and biasing both the divergence rate and the survival
 curves, and k seeds would report k values for one step of one trial.

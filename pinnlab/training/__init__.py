@@ -25,8 +25,8 @@ _CACHE = None  # this process's pinnlab.training.reuse.TrainerCache, made on the
 
 
 def build_trainer(cfg, callbacks=(), *, reuse: bool = False):
-    """The trainer of ``cfg``: a :class:`Trainer`, or for ``training.replicates > 1`` a
-    :class:`~pinnlab.training.replicas.ReplicaTrainer` (k seeds in one compiled step).
+    """The :class:`Trainer` of ``cfg`` (``training.replicates: k`` seeds in one compiled step,
+    :mod:`pinnlab.training.replicas`).
 
     Imports TensorFlow quietly first (:mod:`pinnlab.backend`).  ``run_config`` builds every run's
     trainer here, so a sweep trial, ``pinnlab run`` and a reproduction choose alike.  ``reuse``:
@@ -42,10 +42,6 @@ def build_trainer(cfg, callbacks=(), *, reuse: bool = False):
 
         _CACHE = _CACHE or TrainerCache()
         return _CACHE.get(cfg, callbacks, lambda c, cb: build_trainer(c, cb))
-    if cfg.training.replicates > 1:
-        from pinnlab.training.replicas import ReplicaTrainer
-
-        return ReplicaTrainer(cfg, callbacks)
     from pinnlab.training.trainer import Trainer
 
     return Trainer(cfg, callbacks)

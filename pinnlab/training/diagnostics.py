@@ -100,50 +100,56 @@ class Diagnostics:
             self.sharpness.reset()
             self.sharpness.plan(checks)
 
-    def __call__(self, step: int, points) -> dict[str, float]:
-        out = {k: float(v) for k, v in self.measure(points).items()}
-        ntk = getattr(self.trainer, "ntk", None)
-        if ntk is not None:
-            out.update(ntk.diagnostics(points, step))
-        if self.trainer.cfg.diagnostics.error and self.trainer.eval_u is not None:
-            err = self.rel_l2_error()
-            if err is not None:
-                out["error/rel_l2"] = err
+    def __call__(self, step: int, points) -> list[dict[str, float]]:
+        """The periodic metrics of every replicate: one flat dict per replicate."""
+        t = self.trainer
+        rows = t.axis.rows(self.measure(points))
+        ntk = getattr(t, "ntk", None)
+        if ntk is not None:  # one replicate (pinnlab.replicates.check_replicates)
+            rows[0].update(ntk.diagnostics(points, step))
+        if t.cfg.diagnostics.error and t.eval_u is not None:
+            for row, err in zip(rows, self.rel_l2_errors()):
+                if err is not None:
+                    row["error/rel_l2"] = err
         if self.sharpness is not None:
-            out.update(self.sharpness(points))
-        return out
+            for row, sharp in zip(rows, self.sharpness(points)):
+                row.update(sharp)
+        return rows
 
     # ------------------------------------------------------------------ compiled
     def _measure_impl(self, points):
         t = self.trainer
+        axis = t.axis
         diag = t.cfg.diagnostics
         out: dict[str, tf.Tensor] = {}
         with tf.GradientTape(persistent=True) as tape:
             losses, derivs, _ = t._losses(points)
-            weighted = t._weighted(losses)
+            weighted = {term: axis.total(w) for term, w in t._weighted(losses).items()}
         per_term = {term: t._gradients(tape, weighted[term], t.vars) for term in t.loss_terms}
         del tape
         total_grads = [tf.add_n([per_term[term][i] for term in t.loss_terms]) for i in range(len(t.vars))]
         if diag.per_term_grads:
             for term in t.loss_terms:
-                out[f"grad_norm/{term}"] = tf.linalg.global_norm(per_term[term])
+                out[f"grad_norm/{term}"] = axis.norm(per_term[term])
         if diag.per_layer:
             for name, v, g in zip(t.var_names, t.vars, total_grads):
-                out[f"weight_norm/{name}"] = norm(v)
-                out[f"grad_norm/{name}"] = norm(g)
+                out[f"weight_norm/{name}"] = axis.norm([v])
+                out[f"grad_norm/{name}"] = axis.norm([g])
         if diag.derivatives:
             for name, d in derivs.items():
-                out[f"deriv/{name}"] = tf.reduce_mean(tf.abs(d))
+                out[f"deriv/{name}"] = axis.mean_abs(d)
         return out
 
     def _update_ratio_impl(self):
         # undefined (NaN, never logged) for a tensor that was exactly zero, e.g. biases at step 0
         t = self.trainer
+        norm_ = t.axis.norm
         nan = tf.constant(float("nan"), t.dtype)
-        return {
-            f"update_ratio/{n}": tf.where(norm(b) > 0, norm(v - b) / tf.maximum(norm(b), 1e-30), nan)
-            for n, v, b in zip(t.var_names, t.vars, t.backup)
-        }
+        out = {}
+        for n, v, b in zip(t.var_names, t.vars, t.backup):
+            nb, nd = norm_([b]), norm_([v - b])
+            out[f"update_ratio/{n}"] = tf.where(nb > 0, nd / tf.maximum(nb, 1e-30), nan)
+        return out
 
     def flat_update_ratio(self, theta: np.ndarray, prev: np.ndarray, sizes: Sequence[int]) -> dict[str, float]:
         """‖ΔW‖/‖W‖ per variable between two flattened weight vectors (the L-BFGS iterates)."""
@@ -154,60 +160,67 @@ class Diagnostics:
         }
 
     # ------------------------------------------------------------------ evaluation
-    def rel_l2_error(self) -> float | None:
-        """‖u − u_exact‖ / ‖u_exact‖ on the evaluation grid; None without an exact solution."""
+    def rel_l2_errors(self) -> list[float | None]:
+        """‖u_r − u_exact‖ / ‖u_exact‖ on the evaluation grid per replicate; None without an exact solution."""
         t = self.trainer
         if t.eval_u is None:
-            return None
-        return relative_l2(t._predict(tf.constant(t.eval_x, t.dtype)).numpy(), t.eval_u)
+            return [None] * t.k
+        x = np.repeat(t.eval_x, t.k, axis=0)  # every replicate on the same grid, interleaved
+        u = t._predict(tf.constant(x, t.dtype)).numpy().reshape(-1, t.k)
+        return [relative_l2(u[:, r : r + 1], t.eval_u) for r in range(t.k)]
 
     def _pde_mean_squares_impl(self, x, n_first: int):
         # both point sets in one call (one pass through the nested tapes)
         t = self.trainer
         terms, _ = t.problem.pde_residuals(t.model, x)
-        first = tf.add_n([tf.reduce_mean(tf.square(r[:n_first])) for r in terms.values()])
-        second = tf.add_n([tf.reduce_mean(tf.square(r[n_first:])) for r in terms.values()])
+        first = tf.add_n([t.axis.mean_square(r[:n_first]) for r in terms.values()])
+        second = tf.add_n([t.axis.mean_square(r[n_first:]) for r in terms.values()])
         return first, second
 
-    def heldout_residual(self) -> tuple[float | None, float | None]:
-        """Mean square PDE residual on held-out points, and its ratio to the training points'."""
+    def heldout_residuals(self) -> list[tuple[float | None, float | None]]:
+        """(mean square PDE residual on held-out points, its ratio to the training points') per replicate."""
         t = self.trainer
         if t.problem.params_dict().get("literal"):
-            return None, None
-        seed = t.cfg.training.seed + 7919
+            return [(None, None)] * t.k
+        n = t.cfg.divergence.heldout_points
         train_x = t.train_points["residual"]
-        held_x = t.problem.heldout(np.random.default_rng(seed), t.cfg.divergence.heldout_points)
+        held_x = t.axis.interleave([t.problem.heldout(np.random.default_rng(s + 7919), n) for s in t.seeds])
         x = tf.constant(np.concatenate([train_x, held_x]), t.dtype)
-        train, held = (float(v) for v in self._pde_mean_squares(x, len(train_x)))
-        if not (math.isfinite(train) and math.isfinite(held)):
-            return None, None
-        return held, held / max(train, 1e-30)
+        train, held = (t.axis.values(v) for v in self._pde_mean_squares(x, len(train_x)))
+        out = []
+        for a, b in zip(train, held):
+            a, b = float(a), float(b)
+            out.append((None, None) if not (math.isfinite(a) and math.isfinite(b)) else (b, b / max(a, 1e-30)))
+        return out
 
     # ------------------------------------------------------------------ forensics
-    def locate_nonfinite(self, points, names: Sequence[str], vec: np.ndarray, default: str) -> str:
-        """Name the first non-finite quantity of the failing step; restores the pre-step weights.
+    def locate_nonfinite(self, points, names: Sequence[str], vec: np.ndarray, default: str, r: int = 0) -> str:
+        """Name replicate ``r``'s first non-finite quantity of the failing step; restores its pre-step
+        weights and freezes it (the others go on).
 
         ``names``/``vec``: the step's output vector and its names; the first non-finite entry
         (else ``default``) is the answer when the replay finds nothing earlier.
         """
         t = self.trainer
+        axis = t.axis
         fallback = next((n for n, x in zip(names, vec) if not np.isfinite(x)), default)
-        post = [n for n, v in zip(t.var_names, t.vars) if not finite(v)]
-        for v, b in zip(t.vars, t.backup):
-            v.assign(b)
+        post = [n for n, v in zip(t.var_names, t.vars) if not finite(axis.replica(v, r))]
+        t.freeze([r], restore=True)
         checks: list[tuple[str, tf.Tensor]] = []
         for name, pts in points.items():
-            checks.append((f"output/{name}", t.model(pts)))
+            checks.append((f"output/{name}", axis.column(t.model(pts), r)))
         with tf.GradientTape() as tape:
             losses, derivs, terms = t._losses(points)
             total = t._total(losses)
-        checks += [(f"deriv/{n}", d) for n, d in derivs.items()]
-        for n, r in terms.items():
-            checks += [(f"residual/{n}", p) for p in (r if isinstance(r, list) else [r])]
-        checks += [(f"loss/{term}", losses[term]) for term in t.loss_terms] + [("loss/total", total)]
-        grads = t._gradients(tape, total, t.vars)
-        checks += [(f"grad/{n}", g) for n, g in zip(t.var_names, grads)]
-        checks.append(("grad_norm/total", tf.linalg.global_norm(grads)))
+            summed = axis.total(total)
+        checks += [(f"deriv/{n}", axis.column(d, r)) for n, d in derivs.items()]
+        for n, res in terms.items():
+            checks += [(f"residual/{n}", axis.column(p, r)) for p in (res if isinstance(res, list) else [res])]
+        checks += [(f"loss/{term}", axis.replica(losses[term], r)) for term in t.loss_terms]
+        checks.append(("loss/total", axis.replica(total, r)))
+        grads = t._gradients(tape, summed, t.vars)
+        checks += [(f"grad/{n}", axis.replica(g, r)) for n, g in zip(t.var_names, grads)]
+        checks.append(("grad_norm/total", axis.replica(axis.norm(grads), r)))
         for name, x in checks:
             if not finite(x):
                 return name

@@ -39,12 +39,14 @@ class FirstOrderLoop:
         self.trainer = trainer
         self.budget = trainer.steps_budget
 
-    def run(self, recorder: Recorder) -> None:
+    def run(self, recorders: list[Recorder]) -> None:
         t = self.trainer
         cfg = t.cfg
         every = cfg.diagnostics.every
         names = t.step_names + ["weight_norm/updated"]
-        recorder.begin()
+        for rec in recorders:
+            rec.begin()
+        live = list(range(t.k))
         batches = t._batches()
         for step in range(self.budget):
             points = next(batches)
@@ -52,16 +54,36 @@ class FirstOrderLoop:
                 t._update_lambdas(points)
             diag = t._diagnostics(step, points) if step % every == 0 else None
             ts = time.perf_counter()
-            vec = t._step(points).numpy()
+            vecs = t._step(points).numpy()
             if step == 0:
-                recorder.compile_seconds = time.perf_counter() - ts
-            if not np.isfinite(vec).all():
-                bad = t.diagnostics.locate_nonfinite(points, names, vec, names[0])
-                recorder.nonfinite(step, bad, vec, diag)
+                for rec in recorders:
+                    rec.compile_seconds = time.perf_counter() - ts
+            finite = np.isfinite(vecs).all(axis=1)
+            ratios = None
+            if diag is not None and cfg.diagnostics.update_ratio and finite[live].any():
+                ratios = t.axis.rows(t._update_ratio())
+            ended = []
+            for r in live:
+                d = None if diag is None else diag[r]
+                if not finite[r]:
+                    bad = t.diagnostics.locate_nonfinite(points, names, vecs[r], names[0], r)
+                    recorders[r].nonfinite(step, bad, vecs[r], d)
+                    ended.append(r)
+                    continue
+                if ratios is not None:
+                    d.update(ratios[r])
+                if not recorders[r].record(step, vecs[r], d):
+                    ended.append(r)
+            stop = next((recorders[r] for r in ended if recorders[r].callback_stop), None)
+            if stop is not None:  # a callback stopped the run: every replicate ends here
+                for r in live:
+                    if r not in ended:
+                        recorders[r].stopped_by = stop.stopped_by
                 return
-            if diag is not None and cfg.diagnostics.update_ratio:
-                diag.update({k: float(v) for k, v in t._update_ratio().items()})
-            if not recorder.record(step, vec, diag):
+            if ended:
+                t.freeze([r for r in ended if recorders[r].nan_step is None])  # NaN ones are frozen already
+                live = [r for r in live if r not in ended]
+            if not live:
                 return
 
 
@@ -112,7 +134,7 @@ class LBFGSLoop:
         if not (np.isfinite(vec).all() and np.isfinite(grad).all()):
             t = self.trainer
             self._assign_flat(t.backup, self.accepted)
-            bad = t.diagnostics.locate_nonfinite(self.points, t.step_names, vec, "grad/flat")
+            bad = t.diagnostics.locate_nonfinite(self.points, t.step_names, vec, "grad/flat", 0)
             self.recorder.nonfinite(self.step, bad)
             raise _Stop
         self.theta, self.vec = theta, vec
@@ -127,16 +149,17 @@ class LBFGSLoop:
         prev, self.accepted = self.accepted, np.array(theta)
         diag = None
         if step % t.cfg.diagnostics.every == 0:
-            diag = t._diagnostics(step, self.points)
+            diag = t._diagnostics(step, self.points)[0]
             if t.cfg.diagnostics.update_ratio:
                 diag.update(t.diagnostics.flat_update_ratio(theta, prev, self.sizes))
         self.step = step + 1
         if not self.recorder.record(step, self.vec, diag):
             raise StopIteration
 
-    def run(self, recorder: Recorder) -> None:
+    def run(self, recorders: list[Recorder]) -> None:
         from scipy.optimize import minimize
 
+        (recorder,) = recorders  # one replicate (pinnlab.replicates.check_replicates)
         t = self.trainer
         oc = t.cfg.optimizer
         self.recorder = recorder

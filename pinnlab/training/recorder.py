@@ -64,10 +64,15 @@ class Recorder:
     ``unit`` names a step in messages ("step", or "iteration" for L-BFGS).
     """
 
-    def __init__(self, trainer: Trainer, budget: int, unit: str = "step"):
+    def __init__(self, trainer: Trainer, budget: int, unit: str = "step", *, callbacks=None, end_callbacks=None,
+                 run_callbacks=()):
         self.trainer = trainer
         self.cfg = cfg = trainer.cfg
-        self.callbacks = trainer.callbacks
+        self.callbacks = list(trainer.callbacks if callbacks is None else callbacks)
+        # who hears on_train_end: a replicate's own callbacks (the run's hear the combined result)
+        self.end_callbacks = self.callbacks if end_callbacks is None else list(end_callbacks)
+        # a StopTraining from one of these stops every replicate; from the others, this one only
+        self.run_callbacks = {id(cb) for cb in run_callbacks}
         self.names = list(trainer.step_names)
         self.budget = budget
         self.unit = unit
@@ -83,6 +88,7 @@ class Recorder:
         self.nan_step: int | None = None
         self.first_bad: str | None = None
         self.stopped_by: str | None = None
+        self.callback_stop = False
         self.last_step: int | None = None  # the last step with a row
         self.compile_seconds = 0.0  # the first call of the compiled step, set by the loop
         self.t0 = time.perf_counter()  # wall time counts from here
@@ -107,6 +113,7 @@ class Recorder:
             alarm = self.forecaster.check(step, diag, self)
             if alarm is not None:
                 log.info("forecast alarm at %s %d: %s", self.unit, step, alarm.detail)
+        cb = None
         try:
             if diag is not None:
                 self.diag_rows[step] = diag
@@ -118,6 +125,7 @@ class Recorder:
                     cb.on_step(step, metrics)
         except StopTraining as stop:
             self.stopped_by = str(stop)
+            self.callback_stop = id(cb) in self.run_callbacks  # the run stops, every replicate with it
             return False
         if self.verdict is None:
             self.verdict = self.monitor.check(step, float(vec[0]), float(self.norms[step]))
@@ -226,6 +234,6 @@ class Recorder:
 
         result.known_causes = ",".join(c.cause for c in static_causes(cfg))
         result.causes = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
-        for cb in self.callbacks:
+        for cb in self.end_callbacks:
             cb.on_train_end(result)
         return result

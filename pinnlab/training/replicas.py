@@ -1,331 +1,326 @@
-"""Seed replicates of one configuration trained in one compiled step (``training.replicates: k``).
+"""The replica axis: k ≥ 1 independent networks trained by one :class:`Trainer` in one compiled step.
 
-Replicate ``r`` is the run with seed ``training.seed + r``: its own initial weights (the same
-initializer draws, :class:`~pinnlab.training.stacked.StackedMLP`), its own points (sampled, batched
-and resampled by its own ``np.random.default_rng(seed + r)`` exactly as a separate run's), its own
-optimizer state, losses, gradient clipping, max-norm, diagnostics, divergence monitor and outcome.
-The step computes them for all k at once; the one loss the tape differentiates is the sum of the k
-replicates' totals, whose gradient is each replicate's own gradient because the networks share no
-weights.  Everything a single run reduces globally is reduced per replicate here: the gradient and
-weight norms (``(k,)`` vectors), clip-by-global-norm (one factor per replicate), the penalties.
-Keras optimizers on stacked variables are elementwise (Adam's moments, SGD's momentum), so they are
-per replicate already; their iteration count is shared, which is what k separate runs have too.
+A run with ``training.replicates: k`` is k runs, seeds ``training.seed + r``: replicate ``r`` has
+its own initial weights, points (sampled, batched and resampled by its own
+``np.random.default_rng(seed + r)`` exactly as a separate run's), optimizer state, loss weights,
+clipping, max-norm, diagnostics, divergence monitor and outcome.  The trainer is written once
+against an :class:`Axis`; the axis says how a per-point tensor, a weight and a norm look per
+replicate:
 
-A replicate is *frozen* when its run would have ended: the step applies an update only where
-``active`` is true (``w ← where(active, w_new, w_before)``).  The host loop
-(:mod:`pinnlab.training.replica_loop`) clears a replicate's flag when its step vector is non-finite
-(after restoring its weights from the pre-step copy, so it ends in its last finite state, as a single
-run does), when a divergence rule stops it, or when a callback stops the run; the others continue.
+* :class:`One` (k = 1): the Keras network of :func:`pinnlab.models.build_mlp` and the reductions of
+  a single run (a scalar loss, ``tf.clip_by_global_norm``).  A plain run keeps it because it is
+  measurably faster than a stack of one (``benchmarks/replicate_cost.py``: the stacked network's
+  transposes and batched matmuls) and because its numbers are those every earlier run logged.
+* :class:`Stacked` (k > 1): :class:`StackedMLP`, k networks on a leading axis evaluated in one
+  batched matmul chain.  The networks pinnlab trains (2 -> 100 -> 1) are too small to keep two
+  cores busy; a step is per-op overhead, so k networks in one op chain cost far less than k runs.
 
-What else was tried: a Python loop over replicates inside one graph (k networks, k tapes) keeps any
-problem working but pays k times the per-op overhead that dominates these small steps.  ``vectorized_map``
-over a per-replicate step would need the Keras optimizer inside the mapped function.
+Stacked layout of points (*interleaved*): the k replicates' sets ``(n, d)`` are stacked as
+``(n, k, d)`` and flattened to ``(n·k, d)``, so row ``i·k + r`` is point ``i`` of replicate ``r``.
+The network reshapes to ``(k, n, d)`` inside and multiplies by kernels ``(k, fan_in, fan_out)``;
+row ``i·k + r`` of its output depends only on that row and on replicate ``r``'s weights.  So a
+problem's ``residuals(net, points)`` runs unchanged (input derivatives of the summed output are
+exact per row: d(Σ_r u_r)/dx_r = du_r/dx_r), a problem that splits a set into equal contiguous
+blocks of rows (helmholtz2d's edges) splits every replicate alike, and a term reduces per
+replicate by reshaping ``(n·k, 1)`` to ``(n, k)`` and reducing axis 0.  The one loss the tape
+differentiates is the sum of the replicates' totals, whose gradient is each replicate's own (the
+networks share no weights); for the same reason its Hessian is block-diagonal, so one stacked
+Hessian-vector product is every replicate's product (:mod:`.sharpness`).  Keras optimizers on
+stacked variables are elementwise, hence per replicate; their iteration count is shared, as k
+separate runs' counts are equal.  A replicate whose run would have ended is *frozen*: the step
+keeps its pre-step weights (``w ← where(active, w_new, w_before)``) while the others go on.
 
-Not supported (one-line config errors, :mod:`pinnlab.replicate_rules`): L-BFGS, ``grad_norm``
-loss weighting, problems whose residual reduces over the points.  Not measured per replicate:
-``sharpness/*`` (``diagnostics.sharpness``; a Lanczos estimate per replicate on stacked weights is
-not built), so a replicate's forecast rests on the weight and loss trends alone.
+Initial weights: replicate ``r`` with seed ``s`` gets exactly the draws a separate run with seed
+``s`` gets from :func:`pinnlab.models.build_mlp` (the initializer class and seed ``s·1000 + i`` per
+layer, called with the same shape); biases start at zero.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
+from collections.abc import Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.config import RunConfig
-from pinnlab.losses import formulation
-from pinnlab.models import mlp_kwargs
-from pinnlab.optimizers import build_optimizer
-from pinnlab.problems import resolve_problem
-from pinnlab.training.diagnostics import relative_l2
-from pinnlab.training.stacked import StackedMLP, interleave, per_replicate, replicate_norm
-from pinnlab.training.trainer import Trainer
+from pinnlab.losses import grad_norm_lambda_hat, penalties
+from pinnlab.models import ACTIVATIONS, INITIALIZERS, build_mlp, variable_name
+from pinnlab.training.diagnostics import global_norm
 
-__all__ = ["ReplicaTrainer", "replica_config"]
+__all__ = ["Axis", "One", "Stacked", "axis_for", "ReplicaView", "replica_config",
+           "StackedMLP", "per_replicate", "replicate_norm", "interleave"]
 
 
-def replica_config(cfg: RunConfig, r: int) -> RunConfig:
+def replica_config(cfg, r: int):
     """The config of replicate ``r`` as a separate run: seed ``seed + r``, one replicate."""
     training = cfg.training.model_copy(update={"seed": cfg.training.seed + r, "replicates": 1})
     return cfg.model_copy(update={"training": training})
 
 
-class ReplicaTrainer:
-    """Builds k stacked replicates of ``config`` and trains them together (see the module doc)."""
+class Axis:
+    """How the trainer's per-replicate quantities look; ``k`` replicates.
 
-    def __init__(self, config: RunConfig, callbacks=()):
-        self.cfg = cfg = config
-        self.callbacks = list(callbacks)
-        self.k = k = cfg.training.replicates
-        self.seeds = [cfg.training.seed + r for r in range(k)]
-        self.configs = [replica_config(cfg, r) for r in range(k)]
-        if cfg.training.deterministic:
-            tf.config.experimental.enable_op_determinism()
-        self.problem = resolve_problem(cfg.problem.name, cfg.problem.params)
-        self.dtype = tf.as_dtype(cfg.model.dtype)
-        self.model = StackedMLP(seeds=self.seeds, **mlp_kwargs(cfg.model, self.problem))
-        self.vars = list(self.model.variables)
-        self.var_names = list(self.model.var_names)
-        self.kernels = list(self.model.kernels)
-        reg = cfg.regularization
-        self.penalized = self.vars if reg.include_biases else self.kernels
-        self.backup = [tf.Variable(v, trainable=False, name=f"backup_{i}") for i, v in enumerate(self.vars)]
-        self.active = tf.Variable(tf.ones((k,), tf.bool), trainable=False, name="active")
+    A *per-replicate value* is a scalar for :class:`One` and a ``(k,)`` vector for :class:`Stacked`;
+    :meth:`values` turns one into k host floats either way.
+    """
 
-        self.terms = list(self.problem.term_names())
-        self.penalty_terms = [t for t, c in (("l2", reg.l2), ("l1", reg.l1)) if c > 0]
-        self.loss_terms = self.terms + self.penalty_terms
-        lc = cfg.loss
-        self.forms = {t: formulation(lc.formulations.get(t, lc.formulation)) for t in self.terms}
-        self.lambdas = {t: tf.constant(float(lc.weights.get(t, 1.0)), self.dtype) for t in self.terms}
-        self.adaptive: list[str] = []  # grad_norm weighting is refused for replicates (replicate_rules)
-        self.optimizer = build_optimizer(cfg.optimizer)
-        self.optimizer.build(self.vars)
-        self.step_names = (
-            ["loss/total"] + [f"loss/{t}" for t in self.loss_terms] + ["grad_norm/total", "weight_norm/total"]
-        )
-        compiled = dict(jit_compile=cfg.training.jit_compile, autograph=False)
-        self._step = tf.function(self._step_impl, **compiled)
-        self._measure = tf.function(self._measure_impl, **compiled)
-        self._update_ratio = tf.function(self._update_ratio_impl, autograph=False)
-        self._predict = tf.function(lambda x: self.model(x), reduce_retracing=True, autograph=False)
+    k: int = 1
 
-        self.rngs = [np.random.default_rng(s) for s in self.seeds]
-        self.train_points = [self.problem.sample(rng) for rng in self.rngs]
-        n_res = len(self.train_points[0]["residual"])
-        t = cfg.training
-        bs = t.batch_size
-        self.batch_size = None if (bs is None or bs >= n_res or t.resample) else bs
-        self.steps_per_epoch = 1 if self.batch_size is None else n_res // self.batch_size
-        self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
-        self.eval_x = self.problem.eval_points()
-        exact = self.problem.exact_numpy(self.eval_x)
-        self.eval_u = None if exact is None else exact.astype(cfg.model.dtype)
-        self.warnings = Trainer._static_warnings(self)
-        self._final: dict[str, list] | None = None  # end-of-run evaluations, computed once
+    def values(self, x) -> np.ndarray:
+        """A per-replicate value (tensor or array) as a ``(k,)`` float array."""
+        return np.reshape(np.asarray(x, np.float64), (self.k,))
 
-    # ------------------------------------------------------------------ losses, per replicate (k,)
-    def _losses(self, points):
-        terms, derivs = self.problem.residuals(self.model, points)
-        delta = self.cfg.loss.huber_delta
-        k = self.k
-        losses = {}
-        for name in self.terms:
-            r, f = terms[name], self.forms[name]
-            parts = r if isinstance(r, list) else [r]
-            losses[name] = tf.add_n([f(per_replicate(p, k), delta, axis=0) for p in parts])
-        reg = self.cfg.regularization
-        if reg.l2 > 0:
-            losses["l2"] = reg.l2 * tf.add_n([tf.reduce_sum(tf.square(w), axis=range(1, w.shape.rank)) for w in self.penalized])
-        if reg.l1 > 0:
-            losses["l1"] = reg.l1 * tf.add_n([tf.reduce_sum(tf.abs(w), axis=range(1, w.shape.rank)) for w in self.penalized])
-        return losses, derivs, terms
+    def rows(self, values: dict) -> list[dict[str, float]]:
+        """``{key: per-replicate value}`` as one ``{key: float}`` dict per replicate."""
+        arrays = {key: self.values(v) for key, v in values.items()}
+        return [{key: float(a[r]) for key, a in arrays.items()} for r in range(self.k)]
 
-    def _weighted(self, losses):
-        out = {t: self.lambdas[t] * losses[t] for t in self.terms}
-        out.update({t: losses[t] for t in self.penalty_terms})
+
+class One(Axis):
+    """A single run: the Keras network and a single run's reductions."""
+
+    def model(self, seeds: Sequence[int], kwargs: dict):
+        model = build_mlp(seed=seeds[0], **kwargs)
+        vars_ = list(model.trainable_variables)
+        return model, vars_, [variable_name(v) for v in vars_]
+
+    def term(self, f, r, delta):
+        return f(r, delta)
+
+    def penalties(self, weights, l2: float, l1: float) -> dict:
+        return penalties(weights, l2, l1)
+
+    def norm(self, tensors) -> tf.Tensor:
+        return global_norm(tensors)
+
+    def sum_squares(self, tensors) -> tf.Tensor:
+        return tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors])
+
+    def total(self, x):
+        return x
+
+    def clip(self, grads, clip_norm: float, gnorm):
+        return tf.clip_by_global_norm(grads, clip_norm, use_norm=gnorm)[0]
+
+    def column_norms(self, w):
+        return tf.sqrt(tf.reduce_sum(tf.square(w), axis=0, keepdims=True))
+
+    def mean_abs(self, d):
+        return tf.reduce_mean(tf.abs(d))
+
+    def mean_square(self, r):
+        return tf.reduce_mean(tf.square(r))
+
+    def grad_norm_hat(self, g_res, g_term):
+        return grad_norm_lambda_hat(g_res, g_term)
+
+    def keep(self, vars_, backup, active) -> None:
+        """Frozen replicates keep their pre-step weights (one run is never frozen mid-step)."""
+
+    def replica(self, t, r: int):
+        """Replicate ``r``'s part of a variable (or of a per-replicate value)."""
+        return t
+
+    def column(self, t, r: int):
+        """Replicate ``r``'s rows of a per-point tensor ``(n·k, …)``."""
+        return t
+
+    def interleave(self, sets: Sequence[np.ndarray]) -> np.ndarray:
+        return np.asarray(sets[0])
+
+    def stack(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """k replicate slices of a variable (host arrays) as the variable's value."""
+        return np.asarray(parts[0])
+
+
+class Stacked(Axis):
+    """k > 1 replicates on a leading axis (:class:`StackedMLP`; the module doc's layout)."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def model(self, seeds: Sequence[int], kwargs: dict):
+        model = StackedMLP(seeds=seeds, **kwargs)
+        return model, list(model.variables), list(model.var_names)
+
+    def _per(self, r):
+        return per_replicate(r, self.k)
+
+    def term(self, f, r, delta):
+        return f(self._per(r), delta, axis=0)
+
+    def penalties(self, weights, l2: float, l1: float) -> dict:
+        out = {}
+        dtype = weights[0].dtype
+        if np.any(l2 > 0):
+            out["l2"] = tf.constant(l2, dtype) * tf.add_n([tf.reduce_sum(tf.square(w), axis=range(1, w.shape.rank)) for w in weights])
+        if np.any(l1 > 0):
+            out["l1"] = tf.constant(l1, dtype) * tf.add_n([tf.reduce_sum(tf.abs(w), axis=range(1, w.shape.rank)) for w in weights])
         return out
 
-    def _total(self, losses):
-        return tf.add_n(list(self._weighted(losses).values()))
+    def norm(self, tensors) -> tf.Tensor:
+        return replicate_norm(tensors)
 
-    _gradients = Trainer._gradients  # None -> zeros, as in a single run
+    def sum_squares(self, tensors) -> tf.Tensor:
+        return tf.square(replicate_norm(tensors))
+
+    def total(self, x):
+        return tf.reduce_sum(x)
 
     @staticmethod
-    def _bcast(x, like):
+    def bcast(x, like):
         return tf.reshape(x, [-1] + [1] * (like.shape.rank - 1))
 
-    # ------------------------------------------------------------------ compiled step
-    def _step_impl(self, points):
-        for b, v in zip(self.backup, self.vars):
-            b.assign(v)
-        with tf.GradientTape() as tape:
-            losses, _, _ = self._losses(points)
-            total = self._total(losses)
-            summed = tf.reduce_sum(total)  # inside the tape: its gradient is each replicate's own
-        grads = self._gradients(tape, summed, self.vars)
-        gnorm = replicate_norm(grads)
-        wnorm = replicate_norm(self.vars)
-        reg = self.cfg.regularization
-        if reg.clip_norm is not None:  # tf.clip_by_global_norm's formula, one factor per replicate
-            c = tf.constant(reg.clip_norm, gnorm.dtype)
-            scale = c * tf.minimum(1.0 / gnorm, 1.0 / c) + (gnorm - gnorm)
-            grads = [g * self._bcast(scale, g) for g in grads]
-        self.optimizer.apply(grads, self.vars)
-        if reg.max_norm is not None:
-            for w in self.kernels:
-                norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=1, keepdims=True))
-                w.assign(w * tf.minimum(1.0, reg.max_norm / tf.maximum(norms, 1e-12)))
-        for v, b in zip(self.vars, self.backup):  # frozen replicates keep their weights
-            v.assign(tf.where(self._bcast(self.active, v), v, b))
-        out = [total] + [losses[t] for t in self.loss_terms] + [gnorm, wnorm, replicate_norm(self.vars)]
-        return tf.stack([tf.cast(o, self.dtype) for o in out], axis=1)  # (k, len(step_names) + 1)
+    def clip(self, grads, clip_norm: float, gnorm):
+        # tf.clip_by_global_norm's formula, one factor per replicate (clip_norm: one per replicate)
+        c = tf.constant(clip_norm, gnorm.dtype)
+        scale = c * tf.minimum(1.0 / gnorm, 1.0 / c) + (gnorm - gnorm)
+        return [g * self.bcast(scale, g) for g in grads]
 
-    # ------------------------------------------------------------------ periodic diagnostics
-    def _measure_impl(self, points):
-        diag = self.cfg.diagnostics
-        k = self.k
-        out = {}
-        with tf.GradientTape(persistent=True) as tape:
-            losses, derivs, _ = self._losses(points)
-            summed = {t: tf.reduce_sum(w) for t, w in self._weighted(losses).items()}
-        per_term = {t: self._gradients(tape, summed[t], self.vars) for t in self.loss_terms}
-        del tape
-        total_grads = [tf.add_n([per_term[t][i] for t in self.loss_terms]) for i in range(len(self.vars))]
-        if diag.per_term_grads:
-            for t in self.loss_terms:
-                out[f"grad_norm/{t}"] = replicate_norm(per_term[t])
-        if diag.per_layer:
-            for name, v, g in zip(self.var_names, self.vars, total_grads):
-                out[f"weight_norm/{name}"] = replicate_norm([v])
-                out[f"grad_norm/{name}"] = replicate_norm([g])
-        if diag.derivatives:
-            for name, d in derivs.items():
-                out[f"deriv/{name}"] = tf.reduce_mean(tf.abs(per_replicate(d, k)), axis=0)
-        return out
+    def column_norms(self, w):
+        return tf.sqrt(tf.reduce_sum(tf.square(w), axis=1, keepdims=True))
 
-    def _update_ratio_impl(self):
-        nan = tf.constant(float("nan"), self.dtype)
-        out = {}
-        for n, v, b in zip(self.var_names, self.vars, self.backup):
-            nb, nd = replicate_norm([b]), replicate_norm([v - b])
-            out[f"update_ratio/{n}"] = tf.where(nb > 0, nd / tf.maximum(nb, 1e-30), nan)
-        return out
+    def mean_abs(self, d):
+        return tf.reduce_mean(tf.abs(self._per(d)), axis=0)
 
-    def diagnostics(self, points) -> list[dict[str, float]]:
-        """The periodic metrics of every replicate: one flat dict per replicate."""
-        values = {key: v.numpy() for key, v in self._measure(points).items()}
-        rows = [{key: float(v[r]) for key, v in values.items()} for r in range(self.k)]
-        if self.cfg.diagnostics.error and self.eval_u is not None:
-            for row, err in zip(rows, self.rel_l2_errors()):
-                if err is not None:
-                    row["error/rel_l2"] = err
-        return rows
+    def mean_square(self, r):
+        return tf.reduce_mean(tf.square(self._per(r)), axis=0)
 
-    def update_ratios(self) -> list[dict[str, float]]:
-        values = {key: v.numpy() for key, v in self._update_ratio().items()}
-        return [{key: float(v[r]) for key, v in values.items()} for r in range(self.k)]
+    def grad_norm_hat(self, g_res, g_term):
+        def per(g, op):
+            return op(tf.reshape(g, (self.k, -1)), axis=1)
 
-    # ------------------------------------------------------------------ data
-    def _tensors(self, per_replica_sets: list[dict[str, np.ndarray]]) -> dict[str, tf.Tensor]:
-        return {key: tf.constant(interleave([s[key] for s in per_replica_sets]), self.dtype) for key in per_replica_sets[0]}
+        num = tf.reduce_max(tf.stack([per(tf.abs(g), tf.reduce_max) for g in g_res]), axis=0)
+        den = tf.reduce_mean(tf.stack([per(tf.abs(g), tf.reduce_mean) for g in g_term]), axis=0)
+        return num / tf.maximum(den, tf.constant(1e-30, den.dtype))
 
-    def _replica_batches(self, r: int) -> Iterator[dict[str, np.ndarray]]:
-        """Replicate r's point sets per step, drawn as Trainer._batches draws them for its seed."""
-        rng, pts = self.rngs[r], self.train_points[r]
-        if self.cfg.training.resample:
-            while True:
-                yield self.problem.sample(rng)
-        if self.batch_size is None:
-            while True:
-                yield pts
-        res, bs = pts["residual"], self.batch_size
-        while True:
-            perm = rng.permutation(len(res))
-            for i in range(self.steps_per_epoch):
-                yield {**pts, "residual": res[perm[i * bs : (i + 1) * bs]]}
+    def keep(self, vars_, backup, active) -> None:
+        for v, b in zip(vars_, backup):
+            v.assign(tf.where(self.bcast(active, v), v, b))
 
-    def batches(self) -> Iterator[dict[str, tf.Tensor]]:
-        if self.batch_size is None and not self.cfg.training.resample:
-            full = self._tensors(self.train_points)
-            while True:
-                yield full
-        gens = [self._replica_batches(r) for r in range(self.k)]
-        if self.cfg.training.resample:
-            while True:
-                yield self._tensors([next(g) for g in gens])
-        # mini-batches: only the residual points change from step to step; the other sets go whole
-        full = self._tensors(self.train_points)
-        while True:
-            res = interleave([next(g)["residual"] for g in gens])
-            yield {**full, "residual": tf.constant(res, self.dtype)}
+    def replica(self, t, r: int):
+        return t[r]
 
-    # ------------------------------------------------------------------ freezing and forensics
-    def freeze(self, replicas: list[int], restore: bool = False) -> None:
-        """Stop updating ``replicas``; ``restore``: first put back their pre-step weights."""
-        mask = np.zeros(self.k, bool)
-        mask[replicas] = True
-        m = tf.constant(mask)
-        if restore:
-            for v, b in zip(self.vars, self.backup):
-                v.assign(tf.where(self._bcast(m, v), b, v))
-        self.active.assign(tf.logical_and(self.active, tf.logical_not(m)))
+    def column(self, t, r: int):
+        return self._per(t)[:, r]
 
-    def replica_vars(self, r: int) -> list[tf.Tensor]:
-        return [v[r] for v in self.vars]
+    def interleave(self, sets: Sequence[np.ndarray]) -> np.ndarray:
+        return interleave(sets)
 
-    def locate_nonfinite(self, r: int, points, vec: np.ndarray) -> str:
-        """Name replicate r's first non-finite quantity of the failing step (as a single run's
-        :meth:`~pinnlab.training.diagnostics.Diagnostics.locate_nonfinite`); restores its
-        pre-step weights and freezes it."""
-        names = self.step_names + ["weight_norm/updated"]
-        fallback = next((n for n, x in zip(names, vec) if not np.isfinite(x)), names[0])
-        post = [n for n, v in zip(self.var_names, self.vars) if not np.isfinite(v[r].numpy()).all()]
-        self.freeze([r], restore=True)
-        k = self.k
+    def stack(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([np.asarray(p) for p in parts])
 
-        def rows(t):
-            return per_replicate(t, k)[:, r]
 
-        checks = [(f"output/{name}", rows(self.model(pts))) for name, pts in points.items()]
-        with tf.GradientTape() as tape:
-            losses, derivs, terms = self._losses(points)
-            total = self._total(losses)
-            summed = tf.reduce_sum(total)
-        checks += [(f"deriv/{n}", rows(d)) for n, d in derivs.items()]
-        for n, t in terms.items():
-            checks += [(f"residual/{n}", rows(p)) for p in (t if isinstance(t, list) else [t])]
-        checks += [(f"loss/{t}", losses[t][r]) for t in self.loss_terms] + [("loss/total", total[r])]
-        grads = self._gradients(tape, summed, self.vars)
-        checks += [(f"grad/{n}", g[r]) for n, g in zip(self.var_names, grads)]
-        checks.append(("grad_norm/total", replicate_norm(grads)[r]))
-        for name, x in checks:
-            if not bool(tf.reduce_all(tf.math.is_finite(x))):
-                return name
-        return f"weight/{post[0]}" if post else fallback
+def axis_for(k: int) -> Axis:
+    """The axis of ``training.replicates: k``."""
+    return One() if k == 1 else Stacked(k)
 
-    # ------------------------------------------------------------------ end-of-run evaluation
-    def rel_l2_errors(self) -> list[float | None]:
-        """‖u_r − u_exact‖ / ‖u_exact‖ on the evaluation grid for every replicate."""
-        if self.eval_u is None:
-            return [None] * self.k
-        x = np.repeat(self.eval_x, self.k, axis=0)  # every replicate on the same grid, interleaved
-        u = self._predict(tf.constant(x, self.dtype)).numpy().reshape(-1, self.k)
-        return [relative_l2(u[:, r : r + 1], self.eval_u) for r in range(self.k)]
 
-    def _pde_mean_squares_impl(self, x, n_first: int):
-        # training and held-out points in one traced call (eager nested tapes cost ~1 s for k = 8)
-        terms, _ = self.problem.pde_residuals(self.model, x)
-        first = tf.add_n([tf.reduce_mean(tf.square(per_replicate(t[:n_first], self.k)), axis=0) for t in terms.values()])
-        second = tf.add_n([tf.reduce_mean(tf.square(per_replicate(t[n_first:], self.k)), axis=0) for t in terms.values()])
-        return first, second
+class ReplicaView:
+    """Replicate ``r`` of a trainer as its :class:`~pinnlab.training.recorder.Recorder` sees a run:
+    the config with that replicate's seed, its weights, its end-of-run evaluations and callbacks."""
 
-    def heldout_residuals(self) -> list[tuple[float | None, float | None]]:
-        """(held-out mean square PDE residual, its ratio to the training points') per replicate."""
-        if self.problem.params_dict().get("literal"):
-            return [(None, None)] * self.k
-        train_x = interleave([p["residual"] for p in self.train_points])
-        n = self.cfg.divergence.heldout_points
-        held_x = interleave([self.problem.heldout(np.random.default_rng(s + 7919), n) for s in self.seeds])
-        x = tf.constant(np.concatenate([train_x, held_x]), self.dtype)
-        train, held = (v.numpy() for v in tf.function(self._pde_mean_squares_impl, autograph=False)(x, len(train_x)))
-        out = []
-        for a, b in zip(train, held):
-            a, b = float(a), float(b)
-            out.append((None, None) if not (math.isfinite(a) and math.isfinite(b)) else (b, b / max(a, 1e-30)))
-        return out
+    def __init__(self, trainer, r: int, callbacks: Sequence = ()):
+        self.parent = trainer
+        self.r = r
+        self.cfg = trainer.replica_cfgs[r]
+        self.callbacks = list(callbacks)
+        self.step_names = trainer.step_names
+        self.terms = trainer.terms
+        self.warnings = trainer.warnings
+        self.steps_budget = trainer.steps_budget
 
-    def final_evaluations(self) -> dict[str, list]:
-        """Both end-of-run evaluations of every replicate, computed once after training."""
-        if self._final is None:
-            self._final = {"rel_l2": self.rel_l2_errors(), "heldout": self.heldout_residuals()}
-        return self._final
+    def __getattr__(self, name):  # anything else a callback reads of the run: the trainer's
+        if name == "parent":
+            raise AttributeError(name)
+        return getattr(self.parent, name)
 
-    # ------------------------------------------------------------------ training
-    def fit(self):
-        from pinnlab.training.replica_loop import ReplicaLoop
+    @property
+    def vars(self):
+        return [self.parent.axis.replica(v, self.r) for v in self.parent.vars]
 
-        return ReplicaLoop(self).run()
+    def rel_l2_error(self):
+        return self.parent.final_evaluations()["rel_l2"][self.r]
+
+    def heldout_residual(self):
+        return self.parent.final_evaluations()["heldout"][self.r]
+
+
+def _activation(name: str, field: str):
+    fn = ACTIVATIONS.get(name, field).fn
+    return keras.activations.get(fn) if isinstance(fn, str) else fn
+
+
+class StackedMLP:
+    """``k`` copies of :func:`pinnlab.models.build_mlp`'s network, one per seed in ``seeds``.
+
+    Calling it maps interleaved points ``x: (n·k, d)`` to ``u: (n·k, 1)``.  ``variables`` are
+    ``dense_i/kernel: (k, fan_in, fan_out)`` and ``dense_i/bias: (k, fan_out)`` in the order of a
+    Keras model's ``trainable_variables``; ``var_names`` name them as a single run does.
+    """
+
+    def __init__(
+        self,
+        *,
+        input_dim: int,
+        width: int,
+        depth: int,
+        activation: str,
+        output_activation: str = "linear",
+        initializer: str = "glorot_uniform",
+        dtype: str = "float32",
+        seeds: Sequence[int] = (0,),
+        standardize: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        self.k = k = len(seeds)
+        self.input_dim = input_dim
+        self.dtype = tf.as_dtype(dtype)
+        init_cls = INITIALIZERS.get(initializer, "model.initializer")
+        self.acts = [_activation(activation, "model.activation")] * depth
+        self.acts.append(_activation(output_activation, "model.output_activation"))
+        self.standardize = None
+        if standardize is not None:
+            mean, std = standardize
+            self.standardize = (
+                tf.constant([float(m) for m in mean], self.dtype),
+                tf.constant([float(s) for s in std], self.dtype),
+            )
+        dims = [input_dim] + [width] * depth + [1]
+        self.variables: list[tf.Variable] = []
+        self.var_names: list[str] = []
+        for i in range(depth + 1):
+            shape = (dims[i], dims[i + 1])
+            kernel = np.stack([np.asarray(init_cls(seed=s * 1000 + i)(shape, dtype=dtype)) for s in seeds])
+            name = f"dense_{i + 1}"
+            self.variables.append(tf.Variable(kernel, name=f"{name}_kernel", dtype=self.dtype))
+            self.variables.append(tf.Variable(np.zeros((k, dims[i + 1])), name=f"{name}_bias", dtype=self.dtype))
+            self.var_names += [f"{name}/kernel", f"{name}/bias"]
+        self.kernels = self.variables[0::2]
+        self.trainable_variables = self.variables
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        k, d = self.k, self.input_dim
+        h = tf.transpose(tf.reshape(x, (-1, k, d)), (1, 0, 2))  # (k, n, d)
+        if self.standardize is not None:
+            mean, std = self.standardize
+            h = (h - mean) / std
+        for kernel, bias, act in zip(self.variables[0::2], self.variables[1::2], self.acts):
+            h = act(tf.matmul(h, kernel) + bias[:, None, :])
+        return tf.reshape(tf.transpose(h, (1, 0, 2)), (-1, 1))  # (n·k, 1), interleaved
+
+
+def per_replicate(t: tf.Tensor, k: int) -> tf.Tensor:
+    """An interleaved per-point tensor ``(n·k, 1)`` as ``(n, k)``: column r is replicate r."""
+    return tf.reshape(t, (-1, k))
+
+
+def replicate_norm(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """‖concat of replicate r's slices‖ for every r: ``(k,)`` (the per-replicate global norm)."""
+    sq = [tf.reduce_sum(tf.reshape(tf.square(t), (tf.shape(t)[0], -1)), axis=1) for t in tensors]
+    return tf.sqrt(tf.add_n(sq))
+
+
+def interleave(sets: Sequence[np.ndarray]) -> np.ndarray:
+    """k arrays ``(n, d)`` (one per replicate, same n) as one ``(n·k, d)`` in the interleaved layout."""
+    first = np.asarray(sets[0])
+    return np.stack([np.asarray(s) for s in sets], axis=1).reshape(first.shape[0] * len(sets), *first.shape[1:])

@@ -54,7 +54,7 @@ class RunResult:
     forecast: dict[str, Any] = field(default_factory=dict)  # {first_alarm_step, signal, value}
     causes: list[dict[str, str]] = field(default_factory=list)  # [{cause, evidence, remedy}]
     known_causes: str = ""  # causes known before training (pinnlab.causes.static_causes), comma-separated
-    # training.replicates > 1: one row per seed (pinnlab.training.replica_loop); None for one run
+    # training.replicates > 1: one row per seed (pinnlab.replicates.combine); None for one run
     replicates: list[dict[str, Any]] | None = None
     divergence_rate: float | None = None  # fraction of replicates that diverged (one run: 0 or 1)
     replicate_results: list[RunResult] = field(default_factory=list, repr=False)  # each seed's result

@@ -13,7 +13,7 @@ from variables, or what the host loop reads, can share one built :class:`Trainer
   value builds a new trainer.
 
 Taking the next config (:func:`reset`): assign the initial weights a fresh ``Trainer`` with that
-seed would draw (:class:`~pinnlab.training.stacked.StackedMLP` with one seed, proved equal to
+seed would draw (:class:`~pinnlab.training.replicas.StackedMLP` with one seed, proved equal to
 :func:`~pinnlab.models.build_mlp` in tests/test_replicas.py), zero the optimizer's slots and
 iteration count, assign the learning rate and the λ, and redo the per-run state
 (``Trainer._prepare_run``: points from the new seed, batching, budget).  tests/test_reuse.py checks
@@ -45,13 +45,9 @@ def reuse_key(cfg) -> str | None:
     """The fields that change shapes or the graph, as a string; None when not reusable."""
     if cfg.training.replicates > 1 or cfg.optimizer.name == "lbfgs":
         return None
-    d = cfg.to_dict()
-    for dotted in FREE:
-        section, _, leaf = dotted.partition(".")
-        if leaf:
-            d[section].pop(leaf, None)
-        else:
-            d.pop(section, None)
+    from pinnlab.config import dict_without
+
+    d = dict_without(cfg, FREE)
     if cfg.optimizer.schedule.name == "constant":
         d["optimizer"].pop("learning_rate", None)
     return json.dumps(d, sort_keys=True, default=str)
@@ -62,7 +58,7 @@ def reset(trainer, cfg, callbacks: Sequence[Any] = ()) -> None:
     import tensorflow as tf
 
     from pinnlab.models import mlp_kwargs
-    from pinnlab.training.stacked import StackedMLP
+    from pinnlab.training.replicas import StackedMLP
 
     trainer.cfg = cfg
     trainer.callbacks = list(callbacks)

@@ -75,7 +75,7 @@ if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
 __all__ = [
-    "EAGER_CHECKS", "Sharpness", "threshold", "hessian_vector_product", "hessian_vector_products", "lanczos_top"
+    "EAGER_CHECKS", "Lanczos", "Sharpness", "threshold", "hessian_vector_product", "hessian_vector_products", "lanczos_top"
 ]
 
 EAGER_CHECKS = 4  # a trainer's checks run eagerly before the HVP is traced (Sharpness.__init__)
@@ -124,6 +124,58 @@ def hessian_vector_product(loss_fn, variables, vectors):
     return grads, hvp(vectors)
 
 
+class Lanczos:
+    """One Lanczos iteration, fed one product at a time: ``q`` is the next vector to multiply,
+    :meth:`feed` takes A·q.  Several of them advance in lockstep on one block-diagonal operator
+    (the stacked replicates' Hessian), each stopping by its own test (:func:`lanczos_top`'s)."""
+
+    def __init__(self, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
+        q = np.asarray(start, np.float64)
+        self.q = q / np.linalg.norm(q)
+        self.iters, self.min_iters, self.tol = iters, min_iters, tol
+        self.basis: list[np.ndarray] = []
+        self.alphas: list[float] = []
+        self.betas: list[float] = []
+        self.theta, self.y, self.residual = float("nan"), self.q, float("inf")
+        self.steps = 0
+        self.done = iters < 1
+
+    def feed(self, w: np.ndarray) -> None:
+        """Take A·q; sets ``done`` when a stopping test holds or the steps are used up."""
+        self.steps = step = self.steps + 1
+        w = np.asarray(w, np.float64)
+        q = self.q
+        if not np.all(np.isfinite(w)):
+            self.theta, self.y, self.residual, self.done = float("nan"), q, float("inf"), True
+            return
+        self.basis.append(q)
+        alphas, betas = self.alphas, self.betas
+        alphas.append(float(q @ w))
+        Q = np.stack(self.basis)
+        for _ in range(2):
+            w = w - Q.T @ (Q @ w)
+        beta = float(np.linalg.norm(w))
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        values, vectors = np.linalg.eigh(T)
+        i = int(np.argmax(np.abs(values)))
+        self.theta = theta = float(values[i])
+        y = Q.T @ vectors[:, i]
+        self.y = y / np.linalg.norm(y)
+        self.residual = beta * abs(float(vectors[-1, i]))
+        scale = max(abs(a) for a in alphas + betas + [beta]) or 1.0
+        if beta <= 1e-12 * scale:  # invariant subspace: θ is an eigenvalue of A
+            self.residual, self.done = 0.0, True
+            return
+        if (step >= self.min_iters and self.residual <= self.tol * abs(theta)) or step >= self.iters:
+            self.done = True
+            return
+        betas.append(beta)
+        self.q = w / beta
+
+    def result(self):
+        return self.theta, self.y, self.steps, self.residual
+
+
 def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
     """The Ritz pair of largest magnitude of a symmetric operator after at most ``iters`` Lanczos steps.
 
@@ -135,37 +187,10 @@ def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol
     Gram-Schmidt, twice) keeps the basis orthogonal in float arithmetic; it holds ``iters`` vectors
     of the operator's size.
     """
-    q = np.asarray(start, np.float64)
-    q = q / np.linalg.norm(q)
-    basis: list[np.ndarray] = []
-    alphas: list[float] = []
-    betas: list[float] = []
-    theta, y, residual = float("nan"), q, float("inf")
-    for step in range(1, iters + 1):
-        w = np.asarray(apply(q), np.float64)
-        if not np.all(np.isfinite(w)):
-            return float("nan"), q, step, float("inf")
-        basis.append(q)
-        alphas.append(float(q @ w))
-        Q = np.stack(basis)
-        for _ in range(2):
-            w = w - Q.T @ (Q @ w)
-        beta = float(np.linalg.norm(w))
-        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-        values, vectors = np.linalg.eigh(T)
-        i = int(np.argmax(np.abs(values)))
-        theta = float(values[i])
-        y = Q.T @ vectors[:, i]
-        y = y / np.linalg.norm(y)
-        residual = beta * abs(float(vectors[-1, i]))
-        scale = max(abs(a) for a in alphas + betas + [beta]) or 1.0
-        if beta <= 1e-12 * scale:  # invariant subspace: θ is an eigenvalue of A
-            return theta, y, step, 0.0
-        if step >= min_iters and residual <= tol * abs(theta):
-            return theta, y, step, residual
-        betas.append(beta)
-        q = w / beta
-    return theta, y, iters, residual
+    lz = Lanczos(start, iters, min_iters=min_iters, tol=tol)
+    while not lz.done:
+        lz.feed(apply(lz.q))
+    return lz.result()
 
 
 class Sharpness:
@@ -181,11 +206,11 @@ class Sharpness:
 
     def __init__(self, trainer: Trainer):
         self.trainer = t = trainer
-        self.vector: np.ndarray | None = None
-        self.rng = np.random.default_rng(t.cfg.training.seed + 104729)
-        self._rows: dict[tuple[str, int], tf.Tensor] = {}
-        self._shapes = [tuple(w.shape) for w in t.vars]
+        # one Lanczos per replicate, on its slice of the weights (the stacked Hessian is block-diagonal)
+        self._shapes = [tuple(w.shape)[1:] if t.k > 1 else tuple(w.shape) for w in t.vars]
         self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
+        self._rows: dict[tuple[str, int], tf.Tensor] = {}
+        self.reset()
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
         # counts checks, not HVPs: a run whose checks fit in what is left of EAGER_CHECKS (over the
@@ -201,29 +226,31 @@ class Sharpness:
 
     def reset(self) -> None:
         """Start over for the trainer's (new) config: a cold first check and a fresh point subset
-        (a reused trainer, :mod:`pinnlab.training.reuse`, must measure what a fresh one would)."""
-        self.vector = None
-        self.rng = np.random.default_rng(self.trainer.cfg.training.seed + 104729)
+        (a reused trainer, :mod:`pinnlab.training.reuse`, must measure what a fresh one would).
+        Replicate r draws its start and subset from ``default_rng(seed + r + 104729)``, as a separate run."""
+        t = self.trainer
+        self.vectors: list[np.ndarray | None] = [None] * t.k
+        self.rngs = [np.random.default_rng(s + 104729) for s in t.seeds]
         self._rows.clear()
 
     def _products(self, points, precond):
-        """``apply(vectors)`` -> (A·v, Σ g²) for A = D H D, D = ``precond`` (P^-1/2); (H·v, None)
-        when ``precond`` is None (no preconditioner: SGD, L-BFGS, Adam before its first update).
-        Every call reuses one recorded forward pass and gradient (:func:`hessian_vector_products`)."""
+        """``apply(vectors)`` -> (A·v, Σ g² per replicate) for A = D H D, D = ``precond`` (P^-1/2);
+        (H·v, None) when ``precond`` is None (no preconditioner: SGD, L-BFGS, Adam before its first
+        update).  Every call reuses one recorded forward pass and gradient (:func:`hessian_vector_products`)."""
         t = self.trainer
-        grads, hvp = hessian_vector_products(lambda: t._total(t._losses(points)[0]), t.vars)
+        grads, hvp = hessian_vector_products(lambda: t.axis.total(t._total(t._losses(points)[0])), t.vars)
         if precond is None:
             return lambda vectors: (hvp(vectors), None)
-        g2 = tf.add_n([tf.reduce_sum(tf.square(g)) for g in grads])
+        g2 = t.axis.sum_squares(grads)
         return lambda vectors: ([d * h for d, h in zip(precond, hvp([d * x for d, x in zip(precond, vectors)]))], g2)
 
     def _product(self, points, vectors, precond):
         """One product of :meth:`_products` (the body of the compiled HVP)."""
         return self._products(points, precond)(vectors)
 
-    def _preconditioner(self) -> tuple[list[tf.Tensor] | None, float | None]:
-        """(D = P^-1/2 per variable, Σ v̂) for Adam-type / RMSprop optimizers after their first
-        update; (None, None) for SGD, L-BFGS and before the first update."""
+    def _preconditioner(self) -> tuple[list[tf.Tensor] | None, np.ndarray | None]:
+        """(D = P^-1/2 per variable, Σ v̂ per replicate) for Adam-type / RMSprop optimizers after
+        their first update; (None, None) for SGD, L-BFGS and before the first update."""
         t = self.trainer
         opt = t.optimizer
         name = t.cfg.optimizer.name
@@ -236,58 +263,80 @@ class Sharpness:
         eps = float(opt.epsilon)
         correction = 1.0 - float(opt.beta_2) ** it if name != "rmsprop" else 1.0
         vhat = [tf.convert_to_tensor(v) / correction for v in velocities]
-        return [tf.math.rsqrt(tf.sqrt(v) + eps) for v in vhat], float(sum(tf.reduce_sum(v) for v in vhat))
+        vsum = sum(tf.reduce_sum(tf.reshape(v, (t.k, -1)), axis=1).numpy().astype(np.float64) for v in vhat)
+        return [tf.math.rsqrt(tf.sqrt(v) + eps) for v in vhat], vsum
 
     def _subset(self, points) -> dict:
-        """At most ``diagnostics.sharpness_points`` rows of each point set, always the same rows."""
-        n = self.trainer.cfg.diagnostics.sharpness_points
+        """At most ``diagnostics.sharpness_points`` rows of each replicate's point sets, always the same rows."""
+        t = self.trainer
+        n, k = t.cfg.diagnostics.sharpness_points, t.k
         out = {}
         for key, x in points.items():
-            rows = int(x.shape[0])
+            rows = int(x.shape[0]) // k
             if rows <= n:
                 out[key] = x
                 continue
             if (key, rows) not in self._rows:
-                self._rows[(key, rows)] = tf.constant(np.sort(self.rng.choice(rows, n, replace=False)))
+                picks = [np.sort(rng.choice(rows, n, replace=False)) for rng in self.rngs]
+                self._rows[(key, rows)] = tf.constant((np.stack(picks, axis=1) * k + np.arange(k)).ravel())
             out[key] = tf.gather(x, self._rows[(key, rows)])
         return out
 
-    def __call__(self, points) -> dict[str, float]:
+    def __call__(self, points) -> list[dict[str, float]]:
         t = self.trainer
         diag = t.cfg.diagnostics
+        axis = t.axis
         points = self._subset(points)
         precond, vsum = self._preconditioner()
-        cold = self.vector is None
-        start = np.concatenate([self.rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vector
+        lanczos = []
+        for r, rng in enumerate(self.rngs):
+            cold = self.vectors[r] is None
+            start = np.concatenate([rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vectors[r]
+            lanczos.append(Lanczos(
+                start,
+                diag.sharpness_cold_iters if cold else diag.sharpness_iters,
+                min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
+                tol=diag.sharpness_tol if cold else 0.0,
+            ))
         g2 = []
         if self._hvp.count_call():
             product = self._products(points, precond)
         else:
             product = lambda vectors: self._hvp.function(points, vectors, precond)  # noqa: E731
 
-        def apply(v: np.ndarray) -> np.ndarray:
-            parts = np.split(v, self._splits)
-            vectors = [tf.constant(p.reshape(s), w.dtype) for p, s, w in zip(parts, self._shapes, t.vars)]
+        def apply(qs: list[np.ndarray]) -> list[np.ndarray]:
+            parts = [np.split(q, self._splits) for q in qs]
+            vectors = [
+                tf.constant(axis.stack([p[i].reshape(s) for p in parts]), w.dtype)
+                for i, (s, w) in enumerate(zip(self._shapes, t.vars))
+            ]
             av, g = product(vectors)
             g2.append(g)
-            return np.concatenate([x.numpy().ravel() for x in av]).astype(np.float64)
+            return [np.concatenate([axis.replica(x, r).numpy().ravel() for x in av]).astype(np.float64) for r in range(t.k)]
 
-        top, vector, _, _ = lanczos_top(
-            apply,
-            start,
-            diag.sharpness_cold_iters if cold else diag.sharpness_iters,
-            min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
-            tol=diag.sharpness_tol if cold else 0.0,
-        )
-        # a non-finite product: start cold at the next check
-        self.vector = vector if math.isfinite(top) and np.all(np.isfinite(vector)) else None
-        out = {"sharpness/top": top}
+        while not all(lz.done for lz in lanczos):
+            for lz, w in zip(lanczos, apply([lz.q for lz in lanczos])):
+                if not lz.done:
+                    lz.feed(w)
         opt = t.optimizer
         name = t.cfg.optimizer.name
-        if opt is not None and math.isfinite(top) and (vsum is not None or name == "sgd"):
+        thresholds = [None] * t.k
+        if opt is not None and (vsum is not None or name == "sgd"):
             lr = float(tf.convert_to_tensor(opt.learning_rate).numpy())
-            thr = threshold(t.cfg.optimizer, lr)  # 0 for an infinite learning rate (float32 overflow)
-            out["sharpness/ratio"] = max(top, 0.0) / thr if thr > 0 else float("inf")
-        if vsum:
-            out["adam/g2_over_v"] = float(g2[0]) / vsum
-        return out
+            scale = [1.0] * t.k if t.lr_scale is None else [float(x) for x in t.lr_scale]
+            # 0 for an infinite learning rate (float32 overflow)
+            thresholds = [threshold(c.optimizer, lr * f) for c, f in zip(t.replica_cfgs, scale)]
+        g2_first = None if not g2 or g2[0] is None else axis.values(g2[0])
+        rows = []
+        for r, lz in enumerate(lanczos):
+            top, vector, _, _ = lz.result()
+            # a non-finite product: start cold at the next check
+            self.vectors[r] = vector if math.isfinite(top) and np.all(np.isfinite(vector)) else None
+            out = {"sharpness/top": top}
+            thr = thresholds[r]
+            if thr is not None and math.isfinite(top):
+                out["sharpness/ratio"] = max(top, 0.0) / thr if thr > 0 else float("inf")
+            if vsum is not None and vsum[r]:
+                out["adam/g2_over_v"] = float(g2_first[r]) / float(vsum[r])
+            rows.append(out)
+        return rows

@@ -28,22 +28,24 @@ Design notes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from pinnlab.config import RunConfig, load_config
-from pinnlab.losses import formulation, grad_norm_lambda_hat, penalties
-from pinnlab.models import ACTIVATIONS, build_mlp, mlp_kwargs, variable_name
+from pinnlab.losses import formulation
+from pinnlab.models import ACTIVATIONS, mlp_kwargs
 from pinnlab.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
 from pinnlab.training.compiled import Compiled
-from pinnlab.training.diagnostics import Diagnostics, global_norm
+from pinnlab.training.diagnostics import Diagnostics
 from pinnlab.training.loops import FirstOrderLoop, LBFGSLoop
 from pinnlab.training.ntk_weighting import NTKWeighting
 from pinnlab.training.recorder import Recorder
+from pinnlab.training.replicas import ReplicaView, Stacked, axis_for
 from pinnlab.training.result import RunResult
 
 __all__ = ["Trainer", "train"]
@@ -52,20 +54,35 @@ __all__ = ["Trainer", "train"]
 class Trainer:
     """Builds problem, model, losses and optimizer from a RunConfig and trains."""
 
-    def __init__(self, config: RunConfig, callbacks: Sequence[Callback] = ()):
+    def __init__(
+        self,
+        config: RunConfig,
+        callbacks: Sequence[Callback] = (),
+        replica_callbacks: Sequence = (),
+        replica_configs: Sequence[RunConfig] | None = None,
+    ):
+        """``replica_configs``: one config per replicate when they differ in more than the seed (a
+        sweep's batch of trials, :func:`pinnlab.training.replicas.group_key`); by default replicate r
+        is ``config`` with seed ``training.seed + r``, r < ``training.replicates``."""
         self.cfg = cfg = config
         self.callbacks = list(callbacks)
+        # per replicate: callbacks that hear that replicate as a run of its own (a sweep's per-seed tracker)
+        self.replica_callbacks = [list(c) for c in replica_callbacks]
         if cfg.training.deterministic:
             tf.config.experimental.enable_op_determinism()
         self.problem = resolve_problem(cfg.problem.name, cfg.problem.params)
         self.dtype = tf.as_dtype(cfg.model.dtype)
-        self.model = build_mlp(seed=cfg.training.seed, **mlp_kwargs(cfg.model, self.problem))
-        self.vars = list(self.model.trainable_variables)
-        self.var_names = [variable_name(v) for v in self.vars]
+        self.k = k = len(replica_configs) if replica_configs else cfg.training.replicates
+        self.axis = axis_for(k)
+        self._given_configs = list(replica_configs) if replica_configs else None
+        self.replica_cfgs = self._replica_configs()
+        self.seeds = [c.training.seed for c in self.replica_cfgs]
+        self.model, self.vars, self.var_names = self.axis.model(self.seeds, mlp_kwargs(cfg.model, self.problem))
         self.kernels = [v for v, n in zip(self.vars, self.var_names) if n.endswith("kernel")]
         reg = cfg.regularization
         self.penalized = self.vars if reg.include_biases else self.kernels
         self.backup = [tf.Variable(v, trainable=False, name=f"backup_{i}") for i, v in enumerate(self.vars)]
+        self.active = tf.Variable(tf.ones((k,), tf.bool), trainable=False, name="active")
 
         self.terms = list(self.problem.term_names())
         self.penalty_terms = [t for t, c in (("l2", reg.l2), ("l1", reg.l1)) if c > 0]
@@ -73,9 +90,20 @@ class Trainer:
         lc = cfg.loss
         self.forms = {t: formulation(lc.formulations.get(t, lc.formulation)) for t in self.terms}
         self.lambdas = {
-            t: tf.Variable(float(lc.weights.get(t, 1.0)), trainable=False, dtype=self.dtype, name=f"lambda_{t}")
+            t: tf.Variable(self._per_replica(lambda c: c.loss.weights.get(t, 1.0)), trainable=False, dtype=self.dtype,
+                           name=f"lambda_{t}")
             for t in self.terms
         }
+        # per-replicate numeric settings (equal across replicates unless given replica_configs)
+        self.l2 = self._per_replica(lambda c: c.regularization.l2)
+        self.l1 = self._per_replica(lambda c: c.regularization.l1)
+        self.clip_norm = None if reg.clip_norm is None else self._per_replica(lambda c: c.regularization.clip_norm)
+        self.max_norm = None if reg.max_norm is None else self._per_replica(lambda c: c.regularization.max_norm)
+        # a replicate's learning rate as a multiple of the optimizer's (Keras holds one); its update is
+        # scaled by it, exact for every optimizer here (each update is linear in the rate: SGD's
+        # momentum buffer, Adam's and RMSprop's moments and AdamW's decay do not depend on it)
+        rates = np.array([c.optimizer.learning_rate for c in self.replica_cfgs], np.float64)
+        self.lr_scale = None if np.all(rates == rates[0]) else (rates / rates[0]).astype(self.dtype.as_numpy_dtype)
         self.adaptive = (
             [t for t in self.terms if t not in self.problem.residual_terms] if lc.weighting.scheme == "grad_norm" else []
         )
@@ -112,15 +140,35 @@ class Trainer:
         if lc.weighting.scheme == "ntk":
             self._update_lambdas = self.ntk.update
 
+    def _replica_configs(self) -> list[RunConfig]:
+        if self._given_configs is not None:
+            return self._given_configs
+        if self.k == 1:
+            return [self.cfg]
+        from pinnlab.training.replicas import replica_config
+
+        return [replica_config(self.cfg, r) for r in range(self.k)]
+
+    def _per_replica(self, get):
+        """A numeric setting of every replicate as the axis' per-replicate value (a scalar for one)."""
+        values = [float(get(c)) for c in self.replica_cfgs]
+        return values[0] if self.k == 1 else np.array(values)
+
     def _prepare_run(self) -> None:
         """The per-run state that is not the graph: points, batching, budget, warnings.
 
         Also called by :mod:`pinnlab.training.reuse` when a built trainer takes the next config.
+        Replicate r draws its points from its own ``default_rng(seed + r)``, as a separate run does;
+        ``train_points`` are the replicates' sets in the axis' layout.
         """
         cfg = self.cfg
-        self.rng = np.random.default_rng(cfg.training.seed)
-        self.train_points = self.problem.sample(self.rng)
-        n_res = len(self.train_points["residual"])
+        self.replica_cfgs = self._replica_configs()
+        self.seeds = [c.training.seed for c in self.replica_cfgs]
+        self.rngs = [np.random.default_rng(s) for s in self.seeds]
+        self.replica_points = [self.problem.sample(rng) for rng in self.rngs]
+        self.train_points = self._layout(self.replica_points)
+        self.rng = self.rngs[0]
+        n_res = len(self.replica_points[0]["residual"])
         bs = cfg.training.batch_size
         self.batch_size = None if (bs is None or bs >= n_res or cfg.training.resample) else bs
         self.steps_per_epoch = 1 if self.batch_size is None else n_res // self.batch_size
@@ -130,6 +178,8 @@ class Trainer:
         else:
             self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
         self.warnings = self._static_warnings()
+        self.active.assign(tf.ones((self.k,), tf.bool))
+        self._final: dict[str, list] | None = None  # end-of-run evaluations, computed once
         self.diagnostics.restart()
 
     # ------------------------------------------------------------------ static checks
@@ -166,9 +216,9 @@ class Trainer:
         for name in self.terms:
             r = terms[name]
             f = self.forms[name]
-            losses[name] = tf.add_n([f(p, delta) for p in r]) if isinstance(r, list) else f(r, delta)
-        reg = self.cfg.regularization
-        losses.update(penalties(self.penalized, reg.l2, reg.l1))
+            term = self.axis.term
+            losses[name] = tf.add_n([term(f, p, delta) for p in r]) if isinstance(r, list) else term(f, r, delta)
+        losses.update(self.axis.penalties(self.penalized, self.l2, self.l1))
         return losses, derivs, terms
 
     def _total(self, losses: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -187,59 +237,94 @@ class Trainer:
 
     # ------------------------------------------------------------------ compiled functions
     def _step_impl(self, points):
+        axis = self.axis
         for b, v in zip(self.backup, self.vars):
             b.assign(v)
         with tf.GradientTape() as tape:
             losses, _, _ = self._losses(points)
             total = self._total(losses)
-        grads = self._gradients(tape, total, self.vars)
-        gnorm = global_norm(grads)
-        wnorm = global_norm(self.vars)
-        reg = self.cfg.regularization
-        if reg.clip_norm is not None:
-            grads, _ = tf.clip_by_global_norm(grads, reg.clip_norm, use_norm=gnorm)
+            summed = axis.total(total)  # inside the tape: its gradient is each replicate's own
+        grads = self._gradients(tape, summed, self.vars)
+        gnorm = axis.norm(grads)
+        wnorm = axis.norm(self.vars)
+        if self.clip_norm is not None:
+            grads = axis.clip(grads, self.clip_norm, gnorm)
         self.optimizer.apply(grads, self.vars)
-        if reg.max_norm is not None:
+        if self.lr_scale is not None:  # each replicate's own learning rate
+            for v, b in zip(self.vars, self.backup):
+                v.assign(b + (v - b) * Stacked.bcast(tf.constant(self.lr_scale), v))
+        if self.max_norm is not None:
+            max_norm = self.max_norm if self.k == 1 else Stacked.bcast(tf.constant(self.max_norm, self.dtype), self.kernels[0])
             for w in self.kernels:
-                norms = tf.sqrt(tf.reduce_sum(tf.square(w), axis=0, keepdims=True))
-                w.assign(w * tf.minimum(1.0, reg.max_norm / tf.maximum(norms, 1e-12)))
+                w.assign(w * tf.minimum(1.0, max_norm / tf.maximum(axis.column_norms(w), 1e-12)))
+        axis.keep(self.vars, self.backup, self.active)
         out = [total] + [losses[t] for t in self.loss_terms] + [gnorm, wnorm]
         out += [self.lambdas[t] for t in self.adaptive]
-        out.append(global_norm(self.vars))  # finite check of the updated weights
-        return tf.stack([tf.cast(o, self.dtype) for o in out])
+        out.append(axis.norm(self.vars))  # finite check of the updated weights
+        # (k, len(step_names) + 1): one row per replicate
+        return tf.reshape(tf.stack([tf.cast(o, self.dtype) for o in out], axis=-1), (self.k, -1))
 
     def _update_lambdas_impl(self, points):
         alpha = self.cfg.loss.weighting.alpha
+        axis = self.axis
         with tf.GradientTape(persistent=True) as tape:
             losses, _, _ = self._losses(points)
-            res = tf.add_n([self.lambdas[t] * losses[t] for t in self.problem.residual_terms])
-            weighted = {t: self.lambdas[t] * losses[t] for t in self.adaptive}
+            res = axis.total(tf.add_n([self.lambdas[t] * losses[t] for t in self.problem.residual_terms]))
+            weighted = {t: axis.total(self.lambdas[t] * losses[t]) for t in self.adaptive}
         g_res = self._gradients(tape, res, self.kernels)
         for t in self.adaptive:
-            hat = grad_norm_lambda_hat(g_res, self._gradients(tape, weighted[t], self.kernels))
+            hat = axis.grad_norm_hat(g_res, self._gradients(tape, weighted[t], self.kernels))
             self.lambdas[t].assign(alpha * self.lambdas[t] + (1 - alpha) * tf.cast(hat, self.dtype))
         del tape
         return tf.stack([self.lambdas[t] for t in self.adaptive])
 
     # ------------------------------------------------------------------ data
+    def _layout(self, per_replica_sets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """The replicates' point sets as one set in the axis' layout (one replicate: its own)."""
+        return {key: self.axis.interleave([s[key] for s in per_replica_sets]) for key in per_replica_sets[0]}
+
     def _tensors(self, sets: dict[str, np.ndarray]) -> dict[str, tf.Tensor]:
         return {k: tf.constant(v, self.dtype) for k, v in sets.items()}
 
-    def _batches(self) -> Iterator[dict[str, tf.Tensor]]:
-        """Point sets for each step.  Only ``residual`` is mini-batched; other sets go whole."""
+    def _replica_batches(self, r: int) -> Iterator[dict[str, np.ndarray]]:
+        """Replicate r's point sets per step.  Only ``residual`` is mini-batched; other sets go whole."""
+        rng, pts = self.rngs[r], self.replica_points[r]
         if self.cfg.training.resample:
             while True:
-                yield self._tensors(self.problem.sample(self.rng))
+                yield self.problem.sample(rng)
+        res, bs = pts["residual"], self.batch_size
+        while True:
+            perm = rng.permutation(len(res))
+            for i in range(self.steps_per_epoch):
+                yield {**pts, "residual": res[perm[i * bs : (i + 1) * bs]]}
+
+    def _batches(self) -> Iterator[dict[str, tf.Tensor]]:
+        """Point sets for each step, every replicate's drawn from its own generator."""
         full = self._tensors(self.train_points)
-        if self.batch_size is None:
+        if self.batch_size is None and not self.cfg.training.resample:
             while True:
                 yield full
-        res = self.train_points["residual"]
-        bs = self.batch_size
-        while True:
-            perm = self.rng.permutation(len(res))
-            for i in range(self.steps_per_epoch):
-                yield {**full, "residual": tf.constant(res[perm[i * bs : (i + 1) * bs]], self.dtype)}
+        gens = [self._replica_batches(r) for r in range(self.k)]
+        if self.cfg.training.resample:
+            while True:
+                yield self._tensors(self._layout([next(g) for g in gens]))
+        while True:  # mini-batches: only the residual points change from step to step
+            res = self.axis.interleave([next(g)["residual"] for g in gens])
+            yield {**full, "residual": tf.constant(res, self.dtype)}
+
+    def freeze(self, replicas: Sequence[int], restore: bool = False) -> None:
+        """Stop updating ``replicas``; ``restore``: first put back their pre-step weights."""
+        mask = np.zeros(self.k, bool)
+        mask[list(replicas)] = True
+        m = tf.constant(mask)
+        if restore:
+            if self.k == 1:
+                for v, b in zip(self.vars, self.backup):
+                    v.assign(b)
+            else:
+                for v, b in zip(self.vars, self.backup):
+                    v.assign(tf.where(Stacked.bcast(m, v), b, v))
+        self.active.assign(tf.logical_and(self.active, tf.logical_not(m)))
 
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> list[np.ndarray]:
@@ -280,20 +365,48 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def rel_l2_error(self) -> float | None:
-        """‖u − u_exact‖ / ‖u_exact‖ on the evaluation grid; None without an exact solution."""
-        return self.diagnostics.rel_l2_error()
+        """‖u − u_exact‖ / ‖u_exact‖ on the evaluation grid (replicate 0); None without an exact solution."""
+        return self.diagnostics.rel_l2_errors()[0]
 
     def heldout_residual(self) -> tuple[float | None, float | None]:
-        """Mean square PDE residual on held-out points, and its ratio to the training points'."""
-        return self.diagnostics.heldout_residual()
+        """Mean square PDE residual on held-out points, and its ratio to the training points' (replicate 0)."""
+        return self.diagnostics.heldout_residuals()[0]
+
+    def final_evaluations(self) -> dict[str, list]:
+        """Both end-of-run evaluations of every replicate, computed once after training."""
+        if self._final is None:
+            d = self.diagnostics
+            self._final = {"rel_l2": d.rel_l2_errors(), "heldout": d.heldout_residuals()}
+        return self._final
 
     # ------------------------------------------------------------------ training
     def fit(self) -> RunResult:
-        """Train for ``steps_budget`` steps (or until a verdict or a callback stops the run)."""
+        """Train for ``steps_budget`` steps (or until a verdict or a callback stops the run).
+
+        One :class:`Recorder` per replicate (its history, monitor and result); the run's callbacks
+        hear replicate 0 while it trains and, with k > 1, the combined result at the end
+        (:func:`pinnlab.replicates.combine`).
+        """
         loop = FirstOrderLoop(self) if self.optimizer is not None else LBFGSLoop(self)
-        recorder = Recorder(self, loop.budget, unit=loop.unit)
-        loop.run(recorder)
-        return recorder.finish()
+        cbs = self.replica_callbacks or [[] for _ in range(self.k)]
+        recorders = []
+        for r in range(self.k):
+            run_cbs = self.callbacks if r == 0 else []
+            recorders.append(
+                Recorder(ReplicaView(self, r), loop.budget, unit=loop.unit, callbacks=[*run_cbs, *cbs[r]],
+                         end_callbacks=[*(run_cbs if self.k == 1 else []), *cbs[r]], run_callbacks=self.callbacks)
+            )
+        t0 = time.perf_counter()
+        loop.run(recorders)
+        results = [rec.finish() for rec in recorders]
+        if self.k == 1:
+            return results[0]
+        from pinnlab.replicates import combine
+
+        result = combine(self.cfg, results, wall_seconds=time.perf_counter() - t0)
+        for cb in self.callbacks:
+            cb.on_train_end(result)
+        return result
 
 
 def train(config=None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
