@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="worker processes on this machine (default 1; 0: only create the study, for `pinnlab worker`)",
     )
+    sweep.add_argument(
+        "--batch", type=int, help="trials a worker trains at a time, stacked when they share a network (default: the file's batch, 1)"
+    )
     sweep.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     sweep.add_argument("--study-name", help="study name (default: the file's study_name or its stem)")
     sweep.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
@@ -140,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--n-trials", type=int, help="stop after this many trials of this worker (default: until the budget is spent)")
     worker.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores; cores / workers per machine)")
+    worker.add_argument("--batch", type=int, help="trials trained at a time (default: the study's batch)")
     worker.add_argument("--json", action="store_true", help="print the study report as one JSON object")
 
     add("presets", help="list the shipped presets")
@@ -274,6 +278,13 @@ def _at_most(flag: str, value: int | None, high: int) -> None:
         raise ConfigError(flag, f"{value} is not allowed: must be <= {high} (4 per core on this machine)")
 
 
+def _at_most_batch(value: int | None) -> None:
+    from pinnlab.sweep.spec import MAX_BATCH
+
+    if value is not None and value > MAX_BATCH:
+        raise ConfigError("--batch", f"{value} is not allowed: must be <= {MAX_BATCH}")
+
+
 def _cmd_sweep(args) -> int:
     from pinnlab.sweep import load_sweep, run_sweep
 
@@ -281,7 +292,9 @@ def _cmd_sweep(args) -> int:
     _at_most("--workers", args.workers, MAX_WORKERS)
     _at_least("--n-trials", args.n_trials, 1)
     _not_empty("--storage", args.storage)
-    spec = load_sweep(args.file, {"n_trials": args.n_trials, "study_name": args.study_name})
+    _at_least("--batch", args.batch, 1)
+    _at_most_batch(args.batch)
+    spec = load_sweep(args.file, {"n_trials": args.n_trials, "study_name": args.study_name, "batch": args.batch})
     if args.smoke:
         spec = spec.for_smoke()
     report = run_sweep(
@@ -319,8 +332,10 @@ def _cmd_worker(args) -> int:
     _at_least("--threads", args.threads, 1)
     _not_empty("--storage", args.storage)
     check_name("--study-name", args.study_name)
+    _at_least("--batch", args.batch, 1)
+    _at_most_batch(args.batch)
     report = run_worker(args.study_name, args.storage, tracking_uri=args.tracking_uri, n_trials=args.n_trials,
-                        threads=args.threads)
+                        threads=args.threads, batch=args.batch)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:

@@ -27,6 +27,7 @@ __all__ = [
     "ERROR_TAG",
     "PLOT_ERROR_TAG",
     "PARENT_RUN_TAG",
+    "BATCH_ATTR",
     "REPLICATES_ATTR",
     "DIVERGENCE_RATE_ATTR",
     "REPLICATE_SEEDS_ATTR",
@@ -44,6 +45,7 @@ MLFLOW_RUN_ID = "mlflow_run_id"  # the trial's MLflow run (also a field of `pinn
 SLOT_ATTR = "budget_slot"  # which of the n_trials slots the trial fills
 SURPLUS_ATTR = "surplus"  # lost the race for the last slot, never trained
 WORKER_ATTR = "worker"  # "host:pid" of the process running the trial
+BATCH_ATTR = "stacked_with"  # the trials (numbers) a batched sweep trained in one stacked step with this one
 
 # study user attributes
 SPEC_ATTR = "pinnlab_spec"  # the validated sweep spec the study was created with

@@ -121,20 +121,36 @@ def run_replicas(
     *,
     callbacks: Sequence[Any] = (),
     guard: contextlib.AbstractContextManager | None = None,
+    replica_configs: Sequence[Any] | None = None,
+    replica_callbacks: Sequence[Sequence[Any]] | None = None,
+    on_start: Sequence[Callable[[str], None]] | None = None,
 ) -> list[Run]:
-    """Train ``cfg``'s ``training.replicates`` seeds in one stacked training, each seed recorded as
-    a run of its own (``trackings[r]``: seed r's MLflow run, None for untracked): one
-    :class:`Run` per seed, its result that replicate's.  ``callbacks`` hear the training as one
-    run (replicate 0, then the combined result)."""
+    """Train ``cfg``'s ``training.replicates`` replicates in one stacked training, each recorded as
+    a run of its own (``trackings[r]``: replicate r's MLflow run, None for untracked): one
+    :class:`Run` per replicate, its result that replicate's.  ``callbacks`` hear the training as one
+    run (replicate 0, then the combined result); ``replica_callbacks[r]`` hear replicate r alone
+    (a StopTraining from one of them stops only it).  ``replica_configs``: the replicates' own
+    configs (a sweep's batch of trials; default: ``cfg`` with seeds ``seed + r``); ``on_start[r]``
+    is called with replicate r's MLflow run id once it exists."""
     from pinnlab.replicates import replicate_config
 
-    trackers = [_tracker(replicate_config(cfg, r), t) for r, t in enumerate(trackings)]
+    configs = list(replica_configs or [replicate_config(cfg, r) for r in range(len(trackings))])
+    trackers = [_tracker(c, t) for c, t in zip(configs, trackings)]
+    own = [list(c) for c in (replica_callbacks or [[] for _ in configs])]
     with contextlib.ExitStack() as stack:
-        for tracker in trackers:
+        for r, tracker in enumerate(trackers):
             if tracker is not None:
                 stack.enter_context(tracker)
+                own[r].append(tracker)
+                if on_start is not None:
+                    on_start[r](tracker.run_id)
         stack.enter_context(guard or contextlib.nullcontext())
         stack.enter_context(on_abort(lambda: None))
-        trainer = _build(cfg, callbacks, [[t] if t is not None else [] for t in trackers])
+        from pinnlab.backend import import_tensorflow
+
+        import_tensorflow()  # first, so its start-up notices are dropped (pinnlab.backend)
+        from pinnlab.training.trainer import Trainer
+
+        trainer = Trainer(cfg, callbacks, own, replica_configs=configs if replica_configs else None)
         combined = trainer.fit()
     return [Run(result=res, trainer=trainer, tracker=t) for res, t in zip(combined.replicate_results, trackers)]

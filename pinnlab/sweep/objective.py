@@ -28,7 +28,7 @@ from typing import Any
 import optuna
 
 from pinnlab.errors import first_line
-from pinnlab.keys import MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
+from pinnlab.keys import BATCH_ATTR, MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
 from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
@@ -213,15 +213,16 @@ class Objective:
         self.parent_run_id = parent_run_id
         self.track = track
         self.callbacks = list(callbacks)
-        self.interrupted: int | None = None  # number of the trial a KeyboardInterrupt stopped
+        # number of the trial a KeyboardInterrupt stopped (a list: the unfinished trials of a batch)
+        self.interrupted: int | list[int] | None = None
+        self.batch_ends: dict[int, tuple[float | None, Any]] = {}
 
     def __call__(self, trial: optuna.Trial) -> float:
-        if SLOT_ATTR not in trial.user_attrs:
-            trial.set_user_attr(SURPLUS_ATTR, True)
-            raise Surplus("every slot of the budget was taken when this worker asked; not run")
-        trial.set_user_attr(WORKER_ATTR, worker_id())
+        return self._guarded(trial, lambda: self._finish(self._prepare(trial)))
+
+    def _guarded(self, trial: optuna.Trial, work):
         try:
-            return self._run(trial)
+            return work()
         except KeyboardInterrupt:
             self.interrupted = trial.number
             raise
@@ -231,19 +232,19 @@ class Objective:
             trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
             raise
 
-    def _run(self, trial: optuna.Trial) -> float:
+    def _prepare(self, trial: optuna.Trial) -> Job:
+        """The trial's config, callbacks and tracking; nothing trained yet."""
+        if SLOT_ATTR not in trial.user_attrs:
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            raise Surplus("every slot of the budget was taken when this worker asked; not run")
+        trial.set_user_attr(WORKER_ATTR, worker_id())
         spec = self.spec
         params = suggest(trial, spec.space)
         cfg = spec.trial_config(params)
-        callbacks: list[Callback] = []
+        own: list[Callback] = []
         if spec.pruner.name != "none":
-            callbacks.append(_Pruning(trial, spec.pruner.metric))
-        callbacks += self.callbacks
+            own.append(_Pruning(trial, spec.pruner.metric))
         tags = {STUDY_TAG: spec.study_name, TRIAL_TAG: str(trial.number), **{k: str(v) for k, v in params.items()}}
-        if spec.replicates > 1:  # k seeds, one verdict: pinnlab.sweep.replicate_trial
-            from pinnlab.sweep.replicate_trial import run_trial
-
-            return run_trial(self, trial, cfg, callbacks, tags)
         tracking = None
         if self.track:
             tracking = Tracking(
@@ -255,13 +256,25 @@ class Objective:
                 # a 50-step trial trains in about the time its plots take: on demand, `pinnlab plots RUN_ID`
                 plots=False,
             )
-        result = run_config(
-            cfg,
-            tracking=tracking,
-            callbacks=callbacks,
-            on_start=lambda run_id: trial.set_user_attr(MLFLOW_RUN_ID, run_id),
-            reuse=True,  # trials of one worker share built trainers when only seeds, rates, weights differ
-        ).result
+        return Job(trial, cfg, own, tags, tracking)
+
+    def _finish(self, job: Job, run=None) -> float:
+        """Train the job unless ``run`` (its batch's) is given; judge the result (module docstring)."""
+        spec = self.spec
+        trial = job.trial
+        if spec.replicates > 1:  # k seeds, one verdict: pinnlab.sweep.replicate_trial
+            from pinnlab.sweep.replicate_trial import run_trial
+
+            return run_trial(self, trial, job.cfg, [*job.callbacks, *self.callbacks], job.tags)
+        if run is None:
+            run = run_config(
+                job.cfg,
+                tracking=job.tracking,
+                callbacks=[*job.callbacks, *self.callbacks],
+                on_start=job.on_start,
+                reuse=True,  # trials of one worker share built trainers when only seeds, rates, weights differ
+            )
+        result = run.result
         summary = result.summary()
         for key in TRIAL_ATTRS:
             trial.set_user_attr(key, summary.get(key))
@@ -274,3 +287,83 @@ class Objective:
         if value is None:
             raise optuna.TrialPruned(f"objective {spec.objective.metric!r} has no finite value")
         return value
+
+    def run_batch(self, trials: Sequence[optuna.Trial]) -> list[tuple[float | None, Any]]:
+        """Run asked ``trials`` together: those whose configs share a :func:`pinnlab.replicates.group_key`
+        train as replicates of one stacked training, each with its own hyperparameters, MLflow run
+        and pruner; the others alone.  Returns ``(value, state)`` per trial for ``study.tell``
+        (a KeyboardInterrupt propagates, with every trial of the batch in ``interrupted``)."""
+        from optuna.trial import TrialState
+
+        from pinnlab.replicates import group_key, stackable
+
+        self.batch_ends = out = {}  # trial number -> (value, state), as the trials end
+
+        def settle(trial, work):
+            """``work()``'s value, or None with the trial's end (PRUNED, FAIL) recorded in ``out``."""
+            try:
+                return self._guarded(trial, work)
+            except optuna.TrialPruned:
+                out[trial.number] = (None, TrialState.PRUNED)
+            except KeyboardInterrupt:
+                self.interrupted = [t.number for t in trials if t.number not in out]
+                raise
+            except Exception:
+                out[trial.number] = (None, TrialState.FAIL)
+            return None
+
+        def complete(job, work) -> None:
+            value = settle(job.trial, work)
+            if value is not None:
+                out[job.trial.number] = (value, TrialState.COMPLETE)
+
+        jobs = [job for trial in trials if (job := settle(trial, lambda trial=trial: self._prepare(trial)))]
+        groups: dict[str, list[Job]] = {}
+        for job in jobs:
+            alone = self.spec.replicates > 1 or not stackable(job.cfg)
+            groups.setdefault(f"alone-{job.trial.number}" if alone else group_key(job.cfg), []).append(job)
+        for group in groups.values():
+            if len(group) == 1:
+                complete(group[0], lambda job=group[0]: self._finish(job))
+                continue
+            try:
+                runs = self._train_group(group)
+            except KeyboardInterrupt:
+                self.interrupted = [t.number for t in trials if t.number not in out]
+                raise
+            except Exception as exc:  # the group's training failed: every trial in it FAILs with its error
+                for job in group:
+                    complete(job, lambda exc=exc: _raise(exc))
+                continue
+            for job, run in zip(group, runs):
+                complete(job, lambda job=job, run=run: self._finish(job, run))
+        return [out[t.number] for t in trials]
+
+    def _train_group(self, group: list[Job]):
+        from pinnlab.runs import run_replicas
+
+        cfgs = [job.cfg for job in group]
+        for job in group:
+            job.trial.set_user_attr(BATCH_ATTR, [j.trial.number for j in group])
+        return run_replicas(
+            cfgs[0].model_copy(update={"training": cfgs[0].training.model_copy(update={"replicates": len(cfgs)})}),
+            [job.tracking for job in group],
+            callbacks=self.callbacks,
+            replica_configs=cfgs,
+            replica_callbacks=[job.callbacks for job in group],
+            on_start=[job.on_start for job in group],
+        )
+
+
+def _raise(exc: Exception):
+    raise exc
+
+
+class Job(types.SimpleNamespace):
+    """A prepared trial: its config, its own callbacks (the pruner), MLflow tags and tracking."""
+
+    def __init__(self, trial, cfg, callbacks, tags, tracking):
+        super().__init__(trial=trial, cfg=cfg, callbacks=callbacks, tags=tags, tracking=tracking)
+
+    def on_start(self, run_id: str) -> None:
+        self.trial.set_user_attr(MLFLOW_RUN_ID, run_id)

@@ -53,6 +53,7 @@ Running the same command again runs only what is missing; a finished study is re
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -173,13 +174,15 @@ def run_worker(
     worker: int = 0,
     threads: int | None = None,
     track: bool | None = None,
+    batch: int | None = None,
 ) -> SweepReport:
     """Join a study and run its queued trials until the budget is spent (or this worker ran
     ``n_trials``); see the module docstring for the loop.
 
     ``tracking_uri``: how this machine reaches the study's MLflow store (default: the URI the study
     was created with).  ``track``: default, whether the study has an MLflow parent run.
-    ``worker`` varies the sampler seed.  Returns the study's report, ``ran_now`` being the trials
+    ``worker`` varies the sampler seed.  ``batch``: trials asked for at a time (default: the
+    study's ``batch``; :func:`run_batch`).  Returns the study's report, ``ran_now`` being the trials
     this worker ran.  Raises KeyboardInterrupt (with a one-line account) on SIGTERM / SIGINT.
     """
     import optuna
@@ -225,7 +228,7 @@ def run_worker(
         with lost_storage_is_one_line(storage), quiet_lost_threads(), terminate.installed(
             [signal.SIGTERM, signal.SIGINT]
         ), terminate.deferred(), on_abort(lambda: abandon(study, recovery, terminate.received)):
-            ran = _work(study, spec, storage, objective, terminate, n_trials)
+            ran = _work(study, spec, storage, objective, terminate, n_trials, batch or spec.batch)
     except KeyboardInterrupt as exc:
         with lost_storage_is_one_line(storage):  # the stop's own account needs the storage
             account = stopped(study, objective, recovery, str(exc))
@@ -244,7 +247,30 @@ def run_worker(
     return report
 
 
-def _work(study, spec, storage, objective, terminate, limit) -> int:
+def run_batch(study, objective, n: int) -> None:
+    """Ask the sampler for ``n`` trials (each sees the others pending, as parallel workers' trials:
+    TPE's constant liar), run them as one batch (:meth:`Objective.run_batch`) and tell each its end;
+    heartbeats and stale-trial checks as ``study.optimize`` does them."""
+    from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    from pinnlab.sweep.recovery import fail_stale
+
+    if is_heartbeat_enabled(study._storage):
+        fail_stale(study)
+    trials = [study.ask() for _ in range(n)]
+    with contextlib.ExitStack() as stack:
+        for trial in trials:
+            stack.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        try:
+            objective.run_batch(trials)
+        finally:  # the trials that ended are told; an interrupted one stays for the stop's recovery (FAIL, retry)
+            for trial in trials:
+                value, state = objective.batch_ends.get(trial.number, (None, TrialState.FAIL))
+                study.tell(trial, value) if state == TrialState.COMPLETE else study.tell(trial, state=state)
+
+
+def _work(study, spec, storage, objective, terminate, limit, batch: int = 1) -> int:
     """The worker's loop (module docstring); returns how many trials it ran."""
     from pinnlab.sweep.recovery import fail_stale
 
@@ -256,8 +282,13 @@ def _work(study, spec, storage, objective, terminate, limit) -> int:
         if b.spent:
             break
         if b.waiting and b.untaken > 0:
-            study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[terminate.check])
-            ran += 1
+            n = min(batch, b.waiting, b.untaken, *([] if limit is None else [limit - ran]))
+            if n > 1:
+                run_batch(study, objective, n)
+                terminate.check()
+            else:
+                study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[terminate.check])
+            ran += n
         elif b.untaken > 0:  # slots never queued (a study from an older pinnlab): queue them
             if not enqueue_slots(study, spec):
                 break

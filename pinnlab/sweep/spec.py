@@ -240,6 +240,9 @@ class SmokeSpec(StrictModel):
     )
 
 
+MAX_BATCH = 64  # trials stacked in one step; the replicate cost curve flattens well before (docs/benchmarks.md)
+
+
 class SweepSpec(StrictModel):
     base: str
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -249,6 +252,9 @@ class SweepSpec(StrictModel):
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     n_trials: Int = Field(20, gt=0, le=MAX_TRIALS)
     replicates: Int = Field(1, gt=0, le=100)  # seeds per trial (pinnlab.replicates); 100: a rate to 1 %
+    # trials a worker asks for at a time; those that share a network shape and optimizer train as
+    # replicates of one stacked step, each with its own hyperparameters (pinnlab.sweep.runner)
+    batch: Int = Field(1, gt=0, le=MAX_BATCH)
     study_name: str
     experiment: str | None = None  # MLflow experiment; default: the study name
     smoke: SmokeSpec = Field(default_factory=SmokeSpec)

@@ -82,17 +82,21 @@ def stopped(study, objective, recovery, signal_text: str) -> str:
     """Recover the trial a signal stopped; the one-line account of what happened."""
     from optuna.trial import TrialState
 
-    number = objective.interrupted
-    finished = sum(t.state.is_finished() and t.number != number for t in _mine(study))
-    if number is None:
+    numbers = objective.interrupted
+    numbers = [] if numbers is None else [numbers] if isinstance(numbers, int) else list(numbers)
+    finished = sum(t.state.is_finished() and t.number not in numbers for t in _mine(study))
+    if not numbers:
         return f"{signal_text} between trials; this worker finished {finished}"
-    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    if trial.state == TrialState.RUNNING:  # Optuna tells FAIL before re-raising; in case it did not
-        trial = study.tell(number, state=TrialState.FAIL)
-    retried = _retry(study, recovery, trial, signal_text.rsplit(" ", 1)[-1])
-    run = " and its MLflow run KILLED" if trial.user_attrs.get(MLFLOW_RUN_ID) else ""
-    again = "queued again" if retried else "not retried (retry limit reached)"
-    return f"{signal_text}: trial {number} ended FAIL{run}, its slot {again}; this worker finished {finished}"
+    said = []
+    for number in numbers:  # one trial, or the unfinished trials of a batch
+        trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+        if trial.state == TrialState.RUNNING:  # Optuna tells FAIL before re-raising; in case it did not
+            trial = study.tell(number, state=TrialState.FAIL)
+        retried = _retry(study, recovery, trial, signal_text.rsplit(" ", 1)[-1])
+        run = " and its MLflow run KILLED" if trial.user_attrs.get(MLFLOW_RUN_ID) else ""
+        again = "queued again" if retried else "not retried (retry limit reached)"
+        said.append(f"trial {number} ended FAIL{run}, its slot {again}")
+    return f"{signal_text}: {'; '.join(said)}; this worker finished {finished}"
 
 
 def _retry(study, recovery, trial, signal_name: str) -> bool:

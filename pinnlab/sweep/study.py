@@ -295,8 +295,10 @@ def create_or_load_study(
                     f"differs from the one study {spec.study_name!r} was created with; "
                     "use another --study-name or the original sweep file",
                 )
-        if stored.get("n_trials") != new.get("n_trials"):
-            study.set_user_attr(SPEC_ATTR, {**stored, "n_trials": new["n_trials"]})
+        # the budget and the batch may change between runs of the same study
+        changed = {key: new[key] for key in ("n_trials", "batch") if stored.get(key) != new.get(key)}
+        if changed:
+            study.set_user_attr(SPEC_ATTR, {**stored, **changed})
     return study
 
 
