@@ -53,6 +53,28 @@ the config validator, so an unsupported combination is one line before the Tenso
 * a problem whose residual is row-wise (``Problem.rowwise()``; not seed with ``literal: true``,
   which keeps only the batch's first sample): stacked replicates share one row axis.
 
+A sweep trial of k seeds (``Objective`` in :mod:`pinnlab.sweep.objective`)
+--------------------------------------------------------------------------
+The seeds train together, stacked on the trainer's replica axis (one compiled step for all k).  A
+divergent seed stops itself (the divergence monitor ends that replicate at detection and freezes
+it, as a single trial would end) while the others go on: divergence is what is being counted, so
+one divergent seed never stops the trial.  An Optuna pruner (``pruner: median | halving``) is
+refused with ``replicates > 1`` (:func:`pinnlab.sweep.spec.load_sweep`): it would stop seeds on
+their loss curve, censoring them at arbitrary steps and biasing both the divergence rate and the
+survival curves, and k seeds would report k values for one step of one trial.
+
+MLflow: one run per seed, a child of the study's parent run like any trial's run, tagged
+``trial=<number>`` and ``replicate=<i>`` (its ``training.seed`` is a param).  Why runs and not
+per-seed metrics inside one trial run: a seed is a whole training with its own per-step history
+(``history.csv``), outcome tags and plots, and the metric keys stay exactly those of a single run
+(``loss/total``, not ``seed2/loss/total``), so every reader of runs works on a seed unchanged.  Why
+siblings under the study's run and not a third level (trial run -> seed runs): the recovery of a
+dead or stopped worker closes the RUNNING children of the study's run by their ``trial`` tag
+(:mod:`pinnlab.sweep.recovery`), and the analysis joins trials to children of that run; a nested
+level would leave a killed seed's run RUNNING and be invisible to both.  In the MLflow UI, group
+the study's runs by the ``trial`` tag to see a trial's seeds together.  The trial's
+``mlflow_run_id`` is its representative seed's run; ``replicate_run_ids`` lists them all.
+
 TensorFlow-free apart from :func:`run_replicates`, which imports the trainer when called.
 """
 

@@ -210,3 +210,26 @@ def test_replicates_with_their_own_hyperparameters_equal_separate_runs(base, ove
         assert list(res.history.columns) == list(single.history.columns)
         np.testing.assert_allclose(res.history.to_numpy(), single.history.to_numpy(), rtol=2e-3, atol=1e-5,
                                    equal_nan=True)
+
+
+def test_a_replicates_own_callback_stops_only_it_a_run_callback_stops_all():
+    """A batched trial's pruner is its replicate's own callback: its StopTraining ends that replicate
+    alone; a callback of the whole run (a signal handler) ends every replicate at that step."""
+    from pinnlab.training import Callback, StopTraining
+
+    class StopAt(Callback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_step(self, step, metrics):
+            if step == self.step:
+                raise StopTraining(f"stopped at {step}")
+
+    cfg = load_config("seed-fixed", ["model.width=4", "training.steps=20", "training.replicates=3",
+                                     "diagnostics.every=10", "divergence.heldout_points=32"])
+    t = Trainer(cfg, replica_callbacks=[[], [StopAt(5)], []])
+    rows = [r.steps_run for r in t.fit().replicate_results]
+    assert rows == [20, 6, 20]
+    results = Trainer(cfg, [StopAt(7)]).fit().replicate_results
+    assert [r.steps_run for r in results] == [8, 8, 8]
+    assert {r.stopped_by for r in results} == {"stopped at 7"}

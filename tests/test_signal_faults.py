@@ -89,6 +89,9 @@ sampler: {name: random, seed: 0}
 n_trials: 4
 """
 SWEEP_RUN = ["sweep", "sigs.yaml", "--workers", "2", "--quiet"]
+# one network shape, so a worker's batch of 4 trains as one stacked step (4 MLflow runs RUNNING at once)
+BATCH_SWEEP = SWEEP.replace("  model.width: {low: 4, high: 8}", "  training.seed: {low: 0, high: 100}")
+BATCH_RUN = ["sweep", "sigs-batch.yaml", "--workers", "1", "--batch", "4", "--quiet"]
 
 # (id, argv, moment, signal, words of the stop line, MLflow statuses allowed at the end).
 # moment: ("pause", "module:function") pauses before that function runs; ("import", "module") when
@@ -127,10 +130,12 @@ CASES = [
     ("sweep-mid-trial-int", SWEEP_RUN, ("running", 2), "SIGINT-group", ["interrupted by SIGINT"], ENDED),
     ("sweep-summary-int", SWEEP_RUN, ("pause", "pinnlab.cli:_print_sweep"), "SIGINT-group", ["interrupted by SIGINT"],
      {"FINISHED"}),
+    # a batch of 4 trials mid-step: every unfinished trial of the batch FAIL and queued again
+    ("sweep-batch-mid-trial-int", BATCH_RUN, ("running", 4), "SIGINT-group", ["interrupted by SIGINT"], ENDED),
 ]
 # left out by default (-m slow runs them): the file's default cases take about a minute
 SLOW = {"run-end-flush-term", "run-artifacts-int", "run-after-summary-int", "run-slow-step-term", "run-slow-step-twice",
-        "sweep-mid-trial-term", "sweep-mid-trial-int", "sweep-summary-int"}
+        "sweep-mid-trial-term", "sweep-mid-trial-int", "sweep-summary-int", "sweep-batch-mid-trial-int"}
 
 
 def _statuses(home: Path) -> list[str]:
@@ -179,6 +184,7 @@ def _send(proc, name: str) -> None:
 def test_a_signal_at_this_moment(tmp_path, argv, moment, signame, words, allowed):
     (tmp_path / "launch.py").write_text(LAUNCHER)
     (tmp_path / "sigs.yaml").write_text(SWEEP)
+    (tmp_path / "sigs-batch.yaml").write_text(BATCH_SWEEP)
     home = tmp_path / "pinnlab-runs"
     marker = tmp_path / "paused"
     env = {**os.environ, "PINNLAB_HOME": str(home), "PINNLAB_STOP_GRACE": str(GRACE), "PAUSE_FILE": str(marker),

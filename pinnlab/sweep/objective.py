@@ -28,11 +28,13 @@ from typing import Any
 import optuna
 
 from pinnlab.errors import first_line
+from pinnlab import keys
 from pinnlab.keys import BATCH_ATTR, MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
 from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
 from pinnlab.runs import Tracking, run_config
+from pinnlab.outcomes import Outcome
 from pinnlab.summary import OBJECTIVE_METRICS, TRIAL_ATTRS
 from pinnlab.training import Callback, StopTraining
 
@@ -262,10 +264,8 @@ class Objective:
         """Train the job unless ``run`` (its batch's) is given; judge the result (module docstring)."""
         spec = self.spec
         trial = job.trial
-        if spec.replicates > 1:  # k seeds, one verdict: pinnlab.sweep.replicate_trial
-            from pinnlab.sweep.replicate_trial import run_trial
-
-            return run_trial(self, trial, job.cfg, [*job.callbacks, *self.callbacks], job.tags)
+        if spec.replicates > 1:  # k seeds, one verdict (pinnlab.replicates)
+            return self._finish_seeds(job)
         if run is None:
             run = run_config(
                 job.cfg,
@@ -287,6 +287,54 @@ class Objective:
         if value is None:
             raise optuna.TrialPruned(f"objective {spec.objective.metric!r} has no finite value")
         return value
+
+    def _finish_seeds(self, job: Job) -> float:
+        """Train the job's config on ``spec.replicates`` seeds (stacked), record them on its trial,
+        and return the median objective (or raise TrialPruned: :func:`pinnlab.replicates.aggregate`'s
+        rule; MLflow, one run per seed: the module docstring of :mod:`pinnlab.replicates`)."""
+        from pinnlab.replicates import aggregate, run_replicates
+
+        spec, trial, cfg, tags = self.spec, job.trial, job.cfg, job.tags
+        callbacks = [*job.callbacks, *self.callbacks]
+
+        def tracking(i: int, seed_cfg) -> Tracking | None:
+            if not self.track:
+                return None
+            return Tracking(
+                tracking_uri=self.tracking_uri,
+                experiment=self.experiment,
+                parent_run_id=self.parent_run_id,
+                tags={**tags, keys.REPLICATE_TAG: str(i)},
+                run_name=f"{spec.study_name}-trial-{trial.number}-seed-{seed_cfg.training.seed}",
+                plots=False,  # as for single-seed trials: `pinnlab plots RUN_ID` draws them on demand
+            )
+
+        runs = run_replicates(cfg, spec.replicates, callbacks, tracking=tracking, reuse=True)
+        results = [r.result for r in runs]
+        ids = [r.mlflow_run_id for r in runs] if self.track else []
+        summaries = [r.summary() for r in results]
+        values = [objective_value(s, spec.objective.metric) for s in summaries]
+        verdict = aggregate(summaries, values, [r.config.training.seed for r in results], ids,
+                            replicate_rate=cfg.divergence.replicate_rate)
+        rep = summaries[verdict["representative"]]
+        for key in TRIAL_ATTRS:
+            trial.set_user_attr(key, rep.get(key))
+        trial.set_user_attr("outcome", str(verdict["outcome"]))
+        trial.set_user_attr("warnings", sorted({w for s in summaries for w in s["warnings"]}))
+        if ids:
+            trial.set_user_attr(keys.MLFLOW_RUN_ID, ids[verdict["representative"]])
+        for key, value in verdict["attrs"].items():
+            trial.set_user_attr(key, value)
+        attrs = verdict["attrs"]
+        diverged = sum(Outcome(o).divergent for o in attrs[keys.REPLICATE_OUTCOMES_ATTR])
+        if verdict["divergent"]:
+            median = verdict["value"]
+            if median is not None:
+                trial.report(median, int(rep.get("steps_run") or 0))
+            raise optuna.TrialPruned(f"{diverged} of {len(results)} seeds diverged")
+        if verdict["value"] is None:
+            raise optuna.TrialPruned(f"objective {spec.objective.metric!r} has no finite value on the non-divergent seeds")
+        return float(verdict["value"])
 
     def run_batch(self, trials: Sequence[optuna.Trial]) -> list[tuple[float | None, Any]]:
         """Run asked ``trials`` together: those whose configs share a :func:`pinnlab.replicates.group_key`

@@ -228,7 +228,10 @@ def run_worker(
         with lost_storage_is_one_line(storage), quiet_lost_threads(), terminate.installed(
             [signal.SIGTERM, signal.SIGINT]
         ), terminate.deferred(), on_abort(lambda: abandon(study, recovery, terminate.received)):
-            ran = _work(study, spec, storage, objective, terminate, n_trials, batch or spec.batch)
+            # a trial of k seeds is one stacked training already; batching such trials would only
+            # change what the sampler sees pending, so they are asked for one at a time
+            ran = _work(study, spec, storage, objective, terminate, n_trials,
+                        1 if spec.replicates > 1 else batch or spec.batch)
     except KeyboardInterrupt as exc:
         with lost_storage_is_one_line(storage):  # the stop's own account needs the storage
             account = stopped(study, objective, recovery, str(exc))

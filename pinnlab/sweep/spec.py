@@ -347,7 +347,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         validate_config(apply_overrides(base, list(spec.smoke.overrides.items())))
     except ConfigError as exc:
         raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
-    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.sweep.replicate_trial
+    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.replicates
         raise ConfigError("pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none")
     _check_corners(spec, base)
     return spec.model_copy(update={"base_config": base})

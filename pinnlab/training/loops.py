@@ -65,6 +65,11 @@ class FirstOrderLoop:
             ended = []
             for r in live:
                 d = None if diag is None else diag[r]
+                if not finite[r] and recorders[r].stops_here(step, vecs[r]):
+                    t.freeze([r], restore=True)  # a verdict on the step's finite inputs: its last finite weights
+                    recorders[r].record(step, vecs[r], d)
+                    ended.append(r)
+                    continue
                 if not finite[r]:
                     bad = t.diagnostics.locate_nonfinite(points, names, vecs[r], names[0], r)
                     recorders[r].nonfinite(step, bad, vecs[r], d)

@@ -136,6 +136,23 @@ class Recorder:
             return False
         return True
 
+    def stops_here(self, step: int, vec: np.ndarray) -> bool:
+        """Whether the divergence monitor ends the run at ``step`` as ``blowup`` on the step's
+        pre-update weight norm (finite, as the loss) although a value computed after it (a
+        gradient) was not.
+
+        The verdict wins: those inputs precede the gradient, and a gradient at the edge of float
+        overflow is finite or not by rounding alone (a stacked replicate and its separate run may
+        round it apart), while the verdict on the inputs is the same for both."""
+        if self.verdict is not None or not self.cfg.divergence.stop_early:
+            return False
+        loss, norm = float(vec[0]), float(vec[self._wn])
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return False
+        self.norms[step] = norm
+        verdict = self.monitor.check(step, loss, norm)
+        return verdict is not None and verdict.outcome == Outcome.BLOWUP
+
     def nonfinite(self, step: int, first_bad: str, vec: np.ndarray | None = None, diag=None) -> None:
         """Record the step at which a value became non-finite (the run ends there).
 

@@ -207,7 +207,7 @@ class Sharpness:
     def __init__(self, trainer: Trainer):
         self.trainer = t = trainer
         # one Lanczos per replicate, on its slice of the weights (the stacked Hessian is block-diagonal)
-        self._shapes = [tuple(w.shape)[1:] if t.k > 1 else tuple(w.shape) for w in t.vars]
+        self._shapes = [t.axis.replica_shape(w.shape) for w in t.vars]
         self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
         self._rows: dict[tuple[str, int], tf.Tensor] = {}
         self.reset()
@@ -312,7 +312,8 @@ class Sharpness:
             ]
             av, g = product(vectors)
             g2.append(g)
-            return [np.concatenate([axis.replica(x, r).numpy().ravel() for x in av]).astype(np.float64) for r in range(t.k)]
+            av = [x.numpy() for x in av]
+            return [np.concatenate([axis.replica(x, r).ravel() for x in av]).astype(np.float64) for r in range(t.k)]
 
         while not all(lz.done for lz in lanczos):
             for lz, w in zip(lanczos, apply([lz.q for lz in lanczos])):
