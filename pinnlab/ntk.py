@@ -32,6 +32,14 @@ is nearly low-rank.  8 probes were 11–45 % off on poisson1d and poisson2d (doc
 
 A parameter that does not reach a term (the output bias in ``u_xx``) has a ``None`` gradient;
 it is counted as zeros, as everywhere in pinnlab.
+
+Stacked replicates (``replicas = k > 1``, :mod:`pinnlab.training.replicas`): the network is k
+networks and a point set holds every replicate's points interleaved (row ``i·k + r``).  A map
+element is then one point of every replicate (k rows per part), and the gradient of their summed
+residual has each replicate's per-point gradient in that replicate's block of the weights (the
+networks share none), so the squared norm of each block is that replicate's term: every trace is
+a ``(k,)`` vector, each entry the trace its replicate's separate run would compute.  Hutchinson
+probes act on all rows at once and are split the same way.
 """
 
 from __future__ import annotations
@@ -109,6 +117,7 @@ class TermNTK:
         probes: int = PROBES,
         max_floats: int = MAX_FLOATS,
         dtype=tf.float32,
+        replicas: int = 1,
     ):
         if estimator not in ("exact", "hutchinson"):
             raise ValueError(f"`estimator` must be 'exact' or 'hutchinson', but got {estimator!r}.")
@@ -121,8 +130,12 @@ class TermNTK:
         self.probes = probes
         self.max_floats = max_floats
         self.n_params = sum(int(np.prod(v.shape)) for v in self.vars)
+        self.k = replicas
         # the smallest slice of every set that the problem accepts, fed where a set is not mapped over
-        self._minimal = {k: max((lay.parts for lay in layouts.values() if lay and lay.set == k), default=0) for k in tensors}
+        self._minimal = {
+            key: replicas * max((lay.parts for lay in layouts.values() if lay and lay.set == key), default=0)
+            for key in tensors
+        }
 
     # ------------------------------------------------------------------ exact, per point
     def _small(self, points: Mapping[str, tf.Tensor], mapped: str) -> dict[str, tf.Tensor]:
@@ -159,7 +172,43 @@ class TermNTK:
         blocks = [tf.vectorized_map(one, groups[i : i + chunk]) for i in range(0, n // g, chunk)]
         return tf.reshape(tf.concat(blocks, 0), [n, self.n_params])
 
+    def _replica_squares(self, tape, target) -> tf.Tensor:
+        """Σ (∂target/∂θ)² over each replicate's block of the stacked weights: ``(k,)``."""
+        grads = tape.gradient(target, self.vars)
+        k = self.k
+        return tf.add_n([
+            tf.reduce_sum(tf.square(tf.reshape(tf.zeros_like(v) if g is None else g, (k, -1))), axis=1)
+            for g, v in zip(grads, self.vars)
+        ])
+
+    def _stacked_trace(self, points, term) -> tf.Tensor:
+        """tr(K_ii) of every replicate, ``(k,)``: one point of every replicate per map element."""
+        layout = self.layouts[term]
+        k = self.k
+        x = points[layout.set]
+        g = layout.parts
+        rows, d = int(x.shape[0]), int(x.shape[1])
+        per = rows // (g * k)  # points per part and replicate
+        # (g parts, per points, k replicates, d) -> one element per point: its g parts' k rows each
+        elements = tf.reshape(tf.transpose(tf.reshape(x, [g, per, k, d]), [1, 0, 2, 3]), [per, g * k, d])
+        small = self._small(points, layout.set)
+
+        def one(xg):
+            with tf.GradientTape(persistent=g > 1) as tape:
+                values, _ = self.problem.residuals(self.net, {**small, layout.set: xg})
+                r = _flat_parts(values[term])
+                outs = [tf.reduce_sum(r[i * k : (i + 1) * k]) for i in range(g)]  # part i, every replicate
+            sq = tf.add_n([self._replica_squares(tape, o) for o in outs])
+            del tape
+            return sq  # (k,)
+
+        chunk = max(1, self.max_floats // max(g * self.n_params, 1))
+        return tf.add_n([tf.reduce_sum(tf.vectorized_map(one, elements[i : i + chunk]), axis=0)
+                         for i in range(0, per, chunk)])
+
     def _exact_trace(self, points, term) -> tf.Tensor:
+        if self.k > 1:
+            return self._stacked_trace(points, term)
         layout = self.layouts[term]
         x = points[layout.set]
         g = layout.parts
@@ -190,7 +239,10 @@ class TermNTK:
                 projections[t] = [tf.reduce_sum(v[i] * flat) for i in range(self.probes)]  # v·r under the tape
         out = {}
         for t in terms:
-            sq = [tf.reduce_sum(tf.square(self._flat_grads(tape, p))) for p in projections[t]]
+            if self.k > 1:  # each replicate's block of Jᵀv is its own projection
+                sq = [self._replica_squares(tape, p) for p in projections[t]]
+            else:
+                sq = [tf.reduce_sum(tf.square(self._flat_grads(tape, p))) for p in projections[t]]
             out[t] = tf.add_n(sq) / self.probes
         del tape
         return out
@@ -206,15 +258,15 @@ class TermNTK:
         return {t: out[t] for t in self.terms}
 
     def counts(self, points: Mapping[str, tf.Tensor]) -> dict[str, int]:
-        """Residual entries per term on this batch (static): the denominators of mean traces."""
+        """Residual entries per term (and replicate) on this batch (static): the denominators of mean traces."""
         out = {}
         for t in self.terms:
             lay = self.layouts[t]
             if lay is not None:
-                out[t] = int(points[lay.set].shape[0])
+                out[t] = int(points[lay.set].shape[0]) // self.k
             else:
                 values, _ = self.problem.residuals(self.net, dict(points))
-                out[t] = int(_flat_parts(values[t]).shape[0])
+                out[t] = int(_flat_parts(values[t]).shape[0]) // self.k
         return out
 
 

@@ -48,8 +48,6 @@ the config validator, so an unsupported combination is one line before the Tenso
 
 * not ``optimizer.name: lbfgs``: SciPy's L-BFGS-B runs one line search over one flattened weight
   vector; k replicates would share its step lengths and its stopping test;
-* not ``loss.weighting.scheme: ntk`` nor ``diagnostics.ntk_trace``: the per-point Jacobians of
-  :mod:`pinnlab.ntk` are built for one network (``grad_norm`` weighting is per replicate);
 * a problem whose residual is row-wise (``Problem.rowwise()``; not seed with ``literal: true``,
   which keeps only the batch's first sample): stacked replicates share one row axis.
 
@@ -123,8 +121,8 @@ def run_replicates(
     in order, each seed its own run (its own MLflow run when tracked).
 
     The k seeds train together on the trainer's replica axis (:func:`pinnlab.runs.run_replicas`), one
-    compiled step for all; a config the axis cannot take (:func:`check_replicates`: L-BFGS, NTK
-    weighting, a residual that is not row-wise) trains them one after another through
+    compiled step for all; a config the axis cannot take (:func:`check_replicates`: L-BFGS, a
+    residual that is not row-wise) trains them one after another through
     :func:`pinnlab.runs.run_config`, which reuses seed 0's built trainer (``reuse``).
     ``callbacks``: trainer callbacks of the whole training (a signal handler).  ``tracking(i, cfg_i)``:
     the :class:`pinnlab.runs.Tracking` of seed i, or None for an untracked seed.  A seed that
@@ -253,16 +251,6 @@ def check_replicates(cfg: Any) -> None:
         raise ValueError(
             f"training.replicates: {k} is not allowed with optimizer.name 'lbfgs' (one SciPy line search "
             "cannot be shared by independent replicates); use replicates: 1 or a first-order optimizer"
-        )
-    if cfg.loss.weighting.scheme == "ntk":
-        raise ValueError(
-            f"training.replicates: {k} is not allowed with loss.weighting.scheme 'ntk' (its per-point "
-            "Jacobians are built for one network); use replicates: 1 or scheme 'fixed' or 'grad_norm'"
-        )
-    if cfg.diagnostics.ntk_trace:
-        raise ValueError(
-            f"training.replicates: {k} is not allowed with diagnostics.ntk_trace: true (its per-point "
-            "Jacobians are built for one network); use replicates: 1 or ntk_trace: false"
         )
     from pinnlab.problems import resolve_problem
 

@@ -127,8 +127,6 @@ def test_one_trainer_class_for_any_number_of_replicates():
     "overrides, field",
     [
         (["optimizer.name=lbfgs"], "lbfgs"),
-        (["loss.weighting.scheme=ntk"], "ntk"),
-        (["diagnostics.ntk_trace=true"], "ntk_trace"),
         (["problem.params.literal=true"], "reduces over the points"),
     ],
 )
@@ -167,10 +165,10 @@ def test_sharpness_and_grad_norm_weights_per_replicate():
     preconditioned operator) and grad_norm's λ give each replicate its separate run's values."""
     cfg = load_config(
         "poisson2d",
-        ["model.width=6", "model.depth=1", "training.steps=21", "training.replicates=3",
+        ["model.width=6", "model.depth=1", "training.steps=11", "training.replicates=3",
          "training.jit_compile=false", "problem.params.n_residual=48", "problem.params.n_boundary=12",
-         "diagnostics.every=10", "diagnostics.sharpness=true", "loss.weighting.scheme=grad_norm",
-         "loss.weighting.every=5", "divergence.heldout_points=32"],
+         "diagnostics.every=5", "diagnostics.sharpness=true", "loss.weighting.scheme=grad_norm",
+         "loss.weighting.every=3", "divergence.heldout_points=32"],
     )
     combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
     for res in combined.replicate_results:
@@ -182,13 +180,13 @@ def test_sharpness_and_grad_norm_weights_per_replicate():
 
 
 @pytest.mark.parametrize("base, overrides, per_trial", [
-    ("seed-fixed", ["model.width=6", "training.steps=25", "diagnostics.every=8", "divergence.heldout_points=32",
+    ("seed-fixed", ["model.width=6", "training.steps=12", "diagnostics.every=5", "divergence.heldout_points=32",
                     "regularization.l2=1e-3", "regularization.clip_norm=1.0", "diagnostics.sharpness=true"],
      [{"training.seed": 3, "optimizer.learning_rate": 0.01, "regularization.l2": 1e-3, "regularization.clip_norm": 0.5},
       {"training.seed": 7, "optimizer.learning_rate": 0.003, "regularization.l2": 1e-4, "regularization.clip_norm": 2.0},
       {"training.seed": 3, "optimizer.learning_rate": 0.03, "regularization.l2": 5e-3, "regularization.clip_norm": 1.0}]),
-    ("poisson2d", ["model.width=6", "model.depth=1", "training.steps=20", "training.jit_compile=false",
-                   "problem.params.n_residual=48", "problem.params.n_boundary=12", "diagnostics.every=6",
+    ("poisson2d", ["model.width=6", "model.depth=1", "training.steps=12", "training.jit_compile=false",
+                   "problem.params.n_residual=48", "problem.params.n_boundary=12", "diagnostics.every=5",
                    "diagnostics.sharpness=true", "regularization.max_norm=3.0", "divergence.heldout_points=32"],
      [{"training.seed": 1, "optimizer.learning_rate": 0.001, "loss.weights": {"boundary": 10.0}},
       {"training.seed": 2, "optimizer.learning_rate": 0.01, "regularization.max_norm": 1.5},
@@ -233,3 +231,26 @@ def test_a_replicates_own_callback_stops_only_it_a_run_callback_stops_all():
     results = Trainer(cfg, [StopAt(7)]).fit().replicate_results
     assert [r.steps_run for r in results] == [8, 8, 8]
     assert {r.stopped_by for r in results} == {"stopped at 7"}
+
+
+@pytest.mark.parametrize("problem, overrides", [
+    # unstandardised: with symmetric standardised inputs the first biases' gradients cancel, and
+    # those biases (and their update ratios) are rounding noise of 1e-18 that no two runs share
+    ("poisson1d", ["problem.params.n_residual=24", "problem.params.n_boundary=4", "model.standardize=false"]),
+    ("helmholtz2d", ["problem.params.n_residual=16", "problem.params.n_boundary_per_edge=4"]),  # four edge parts
+])
+def test_ntk_weights_and_traces_per_replicate(problem, overrides):
+    """NTK weighting on stacked replicates: each replicate's traces (exact, per point) and λ are its
+    separate run's, on a problem with one boundary set and on one whose boundary has four parts."""
+    cfg = load_config(
+        problem,
+        # the presets' optimizers: SGD for poisson1d
+        ["model.width=6", "model.depth=1", "training.steps=6", "training.replicates=2", "training.jit_compile=false",
+         "diagnostics.every=5", "diagnostics.ntk_trace=true", "diagnostics.sharpness=false",
+         "loss.weighting.scheme=ntk", "loss.weighting.every=5", "divergence.heldout_points=32", *overrides],
+    )
+    combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
+    for res in combined.replicate_results:
+        traces = [c for c in res.history.columns if c.startswith("ntk_trace/")]
+        assert traces and res.history[traces[0]].notna().sum() == 2
+        assert any(c.startswith("lambda/") for c in res.history.columns)

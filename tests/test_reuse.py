@@ -100,14 +100,14 @@ def test_sweep_replicates_train_stacked_and_equal_separate_runs():
 
 
 def test_seeds_the_stack_cannot_take_run_one_after_another_on_one_trainer():
-    """NTK weighting is not stacked (pinnlab.replicates.check_replicates): the seeds run one after
-    another, seed 0 builds and traces, seeds 1 and 2 reuse its trainer, bit for bit a fresh run's steps."""
+    """A residual that reduces over its points is not stacked (pinnlab.replicates.check_replicates):
+    the seeds run one after another, seed 0 builds and traces, seeds 1 and 2 reuse its trainer, bit
+    for bit a fresh run's steps."""
     import pinnlab.training as training
     from pinnlab.replicates import replicate_config, run_replicates
 
-    cfg = load_config("seed-fixed", ["model.width=7", "training.steps=12", "diagnostics.every=5",
-                                     "divergence.heldout_points=64", "loss.weighting.scheme=ntk",
-                                     "loss.weighting.every=5"])
+    cfg = load_config("seed", ["model.width=7", "training.steps=12", "diagnostics.every=5",
+                               "divergence.heldout_points=64", "problem.params.literal=true"])
     training._CACHE = None  # a worker process's cache, fresh
     runs = run_replicates(cfg, 3, reuse=True)
     assert training._CACHE.hits == 2

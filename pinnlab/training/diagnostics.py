@@ -105,8 +105,9 @@ class Diagnostics:
         t = self.trainer
         rows = t.axis.rows(self.measure(points))
         ntk = getattr(t, "ntk", None)
-        if ntk is not None:  # one replicate (pinnlab.replicates.check_replicates)
-            rows[0].update(ntk.diagnostics(points, step))
+        if ntk is not None:
+            for row, traces in zip(rows, ntk.diagnostics(points, step)):
+                row.update(traces)
         if t.cfg.diagnostics.error and t.eval_u is not None:
             for row, err in zip(rows, self.rel_l2_errors()):
                 if err is not None:

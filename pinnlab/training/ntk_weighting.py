@@ -39,8 +39,9 @@ class NTKWeighting:
         self.latest: dict[str, tf.Tensor] = {}  # the traces of the latest λ update
         points = trainer.train_points
         args = (trainer.problem, trainer.model, trainer.vars, points, trainer.terms)
-        self.weighting = TermNTK(*args, estimator=w.ntk_estimator, probes=w.ntk_probes, dtype=trainer.dtype)
-        self.exact = TermNTK(*args, dtype=trainer.dtype) if w.ntk_estimator != "exact" else self.weighting
+        k = trainer.k  # stacked replicates: every trace and λ per replicate (pinnlab.ntk)
+        self.weighting = TermNTK(*args, estimator=w.ntk_estimator, probes=w.ntk_probes, dtype=trainer.dtype, replicas=k)
+        self.exact = TermNTK(*args, dtype=trainer.dtype, replicas=k) if w.ntk_estimator != "exact" else self.weighting
         compiled = dict(jit_compile=cfg.training.jit_compile, autograph=False)
         self._update = tf.function(self._update_impl, **compiled)
         self._trace = tf.function(self._trace_impl, **compiled)
@@ -65,12 +66,13 @@ class NTKWeighting:
         lambdas, self.latest = self._update(points, self._seed())
         return lambdas
 
-    def diagnostics(self, points, step: int) -> dict[str, float]:
-        """``ntk_trace/<term>``: exact, with ``diagnostics.ntk_trace``; else, for the ntk scheme, the
+    def diagnostics(self, points, step: int) -> list[dict[str, float]]:
+        """``ntk_trace/<term>`` per replicate: exact, with ``diagnostics.ntk_trace``; else, for the ntk scheme, the
         latest update's traces when ``step`` is an update step; else nothing."""
-        cfg = self.trainer.cfg
+        t = self.trainer
+        cfg = t.cfg
         if cfg.diagnostics.ntk_trace:
-            return {k: float(v) for k, v in self._trace(points, self._seed()).items()}
+            return t.axis.rows(self._trace(points, self._seed()))
         if cfg.loss.weighting.scheme == "ntk" and step % cfg.loss.weighting.every == 0:
-            return {f"ntk_trace/{t}": float(v) for t, v in self.latest.items()}
-        return {}
+            return t.axis.rows({f"ntk_trace/{term}": v for term, v in self.latest.items()})
+        return [{} for _ in range(t.k)]
