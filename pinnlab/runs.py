@@ -94,25 +94,19 @@ def run_config(
     An exception inside ends the MLflow run FAILED (KILLED for an interrupt) and
     propagates.
     """
+    from pinnlab.training import build_trainer
+
     tracker = _tracker(cfg, tracking)
     # open work for the stop watchdog (pinnlab.signals.on_abort): it may end the process anywhere
     # in here, tracked or not, once the grace passed; the tracker's own action ends its run KILLED
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext(), on_abort(lambda: None):
         if tracker is not None and on_start is not None:
             on_start(tracker.run_id)
-        trainer = _build(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)
+        trainer = build_trainer(cfg, [*callbacks, *([tracker] if tracker is not None else [])], reuse=reuse)
         if prepare is not None:
             prepare(trainer)
         result = trainer.fit()
     return Run(result=result, trainer=trainer, tracker=tracker)
-
-
-def _build(cfg, callbacks, replica_callbacks=(), reuse=False):
-    from pinnlab.training import build_trainer
-
-    trainer = build_trainer(cfg, callbacks, reuse=reuse)
-    trainer.replica_callbacks = [list(c) for c in replica_callbacks]
-    return trainer
 
 
 def run_replicas(

@@ -336,11 +336,12 @@ class Objective:
             raise optuna.TrialPruned(f"objective {spec.objective.metric!r} has no finite value on the non-divergent seeds")
         return float(verdict["value"])
 
-    def run_batch(self, trials: Sequence[optuna.Trial]) -> list[tuple[float | None, Any]]:
+    def run_batch(self, trials: Sequence[optuna.Trial]) -> None:
         """Run asked ``trials`` together: those whose configs share a :func:`pinnlab.replicates.group_key`
         train as replicates of one stacked training, each with its own hyperparameters, MLflow run
-        and pruner; the others alone.  Returns ``(value, state)`` per trial for ``study.tell``
-        (a KeyboardInterrupt propagates, with every trial of the batch in ``interrupted``)."""
+        and pruner; the others alone.  Each trial's ``(value, state)`` for ``study.tell`` goes into
+        ``batch_ends`` as it ends (a KeyboardInterrupt propagates, with the batch's unfinished
+        trials in ``interrupted``)."""
         from optuna.trial import TrialState
 
         from pinnlab.replicates import group_key, stackable
@@ -385,7 +386,6 @@ class Objective:
                 continue
             for job, run in zip(group, runs):
                 complete(job, lambda job=job, run=run: self._finish(job, run))
-        return [out[t.number] for t in trials]
 
     def _train_group(self, group: list[Job]):
         from pinnlab.runs import run_replicas

@@ -17,7 +17,9 @@ sends heartbeats and fails stale trials first).  When none is queued but the bud
 the rest is running elsewhere: on an RDB storage the worker waits, every ``min(interval, 5)``
 seconds checking heartbeats, so that a trial whose worker was killed is failed and retried (see
 :mod:`pinnlab.sweep.recovery`) by a live worker instead of being lost; on the journal storage,
-which has no heartbeats, it stops.  The worker that sees the budget spent closes any MLflow run
+which has no heartbeats, it stops.  With ``batch: B`` (or ``--batch``) a worker takes up to B
+queued slots at a time (:func:`run_batch`): the trials that share a network train as one stacked
+step, each told its own end.  The worker that sees the budget spent closes any MLflow run
 still RUNNING whose trial is not and ends the parent run FINISHED, so a study run only by remote
 workers is closed too.
 

@@ -62,6 +62,7 @@ def reset(trainer, cfg, callbacks: Sequence[Any] = ()) -> None:
 
     trainer.cfg = cfg
     trainer.callbacks = list(callbacks)
+    trainer.replica_callbacks = []
     fresh = StackedMLP(seeds=[cfg.training.seed], **mlp_kwargs(cfg.model, trainer.problem))
     trainer.set_weights([v.numpy()[0] for v in fresh.variables])
     for v in trainer.optimizer.variables:
