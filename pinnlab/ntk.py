@@ -27,8 +27,8 @@ the points are processed in chunks and the traces summed.  A term that reads mor
 set, or whose parts are not equal chunks of its set, or ``estimator="hutchinson"``, gets the
 Hutchinson estimate ``tr(J Jᵀ) = E_v ‖Jᵀ v‖²`` with Rademacher ``v``: one backward pass per probe
 over the full batch, no ``n × P`` storage.  Its variance is 2(‖K‖_F² − Σ_p K_pp²): large when K
-is nearly low-rank.  8 probes were 11–45 % off on poisson1d and poisson2d (docs/benchmarks.md;
-5–8 % in the measurements behind issue 15); the error falls as 1/√probes.
+is nearly low-rank.  8 probes were 11–45 % off on poisson1d and poisson2d (docs/benchmarks.md);
+the error falls as 1/√probes.
 
 A parameter that does not reach a term (the output bias in ``u_xx``) has a ``None`` gradient;
 it is counted as zeros, as everywhere in pinnlab.
