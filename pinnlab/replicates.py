@@ -103,10 +103,12 @@ __all__ = [
 ]
 
 def replicate_config(cfg, i: int):
-    """The run config of seed ``i``: ``training.seed + i``, validated like any run config."""
+    """The config of replicate ``i`` as a separate run: seed ``training.seed + i``, one replicate,
+    validated like any run config (its MLflow params are a single run's)."""
     from pinnlab.config import apply_overrides, validate_config
 
-    return validate_config(apply_overrides(cfg.to_dict(), [("training.seed", cfg.training.seed + i)]))
+    overrides = [("training.seed", cfg.training.seed + i), ("training.replicates", 1)]
+    return validate_config(apply_overrides(cfg.to_dict(), overrides))
 
 
 def run_replicates(

@@ -19,7 +19,8 @@ import_tensorflow()
 
 from pinnlab.models import build_mlp  # noqa: E402
 from pinnlab.training import build_trainer  # noqa: E402
-from pinnlab.training.replicas import StackedMLP, replica_config  # noqa: E402
+from pinnlab.replicates import replicate_config  # noqa: E402
+from pinnlab.training.replicas import StackedMLP  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 
 RTOL = 2e-4
@@ -30,7 +31,7 @@ def _check_equal(cfg, rtol=RTOL, atol=1e-6):
     k = cfg.training.replicates
     assert len(combined.replicates) == k == len(combined.replicate_results)
     for r, res in enumerate(combined.replicate_results):
-        single = Trainer(replica_config(cfg, r)).fit()
+        single = Trainer(replicate_config(cfg, r)).fit()
         assert res.outcome == single.outcome, (r, res.reason, single.reason)
         assert res.nan_onset_step == single.nan_onset_step
         assert res.first_nonfinite == single.first_nonfinite

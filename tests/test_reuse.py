@@ -92,6 +92,7 @@ def test_sweep_replicates_train_stacked_and_equal_separate_runs():
     runs = run_replicates(cfg, 3, reuse=True)
     assert len({id(r.trainer) for r in runs}) == 1 and runs[0].trainer.k == 3
     assert [r.result.config.training.seed for r in runs] == [cfg.training.seed + i for i in range(3)]
+    assert {r.result.config.training.replicates for r in runs} == {1}  # each seed a single run's config
     steps = list(runs[0].trainer.step_names)
     for i, run in enumerate(runs):
         fresh = Trainer(replicate_config(cfg, i)).fit()

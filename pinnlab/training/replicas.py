@@ -47,14 +47,8 @@ from pinnlab.losses import grad_norm_lambda_hat, penalties
 from pinnlab.models import ACTIVATIONS, INITIALIZERS, build_mlp, variable_name
 from pinnlab.training.diagnostics import global_norm
 
-__all__ = ["Axis", "One", "Stacked", "axis_for", "ReplicaView", "replica_config",
+__all__ = ["Axis", "One", "Stacked", "axis_for", "ReplicaView",
            "StackedMLP", "per_replicate", "replicate_norm", "interleave"]
-
-
-def replica_config(cfg, r: int):
-    """The config of replicate ``r`` as a separate run: seed ``seed + r``, one replicate."""
-    training = cfg.training.model_copy(update={"seed": cfg.training.seed + r, "replicates": 1})
-    return cfg.model_copy(update={"training": training})
 
 
 class Axis:

@@ -145,9 +145,9 @@ class Trainer:
             return self._given_configs
         if self.k == 1:
             return [self.cfg]
-        from pinnlab.training.replicas import replica_config
+        from pinnlab.replicates import replicate_config
 
-        return [replica_config(self.cfg, r) for r in range(self.k)]
+        return [replicate_config(self.cfg, r) for r in range(self.k)]
 
     def _per_replica(self, get):
         """A numeric setting of every replicate as the axis' per-replicate value (a scalar for one)."""
@@ -167,7 +167,6 @@ class Trainer:
         self.rngs = [np.random.default_rng(s) for s in self.seeds]
         self.replica_points = [self.problem.sample(rng) for rng in self.rngs]
         self.train_points = self._layout(self.replica_points)
-        self.rng = self.rngs[0]
         n_res = len(self.replica_points[0]["residual"])
         bs = cfg.training.batch_size
         self.batch_size = None if (bs is None or bs >= n_res or cfg.training.resample) else bs
