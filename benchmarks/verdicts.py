@@ -49,9 +49,11 @@ that blows up at once and one that trains, for the test suite; its figures mean 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -67,7 +69,10 @@ from pinnlab.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
 HORIZON = 10
-GOALS = {"label_agreement": 0.97, "forecast_recall": 0.8, "forecast_false_alarm_rate": 0.05}  # issue 11
+GOALS = {"label_agreement": 0.97, "forecast_recall": 0.8, "forecast_false_alarm_rate": 0.05}
+# on the held-out half, untouched by the revision of the rules (docs/verdicts.md, "Did it train")
+HELD_OUT_GOALS = {"label_agreement": 0.97, "forecast_recall": 0.85, "forecast_false_alarm_rate": 0.03,
+                  "fit_agreement": 0.9}
 TRUTH_RATIO = 1000.0
 # How the rules met this corpus (docs/verdicts.md, "How the rules were revised"): the first run
 # (rules set beforehand) missed every goal; the rules were then revised after reading its
@@ -86,6 +91,155 @@ def _seed(name, T=400, **over):
 
 
 def corpus() -> list[dict]:
+    """The whole corpus: the first 61 configurations (the ``tune`` half) and the extension."""
+    return [*corpus_v1(), *corpus_extension()]
+
+
+def half_of(entry: dict) -> str:
+    """``tune`` or ``held_out``, fixed by the entry's name (so the split never depends on the order).
+
+    The first corpus (:func:`corpus_v1`) is ``tune``: the rules were revised on it before the split
+    existed.  An extension entry is ``tune`` when the first byte of the SHA-256 of its name is a
+    multiple of 3 (about one in three), else ``held_out``: halves of similar size.
+    """
+    if entry.get("v1"):
+        return "tune"
+    return "tune" if hashlib.sha256(entry["name"].encode()).digest()[0] % 3 == 0 else "held_out"
+
+
+def corpus_extension() -> list[dict]:
+    """Configurations added for the fit classes and short budgets: every preset, a user problem
+    (``tests.user_problem:Heat1D``), SGD, momentum, Adam, RMSprop and L-BFGS, budgets from 40 steps."""
+    c = []
+    fixed = {"loss.formulation": "squared", "model.activation": "tanh", "problem.params.constraint": "dirichlet",
+             "model.output_activation": "linear"}
+    # seed-fixed as the README runs it, at epoch budgets (360 steps an epoch)
+    for epochs, seed in ((1, 0), (2, 1), (3, 0), (3, 1), (5, 2)):
+        c.append({"name": f"seed-fixed epochs{epochs} seed{seed}", "preset": "seed-fixed", "T": 360 * epochs,
+                  "overrides": {"training.seed": seed}})
+    # a sweep's short trials: seed-fixed, width 4-16, learning rate 1e-3-1, 40 and 100 steps
+    rng = random.Random(23)
+    for i in range(24):
+        width, lr, T = rng.choice((4, 8, 16)), round(10 ** rng.uniform(-3, 0), 4), rng.choice((40, 40, 100))
+        c.append({"name": f"seed-fixed short w{width} lr{lr} T{T} seed{i % 3}", "preset": "seed-fixed", "T": T,
+                  "overrides": {"model.width": width, "optimizer.learning_rate": lr, "training.seed": i % 3}})
+    for opt, lr in (("rmsprop", 1e-3), ("rmsprop", 1e-2), ("rmsprop", 0.1), ("sgd", 0.2), ("adam", 0.05)):
+        over = {"optimizer.name": opt, "optimizer.learning_rate": lr}
+        c.append(_seed(f"seed-fixed {opt} lr{lr} T200", T=200, **fixed, **over))
+    c.append(_seed("seed-fixed sgd momentum0.9 lr0.005 T200", T=200, **fixed,
+                   **{"optimizer.learning_rate": 0.005, "optimizer.momentum": 0.9}))
+    c.append(_seed("seed-fixed lbfgs T100", T=100, **fixed, **{"optimizer.name": "lbfgs", "training.batch_size": 3600}))
+    c.append(_seed("seed-fixed relu lr0.01 T400", T=400, **{**fixed, "model.activation": "relu"}))
+    # the question's loss and the answer's width, short and with other optimizers
+    for T in (40, 100):
+        for lr in (0.01, 0.1):
+            c.append(_seed(f"seed raw relu lr{lr} T{T}", T=T, **{"optimizer.learning_rate": lr}))
+    for opt, lr in (("rmsprop", 1e-3), ("rmsprop", 1e-2), ("adam", 0.1)):
+        c.append(_seed(f"seed raw tanh {opt} lr{lr}", T=200, **{"model.activation": "tanh", "optimizer.name": opt,
+                                                                   "optimizer.learning_rate": lr}))
+    c.append(_seed("seed raw tanh momentum0.9 lr0.003", T=200, **{"model.activation": "tanh",
+                                                                   "optimizer.learning_rate": 0.003, "optimizer.momentum": 0.9}))
+    for lr in (0.003, 0.03):
+        c.append({"name": f"seed-answer lr{lr} T200", "preset": "seed-answer", "T": 200,
+                  "overrides": {"optimizer.learning_rate": lr}})
+    c.append(_seed("seed squared softplus rmsprop 1e-2", T=200, **{"loss.formulation": "squared",
+                                                                 "optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-2}))
+    # poisson2d: ReLU (its Laplacian is zero), a raw loss, Adam too large, RMSprop, L-BFGS
+    small = {"model.width": 20, "model.depth": 2, "training.jit_compile": False}
+    pois = {**small, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
+    for name, T, over in (
+        ("poisson2d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.learning_rate": 1e-3}),
+        ("poisson2d relu adam 1e-2 T100", 100, {"model.activation": "relu", "optimizer.learning_rate": 1e-2}),
+        ("poisson2d adam 0.05", 300, {"optimizer.learning_rate": 0.05}),
+        ("poisson2d adam 0.05 seed1", 300, {"optimizer.learning_rate": 0.05, "training.seed": 1}),
+        ("poisson2d adam 3e-3 T40", 40, {"optimizer.learning_rate": 3e-3}),
+        ("poisson2d adam 3e-3 T100", 100, {"optimizer.learning_rate": 3e-3}),
+        ("poisson2d raw adam 1e-3", 300, {"loss.formulation": "raw", "optimizer.learning_rate": 1e-3}),
+        ("poisson2d raw adam 1e-2", 200, {"loss.formulation": "raw", "optimizer.learning_rate": 1e-2}),
+        ("poisson2d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
+        ("poisson2d rmsprop 1e-1", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-1}),
+        ("poisson2d momentum0.9 lr1e-3", 300, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-3,
+                                               "optimizer.momentum": 0.9}),
+        ("poisson2d momentum0.9 lr1e-2", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2,
+                                               "optimizer.momentum": 0.9}),
+        ("poisson2d lbfgs T50", 50, {"optimizer.name": "lbfgs"}),
+        ("poisson2d lbfgs T200", 200, {"optimizer.name": "lbfgs"}),
+        ("poisson2d sin adam 1e-3", 300, {"model.activation": "sin", "optimizer.learning_rate": 1e-3}),
+        ("poisson2d softplus adam 1e-3", 300, {"model.activation": "softplus", "optimizer.learning_rate": 1e-3}),
+    ):
+        c.append({"name": name, "preset": "poisson2d", "T": T, "overrides": {**pois, **over}})
+    # poisson1d (the spectral-bias case), small and short
+    p1 = {"model.width": 64, "training.jit_compile": False}
+    for name, T, over in (
+        ("poisson1d sgd 1e-3", 300, {"optimizer.learning_rate": 1e-3}),
+        ("poisson1d sgd 1e-2", 300, {"optimizer.learning_rate": 1e-2}),
+        ("poisson1d sgd 1e-1", 200, {"optimizer.learning_rate": 1e-1}),
+        ("poisson1d adam 1e-3", 300, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-3}),
+        ("poisson1d adam 1e-2 T40", 40, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}),
+        ("poisson1d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
+        ("poisson1d lbfgs T100", 100, {"optimizer.name": "lbfgs"}),
+        ("poisson1d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.name": "adam",
+                                           "optimizer.learning_rate": 1e-3}),
+    ):
+        c.append({"name": name, "preset": "poisson1d", "T": T, "overrides": {**p1, **over}})
+    helm = {**small, "problem.params.n_residual": 64, "problem.params.n_boundary_per_edge": 64,
+            "optimizer.schedule.name": "constant"}
+    for name, T, over in (
+        ("helmholtz2d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
+        ("helmholtz2d rmsprop 1e-1", 200, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-1}),
+        ("helmholtz2d adam 3e-3 T40", 40, {"optimizer.learning_rate": 3e-3}),
+        ("helmholtz2d adam 3e-3 T100", 100, {"optimizer.learning_rate": 3e-3}),
+        ("helmholtz2d momentum0.9 1e-3", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-3,
+                                               "optimizer.momentum": 0.9}),
+        ("helmholtz2d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.learning_rate": 1e-3}),
+        ("helmholtz2d lbfgs T100", 100, {"optimizer.name": "lbfgs", "training.resample": False}),
+        ("helmholtz2d adam 1e-2 seed2", 300, {"optimizer.learning_rate": 1e-2, "training.seed": 2}),
+    ):
+        c.append({"name": name, "preset": "helmholtz2d", "T": T, "overrides": {**helm, **over}})
+    conv = {**small, "problem.params.n_residual": 400, "problem.params.n_initial": 64, "problem.params.n_boundary": 32}
+    for name, T, over in (
+        ("convection1d beta5", 400, {"problem.params.beta": 5.0}),
+        ("convection1d beta20", 400, {"problem.params.beta": 20.0}),
+        ("convection1d beta30 seed1", 400, {"problem.params.beta": 30.0, "training.seed": 1}),
+        ("convection1d beta40", 400, {"problem.params.beta": 40.0}),
+        ("convection1d beta1 T40", 40, {"problem.params.beta": 1.0}),
+        ("convection1d beta1 T100", 100, {"problem.params.beta": 1.0}),
+        ("convection1d beta1 rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
+        ("convection1d beta1 sgd 1e-2", 300, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2}),
+        ("convection1d beta1 sgd 1.0", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1.0}),
+        ("convection1d beta30 lbfgs", 100, {"problem.params.beta": 30.0, "optimizer.name": "lbfgs"}),
+        ("convection1d beta1 lbfgs", 100, {"optimizer.name": "lbfgs"}),
+        ("convection1d beta10 adam 1e-1", 300, {"problem.params.beta": 10.0, "optimizer.learning_rate": 0.1}),
+    ):
+        c.append({"name": name, "preset": "convection1d", "T": T, "overrides": {**conv, **over}})
+    # a user problem by import path (u_t = u_xx, exact solution known)
+    heat = {"problem.name": "tests.user_problem:Heat1D", "model.width": 20, "model.depth": 2, "model.activation": "tanh",
+            "model.output_activation": "linear", "loss.formulation": "squared", "training.batch_size": 256}
+    for name, T, over in (
+        ("heat1d adam 1e-3", 300, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-3}),
+        ("heat1d adam 1e-2 T100", 100, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}),
+        ("heat1d adam 1.0", 200, {"optimizer.name": "adam", "optimizer.learning_rate": 1.0}),
+        ("heat1d sgd 1e-2", 300, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2}),
+        ("heat1d sgd 3.0", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 3.0}),
+        ("heat1d momentum0.9 1e-2", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2,
+                                          "optimizer.momentum": 0.9}),
+        ("heat1d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
+        ("heat1d lbfgs T100", 100, {"optimizer.name": "lbfgs"}),
+        ("heat1d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.name": "adam",
+                                        "optimizer.learning_rate": 1e-3}),
+        ("heat1d raw adam 1e-3", 200, {"loss.formulation": "raw", "optimizer.name": "adam",
+                                       "optimizer.learning_rate": 1e-3}),
+    ):
+        c.append({"name": name, "preset": "seed", "T": T, "overrides": {**heat, **over}})
+    return c
+
+
+def corpus_v1() -> list[dict]:
+    """The first corpus (61 configurations), on which the divergence rules were revised."""
+    return [{**e, "v1": True} for e in _corpus_v1()]
+
+
+def _corpus_v1() -> list[dict]:
     c = []
     # the question's loss (raw, unbounded below) and its variants
     for lr in (0.003, 0.01, 0.03):
@@ -179,6 +333,41 @@ def _save_series(entry: dict, label, truth) -> None:
     np.savez_compressed(Path(entry["series_dir"]) / f"{safe}.npz", **out)
 
 
+FIT_FIELDS = ("rel_l2_error", "heldout_ratio", "heldout_residual", "initial_loss", "final_loss")
+
+
+def _fit_numbers(kind: str, result) -> dict:
+    return {f"{kind}_{f}": getattr(result, f) for f in FIT_FIELDS}
+
+
+def truth_fit(truth, divergent: bool) -> str | None:
+    """Did the truth run (10x the budget) train: ``trained``, ``silent`` or ``stuck``; None if divergent.
+
+    The truth run's own class at 10x the budget (``stable`` -> trained, ``silent_failure`` -> silent,
+    ``stalled`` -> stuck): whether the label's answer to "did it train" still holds at 10x, as the
+    divergence label's must.  The objective reading beside it, :func:`right_at_horizon`, asks only
+    whether the answer is right at 10x.
+    """
+    return None if divergent else LABEL_FIT.get(str(truth.outcome))
+
+
+def right_at_horizon(truth) -> bool | None:
+    """The truth run's answer is right (:func:`pinnlab.training.divergence.wrong_answer` finds nothing)."""
+    from pinnlab.problems import resolve_problem
+    from pinnlab.training.divergence import wrong_answer
+    from pinnlab.training.recorder import unbounded_terms
+
+    cfg = truth.config
+    i, f = truth.initial_loss, truth.final_loss
+    ratio = f / i if i and f is not None and i > 0 else None
+    bounded = not unbounded_terms(cfg, resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
+    return not wrong_answer(cfg.divergence, rel_l2_error=truth.rel_l2_error, heldout_ratio=truth.heldout_ratio,
+                            loss_ratio=ratio, bounded=bounded)
+
+
+LABEL_FIT = {str(Outcome.STABLE): "trained", str(Outcome.SILENT_FAILURE): "silent", str(Outcome.STALLED): "stuck"}
+
+
 def run_one(entry: dict) -> dict:
     """Label and truth runs of one corpus entry (in a worker process)."""
     import logging
@@ -202,6 +391,11 @@ def run_one(entry: dict) -> dict:
         detect = min(steps) if steps else truth.steps_run - 1
     return {
         "name": entry["name"],
+        "half": half_of(entry),
+        **_fit_numbers("label", label),
+        **_fit_numbers("truth", truth),
+        "truth_fit": truth_fit(truth, truth_div),
+        "truth_right": None if truth_div else right_at_horizon(truth),
         "preset": entry["preset"],
         "overrides": entry["overrides"],
         "T": T,
@@ -245,8 +439,33 @@ def figures(rows: list[dict]) -> dict:
         "forecast_false_alarm_rate": len(false) / len(stable) if stable else None,
         "median_lead_steps": statistics.median(leads) if leads else None,
         "disagreements": [r["name"] for r in rows if r["label_divergent"] != r["truth_divergent"]],
+        **fit_figures(rows),
         "missed_forecasts": [r["name"] for r in div if r not in hit],
         "false_alarms": [r["name"] for r in false],
+    }
+
+
+def fit_figures(rows: list[dict]) -> dict:
+    """Did-it-train agreement over the runs that neither label nor truth calls divergent: the label's
+    class (``stable`` -> trained, ``stalled`` -> stuck, ``silent_failure`` -> silent) against the
+    truth's (:func:`truth_fit`); ``fit_agreement_worked`` only asks trained or not;
+    ``fit_agreement_right`` asks whether a ``stable`` label goes with a right answer at 10x
+    (:func:`right_at_horizon`) and a failure label with a wrong one."""
+    both = [r for r in rows if not r["label_divergent"] and r.get("truth_fit") is not None]
+    same = [r for r in both if LABEL_FIT.get(r["label"]) == r["truth_fit"]]
+    worked = [r for r in both if (LABEL_FIT.get(r["label"]) == "trained") == (r["truth_fit"] == "trained")]
+    right = [r for r in both if (LABEL_FIT.get(r["label"]) == "trained") == bool(r.get("truth_right"))]
+    confusion: dict[str, dict[str, int]] = {}
+    for r in both:
+        confusion.setdefault(r["label"], {}).setdefault(r["truth_fit"], 0)
+        confusion[r["label"]][r["truth_fit"]] += 1
+    return {
+        "n_fit_runs": len(both),
+        "fit_agreement": len(same) / len(both) if both else None,
+        "fit_agreement_worked": len(worked) / len(both) if both else None,
+        "fit_agreement_right": len(right) / len(both) if both else None,
+        "fit_confusion": confusion,
+        "fit_disagreements": [f"{r['name']}: {r['label']} / {r['truth_fit']}" for r in both if r not in same],
     }
 
 
@@ -255,18 +474,32 @@ def markdown(out: dict) -> str:
     def f(x):
         return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
 
-    rows = [("all", out), ("even half", out["halves"]["even"]), ("odd half", out["halves"]["odd"])]
-    lines = ["| corpus | runs | truth divergent | label agreement | agreement (runaway truth) | forecast recall "
-             "| false-alarm rate | median lead (steps) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [("all", out), ("tune half", out["tune"]), ("held-out half", out["held_out"])]
+    lines = ["| corpus | runs | truth divergent | label agreement | forecast recall | false-alarm rate "
+             "| median lead (steps) | fit runs | fit agreement | right at 10x |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in rows:
         lines.append(f"| {name} | {r['n_runs']} | {r['n_truth_divergent']} | {f(r['label_agreement'])} | "
-                     f"{f(r['label_agreement_runaway_truth'])} | {f(r['forecast_recall'])} | "
-                     f"{f(r['forecast_false_alarm_rate'])} | {f(r['median_lead_steps'])} |")
-    lines += ["", "| label \\ truth | divergent | stable |", "| --- | --- | --- |"]
+                     f"{f(r['forecast_recall'])} | {f(r['forecast_false_alarm_rate'])} | {f(r['median_lead_steps'])} | "
+                     f"{r['n_fit_runs']} | {f(r['fit_agreement'])} | {f(r['fit_agreement_right'])} |")
+    lines += ["", "| label \\ truth | divergent | not divergent |", "| --- | --- | --- |"]
     for label in sorted(out["confusion"], key=lambda o: Outcome(o).order):
         c = out["confusion"][label]
         lines.append(f"| {label} | {c['truth_divergent']} | {c['truth_stable']} |")
+    for name, r in rows[1:]:
+        lines += ["", f"| {name}: label \\ truth at 10x | trained | stuck | silent |", "| --- | --- | --- | --- |"]
+        for label in sorted(r["fit_confusion"], key=lambda o: Outcome(o).order):
+            c = r["fit_confusion"][label]
+            lines.append(f"| {label} | {c.get('trained', 0)} | {c.get('stuck', 0)} | {c.get('silent', 0)} |")
     return "\n".join(lines)
+
+
+def _goals(figs: dict, goals: dict) -> dict:
+    """Each goal with the figure reached and whether it is met (a false-alarm rate is an upper bound)."""
+    def met(k, g):
+        return figs[k] is not None and (figs[k] <= g if k == "forecast_false_alarm_rate" else figs[k] >= g)
+
+    return {k: {"goal": g, "reached": figs[k], "met": met(k, g)} for k, g in goals.items()}
 
 
 def main(argv=None) -> int:
@@ -302,11 +535,14 @@ def main(argv=None) -> int:
             print(f"{len(rows)}/{len(entries)} {e['name']}: label {rows[-1]['label']}", flush=True)
     wall = time.perf_counter() - t0
     figs = figures(rows)
+    out_held = figures([r for r in rows if r["half"] == "held_out"])
     out = {
         **figs,
         "halves": {"even": figures(rows[0::2]), "odd": figures(rows[1::2])},
-        "goals": {k: {"goal": g, "reached": figs[k], "met": figs[k] is not None and (figs[k] >= g if k != "forecast_false_alarm_rate" else figs[k] <= g)}
-                  for k, g in GOALS.items()},
+        "tune": figures([r for r in rows if r["half"] == "tune"]),
+        "held_out": out_held,
+        "goals": _goals(figs, GOALS),
+        "held_out_goals": _goals(out_held, HELD_OUT_GOALS),
         "thresholds_tuned_on_corpus": TUNED_ON_CORPUS,
         "horizon": HORIZON,
         "truth_weight_ratio": TRUTH_RATIO,

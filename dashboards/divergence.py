@@ -150,6 +150,8 @@ def trajectories(data: StudyData) -> go.Figure:
             hover = f"trial {trial} ({outcome})<br>{_params_text(row, data.factors)}"
             if row.get("cause_names"):
                 hover += f"<br>causes: {row['cause_names']}"
+            if row.get("risk_names"):
+                hover += f"<br>risks (it worked): {row['risk_names']}"
             xs, ys = _thin(steps, values)
             fig.add_trace(
                 go.Scatter(  # a trial that stopped at step 0 has one point: a dot, not an invisible line

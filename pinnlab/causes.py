@@ -3,7 +3,10 @@
 Every run gets ``causes``, a list of ``{cause, evidence, remedy}`` (``RunResult.causes``, the
 ``causes`` field of ``pinnlab run --json``, MLflow tags ``cause.<name>``, counted per factor level
 by ``pinnlab report``).  A cause is listed only when its rule holds on the run's own numbers; the
-evidence quotes them.  TensorFlow-free: it reads the config, the history frame and the summary
+evidence quotes them.  A cause explains a failure: on a run that worked (``Outcome.worked``) the
+rules that hold are *risks* instead (``RunResult.risks``, tags ``risk.<name>``, counted apart by
+sweeps and reports): a sharpness past the threshold on a run that trained is a warning, not the
+reason for a failure that did not happen.  TensorFlow-free: it reads the config, the history frame and the summary
 numbers, so the analysis can re-derive causes from stored histories too.
 
 =========================  =====================================================================
@@ -24,10 +27,11 @@ numbers, so the analysis can re-derive causes from stored histories too.
                            ``grad_norm/<term>`` (residual and constraint terms, not penalties)
                            differ by more than ``IMBALANCE`` (100×, the two orders of magnitude Wang
                            et al. 2021 report between PINN terms)
-``bias_starvation``        median over checks of ‖∇biases‖/‖∇kernels‖ below ``BIAS_RATIO`` (0.1):
-                           measured on the seed question 0.04–0.12 for Dense(100, relu),
-                           where the biases barely train because the loss sees the weights only
-                           through input derivatives
+``bias_starvation``        median over checks of ‖∇biases‖/‖∇kernels‖ below ``BIAS_RATIO`` (0.1)
+                           on a loss without a weighted term on u itself (boundary, initial or
+                           anchor data): measured on the seed question 0.04–0.12 for Dense(100,
+                           relu), where the biases barely train because the loss sees the weights
+                           only through input derivatives
 ``collocation_overfit``    held-out / training PDE residual above ``OVERFIT_RATIO`` (10; the
                            ``silent_failure`` rule uses divergence.max_heldout_ratio = 100)
 ``precision``              a NaN run whose last finite loss, gradient or weight norm was within
@@ -81,9 +85,9 @@ class Cause:
         return asdict(self)
 
 
-def cause_tags(causes: list[dict]) -> dict[str, str]:
-    """MLflow tags ``cause.<name>`` = its evidence."""
-    return {f"cause.{c['cause']}": c["evidence"] for c in causes}
+def cause_tags(causes: list[dict], prefix: str = "cause") -> dict[str, str]:
+    """MLflow tags ``cause.<name>`` (``risk.<name>`` for a run that worked) = its evidence."""
+    return {f"{prefix}.{c['cause']}": c["evidence"] for c in causes}
 
 
 def _unbounded_terms(cfg, terms) -> list[str]:
@@ -175,7 +179,10 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
             ))
     bias = [c for c in history.columns if c.startswith("grad_norm/") and c.endswith("/bias")]
     kern = [c for c in history.columns if c.startswith("grad_norm/") and c.endswith("/kernel")]
-    if bias and kern:
+    # the rule's premise: the loss sees the weights only through input derivatives; a loss with a
+    # weighted term on u itself (boundary, initial, anchor data) already has what the remedy adds
+    on_u = [t for t in _problem(cfg).constraint_names() if cfg.loss.weights.get(t, 1.0) > 0]
+    if bias and kern and not on_u:
         b = np.sqrt((history[bias] ** 2).sum(axis=1, min_count=1))
         k = np.sqrt((history[kern] ** 2).sum(axis=1, min_count=1))
         r = (b / k)[np.isfinite(b / k)]

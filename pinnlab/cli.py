@@ -251,6 +251,8 @@ def _print_summary(s: dict) -> None:
         print(f"{'forecast':<{width}}  alarm at step {alarm['first_alarm_step']} ({alarm['signal']} = {alarm['value']:.3g})")
     for c in s.get("causes") or []:
         print(f"cause: {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
+    for c in s.get("risks") or []:  # the rules held, but the run worked
+        print(f"risk (the run worked): {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
     for row in s.get("replicates") or []:  # training.replicates > 1: one line per seed
         onset = row["nan_onset_step"] if row["nan_onset_step"] is not None else row["divergence_step"]
         loss = "-" if row["final_loss"] is None else f"{row['final_loss']:.4g}"
@@ -356,7 +358,8 @@ def _print_sweep(r, ran: str | None = None) -> None:
     print(f"outcomes: {outcomes or '-'}")
     if uncounted:
         print("not counted: " + ", ".join(f"{k} {v} ({_UNCOUNTED[k]})" for k, v in sorted(uncounted.items())))
-    for title, table in (("known before training", r.known_causes), ("causes found", r.causes)):
+    for title, table in (("known before training", r.known_causes), ("causes found", r.causes),
+                         ("risks (in trials that worked)", r.risks)):
         if table:
             print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in sorted(table.items())))
     if r.best_value is not None:

@@ -278,7 +278,12 @@ class DivergenceConfig(StrictModel):
     replicate_rate: Float = Field(0.5, gt=0, le=1)
     max_rel_error: Float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
     max_heldout_ratio: Float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
-    low_loss_ratio: Float = Field(1e-3, gt=0)  # "low" training loss: final <= this x initial
+    # silent_failure: a wrong answer with a training loss at most this x its initial value (the
+    # label benchmark's tune half: convection beta 30-50 end wrong at 5e-3-5e-2 of their initial loss)
+    low_loss_ratio: Float = Field(1e-2, gt=0)
+    # stalled: a wrong answer with a loss bounded below still above this x its initial value (it has not
+    # trained; under it a wrong run is still training: docs/verdicts.md, "Did it train")
+    stalled_loss_ratio: Float = Field(0.3, gt=0, lt=1)
     heldout_points: Int = Field(4096, gt=0)
     # diverging: finite at the end but still running away (pinnlab.training.trends)
     # at most 1e6 budgets: the projection extends a fitted slope linearly, and horizon x budget

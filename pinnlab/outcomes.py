@@ -8,7 +8,8 @@ Run outcomes (assigned by :mod:`pinnlab.training.divergence`, whose docstring ha
 thresholds):
 
 ==================  ==========  ===============================================================
-``stable``          judged      finished its budget with finite values and no rule fired
+``stable``          judged      finite, and trained: right at the end, or still improving towards it
+``stalled``         judged      finite but did not train: wrong at the end and no longer improving
 ``silent_failure``  judged      finite and converged in loss, but wrong (error or held-out residual)
 ``diverging``       divergent   finite at the end of its budget, but its weights or its unbounded-below
                                 loss still running away (it would diverge given more steps)
@@ -26,8 +27,13 @@ result):
 ``surplus``         it lost the race for the last queued slot and never trained
 ==================  =============================================================================
 
-Colours are the dashboards' (green for stable, orange to red for the divergent classes, grey
-for the unjudged), and ``order`` sorts tables and legends the same way everywhere.
+Two questions, one label: did the run diverge (the divergent classes), and if not, did it train
+(``stable`` against the failures ``stalled`` and ``silent_failure``, :attr:`Outcome.worked`).  A
+sweep keeps the failures as results (COMPLETE, not PRUNED) but never ranks them best.
+
+Colours are the dashboards' (green for stable, olive and purple for the finite failures, orange to
+red for the divergent classes, grey for the unjudged), and ``order`` sorts tables and legends the
+same way everywhere.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ __all__ = ["Outcome", "RUN_OUTCOMES", "DIVERGENT", "UNJUDGED", "trial_outcome"]
 
 class Outcome(StrEnum):
     STABLE = "stable"
+    STALLED = "stalled"
     SILENT_FAILURE = "silent_failure"
     DIVERGING = "diverging"
     BLOWUP = "blowup"
@@ -52,6 +59,11 @@ class Outcome(StrEnum):
     def divergent(self) -> bool:
         """Training ran away (the sweep prunes such trials; the analysis counts them as diverged)."""
         return self in DIVERGENT
+
+    @property
+    def worked(self) -> bool:
+        """The run trained: finite and not a failure (``stable``); the only outcome a sweep ranks."""
+        return self is Outcome.STABLE
 
     @property
     def judged(self) -> bool:
@@ -85,6 +97,7 @@ RUN_OUTCOMES = tuple(o for o in Outcome if o.judged)
 
 _COLOURS = {
     Outcome.STABLE: "#2ca02c",
+    Outcome.STALLED: "#bcbd22",
     Outcome.SILENT_FAILURE: "#9467bd",
     Outcome.DIVERGING: "#ff9896",
     Outcome.BLOWUP: "#ff7f0e",
@@ -95,7 +108,8 @@ _COLOURS = {
     Outcome.SURPLUS: "#dddddd",
 }
 _MEANINGS = {
-    Outcome.STABLE: "finished its budget with finite values and no rule fired",
+    Outcome.STABLE: "finite and trained: right at the end, or still improving towards it",
+    Outcome.STALLED: "finite but did not train: wrong at the end and no longer improving",
     Outcome.SILENT_FAILURE: "finite and converged in loss, but wrong against the exact solution or held-out points",
     Outcome.DIVERGING: "finite at the end, but the weights or an unbounded-below loss were still running away",
     Outcome.NAN: "a loss, gradient or weight became NaN or infinite",

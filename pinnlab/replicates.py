@@ -280,8 +280,9 @@ def replicate_row(seed: int, res: RunResult) -> dict:
     keep = ("outcome", "reason", "nan_onset_step", "first_nonfinite", "divergence_step", "steps_run",
             "final_loss", "weight_norm_ratio", "rel_l2_error", "heldout_residual", "stopped_by")
     row = {"seed": seed, **{k: s[k] for k in keep}}
-    if "causes" in s:  # the forecasts' cause field, when the summary has it
-        row["causes"] = s["causes"]
+    for key in ("causes", "risks"):
+        if key in s:
+            row[key] = s[key]
     return row
 
 

@@ -75,11 +75,15 @@ def test_term_imbalance_over_the_documented_factor_only():
 
 
 def test_bias_starvation_below_the_documented_ratio():
-    cfg = load_config("seed", SQUARED_TANH)
+    cfg = load_config("seed", ["loss.formulation=squared", "model.activation=tanh"])  # no term on u itself
     starved = _history(**{"grad_norm__dense__kernel": 1.0, "grad_norm__dense__bias": 0.05})
     assert _names(cfg, starved) == ["bias_starvation"]
     fed = _history(**{"grad_norm__dense__kernel": 1.0, "grad_norm__dense__bias": 0.5})
     assert _names(cfg, fed) == []
+    # a loss with a Dirichlet term on u already has what the remedy adds: not this cause
+    assert _names(load_config("seed", SQUARED_TANH), starved) == []
+    # ... unless that term is weighted off
+    assert _names(load_config("seed", [*SQUARED_TANH, "loss.weights.boundary=0"]), starved) == ["bias_starvation"]
 
 
 def test_collocation_overfit_and_precision():

@@ -155,6 +155,8 @@ def test_end_to_end_sweep_with_two_workers_then_resume(tmp_path, capsys, monkeyp
         lr = t.params["optimizer.learning_rate"]
         assert t.user_attrs["outcome"] == ("nan" if lr > 1 else "stable")
         assert t.state.name == ("PRUNED" if lr > 1 else "COMPLETE")
+        # a divergent trial is infeasible for samplers that read constraints (TPE), a stable one feasible
+        assert t.constraints == {"divergence": 1.0 if lr > 1 else 0.0}
         if lr > 1:
             assert t.user_attrs["nan_onset_step"] == 1
             assert t.user_attrs["first_nonfinite"].startswith("grad/")

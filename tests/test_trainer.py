@@ -189,7 +189,7 @@ def test_grad_norm_weighting_settles_on_helmholtz():
         ],
     )
     lam = r.history["lambda/boundary"].to_numpy()
-    assert r.outcome == "stable"
+    assert not r.outcome.divergent  # 300 steps do not solve it (stalled or stable): the weights stay bounded
     assert np.isfinite(lam).all() and lam[0] > 1.0  # first update happens before step 0
     assert lam.max() < 1e3  # measured: settles in the tens; the unweighted form reaches ~1e9
     assert abs(np.log(lam[-1] / lam[-50])) < 0.5  # no longer running
@@ -223,8 +223,11 @@ def test_silent_failure_needs_low_loss_and_a_wrong_answer():
     assert classify_finished(cfg, rel_l2_error=1.2, heldout_ratio=1.0, **kw)[0] == "silent_failure"
     assert classify_finished(cfg, rel_l2_error=None, heldout_ratio=1e7, **kw)[0] == "silent_failure"
     assert classify_finished(cfg, rel_l2_error=0.01, heldout_ratio=2.0, **kw)[0] == "stable"
-    outcome, _, warnings = classify_finished(cfg, initial_loss=1.0, final_loss=0.5, rel_l2_error=1.2, heldout_ratio=1.0)
+    # wrong, the loss at 0.1x its start: still training (stable, with a warning); at 0.5x: stalled
+    outcome, _, warnings = classify_finished(cfg, initial_loss=1.0, final_loss=0.1, rel_l2_error=1.2, heldout_ratio=1.0)
     assert outcome == "stable" and "not converged" in warnings[0]
+    outcome, reason, _ = classify_finished(cfg, initial_loss=1.0, final_loss=0.5, rel_l2_error=1.2, heldout_ratio=1.0)
+    assert outcome == "stalled" and "not training" in reason
 
 
 # --------------------------------------------------------------------------- weights in and out
@@ -348,7 +351,7 @@ def test_recorder_stop_training_ends_at_the_step_it_was_raised(hook):
     assert rec.record(0, _vec(t), {"x/y": 0.0}) and rec.record(1, _vec(t))
     assert not rec.record(2, _vec(t), {"x/y": 2.0})
     r = rec.finish()
-    assert r.steps_run == 3 and r.stopped_by == "stopped at 2" and r.outcome == Outcome.STABLE
+    assert r.steps_run == 3 and r.stopped_by == "stopped at 2" and not r.outcome.divergent
 
 
 # --------------------------------------------------------------------------- the loops

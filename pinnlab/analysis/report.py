@@ -100,7 +100,8 @@ def build_report(data: StudyData) -> dict[str, Any]:
         "nan_onset": _records(compare.step_distribution(trials, f, "nan_onset_step", space)),
         "divergence_step": _records(compare.step_distribution(trials, f, "divergence_step", space)),
         "weight_growth": _records(compare.growth_by_group(trials, f, space)),
-        "causes": {"found": cause_totals(trials), "known_before_training": cause_totals(trials, "known_causes")},
+        "causes": {"found": cause_totals(trials), "known_before_training": cause_totals(trials, "known_causes"),
+                   "risks": cause_totals(trials, "risk_names")},
         "causes_by_factor": _records(causes_by_factor(trials, f, space)),
         "stable_ranking": _records(compare.stable_ranking(trials, f, data.direction)),
         "importance": {
@@ -169,7 +170,8 @@ def _header(rep: dict[str, Any]) -> list[str]:
         f"mlflow: {rep['tracking_uri'] or '-'} (parent run {rep['parent_run_id'] or '-'})",
         *[f"{title}: " + ", ".join(f"{k} {v}" for k, v in table.items())
           for title, table in (("known before training", rep.get("causes", {}).get("known_before_training")),
-                               ("causes found", rep.get("causes", {}).get("found"))) if table],
+                               ("causes found", rep.get("causes", {}).get("found")),
+                               ("risks (in trials that worked)", rep.get("causes", {}).get("risks"))) if table],
         *[f"note: {n}" for n in rep["notes"]],
     ]
 

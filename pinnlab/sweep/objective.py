@@ -5,6 +5,10 @@
   PRUNED: the sampler learns from pruned trials (TPE ranks them below completed ones), whereas a
   FAIL trial would be ignored;
 * stopped by the Optuna pruner -> PRUNED;
+* every judged trial also gets an Optuna constraint, ``divergence`` = its divergence rate when
+  divergent (1 for one run; a set of replicates: the share of its seeds that diverged), else 0: a
+  sampler that reads constraints (TPE) counts the divergent trials as infeasible and ranks them
+  last, instead of by the last finite value they reported before they ran away;
 * an exception -> FAIL with user attribute ``error`` (``Type: first line``; the study goes on);
 * a trial that did not come from the queue of budget slots (its worker lost the race for the last
   one, see :mod:`pinnlab.sweep.study`) -> FAIL with user attribute ``surplus``, before any training;
@@ -37,6 +41,8 @@ from pinnlab.runs import Tracking, run_config
 from pinnlab.outcomes import Outcome
 from pinnlab.summary import OBJECTIVE_METRICS, TRIAL_ATTRS
 from pinnlab.training import Callback, StopTraining
+
+DIVERGENCE_CONSTRAINT = "divergence"  # the Optuna constraint of a divergent trial (> 0: infeasible)
 
 __all__ = ["Objective", "objective_value", "Surplus", "Metrics", "objective_metrics", "pruner_metrics"]
 
@@ -279,6 +285,7 @@ class Objective:
         for key in TRIAL_ATTRS:
             trial.set_user_attr(key, summary.get(key))
         trial.set_user_attr("warnings", summary["warnings"])
+        trial.set_constraint(DIVERGENCE_CONSTRAINT, 1.0 if result.diverged else 0.0)
         value = objective_value(summary, spec.objective.metric)
         if result.diverged or result.stopped_by:
             if value is not None:
@@ -326,6 +333,7 @@ class Objective:
         for key, value in verdict["attrs"].items():
             trial.set_user_attr(key, value)
         attrs = verdict["attrs"]
+        trial.set_constraint(DIVERGENCE_CONSTRAINT, float(attrs[keys.DIVERGENCE_RATE_ATTR]) if verdict["divergent"] else 0.0)
         diverged = sum(Outcome(o).divergent for o in attrs[keys.REPLICATE_OUTCOMES_ATTR])
         if verdict["divergent"]:
             median = verdict["value"]

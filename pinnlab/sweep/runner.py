@@ -72,7 +72,7 @@ from pinnlab.keys import (
     STUDY_TAG,
     TRACKING_ATTR,
 )
-from pinnlab.outcomes import trial_outcome
+from pinnlab.outcomes import Outcome, trial_outcome
 from pinnlab.sweep.stops import QuietStop, abandon, kill_parent, lost_storage_is_one_line, quiet_lost_threads, stopped
 from pinnlab.sweep.study import (
     budget,
@@ -104,6 +104,7 @@ class SweepReport:
     outcomes: dict[str, int] = field(default_factory=dict)  # by pinnlab outcome
     causes: dict[str, int] = field(default_factory=dict)  # trials per cause found in the run (pinnlab.causes)
     known_causes: dict[str, int] = field(default_factory=dict)  # trials per cause known before training
+    risks: dict[str, int] = field(default_factory=dict)  # trials that worked per rule that held (a risk, not a cause)
     best_value: float | None = None
     best_params: dict[str, Any] | None = None
     ran_now: int = 0  # counted trials finished by this command
@@ -115,6 +116,17 @@ class SweepReport:
         return dict(self.__dict__)
 
 
+def best_trial(study, trials) -> Any:
+    """The best COMPLETE trial that worked (``Outcome.worked``): a stalled or silently failed
+    trial keeps its value as a result but is never the answer of the sweep; None if none."""
+    ok = [t for t in trials if t.state.name == "COMPLETE" and t.values and len(t.values) == 1
+          and (Outcome.parse(t.user_attrs.get("outcome")) or Outcome.STABLE).worked]
+    if not ok:
+        return None
+    pick = min if study.direction.name == "MINIMIZE" else max
+    return pick(ok, key=lambda t: t.values[0])
+
+
 def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None) -> SweepReport:
     """Counts by state and by outcome; FAIL trials without an outcome are ``crash`` (counted),
     ``retried`` (a dead or stopped worker's trial, run again) or ``surplus`` (never trained)."""
@@ -124,19 +136,16 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
     outcomes: dict[str, int] = {}
     causes: dict[str, int] = {}
     known: dict[str, int] = {}
+    risks: dict[str, int] = {}
     for t, kind in zip(trials, kinds):
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
         o = trial_outcome(t.state.name, t.user_attrs.get("outcome"), kind)
         if o is not None:
             outcomes[o] = outcomes.get(o, 0) + 1
-        for key, table in (("cause_names", causes), ("known_causes", known)):
+        for key, table in (("cause_names", causes), ("known_causes", known), ("risk_names", risks)):
             for name in filter(None, str(t.user_attrs.get(key) or "").split(",")):
                 table[name] = table.get(name, 0) + 1
-    best = None
-    try:
-        best = study.best_trial
-    except ValueError:
-        pass
+    best = best_trial(study, trials)
     return SweepReport(
         study_name=spec.study_name,
         storage=display_url(storage),
@@ -149,6 +158,7 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
         outcomes=outcomes,
         causes=causes,
         known_causes=known,
+        risks=risks,
         best_value=None if best is None else best.value,
         best_params=None if best is None else best.params,
     )

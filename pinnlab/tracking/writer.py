@@ -401,6 +401,7 @@ class RunTracker(Callback):
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
         tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.causes)
+        tags.update(cause_tags(result.risks, "risk"))  # risk.<name>: the same rules on a run that worked
         self.run_name = tags[RUN_NAME_TAG] = self.label(str(result.outcome))
         if len(self._buffer) <= MAX_METRICS_PER_BATCH and len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:
             # the last metrics and the end tags in one write (a short sweep trial pays per call)

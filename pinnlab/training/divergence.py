@@ -1,7 +1,8 @@
 """Outcome classes of a run and the rules that assign them.
 
 ==================  ==========================================================================
-``stable``          finished its budget with finite values, and no rule below fired
+``stable``          finished its budget with finite values, and no rule below fired: right, or
+                    wrong but still training (a "not converged" warning)
 ``nan``             some loss, gradient or weight became NaN/inf (the step and the first
                     non-finite tensor are recorded; the update is not applied)
 ``blowup``          the global weight norm passed ``max_weight_ratio`` × its initial value or
@@ -19,17 +20,22 @@
                     ``trend_min_rate`` and ≥ ``trend_steady`` × the earlier half's; the window's
                     mean rate when a loss term unbounded below still falls steadily; ‖W‖ linearly
                     for an optimizer with a bounded step (Adam, AdamW, RMSprop).  See
-                    :func:`pinnlab.training.trends.runaway` (why each) and docs/verdicts.md
-``silent_failure``  finite, with a training loss that fell to ≤ ``low_loss_ratio`` × its initial
-                    value, but wrong: relative L2 error against the exact solution above
+                    :func:`pinnlab.training.trends.runaway` (why each) and docs/verdicts.md.
+                    Never for a loss bounded below that still descends
+                    (:func:`pinnlab.training.trends.descending`): its weights grow to fit
+``stalled``         finite and wrong (:func:`wrong_answer`), and not training: a loss bounded below
+                    still ≥ ``stalled_loss_ratio`` × its initial value and no longer descending,
+                    or an error that does not fall fast enough to be right at ``horizon`` ×
+``silent_failure``  finite, with a loss bounded below that fell to ≤ ``low_loss_ratio`` × its
+                    initial value, but wrong: relative L2 error against the exact solution above
                     ``max_rel_error`` (where one is known), or a PDE residual on held-out points
                     above ``max_heldout_ratio`` × the residual on the training points
 ==================  ==========================================================================
 
 The thresholds live in ``DivergenceConfig`` (``divergence.*`` in YAML).  ``nan``, ``blowup`` and
-``unbounded`` are detected while training (and stop the run when ``stop_early``); ``silent_failure``
-and ``diverging`` are decided at the end (``diverging`` first: a run still running away is not
-judged on its error).  The first rule to fire names the outcome.
+``unbounded`` are detected while training (and stop the run when ``stop_early``); ``diverging``,
+``silent_failure`` and ``stalled`` are decided at the end (``diverging`` first: a run still running
+away is not judged on its error).  The first rule to fire names the outcome.
 
 Thresholds, checked against the label benchmark (``benchmarks/verdicts.py``, docs/verdicts.md):
 ``max_weight_ratio`` 1e3 is also the benchmark's truth criterion; the in-run rules are unchanged,
@@ -46,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pinnlab.outcomes import Outcome
-from pinnlab.training.trends import loss_trend, runaway, weight_trend
+from pinnlab.training.trends import Improvement, descending, loss_trend, runaway, weight_trend
 
 __all__ = ["Verdict", "DivergenceMonitor", "classify_finished", "classify_trend", "growth_rate"]
 
@@ -113,6 +119,23 @@ class DivergenceMonitor:
         return None
 
 
+def wrong_answer(cfg, *, rel_l2_error, heldout_ratio, loss_ratio, bounded: bool) -> list[str]:
+    """Why a finished run's answer is wrong (empty: it is right).  With an exact solution: the
+    relative L2 error above ``max_rel_error``; always: a held-out residual above
+    ``max_heldout_ratio`` x the training one; without an exact solution: a loss bounded below still
+    above ``stalled_loss_ratio`` x its initial value (it has not learned the equation)."""
+    wrong = []
+    if rel_l2_error is not None and rel_l2_error > cfg.max_rel_error:
+        wrong.append(f"relative L2 error {rel_l2_error:.3g} > divergence.max_rel_error={cfg.max_rel_error:g}")
+    if heldout_ratio is not None and heldout_ratio > cfg.max_heldout_ratio:
+        wrong.append(f"held-out residual {heldout_ratio:.3g}x the training residual "
+                     f"(divergence.max_heldout_ratio={cfg.max_heldout_ratio:g})")
+    if rel_l2_error is None and bounded and loss_ratio is not None and loss_ratio > cfg.stalled_loss_ratio:
+        wrong.append(f"no exact solution, and the loss is still {loss_ratio:.3g}x its initial value "
+                     f"(divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})")
+    return wrong
+
+
 def classify_finished(
     cfg,
     *,
@@ -120,29 +143,42 @@ def classify_finished(
     final_loss: float | None,
     rel_l2_error: float | None,
     heldout_ratio: float | None,
+    improving: Improvement | None = None,
+    bounded: bool = True,
+    descent: tuple[float, float] | None = None,
 ) -> tuple[Outcome, str, list[str]]:
-    """Outcome of a run that finished finite: ``(outcome, reason, warnings)``."""
+    """Outcome of a run that finished finite: ``(outcome, reason, warnings)``.
+
+    Right (:func:`wrong_answer` finds nothing): ``stable``.  Wrong, with a loss bounded below at
+    most ``low_loss_ratio`` x its initial value: ``silent_failure`` (it fitted its loss, not the
+    answer; a loss unbounded below has no such level).  Wrong, but still training: a loss bounded
+    below under ``stalled_loss_ratio`` x its initial value or still descending (``descent``: the
+    means of the two halves of the run, :func:`pinnlab.training.trends.descending`), or an error
+    against the exact solution ``improving`` fast enough to be right by ``horizon`` x the steps:
+    ``stable`` with a "not converged" warning.  Any other wrong run:
+    ``stalled``.  The thresholds and their evidence: docs/verdicts.md, "Did it train".
+    """
     warnings: list[str] = []
-    wrong = []
-    if rel_l2_error is not None and rel_l2_error > cfg.max_rel_error:
-        wrong.append(f"relative L2 error {rel_l2_error:.3g} > divergence.max_rel_error={cfg.max_rel_error:g}")
-    if heldout_ratio is not None and heldout_ratio > cfg.max_heldout_ratio:
-        wrong.append(
-            f"held-out residual {heldout_ratio:.3g}x the training residual "
-            f"(divergence.max_heldout_ratio={cfg.max_heldout_ratio:g})"
-        )
-    low = (
-        initial_loss is not None
-        and final_loss is not None
-        and initial_loss > 0
-        and final_loss <= cfg.low_loss_ratio * initial_loss
-    )
-    if wrong and low:
-        ratio = final_loss / initial_loss
+    ratio = final_loss / initial_loss if initial_loss and final_loss is not None and initial_loss > 0 else None
+    wrong = wrong_answer(cfg, rel_l2_error=rel_l2_error, heldout_ratio=heldout_ratio, loss_ratio=ratio, bounded=bounded)
+    if not wrong:
+        return Outcome.STABLE, "finished its budget with finite values", warnings
+    if bounded and ratio is not None and ratio <= cfg.low_loss_ratio:
         return Outcome.SILENT_FAILURE, f"training loss fell to {ratio:.3g}x its initial value, but " + "; ".join(wrong), warnings
-    if wrong:
-        warnings.append("not converged: " + "; ".join(wrong))
-    return Outcome.STABLE, "finished its budget with finite values", warnings
+    if bounded and ratio is not None and (ratio < cfg.stalled_loss_ratio or descent is not None):
+        how = (f"the loss is {ratio:.3g}x its initial value (divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})"
+               if ratio < cfg.stalled_loss_ratio else
+               f"the loss still descends (mean {descent[0]:.3g} over the first half of the run, {descent[1]:.3g} over the second)")
+        warnings.append(f"not converged: {'; '.join(wrong)}; still training: {how}")
+        return Outcome.STABLE, f"finite and still training: {how}", warnings
+    if improving is not None and rel_l2_error is not None and improving.projected <= cfg.max_rel_error:
+        warnings.append(f"not converged: {'; '.join(wrong)}; still improving ({improving.describe()}: "
+                        f"{improving.projected:.3g} at {cfg.horizon:g} x the budget)")
+        return Outcome.STABLE, "finite and still improving: " + improving.describe(), warnings
+    loss = "" if ratio is None else f"the loss at {ratio:.3g}x its initial value"
+    err = "" if improving is None or rel_l2_error is None else f"{improving.describe()}"
+    progress = "; ".join(x for x in (loss, err) if x) or "no measure of progress"
+    return Outcome.STALLED, "; ".join(wrong) + f"; not training: {progress}", warnings
 
 
 def classify_trend(
@@ -155,6 +191,8 @@ def classify_trend(
     optimizer's step is bounded (``names.OPTIMIZERS``), so the norm is carried forward linearly.
     """
     horizon = cfg.horizon * (end + 1)
+    if not unbounded_terms and descending(losses, end, cfg.trend_window) is not None:
+        return None  # a loss bounded below still descending: the weights grow to fit, not to run away
     lt = loss_trend(losses, end, cfg.trend_window, cfg.trend_steady) if unbounded_terms else None
     falls = lt is not None and lt.steady_fall
     loss_note = ""

@@ -40,6 +40,7 @@ from pinnlab.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
 from pinnlab.training.forecast import Forecaster
+from pinnlab.training.trends import Improvement, descending, improvement
 from pinnlab.training.result import RunResult
 
 if TYPE_CHECKING:
@@ -56,6 +57,30 @@ def unbounded_terms(cfg, terms) -> list[str]:
 
     lc = cfg.loss
     return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
+
+
+def _improving(cfg, history: pd.DataFrame, rel_err: float | None, bounded: bool) -> Improvement | None:
+    """The run's progress towards a right answer (:func:`pinnlab.training.trends.improvement`): the
+    error against the exact solution at the diagnostics checks and the end where there is one, else
+    a loss bounded below (means of twenty blocks of steps, a mini-batch loss is noisy); None else."""
+    end = len(history) - 1
+    if rel_err is not None:
+        if "error/rel_l2" in history:
+            err = history["error/rel_l2"]
+            err = err[np.isfinite(err) & (err.index < end)]
+            steps, values = err.index.to_numpy(), err.to_numpy(dtype=float)
+        else:
+            steps, values = np.array([], int), np.array([])
+        steps, values = np.append(steps, end), np.append(values, rel_err)
+        return improvement("error/rel_l2", steps, values, end, cfg.horizon)
+    if not bounded:
+        return None
+    losses = history["loss/total"].to_numpy(dtype=float)
+    size = max(1, len(losses) // 20)
+    n = len(losses) // size
+    blocks = losses[len(losses) - n * size:].reshape(n, size)
+    steps = np.arange(len(losses) - n * size, len(losses)).reshape(n, size)[:, -1]
+    return improvement("loss/total", steps, np.nanmean(blocks, axis=1), end, cfg.horizon)
 
 
 class Recorder:
@@ -207,12 +232,16 @@ class Recorder:
             )
         if verdict is None:
             held_ms, heldout = trainer.heldout_residual()
+            bounded = not unbounded_terms(cfg, trainer.terms)
             outcome, reason, extra = classify_finished(
                 cfg.divergence,
                 initial_loss=initial_loss,
                 final_loss=final_loss,
                 rel_l2_error=rel_err,
                 heldout_ratio=heldout,
+                improving=_improving(cfg.divergence, history, rel_err, bounded),
+                bounded=bounded,
+                descent=descending(losses, len(losses) - 1, cfg.divergence.trend_window),
             )
             warnings += extra
         else:
@@ -250,7 +279,11 @@ class Recorder:
         from pinnlab.causes import run_causes, static_causes
 
         result.known_causes = ",".join(c.cause for c in static_causes(cfg))
-        result.causes = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
+        found = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
+        if outcome.worked:  # nothing failed, so nothing to explain: what the rules saw is a risk
+            result.risks = found
+        else:
+            result.causes = found
         for cb in self.end_callbacks:
             cb.on_train_end(result)
         return result

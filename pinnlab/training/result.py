@@ -53,6 +53,7 @@ class RunResult:
     divergence_step: int | None = None
     forecast: dict[str, Any] = field(default_factory=dict)  # {first_alarm_step, signal, value}
     causes: list[dict[str, str]] = field(default_factory=list)  # [{cause, evidence, remedy}]
+    risks: list[dict[str, str]] = field(default_factory=list)  # the same rules on a run that worked
     known_causes: str = ""  # causes known before training (pinnlab.causes.static_causes), comma-separated
     # training.replicates > 1: one row per seed (pinnlab.replicates.combine); None for one run
     replicates: list[dict[str, Any]] | None = None
@@ -89,6 +90,11 @@ class RunResult:
         return ",".join(c["cause"] for c in self.causes)
 
     @property
+    def risk_names(self) -> str:
+        """The names of ``risks``, comma-separated ("" for none)."""
+        return ",".join(c["cause"] for c in self.risks)
+
+    @property
     def problem(self) -> str:
         return self.config.problem.name
 
@@ -100,7 +106,7 @@ class RunResult:
             value = getattr(self, f.name)
             if f.name == "final_metrics":
                 value = {k: _num(v) for k, v in value.items()}
-            elif f.name in ("warnings", "causes"):
+            elif f.name in ("warnings", "causes", "risks"):
                 value = [dict(v) if isinstance(v, dict) else v for v in value]
             elif f.name == "forecast":
                 value = {k: _num(v) if isinstance(v, float) else v for k, v in (value or NO_FORECAST).items()}
