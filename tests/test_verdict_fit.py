@@ -61,7 +61,7 @@ def test_weights_that_grow_while_a_bounded_loss_descends_are_not_diverging():
     assert classify_trend(CFG, losses=-learning * steps, unbounded_terms=["residual"], **kw).outcome == "diverging"
 
 
-@pytest.mark.parametrize("steps", [40, 100, 360, 1080])
+@pytest.mark.parametrize("steps", [40, 1080])
 def test_seed_fixed_is_stable_at_short_and_long_budgets(steps):
     from pinnlab.training import train
 
@@ -91,3 +91,53 @@ def test_the_best_trial_of_a_sweep_is_one_that_worked(tmp_path):
                                                   user_attrs={"outcome": outcome}))
     best = best_trial(study, study.get_trials())
     assert best.params == {"x": 0.3} and best.value == 0.5
+
+
+# the three larger presets take 5-15 s each: marked slow (run with -m slow)
+WELL_POSED = ["seed-fixed", "poisson1d", *(pytest.param(p, marks=pytest.mark.slow)
+                                          for p in ("poisson2d", "helmholtz2d", "convection1d"))]
+
+
+@pytest.mark.parametrize("preset", WELL_POSED)
+def test_no_well_posed_preset_is_diverging_at_any_budget(preset):
+    """One 1,000-step run judged at budgets 40 ... 1,000: a run of T steps is this run's first T
+    steps (same seed, points and schedule), so its end-of-run label is ``classify_trend`` there."""
+    from pinnlab.names import OPTIMIZERS
+    from pinnlab.problems import resolve_problem
+    from pinnlab.training import train
+    from pinnlab.training.recorder import unbounded_terms
+
+    r = train(preset, ["training.steps=1000", "diagnostics.sharpness=false"])
+    assert not r.outcome.divergent, r.reason
+    cfg = r.config
+    norms = r.history["weight_norm/total"].to_numpy()
+    losses = r.history["loss/total"].to_numpy()
+    terms = unbounded_terms(cfg, resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
+    for budget in (40, 100, 200, 400, 700, 1000):
+        v = classify_trend(cfg.divergence, norms=norms, losses=losses, end=budget - 1, unbounded_terms=terms,
+                           bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step)
+        assert v is None, f"{preset} at {budget} steps: {v.reason}"
+
+
+SMALL = ["model.width=20", "model.depth=2", "training.jit_compile=false", "diagnostics.sharpness=false"]
+
+
+def test_relu_on_poisson2d_stalls():
+    """Its Laplacian is zero almost everywhere: the loss stays at 0.98x its start, the error near 1."""
+    from pinnlab.training import train
+
+    r = train("poisson2d", [*SMALL, "model.activation=relu", "training.steps=300", "problem.params.n_residual=500",
+                            "problem.params.n_boundary=100"])
+    assert r.outcome == Outcome.STALLED, r.reason
+    assert "vanishing_derivative" in r.cause_names and r.risks == []
+
+
+@pytest.mark.slow
+def test_convection_at_beta_30_fails_silently():
+    """Krishnapriyan et al. 2021: the loss falls far, the answer stays wrong (4,000 steps, as the
+    label benchmark's truth run of ``convection1d beta30``)."""
+    from pinnlab.training import train
+
+    r = train("convection1d", [*SMALL, "problem.params.beta=30", "problem.params.n_residual=400",
+                               "problem.params.n_initial=64", "problem.params.n_boundary=32", "training.steps=4000"])
+    assert r.outcome == Outcome.SILENT_FAILURE, r.reason

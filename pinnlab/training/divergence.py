@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pinnlab.outcomes import Outcome
-from pinnlab.training.trends import Improvement, descending, loss_trend, runaway, weight_trend
+from pinnlab.training.trends import Improvement, descending, loss_trend, projected_descent, runaway, weight_trend
 
 __all__ = ["Verdict", "DivergenceMonitor", "classify_finished", "classify_trend", "growth_rate"]
 
@@ -152,8 +152,10 @@ def classify_finished(
     Right (:func:`wrong_answer` finds nothing): ``stable``.  Wrong, with a loss bounded below at
     most ``low_loss_ratio`` x its initial value: ``silent_failure`` (it fitted its loss, not the
     answer; a loss unbounded below has no such level).  Wrong, but still training: a loss bounded
-    below under ``stalled_loss_ratio`` x its initial value or still descending (``descent``: the
-    means of the two halves of the run, :func:`pinnlab.training.trends.descending`), or an error
+    below under ``stalled_loss_ratio`` x its initial value or descending fast enough to be under it
+    at ``horizon`` x the steps (``descent``: the means of the two halves of the run,
+    :func:`pinnlab.training.trends.descending`, carried forward by
+    :func:`~pinnlab.training.trends.projected_descent`), or an error
     against the exact solution ``improving`` fast enough to be right by ``horizon`` x the steps:
     ``stable`` with a "not converged" warning.  Any other wrong run:
     ``stalled``.  The thresholds and their evidence: docs/verdicts.md, "Did it train".
@@ -165,10 +167,14 @@ def classify_finished(
         return Outcome.STABLE, "finished its budget with finite values", warnings
     if bounded and ratio is not None and ratio <= cfg.low_loss_ratio:
         return Outcome.SILENT_FAILURE, f"training loss fell to {ratio:.3g}x its initial value, but " + "; ".join(wrong), warnings
-    if bounded and ratio is not None and (ratio < cfg.stalled_loss_ratio or descent is not None):
+    target = None if ratio is None else cfg.stalled_loss_ratio * initial_loss
+    reaches = descent is not None and target is not None and projected_descent(descent, cfg.horizon) <= target
+    if bounded and ratio is not None and (ratio < cfg.stalled_loss_ratio or reaches):
         how = (f"the loss is {ratio:.3g}x its initial value (divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})"
                if ratio < cfg.stalled_loss_ratio else
-               f"the loss still descends (mean {descent[0]:.3g} over the first half of the run, {descent[1]:.3g} over the second)")
+               f"the loss still descends (mean {descent[0]:.3g} over the first half of the run, {descent[1]:.3g} over "
+               f"the second; carried to {cfg.horizon:g} x the steps, {projected_descent(descent, cfg.horizon):.3g}, "
+               f"under {cfg.stalled_loss_ratio:g} x its initial value)")
         warnings.append(f"not converged: {'; '.join(wrong)}; still training: {how}")
         return Outcome.STABLE, f"finite and still training: {how}", warnings
     if improving is not None and rel_l2_error is not None and improving.projected <= cfg.max_rel_error:

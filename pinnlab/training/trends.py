@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["WeightTrend", "LossTrend", "Runaway", "Improvement", "slope", "weight_trend", "loss_trend",
-           "projected_log_ratio", "runaway", "improvement"]
+           "projected_log_ratio", "runaway", "improvement", "descending", "projected_descent"]
 
 
 def slope(steps: np.ndarray, values: np.ndarray) -> float:
@@ -205,6 +205,17 @@ def descending(losses: np.ndarray, end: int, window: int) -> tuple[float, float]
         if q.mean() - p.mean() > 3 * se:
             return None
     return ma, mb
+
+
+def projected_descent(descent: tuple[float, float], horizon: float) -> float:
+    """The loss at ``horizon`` x the steps if the descent between the run's two halves goes on as a
+    power law: the halves' means sit at a quarter and three quarters of the run, log2(3) doublings
+    of the step apart, and the later one is log2(horizon / 0.75) doublings from the horizon."""
+    earlier, later = descent
+    if earlier <= 0 or later <= 0:
+        return later
+    per_doubling = (later / earlier) ** (1 / math.log2(3))
+    return later * min(per_doubling, 1.0) ** math.log2(horizon / 0.75)
 
 
 def loss_trend(losses: np.ndarray, end: int, window: int, steady: float) -> LossTrend | None:
