@@ -16,7 +16,10 @@ Every configuration of the corpus runs twice, from the same seed:
   ``unbounded`` at any point, or ended with ‖W‖ ≥ 1000 × its initial value; the step of the first
   detection is the divergence step.  The truth run keeps ``stop_early`` on: the truth is decided at
   the first detection, and nothing after it can change it, so running on would only cost time.
-  Its end-of-run ``diverging`` label is not evidence for the truth.
+  Its end-of-run ``diverging`` label is not evidence for the truth.  A truth run that is not
+  divergent has a did-it-train class at 10·T (:func:`truth_fit`: its own ``stable``,
+  ``stalled`` or ``silent_failure``) and an objective reading (:func:`right_at_horizon`: is its
+  answer right).
 
 Figures: ``label_agreement`` = share of configurations whose label is on the same side
 (divergent or not) as the truth; the confusion matrix (label outcome x truth side);
@@ -25,11 +28,19 @@ before half its divergence step; ``forecast_false_alarm_rate`` = share of truth-
 truth run (10·T steps) raised any alarm; ``median_lead_steps`` = median of (divergence step −
 alarm step) over the alarmed truth-divergent runs.  ``label_agreement_runaway_truth`` is a second
 reading of the same runs: it also counts as divergent a truth run that ended its 10·T steps finite
-but still running away (its own end label ``diverging``), i.e. a divergence slower than 10·T.  Every figure is also given for the two halves
-of the corpus (even and odd index), so a threshold tuned on one half can be checked on the other;
-``thresholds_tuned_on_corpus`` says whether any was.
+but still running away (its own end label ``diverging``), i.e. a divergence slower than 10·T.
+Did it train (:func:`fit_figures`, over the runs neither label nor truth calls divergent):
+``fit_agreement`` = the label's class is the truth run's; ``fit_agreement_right`` = a ``stable``
+label goes with a right answer at 10·T and a failure label with a wrong one.
 
-Corpus (``corpus()``; each T chosen so that T + 10·T stays cheap on 2 cores):
+Split (:func:`half_of`, fixed by each configuration's name): ``tune`` (the first corpus, on which
+the divergence rules were revised, and about a third of the extension) and ``held_out``; every
+figure is given for the whole corpus, ``tune`` and ``held_out`` (and, as before, the even and odd
+index halves); ``held_out_goals`` checks the held-out figures against their goals.
+``thresholds_tuned_on_corpus`` says how the rules met the first corpus.
+
+Corpus (``corpus()``: :func:`corpus_v1` and :func:`corpus_extension`; each T chosen so that T +
+10·T stays cheap on 2 cores):
 
 * ``seed`` (u_x + u_yy on the 60×60 grid, SGD batch 10 unless said): raw, squared, literal,
   anchored and Dirichlet formulations; relu, softplus, tanh, sin; widths 5–100; SGD with and
@@ -39,7 +50,11 @@ Corpus (``corpus()``; each T chosen so that T + 10·T stays cheap on 2 cores):
   (10); T = 300;
 * ``helmholtz2d`` (2 -> 2x20 tanh, 64 fresh points per edge and interior each step) with Adam and
   SGD at 1e-4 to 1; T = 300;
-* ``convection1d`` (2 -> 2x20 tanh, 400 points) over β = 1 to 50; T = 400.
+* ``convection1d`` (2 -> 2x20 tanh, 400 points) over β = 1 to 50; T = 400;
+* the extension: ``seed-fixed`` at 1-5 epochs and 24 sweep-like trials of 40 and 100 steps (width
+  4-16, learning rate 1e-3 to 1), RMSprop, momentum and L-BFGS on every preset, ReLU and raw losses
+  on ``poisson2d``, ``poisson1d`` (64 wide), ``helmholtz2d`` and ``convection1d`` at other
+  optimizers, β and budgets, and the user problem ``tests.user_problem:Heat1D``; T = 40 to 1,800.
 
 Diagnostics run at their default period (every 100 steps) with ``diagnostics.sharpness`` on, as a
 user's run would.  ``--quick`` runs two tiny seed configurations (T = 20, full batch, width 4), one

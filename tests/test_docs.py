@@ -572,6 +572,8 @@ MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("README.md", "holds at 10 × the budget for {} % of", lambda: 100 * _verdicts("fit_agreement", "held_out")),
     ("README.md", "`python benchmarks/verdicts.py --workers 2`, about {} minutes", lambda: _verdicts("wall_seconds") / 60),
     ("docs/verdicts.md", "`--workers 2`, {} s wall", lambda: _verdicts("wall_seconds")),
+    ("docs/verdicts.md", "{} of the 90 trials after TPE's", lambda: results("constraint.json")["totals"]["constraint"]["divergent_after_startup"]),
+    ("docs/verdicts.md", "with the constraint and {} without", lambda: results("constraint.json")["totals"]["no_constraint"]["divergent_after_startup"]),
     ("docs/verdicts.md", "runs each of {} configurations", lambda: _verdicts("n_runs")),
     ("docs/verdicts.md", "label agreement ≥ 0.97: **met** ({})", lambda: _verdicts("label_agreement", "held_out")),
     ("docs/verdicts.md", "did-it-train agreement ≥ 0.9: **met** ({})", lambda: _verdicts("fit_agreement", "held_out")),
