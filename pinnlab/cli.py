@@ -74,6 +74,7 @@ REPRODUCTIONS = """studies (NAME):
   convection  Krishnapriyan et al. 2021: convection failure modes, curriculum, L-BFGS
   helmholtz   Wang, Teng & Perdikaris 2021: gradient pathologies, learning-rate annealing
   ntk         Wang, Yu & Perdikaris 2022: the neural tangent kernel, NTK loss weighting
+  causal      Wang, Sankaran & Perdikaris 2024: causal weighting of the residual in time
 (docs/reproductions.md: what each claims and what we measured)"""
 
 

@@ -140,7 +140,7 @@ class ModelConfig(StrictModel):
 
 
 class WeightingConfig(StrictModel):
-    scheme: Literal["fixed", "grad_norm", "ntk"] = "fixed"
+    scheme: Literal["fixed", "grad_norm", "ntk", "causal"] = "fixed"
     # every / alpha default per scheme (filled in below, so the logged config shows the value used):
     # grad_norm every 10 steps, alpha 0.9, as its reference code; ntk every 100 steps, alpha 0
     # (Wang, Yu & Perdikaris 2022 recompute the NTK every 100 steps and set lambda outright)
@@ -149,6 +149,10 @@ class WeightingConfig(StrictModel):
     # ntk: exact per-point traces, or a Hutchinson estimate (for terms too big or not row-separable)
     ntk_estimator: Literal["exact", "hutchinson"] = "exact"
     ntk_probes: Int = Field(8, gt=0, le=MAX_NTK_PROBES)  # Hutchinson probes: 8 were 11-45 % off (docs/benchmarks.md); error ~ 1/sqrt
+    # causal (pinnlab.training.causal): the time interval in this many chunks, weights exp(-epsilon * earlier losses);
+    # the authors' jaxpi configs use 32 chunks and epsilon 1
+    causal_chunks: Int = Field(32, ge=2, le=1024)
+    causal_epsilon: Float = Field(1.0, gt=0, le=SCALE_MAX)
 
     @model_validator(mode="before")
     @classmethod
@@ -389,6 +393,8 @@ def validate_config(data: Mapping) -> RunConfig:
             f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer; "
             f"with optimizer.name {cfg.optimizer.name!r} use 'fixed'",
         )
+    if cfg.loss.weighting.scheme == "causal":
+        _check_causal(cfg, problem)
     from pinnlab.resources import check_resources, declared_counts, sampled_counts
 
     check_resources(cfg, problem, declared_counts(problem))  # before sampling: n_residual=1e12
@@ -403,6 +409,18 @@ def validate_config(data: Mapping) -> RunConfig:
     if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
+
+
+def _check_causal(cfg: RunConfig, problem) -> None:
+    """Causal weighting needs a time coordinate and a squared residual (the mean squares it weights)."""
+    if "t" not in problem.coords:
+        raise ConfigError("loss.weighting.scheme", f"'causal' weights the residual by time, but {cfg.problem.name} has "
+                          f"no coordinate t (its coordinates: {', '.join(problem.coords)})")
+    for term in problem.residual_terms:
+        form = cfg.loss.formulations.get(term, cfg.loss.formulation)
+        if form != "squared":
+            raise ConfigError(f"loss.formulations.{term}" if term in cfg.loss.formulations else "loss.formulation",
+                              f"{form!r} with loss.weighting.scheme 'causal', which weights mean squares; use 'squared'")
 
 
 def dict_without(cfg: RunConfig, dotted: Iterable[str]) -> dict[str, Any]:

@@ -9,6 +9,8 @@
                learning-rate annealing (:mod:`pinnlab.reproduce.helmholtz`)
 ``ntk``        Wang, Yu & Perdikaris, J. Comput. Phys. 2022: the neural tangent kernel of a
                PINN and NTK loss weighting (:mod:`pinnlab.reproduce.ntk`)
+``causal``     Wang, Sankaran & Perdikaris, CMAME 2024: causal weighting of the residual in
+               time (:mod:`pinnlab.reproduce.causal`)
 =============  ===========================================================================
 
 Each prints a table *claim / source / ours / reproduced*, writes its figures and ``result.json``
@@ -34,6 +36,7 @@ STUDIES = {
     "convection": "pinnlab.reproduce.convection",
     "helmholtz": "pinnlab.reproduce.helmholtz",
     "ntk": "pinnlab.reproduce.ntk",
+    "causal": "pinnlab.reproduce.causal",
 }
 
 

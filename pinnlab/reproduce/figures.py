@@ -12,6 +12,8 @@
 ``helmholtz_error.png``        relative L2 error per step and the annealed boundary weight λ
 ``helmholtz_gradients.png``    per-layer histograms of ∂L_r/∂W against ∂(λ·L_bc)/∂W at step 0
                                and at the end of training (plain and annealed)
+``causal_error.png``           relative L2 error per step, plain and causally weighted, and the
+                               smallest causal weight
 =============================  ==============================================================
 """
 
@@ -26,7 +28,7 @@ from matplotlib.figure import Figure
 
 from pinnlab.plots import _decimate
 
-__all__ = ["seed_figures", "convection_figures", "helmholtz_figures"]
+__all__ = ["seed_figures", "convection_figures", "helmholtz_figures", "causal_figures"]
 
 _DPI = 110
 
@@ -182,3 +184,25 @@ def helmholtz_figures(
                 ax.legend(fontsize=7)
     paths.append(_save(fig, out / "helmholtz_gradients.png"))
     return paths
+
+
+def causal_figures(session, curves: Mapping) -> list[Path]:
+    """``causal_error.png``: the error per step, plain and causal, and the smallest causal weight."""
+    fig, axes = _figure(1, 2)
+    colors = {"plain": "tab:red", "causal": "tab:blue"}
+    for (method, seed), h in curves.items():
+        alpha = 0.5 + 0.5 * (seed == 0)
+        if "error/rel_l2" in h:
+            _line(axes[0, 0], h["error/rel_l2"], color=colors[method], alpha=alpha, label=f"{method}, seed {seed}")
+        if "causal/w_min" in h:
+            w = h["causal/w_min"].dropna()
+            axes[0, 1].plot(*_decimate(w.index.to_numpy(), w.to_numpy(dtype=float)), color=colors[method],
+                            alpha=alpha, label=f"seed {seed}")
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_title("relative L2 error")
+    axes[0, 1].set_ylim(-0.02, 1.02)
+    axes[0, 1].set_title("smallest causal weight (the last time chunk's)")
+    for ax in axes.ravel():
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    return [_save(fig, session.out / "causal_error.png")]

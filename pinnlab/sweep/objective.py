@@ -116,10 +116,11 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     terms = list(problem.term_names())
     reg, lc, d = cfg.regularization, cfg.loss, cfg.diagnostics
     loss_terms = terms + [t for t, c in (("l2", reg.l2), ("l1", reg.l1)) if c > 0]
-    adaptive = {"fixed": [], "ntk": terms, "grad_norm": [t for t in terms if t not in problem.residual_terms]}
+    adaptive = {"fixed": [], "causal": [], "ntk": terms, "grad_norm": [t for t in terms if t not in problem.residual_terms]}
     layers = [f"dense_{i + 1}/{v}" for i in range(cfg.model.depth + 1) for v in ("kernel", "bias")]
     step = ["loss/total", *(f"loss/{t}" for t in loss_terms), "grad_norm/total", "weight_norm/total",
-            *(f"lambda/{t}" for t in adaptive[lc.weighting.scheme])]
+            *(f"lambda/{t}" for t in adaptive[lc.weighting.scheme]),
+            *(["causal/w_min"] if lc.weighting.scheme == "causal" else [])]
     diag = ["trend/ln_weight_norm"]
     if any(not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below for t in terms):
         diag.append("trend/loss")

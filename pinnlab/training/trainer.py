@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from pinnlab.config import RunConfig, load_config
+from pinnlab.errors import ConfigError
 from pinnlab.losses import formulation
 from pinnlab.models import ACTIVATIONS, mlp_kwargs
 from pinnlab.optimizers import build_optimizer
@@ -109,6 +110,9 @@ class Trainer:
         )
         if lc.weighting.scheme == "ntk":  # NTK weights every term (pinnlab.training.ntk_weighting)
             self.adaptive = list(self.terms)
+        # causal weighting of the residual by time (pinnlab.training.causal): its smallest weight per step
+        self.causal = lc.weighting.scheme == "causal"
+        self._causal_w_min = None
         self.optimizer = build_optimizer(cfg.optimizer)
         if self.optimizer is not None:
             self.optimizer.build(self.vars)
@@ -118,6 +122,7 @@ class Trainer:
             + [f"loss/{t}" for t in self.loss_terms]
             + ["grad_norm/total", "weight_norm/total"]
             + [f"lambda/{t}" for t in self.adaptive]
+            + (["causal/w_min"] if self.causal else [])
         )
         # Traced without AutoGraph: every branch in pinnlab's step is on Python values, and skipping
         # the source conversion cuts the first trace from ~2.5 s to ~0.6 s (paid by every sweep trial).
@@ -216,9 +221,24 @@ class Trainer:
             r = terms[name]
             f = self.forms[name]
             term = self.axis.term
+            if self.causal and name in self.problem.residual_terms:
+                losses[name], self._causal_w_min = self._causal_term(r, points["residual"])
+                continue
             losses[name] = tf.add_n([term(f, p, delta) for p in r]) if isinstance(r, list) else term(f, r, delta)
         losses.update(self.axis.penalties(self.penalized, self.l2, self.l1))
         return losses, derivs, terms
+
+    def _causal_term(self, r, x):
+        """The causally weighted residual loss and its smallest weight (pinnlab.training.causal)."""
+        from pinnlab.training.causal import causal_loss
+
+        if isinstance(r, list) or r.shape[0] != x.shape[0]:  # a residual not one row per residual point
+            raise ConfigError("loss.weighting.scheme", f"'causal' needs {self.problem.name}'s residual as one value per "
+                              "point of its 'residual' set, to find each value's time")
+        w = self.cfg.loss.weighting
+        i = self.problem.coords.index("t")
+        lo, hi = self.problem.domain
+        return causal_loss(r, x[:, i], (float(lo[i]), float(hi[i])), w.causal_chunks, w.causal_epsilon, self.k)
 
     def _total(self, losses: dict[str, tf.Tensor]) -> tf.Tensor:
         parts = [self.lambdas[t] * losses[t] for t in self.terms] + [losses[t] for t in self.penalty_terms]
@@ -259,6 +279,8 @@ class Trainer:
         axis.keep(self.vars, self.backup, self.active)
         out = [total] + [losses[t] for t in self.loss_terms] + [gnorm, wnorm]
         out += [self.lambdas[t] for t in self.adaptive]
+        if self.causal:
+            out.append(self._causal_w_min)  # set by _losses in this trace
         out.append(axis.norm(self.vars))  # finite check of the updated weights
         # (k, len(step_names) + 1): one row per replicate
         return tf.reshape(tf.stack([tf.cast(o, self.dtype) for o in out], axis=-1), (self.k, -1))
