@@ -252,8 +252,10 @@ def _print_summary(s: dict) -> None:
         print(f"{'forecast':<{width}}  alarm at step {alarm['first_alarm_step']} ({alarm['signal']} = {alarm['value']:.3g})")
     for c in s.get("causes") or []:
         print(f"cause: {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
-    for c in s.get("risks") or []:  # the rules held, but the run worked
-        print(f"risk (the run worked): {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
+    if s.get("risks"):  # the rules held, but the run worked
+        print("(risks: cause rules that held on a run that worked; a cause is listed only for a failure)")
+    for c in s.get("risks") or []:
+        print(f"risk: {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
     for row in s.get("replicates") or []:  # training.replicates > 1: one line per seed
         onset = row["nan_onset_step"] if row["nan_onset_step"] is not None else row["divergence_step"]
         loss = "-" if row["final_loss"] is None else f"{row['final_loss']:.4g}"

@@ -155,7 +155,7 @@ def test_helmholtz_quick_annealing_beats_plain_with_bounded_lambda(helmholtz_qui
 def test_unknown_study_and_bad_out_are_one_line_errors(capsys, tmp_path):
     assert main(["reproduce", "convecton"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "pinnlab reproduce: error: NAME: 'convecton' is not one of convection, helmholtz, ntk, seed"
+    assert err == "pinnlab reproduce: error: NAME: 'convecton' is not one of causal, convection, helmholtz, ntk, seed"
     afile = tmp_path / "f"
     afile.write_text("x")
     assert main(["reproduce", "seed", "--quick", "--out", str(afile)]) == 2
