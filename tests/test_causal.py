@@ -101,4 +101,4 @@ def test_the_quick_reproduction_beats_plain_on_every_seed(tmp_path):
     assert claims["accuracy"].reproduced == "yes" and claims["ordering"].reproduced == "yes"
     runs = result.parts["runs"]
     assert {(r["seed"], r["method"]) for r in runs} == {(0, "plain"), (0, "causal"), (1, "plain"), (1, "causal")}
-    assert [p.name for p in result.figures] == ["causal_error.png"]
+    assert [f.rsplit("/", 1)[-1] for f in result.figures] == ["causal_error.png"]
