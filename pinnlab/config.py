@@ -208,6 +208,10 @@ class OptimizerConfig(StrictModel):
     # lbfgs only: SciPy L-BFGS-B stopping rules (its own defaults scaled for PINN losses)
     lbfgs_max_iter: Int = Field(15000, gt=0)
     lbfgs_ftol: Float = Field(1e-12, gt=0)
+    # a second phase (pinnlab.training.loops, "chains"): from step switch_step on, `then` (lbfgs) trains the
+    # same weights for the rest of the budget, full batch: Adam then L-BFGS (Rathore et al. 2024)
+    then: str | None = None
+    switch_step: Int | None = Field(None, gt=0)
 
     _name = _known(names.OPTIMIZERS, "optimizer.name")
 
@@ -387,12 +391,16 @@ def validate_config(data: Mapping) -> RunConfig:
                     f"loss.{key}.{term}",
                     f"unknown loss term; terms of {cfg.problem.name} are {', '.join(terms)}",
                 )
+    _check_chain(cfg.optimizer)
     if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch and cfg.loss.weighting.scheme != "fixed":
         raise ConfigError(
             "loss.weighting.scheme",
             f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer; "
             f"with optimizer.name {cfg.optimizer.name!r} use 'fixed'",
         )
+    if cfg.optimizer.then is not None and cfg.loss.weighting.scheme != "fixed":
+        raise ConfigError("loss.weighting.scheme", f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer "
+                          f"throughout; with optimizer.then {cfg.optimizer.then!r} use 'fixed'")
     if cfg.loss.weighting.scheme == "causal":
         _check_causal(cfg, problem)
     from pinnlab.resources import check_resources, declared_counts, sampled_counts
@@ -406,9 +414,40 @@ def validate_config(data: Mapping) -> RunConfig:
         raise ConfigError(
             "training.batch_size", f"{bs} is larger than the {n} residual points of {cfg.problem.name}"
         )
+    s, steps = cfg.optimizer.switch_step, budget(cfg, n)[2]
+    if s is not None and s >= steps:
+        raise ConfigError("optimizer.switch_step", f"{s} is not before the end of the budget ({steps} steps): "
+                          "the second phase would never run")
     if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
+
+
+def budget(cfg: RunConfig, n_residual: int) -> tuple[int | None, int, int]:
+    """``(batch size or None for full batch, steps per epoch, steps of the run)`` for ``n_residual``
+    residual points: ``training.steps``, else epochs of mini-batches, else 1000 (L-BFGS:
+    ``optimizer.lbfgs_max_iter`` iterations); only the residual set is mini-batched."""
+    t = cfg.training
+    bs = t.batch_size
+    batch = None if (bs is None or bs >= n_residual or t.resample) else bs
+    per_epoch = 1 if batch is None else n_residual // batch
+    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:  # one full-batch iteration per step
+        return batch, per_epoch, t.steps or cfg.optimizer.lbfgs_max_iter
+    return batch, per_epoch, t.steps or (t.epochs * per_epoch if t.epochs else 1000)
+
+
+def _check_chain(opt: OptimizerConfig) -> None:
+    """A second optimizer phase: ``then`` and ``switch_step`` together, L-BFGS after a first-order one."""
+    if (opt.then is None) != (opt.switch_step is None):
+        missing = "optimizer.switch_step" if opt.switch_step is None else "optimizer.then"
+        raise ConfigError(missing, "is needed: optimizer.then (the second phase's optimizer) and optimizer.switch_step "
+                          "(the step it starts at) go together")
+    if opt.then is None:
+        return
+    if opt.then != "lbfgs":
+        raise ConfigError("optimizer.then", f"{opt.then!r} is not allowed: the second phase is 'lbfgs'")
+    if names.OPTIMIZERS.get(opt.name).full_batch:
+        raise ConfigError("optimizer.then", f"'lbfgs' follows a first-order optimizer, not optimizer.name {opt.name!r}")
 
 
 def _check_causal(cfg: RunConfig, problem) -> None:

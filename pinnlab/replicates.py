@@ -249,9 +249,10 @@ def stackable(cfg: Any) -> bool:
 def check_replicates(cfg: Any) -> None:
     """Raise ValueError (turned into a one-line ConfigError by pydantic's wrapper) when unsupported."""
     k = cfg.training.replicates
-    if cfg.optimizer.name == "lbfgs":
+    if "lbfgs" in (cfg.optimizer.name, cfg.optimizer.then):
+        which = "optimizer.name" if cfg.optimizer.name == "lbfgs" else "optimizer.then"
         raise ValueError(
-            f"training.replicates: {k} is not allowed with optimizer.name 'lbfgs' (one SciPy line search "
+            f"training.replicates: {k} is not allowed with {which} 'lbfgs' (one SciPy line search "
             "cannot be shared by independent replicates); use replicates: 1 or a first-order optimizer"
         )
     from pinnlab.problems import resolve_problem

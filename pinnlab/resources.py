@@ -138,18 +138,17 @@ def sampled_counts(problem) -> dict[str, int]:
 
 
 def _budget(cfg, n_residual: int) -> tuple[int, str]:
+    """The run's steps (:func:`pinnlab.config.budget`) and the field that set them."""
     from pinnlab import names
+    from pinnlab.config import budget
 
     t = cfg.training
-    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
-        return (t.steps, "training.steps") if t.steps else (cfg.optimizer.lbfgs_max_iter, "optimizer.lbfgs_max_iter")
+    steps = budget(cfg, n_residual)[2]
     if t.steps:
-        return t.steps, "training.steps"
-    if t.epochs:
-        bs = t.batch_size
-        per_epoch = 1 if bs is None or bs >= n_residual or t.resample else n_residual // bs
-        return t.epochs * per_epoch, "training.epochs"
-    return 1000, "training.steps"
+        return steps, "training.steps"
+    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
+        return steps, "optimizer.lbfgs_max_iter"
+    return steps, "training.epochs" if t.epochs else "training.steps"
 
 
 def estimate(cfg, problem, counts: dict[str, int]) -> Estimate:

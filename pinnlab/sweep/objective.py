@@ -120,7 +120,8 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     layers = [f"dense_{i + 1}/{v}" for i in range(cfg.model.depth + 1) for v in ("kernel", "bias")]
     step = ["loss/total", *(f"loss/{t}" for t in loss_terms), "grad_norm/total", "weight_norm/total",
             *(f"lambda/{t}" for t in adaptive[lc.weighting.scheme]),
-            *(["causal/w_min"] if lc.weighting.scheme == "causal" else [])]
+            *(["causal/w_min"] if lc.weighting.scheme == "causal" else []),
+            *(["optimizer/phase"] if cfg.optimizer.then else [])]
     diag = ["trend/ln_weight_norm"]
     if any(not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below for t in terms):
         diag.append("trend/loss")

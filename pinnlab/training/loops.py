@@ -12,6 +12,12 @@ the result; the history, the outcome rules and the callback protocol live there,
 * :class:`LBFGSLoop`: SciPy's L-BFGS-B over the flattened weights, full batch, one history row per
   accepted iterate (line-search evaluations are not steps).  Its state between SciPy's calls of
   the objective and of the callback is a handful of named fields, not closures over a dict.
+
+Chains (``optimizer.then: lbfgs`` with ``optimizer.switch_step: s``): the first-order loop runs
+steps 0 … s−1 and, unless the run ended, the L-BFGS loop continues on the same weights and the same
+recorder from step s to the end of the budget, one row per iteration.  The divergence rules apply
+to both phases as to any row; the history's ``optimizer/phase`` column (0, 1) says which phase a
+row belongs to (added by the recorder).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pinnlab.training.recorder import Recorder
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["FirstOrderLoop", "LBFGSLoop"]
+__all__ = ["FirstOrderLoop", "LBFGSLoop", "chain"]
 
 
 class FirstOrderLoop:
@@ -35,9 +41,9 @@ class FirstOrderLoop:
 
     unit = "step"
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Trainer, budget: int | None = None):
         self.trainer = trainer
-        self.budget = trainer.steps_budget
+        self.budget = trainer.steps_budget if budget is None else budget
 
     def run(self, recorders: list[Recorder]) -> None:
         t = self.trainer
@@ -101,14 +107,16 @@ class LBFGSLoop:
 
     unit = "iteration"
 
-    def __init__(self, trainer: Trainer):
+    def __init__(self, trainer: Trainer, budget: int | None = None, start: int = 0):
+        """``start``: the step of its first iteration (a chain's second phase continues the history)."""
         self.trainer = t = trainer
-        self.budget = trainer.steps_budget
+        self.budget = trainer.steps_budget if budget is None else budget
+        self.start = start
         self.points = t._tensors(t.train_points)
         self.shapes = [v.shape for v in t.vars]
         self.sizes = [int(np.prod(s)) for s in self.shapes]
         self.value_and_grad = tf.function(self._value_and_grad, jit_compile=t.cfg.training.jit_compile, autograph=False)
-        self.step = 0  # the iteration SciPy is in
+        self.step = start  # the step of the iteration SciPy is in
         self.theta: np.ndarray | None = None  # the last point the objective evaluated, finite
         self.vec: np.ndarray | None = None  # ... and its values in step_names order
         self.accepted: np.ndarray | None = None  # the last accepted iterate
@@ -171,9 +179,10 @@ class LBFGSLoop:
         ts = time.perf_counter()
         theta0 = np.concatenate([v.numpy().ravel() for v in t.vars]).astype(np.float64)
         vec0, _ = self.value_and_grad(tf.constant(theta0))
-        recorder.compile_seconds = time.perf_counter() - ts
         self.accepted = theta0
-        recorder.begin()
+        if self.start == 0:  # a chain's second phase joins a run already begun
+            recorder.compile_seconds = time.perf_counter() - ts
+            recorder.begin()
         try:
             minimize(
                 self._fun,
@@ -196,3 +205,14 @@ class LBFGSLoop:
             self._assign_flat(t.vars, self.accepted)
         if self.step == 0:  # no iteration completed: the initial point is the only row
             recorder.rows[0] = vec0.numpy()[: len(t.step_names)]
+
+
+def chain(trainer: Trainer) -> list:
+    """The loops of ``trainer``'s run in order: one, or a first-order phase then L-BFGS (module doc)."""
+    opt = trainer.cfg.optimizer
+    if trainer.optimizer is None:
+        return [LBFGSLoop(trainer)]
+    if opt.then is None:
+        return [FirstOrderLoop(trainer)]
+    s = opt.switch_step
+    return [FirstOrderLoop(trainer, budget=s), LBFGSLoop(trainer, budget=trainer.steps_budget - s, start=s)]

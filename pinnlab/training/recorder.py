@@ -194,6 +194,11 @@ class Recorder:
         self.verdict = self.verdict or Verdict(Outcome.NAN, step, msg)
 
     @property
+    def ended(self) -> bool:
+        """A verdict, a non-finite value or a StopTraining ended this run before its budget."""
+        return self.verdict is not None or self.nan_step is not None or self.stopped_by is not None
+
+    @property
     def steps_run(self) -> int:
         return 1 if self.last_step is None else self.last_step + 1
 
@@ -209,6 +214,8 @@ class Recorder:
             diag = pd.DataFrame.from_dict(self.diag_rows, orient="index")
             history = history.join(diag, how="left")
         history.index.name = "step"
+        if cfg.optimizer.then is not None:  # a chain: which phase each row belongs to (pinnlab.training.loops)
+            history["optimizer/phase"] = (history.index >= cfg.optimizer.switch_step).astype(float)
         losses = history["loss/total"].to_numpy()
         finite_losses = losses[np.isfinite(losses)]
         initial_loss = float(finite_losses[0]) if len(finite_losses) else None
@@ -222,13 +229,15 @@ class Recorder:
             rel_err = None
         heldout = held_ms = None
         if verdict is None and nan_step is None:
+            # a chain that reached its L-BFGS phase ends on unbounded steps, whatever came first
+            second = cfg.optimizer.then is not None and self.steps_run > cfg.optimizer.switch_step
             verdict = classify_trend(
                 cfg.divergence,
                 norms=self.norms,
                 losses=self.rows[:, 0],
                 end=self.steps_run - 1,
                 unbounded_terms=unbounded_terms(cfg, trainer.terms),
-                bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step,
+                bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step and not second,
             )
         if verdict is None:
             held_ms, heldout = trainer.heldout_residual()

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.config import RunConfig, load_config
+from pinnlab.config import RunConfig, budget, load_config
 from pinnlab.errors import ConfigError
 from pinnlab.losses import formulation
 from pinnlab.models import ACTIVATIONS, mlp_kwargs
@@ -43,7 +43,7 @@ from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
 from pinnlab.training.compiled import Compiled
 from pinnlab.training.diagnostics import Diagnostics
-from pinnlab.training.loops import FirstOrderLoop, LBFGSLoop
+from pinnlab.training.loops import chain
 from pinnlab.training.ntk_weighting import NTKWeighting
 from pinnlab.training.recorder import Recorder
 from pinnlab.training.replicas import ReplicaView, Stacked, axis_for
@@ -173,14 +173,7 @@ class Trainer:
         self.replica_points = [self.problem.sample(rng) for rng in self.rngs]
         self.train_points = self._layout(self.replica_points)
         n_res = len(self.replica_points[0]["residual"])
-        bs = cfg.training.batch_size
-        self.batch_size = None if (bs is None or bs >= n_res or cfg.training.resample) else bs
-        self.steps_per_epoch = 1 if self.batch_size is None else n_res // self.batch_size
-        t = cfg.training
-        if self.optimizer is None:  # L-BFGS: one full-batch iteration per step
-            self.steps_budget = t.steps or cfg.optimizer.lbfgs_max_iter
-        else:
-            self.steps_budget = t.steps or (t.epochs * self.steps_per_epoch if t.epochs else 1000)
+        self.batch_size, self.steps_per_epoch, self.steps_budget = budget(cfg, n_res)
         self.warnings = self._static_warnings()
         self.active.assign(tf.ones((self.k,), tf.bool))
         self._final: dict[str, list] | None = None  # end-of-run evaluations, computed once
@@ -408,17 +401,20 @@ class Trainer:
         hear replicate 0 while it trains and, with k > 1, the combined result at the end
         (:func:`pinnlab.replicates.combine`).
         """
-        loop = FirstOrderLoop(self) if self.optimizer is not None else LBFGSLoop(self)
+        loops = chain(self)
         cbs = self.replica_callbacks or [[] for _ in range(self.k)]
         recorders = []
         for r in range(self.k):
             run_cbs = self.callbacks if r == 0 else []
             recorders.append(
-                Recorder(ReplicaView(self, r), loop.budget, unit=loop.unit, callbacks=[*run_cbs, *cbs[r]],
+                Recorder(ReplicaView(self, r), self.steps_budget, unit=loops[0].unit, callbacks=[*run_cbs, *cbs[r]],
                          end_callbacks=[*(run_cbs if self.k == 1 else []), *cbs[r]], run_callbacks=self.callbacks)
             )
         t0 = time.perf_counter()
-        loop.run(recorders)
+        for loop in loops:  # one loop, or a chain's phases while the run goes on
+            loop.run(recorders)
+            if all(rec.ended for rec in recorders):
+                break
         results = [rec.finish() for rec in recorders]
         if self.k == 1:
             return results[0]
