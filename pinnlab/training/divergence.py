@@ -24,8 +24,9 @@
                     Never for a loss bounded below that still descends
                     (:func:`pinnlab.training.trends.descending`): its weights grow to fit
 ``stalled``         finite and wrong (:func:`wrong_answer`), and not training: a loss bounded below
-                    still ≥ ``stalled_loss_ratio`` × its initial value and no longer descending,
-                    or an error that does not fall fast enough to be right at ``horizon`` ×
+                    still ≥ ``stalled_loss_ratio`` × its initial value and not descending fast
+                    enough to get under it by ``horizon`` × the steps, or (a loss unbounded
+                    below) an error that does not fall fast enough to be right there
 ``silent_failure``  finite, with a loss bounded below that fell to ≤ ``low_loss_ratio`` × its
                     initial value, but wrong: relative L2 error against the exact solution above
                     ``max_rel_error`` (where one is known), or a PDE residual on held-out points
