@@ -59,28 +59,18 @@ def unbounded_terms(cfg, terms) -> list[str]:
     return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
 
 
-def _improving(cfg, history: pd.DataFrame, rel_err: float | None, bounded: bool) -> Improvement | None:
-    """The run's progress towards a right answer (:func:`pinnlab.training.trends.improvement`): the
-    error against the exact solution at the diagnostics checks and the end where there is one, else
-    a loss bounded below (means of twenty blocks of steps, a mini-batch loss is noisy); None else."""
-    end = len(history) - 1
-    if rel_err is not None:
-        if "error/rel_l2" in history:
-            err = history["error/rel_l2"]
-            err = err[np.isfinite(err) & (err.index < end)]
-            steps, values = err.index.to_numpy(), err.to_numpy(dtype=float)
-        else:
-            steps, values = np.array([], int), np.array([])
-        steps, values = np.append(steps, end), np.append(values, rel_err)
-        return improvement("error/rel_l2", steps, values, end, cfg.horizon)
-    if not bounded:
+def _improving(cfg, history: pd.DataFrame, rel_err: float | None) -> Improvement | None:
+    """The error against the exact solution at the diagnostics checks and the end, carried to the
+    horizon (:func:`pinnlab.training.trends.improvement`); None without an exact solution."""
+    if rel_err is None:
         return None
-    losses = history["loss/total"].to_numpy(dtype=float)
-    size = max(1, len(losses) // 20)
-    n = len(losses) // size
-    blocks = losses[len(losses) - n * size:].reshape(n, size)
-    steps = np.arange(len(losses) - n * size, len(losses)).reshape(n, size)[:, -1]
-    return improvement("loss/total", steps, np.nanmean(blocks, axis=1), end, cfg.horizon)
+    end = len(history) - 1
+    steps, values = np.array([], int), np.array([])
+    if "error/rel_l2" in history:
+        err = history["error/rel_l2"]
+        err = err[np.isfinite(err) & (err.index < end)]
+        steps, values = err.index.to_numpy(), err.to_numpy(dtype=float)
+    return improvement("error/rel_l2", np.append(steps, end), np.append(values, rel_err), end, cfg.horizon)
 
 
 class Recorder:
@@ -228,6 +218,7 @@ class Recorder:
         if rel_err is not None and not math.isfinite(rel_err):
             rel_err = None
         heldout = held_ms = None
+        unbounded = unbounded_terms(cfg, trainer.terms)
         if verdict is None and nan_step is None:
             # a chain that reached its L-BFGS phase ends on unbounded steps, whatever came first
             second = cfg.optimizer.then is not None and self.steps_run > cfg.optimizer.switch_step
@@ -236,20 +227,19 @@ class Recorder:
                 norms=self.norms,
                 losses=self.rows[:, 0],
                 end=self.steps_run - 1,
-                unbounded_terms=unbounded_terms(cfg, trainer.terms),
+                unbounded_terms=unbounded,
                 bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step and not second,
             )
         if verdict is None:
             held_ms, heldout = trainer.heldout_residual()
-            bounded = not unbounded_terms(cfg, trainer.terms)
             outcome, reason, extra = classify_finished(
                 cfg.divergence,
                 initial_loss=initial_loss,
                 final_loss=final_loss,
                 rel_l2_error=rel_err,
                 heldout_ratio=heldout,
-                improving=_improving(cfg.divergence, history, rel_err, bounded),
-                bounded=bounded,
+                improving=_improving(cfg.divergence, history, rel_err),
+                bounded=not unbounded,
                 descent=descending(losses, len(losses) - 1, cfg.divergence.trend_window),
             )
             warnings += extra
