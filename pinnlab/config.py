@@ -208,12 +208,25 @@ class OptimizerConfig(StrictModel):
     # lbfgs only: SciPy L-BFGS-B stopping rules (its own defaults scaled for PINN losses)
     lbfgs_max_iter: Int = Field(15000, gt=0)
     lbfgs_ftol: Float = Field(1e-12, gt=0)
-    # a second phase (pinnlab.training.loops, "chains"): from step switch_step on, `then` (lbfgs) trains the
-    # same weights for the rest of the budget, full batch: Adam then L-BFGS (Rathore et al. 2024)
-    then: str | None = None
-    switch_step: Int | None = Field(None, gt=0)
+    # newton_cg only: Nyström-preconditioned Newton-CG (pinnlab.training.newton_cg; Rathore et al. 2024)
+    newton_rank: Int = Field(60, gt=0)  # the paper's Nyström rank
+    newton_mu: Float = Field(1e-2, gt=0, le=SCALE_MAX)  # damping H + mu*I; the paper's grid is 1e-5 ... 1e-1
+    newton_cg_iters: Int = Field(100, gt=0)  # CG iterations per step (the paper: up to 1000)
+    newton_cg_tol: Float = Field(1e-10, gt=0, lt=1)  # CG stops at |residual| <= tol * |gradient|
+    newton_precond_every: Int = Field(20, gt=0)  # the paper's preconditioner refresh
+    # later phases (pinnlab.training.loops, "chains"): from step switch_step on, `then` (lbfgs or newton_cg)
+    # trains the same weights, full batch: Adam then L-BFGS then Newton-CG (Rathore et al. 2024).
+    # One name and one step, or lists of equal length with increasing steps.
+    then: str | list[str] | None = None
+    switch_step: Int | list[Int] | None = None
 
     _name = _known(names.OPTIMIZERS, "optimizer.name")
+
+    def phases(self) -> list[tuple[str, int]]:
+        """``[(optimizer, first step), ...]``: ``name`` from step 0, then each of ``then`` from its switch step."""
+        later = [] if self.then is None else [self.then] if isinstance(self.then, str) else list(self.then)
+        steps = [] if self.switch_step is None else [self.switch_step] if isinstance(self.switch_step, int) else list(self.switch_step)
+        return [(self.name, 0), *zip(later, steps)]
 
 
 class TrainingConfig(StrictModel):
@@ -414,10 +427,10 @@ def validate_config(data: Mapping) -> RunConfig:
         raise ConfigError(
             "training.batch_size", f"{bs} is larger than the {n} residual points of {cfg.problem.name}"
         )
-    s, steps = cfg.optimizer.switch_step, budget(cfg, n)[2]
-    if s is not None and s >= steps:
+    s, steps = cfg.optimizer.phases()[-1][1], budget(cfg, n)[2]
+    if s >= steps:
         raise ConfigError("optimizer.switch_step", f"{s} is not before the end of the budget ({steps} steps): "
-                          "the second phase would never run")
+                          "the last phase would never run")
     if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
@@ -432,22 +445,35 @@ def budget(cfg: RunConfig, n_residual: int) -> tuple[int | None, int, int]:
     batch = None if (bs is None or bs >= n_residual or t.resample) else bs
     per_epoch = 1 if batch is None else n_residual // batch
     if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:  # one full-batch iteration per step
-        return batch, per_epoch, t.steps or cfg.optimizer.lbfgs_max_iter
+        return batch, per_epoch, t.steps or (cfg.optimizer.lbfgs_max_iter if cfg.optimizer.name == "lbfgs" else 1000)
     return batch, per_epoch, t.steps or (t.epochs * per_epoch if t.epochs else 1000)
 
 
 def _check_chain(opt: OptimizerConfig) -> None:
-    """A second optimizer phase: ``then`` and ``switch_step`` together, L-BFGS after a first-order one."""
+    """Later optimizer phases: ``then`` and ``switch_step`` together, of equal length, at increasing
+    steps, each a full-batch second-order optimizer (lbfgs, newton_cg) different from the one before."""
     if (opt.then is None) != (opt.switch_step is None):
         missing = "optimizer.switch_step" if opt.switch_step is None else "optimizer.then"
-        raise ConfigError(missing, "is needed: optimizer.then (the second phase's optimizer) and optimizer.switch_step "
-                          "(the step it starts at) go together")
+        raise ConfigError(missing, "is needed: optimizer.then (the later phases' optimizers) and optimizer.switch_step "
+                          "(the steps they start at) go together")
     if opt.then is None:
         return
-    if opt.then != "lbfgs":
-        raise ConfigError("optimizer.then", f"{opt.then!r} is not allowed: the second phase is 'lbfgs'")
-    if names.OPTIMIZERS.get(opt.name).full_batch:
-        raise ConfigError("optimizer.then", f"'lbfgs' follows a first-order optimizer, not optimizer.name {opt.name!r}")
+    later = [opt.then] if isinstance(opt.then, str) else list(opt.then)
+    steps = [opt.switch_step] if isinstance(opt.switch_step, int) else list(opt.switch_step)
+    if not later or len(later) != len(steps):
+        raise ConfigError("optimizer.switch_step", f"{opt.switch_step!r} does not match optimizer.then {opt.then!r}: "
+                          "one switch step per later optimizer")
+    allowed = [n for n, o in names.OPTIMIZERS.items() if o.full_batch]
+    previous, prev_step = opt.name, 0
+    for name, step in zip(later, steps):
+        if name not in allowed:
+            raise ConfigError("optimizer.then", f"{name!r} is not allowed: a later phase is one of {', '.join(allowed)}")
+        if name == previous:
+            raise ConfigError("optimizer.then", f"{name!r} follows itself: a later phase changes the optimizer")
+        if isinstance(step, bool) or not isinstance(step, int) or step <= prev_step:
+            raise ConfigError("optimizer.switch_step", f"{step!r} is not allowed: switch steps are integers, "
+                              f"increasing and greater than 0 (the previous one is {prev_step})")
+        previous, prev_step = name, step
 
 
 def _check_causal(cfg: RunConfig, problem) -> None:

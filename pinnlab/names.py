@@ -84,8 +84,8 @@ class FormulationInfo:
 
 @dataclass(frozen=True)
 class OptimizerInfo:
-    """``full_batch``: the optimizer is SciPy's L-BFGS-B over the flattened weights, run by the
-    trainer itself on the whole batch; it has no Keras optimizer, no learning-rate schedule and no
+    """``full_batch``: the optimizer (SciPy's L-BFGS-B, Newton-CG) works on the flattened weights, run
+    by the trainer itself on the whole batch; it has no Keras optimizer, no learning-rate schedule and no
     step between which adaptive loss weights could be updated.
 
     ``bounded_step``: every weight moves by at most a few learning rates per step whatever the
@@ -133,6 +133,7 @@ OPTIMIZERS = _catalogue(
         OptimizerInfo("adamw", bounded_step=True, note="Adam with decoupled weight decay"),
         OptimizerInfo("rmsprop", bounded_step=True),
         OptimizerInfo("lbfgs", full_batch=True, note="SciPy L-BFGS-B, quasi-Newton"),
+        OptimizerInfo("newton_cg", full_batch=True, note="Nyström-preconditioned Newton-CG, second order"),
     ],
 )
 

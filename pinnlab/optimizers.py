@@ -1,8 +1,9 @@
 """Optimizers and learning-rate schedules, attached to the names of :mod:`pinnlab.names`.
 
 ``OPTIMIZERS`` maps a name to a builder ``(OptimizerConfig) -> keras.optimizers.Optimizer``.
-``lbfgs`` is different in kind (``full_batch`` in :data:`pinnlab.names.OPTIMIZERS`: SciPy's L-BFGS-B
-over the flattened weights); it is registered with builder ``None`` and the trainer runs it itself.
+``lbfgs`` and ``newton_cg`` are different in kind (``full_batch`` in :data:`pinnlab.names.OPTIMIZERS`:
+second-order methods over the flattened weights); they are registered with builder ``None`` and the
+trainer runs them itself (:mod:`pinnlab.training.loops`).
 ``SCHEDULES`` maps ``optimizer.schedule.name`` to ``(OptimizerConfig) -> learning rate``.
 """
 
@@ -44,6 +45,7 @@ OPTIMIZERS.register(
 )
 OPTIMIZERS.register("rmsprop", lambda cfg: keras.optimizers.RMSprop(learning_rate(cfg)))
 OPTIMIZERS.register("lbfgs", None)
+OPTIMIZERS.register("newton_cg", None)
 
 
 def build_optimizer(cfg) -> keras.optimizers.Optimizer | None:

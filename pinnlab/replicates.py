@@ -46,8 +46,8 @@ with a finite value; ``history`` and ``final_metrics`` replicate 0's (the base s
 What ``training.replicates > 1`` needs of the rest of a config (:func:`check_replicates`, called by
 the config validator, so an unsupported combination is one line before the TensorFlow import):
 
-* not ``optimizer.name: lbfgs``: SciPy's L-BFGS-B runs one line search over one flattened weight
-  vector; k replicates would share its step lengths and its stopping test;
+* no full-batch optimizer (``lbfgs``, ``newton_cg``) in any phase: each runs one line search over one
+  flattened weight vector; k replicates would share its step lengths and its stopping test;
 * a problem whose residual is row-wise (``Problem.rowwise()``; not seed with ``literal: true``,
   which keeps only the batch's first sample): stacked replicates share one row axis.
 
@@ -85,7 +85,7 @@ from typing import Any
 
 import numpy as np
 
-from pinnlab import keys
+from pinnlab import keys, names
 from pinnlab.outcomes import Outcome
 
 __all__ = [
@@ -249,11 +249,12 @@ def stackable(cfg: Any) -> bool:
 def check_replicates(cfg: Any) -> None:
     """Raise ValueError (turned into a one-line ConfigError by pydantic's wrapper) when unsupported."""
     k = cfg.training.replicates
-    if "lbfgs" in (cfg.optimizer.name, cfg.optimizer.then):
-        which = "optimizer.name" if cfg.optimizer.name == "lbfgs" else "optimizer.then"
+    full = [(i, n) for i, (n, _) in enumerate(cfg.optimizer.phases()) if names.OPTIMIZERS.get(n).full_batch]
+    if full:
+        which = "optimizer.name" if full[0][0] == 0 else "optimizer.then"
         raise ValueError(
-            f"training.replicates: {k} is not allowed with {which} 'lbfgs' (one SciPy line search "
-            "cannot be shared by independent replicates); use replicates: 1 or a first-order optimizer"
+            f"training.replicates: {k} is not allowed with {which} {full[0][1]!r} (one line search over the "
+            "flattened weights cannot be shared by independent replicates); use replicates: 1 or a first-order optimizer"
         )
     from pinnlab.problems import resolve_problem
 

@@ -146,7 +146,7 @@ def _budget(cfg, n_residual: int) -> tuple[int, str]:
     steps = budget(cfg, n_residual)[2]
     if t.steps:
         return steps, "training.steps"
-    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
+    if cfg.optimizer.name == "lbfgs":
         return steps, "optimizer.lbfgs_max_iter"
     return steps, "training.epochs" if t.epochs else "training.steps"
 

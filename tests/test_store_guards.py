@@ -31,8 +31,10 @@ from pathlib import Path
 
 import pytest
 
+from pinnlab.tracking.uri import PROBE_ENV, PROBE_SECONDS, probe_seconds
 from tests.test_bad_input import FILES, _main, check_one_line, workdir  # noqa: F401 (fixture)
 
+DEFAULT_PROBE_CASE = "run-tracking-silent-postgres"  # the one silent case that waits the default probe time
 SILENT_LIMIT = 15  # seconds: a silent server is one line within this, not MLflow's minutes
 JOURNAL = "journal:pinnlab-runs/optuna.journal"  # the default store of the case directory (conftest)
 RUN_ID = "0" * 32
@@ -181,7 +183,9 @@ def _fingerprint(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("argv, words", [pytest.param(a, w, id=i) for i, a, w in CASES])
-def test_store_is_refused_up_front(workdir, templates, silent_port, capsys, argv, words):  # noqa: F811
+def test_store_is_refused_up_front(workdir, templates, silent_port, capsys, monkeypatch, request, argv, words):  # noqa: F811
+    if "silent" in request.node.callspec.id and request.node.callspec.id != DEFAULT_PROBE_CASE:
+        monkeypatch.setenv(PROBE_ENV, "1")  # the default wait (5 s) is measured by one case, not by all
     for name in ("ml.db", "old.db", "opt.db", "other.db", "empty.db"):
         shutil.copy(templates / name, workdir / name)
     shutil.copytree(templates / "home" / "pinnlab-runs", workdir / "pinnlab-runs")
@@ -195,6 +199,13 @@ def test_store_is_refused_up_front(workdir, templates, silent_port, capsys, argv
     assert seconds < SILENT_LIMIT, f"the error took {seconds:.1f} s"
     after = _fingerprint(workdir)
     assert after == before, f"written: {sorted(k for k in after if after.get(k) != before.get(k))}"
+
+
+@pytest.mark.parametrize("value, seconds", [("1", 1.0), ("0.5", 0.5), ("0", PROBE_SECONDS), ("-3", PROBE_SECONDS),
+                                            ("inf", PROBE_SECONDS), ("nan", PROBE_SECONDS), ("soon", PROBE_SECONDS)])
+def test_the_probe_time_is_the_variable_when_it_is_a_positive_number(monkeypatch, value, seconds):
+    monkeypatch.setenv(PROBE_ENV, value)
+    assert probe_seconds() == seconds
 
 
 def test_the_table_covers_every_command_and_store():

@@ -123,6 +123,8 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
             *(["causal/w_min"] if lc.weighting.scheme == "causal" else []),
             *(["optimizer/phase"] if cfg.optimizer.then else [])]
     diag = ["trend/ln_weight_norm"]
+    if "newton_cg" in (name for name, _ in cfg.optimizer.phases()):  # pinnlab.training.loops.NewtonCGLoop
+        diag += ["newton/step_size", "newton/cg_iters", "newton/cg_residual"]
     if any(not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below for t in terms):
         diag.append("trend/loss")
     families = []

@@ -65,6 +65,8 @@ __all__ = [
     "sqlite_tables",
     "mlflow_schema_revisions",
     "PROBE_SECONDS",
+    "PROBE_ENV",
+    "probe_seconds",
 ]
 
 STORE_DIRNAME = "pinnlab-runs"
@@ -199,6 +201,16 @@ def display_url(url: str) -> str:
 
 
 PROBE_SECONDS = 5.0  # a server on the network answers in milliseconds; 5 s allows a slow start
+PROBE_ENV = "PINNLAB_PROBE_SECONDS"  # overrides PROBE_SECONDS (seconds, > 0): a slow network, or a quick refusal
+
+
+def probe_seconds() -> float:
+    """:data:`PROBE_SECONDS`, or ``$PINNLAB_PROBE_SECONDS`` when it is a positive finite number."""
+    try:
+        value = float(os.environ.get(PROBE_ENV, ""))
+    except ValueError:
+        return PROBE_SECONDS
+    return value if 0 < value < float("inf") else PROBE_SECONDS
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, "https": 443}
 # PostgreSQL's SSLRequest: the shortest message a server must answer (one byte, 'S' or 'N'), sent
@@ -225,7 +237,7 @@ def _mlflow_error(tracking_uri: str | None, problem: str, fix: str) -> StoreErro
     )
 
 
-def check_server(url: str, timeout: float = PROBE_SECONDS) -> str | None:
+def check_server(url: str, timeout: float | None = None) -> str | None:
     """Why the server of ``url`` cannot be used (None when it answers).
 
     A TCP connection to the host and port, and for PostgreSQL an SSLRequest that the server must
@@ -233,6 +245,7 @@ def check_server(url: str, timeout: float = PROBE_SECONDS) -> str | None:
     is known here in at most ``timeout`` seconds, before a client library waits on it for minutes.
     Credentials and the database name are for the client to check.
     """
+    timeout = probe_seconds() if timeout is None else timeout
     parsed = urlparse(url)
     scheme = parsed.scheme.split("+", 1)[0]
     try:
@@ -278,7 +291,7 @@ def sqlite_tables(db: Path) -> tuple[set[str], str | None]:
     read-only connection: nothing is created, migrated or locked for writing.  Raises
     sqlite3.Error for a file SQLite cannot read."""
     uri = f"file:{quote(str(db.expanduser().resolve()))}?mode=ro"
-    con = sqlite3.connect(uri, uri=True, timeout=PROBE_SECONDS)
+    con = sqlite3.connect(uri, uri=True, timeout=probe_seconds())
     try:
         tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         revision = None
@@ -290,12 +303,13 @@ def sqlite_tables(db: Path) -> tuple[set[str], str | None]:
         con.close()
 
 
-def server_tables(url: str, timeout: float = PROBE_SECONDS) -> tuple[set[str], str | None] | None:
+def server_tables(url: str, timeout: float | None = None) -> tuple[set[str], str | None] | None:
     """(table names, MLflow's alembic revision or None) of the database a server URL names, read
     through SQLAlchemy (``postgresql://`` through psycopg 3, with a connect timeout); None when it
     cannot be read here (driver, credentials), which the tool's own client then reports."""
     import sqlalchemy
 
+    timeout = probe_seconds() if timeout is None else timeout
     engine_url, connect_args = url, {}
     if url.startswith("postgresql"):
         connect_args = {"connect_timeout": max(1, int(timeout))}
@@ -393,7 +407,7 @@ def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
     return None
 
 
-def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE_SECONDS, create: bool = True) -> str:
+def check_tracking_store(tracking_uri: str | None = None, timeout: float | None = None, create: bool = True) -> str:
     """The resolved tracking URI, once its store looks usable; else a one-line StoreError.
 
     Refused: an in-memory database (the runs would be lost with the process), a scheme MLflow has
@@ -405,6 +419,7 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float = PROBE
     if tracking_uri is not None and not tracking_uri.strip():
         raise ConfigError("--tracking-uri", "'' is not allowed: give a URI, or leave the option out for the default")
     uri = resolve_tracking_uri(tracking_uri)
+    timeout = probe_seconds() if timeout is None else timeout
     if in_memory(uri):
         raise _mlflow_error(tracking_uri, "an in-memory database keeps nothing once the command ends",
                             "give a database file (sqlite:///PATH/mlflow.db) or a tracking server")

@@ -204,8 +204,9 @@ class Recorder:
             diag = pd.DataFrame.from_dict(self.diag_rows, orient="index")
             history = history.join(diag, how="left")
         history.index.name = "step"
-        if cfg.optimizer.then is not None:  # a chain: which phase each row belongs to (pinnlab.training.loops)
-            history["optimizer/phase"] = (history.index >= cfg.optimizer.switch_step).astype(float)
+        starts = [start for _, start in cfg.optimizer.phases()[1:]]
+        if starts:  # a chain: which phase each row belongs to (pinnlab.training.loops)
+            history["optimizer/phase"] = np.searchsorted(starts, history.index.to_numpy(), side="right").astype(float)
         losses = history["loss/total"].to_numpy()
         finite_losses = losses[np.isfinite(losses)]
         initial_loss = float(finite_losses[0]) if len(finite_losses) else None
@@ -220,8 +221,8 @@ class Recorder:
         heldout = held_ms = None
         unbounded = unbounded_terms(cfg, trainer.terms)
         if verdict is None and nan_step is None:
-            # a chain that reached its L-BFGS phase ends on unbounded steps, whatever came first
-            second = cfg.optimizer.then is not None and self.steps_run > cfg.optimizer.switch_step
+            # a chain that reached a second-order phase ends on unbounded steps, whatever came first
+            second = len(starts) > 0 and self.steps_run > starts[0]
             verdict = classify_trend(
                 cfg.divergence,
                 norms=self.norms,

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from pinnlab import names
+
 __all__ = ["FREE", "MAX_TRAINERS", "TrainerCache", "reuse_key", "reset"]
 
 FREE = ("name", "training.seed", "training.steps", "training.epochs", "loss.weights", "divergence")
@@ -43,7 +45,7 @@ MAX_TRAINERS = 4  # enough for a sweep that alternates a few shapes; each holds 
 
 def reuse_key(cfg) -> str | None:
     """The fields that change shapes or the graph, as a string; None when not reusable."""
-    if cfg.training.replicates > 1 or cfg.optimizer.name == "lbfgs":
+    if cfg.training.replicates > 1 or names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
         return None
     from pinnlab.config import dict_without
 

@@ -14,7 +14,8 @@ optimizer  operator                                    threshold
 sgd        H                                           (2 + 2β)/η (β = optimizer.momentum)
 adam(w)    P^-1/2 H P^-1/2 (same spectrum as P⁻¹H)      (2 + 2β1)/((1 − β1)·η)
 rmsprop    P^-1/2 H P^-1/2, P = diag(√v) + ε            2/η (Keras' RMSprop has no momentum here)
-lbfgs      H                                           none (a line search picks the step):
+lbfgs,     H                                           none (a line search picks the step):
+newton_cg
                                                        ``sharpness/ratio`` is not recorded
 =========  ==========================================  =====================================
 
@@ -91,9 +92,9 @@ def threshold(opt_cfg, learning_rate: float) -> float | None:
         return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * learning_rate)
     if name == "rmsprop":
         return 2.0 / learning_rate
-    if name == "lbfgs":
+    if name in ("lbfgs", "newton_cg"):
         return None
-    raise ValueError(f"optimizer.name: {name!r} has no stability threshold (known: sgd, adam, adamw, rmsprop, lbfgs)")
+    raise ValueError(f"optimizer.name: {name!r} has no stability threshold (known: sgd, adam, adamw, rmsprop, lbfgs, newton_cg)")
 
 
 def hessian_vector_products(loss_fn, variables):
