@@ -133,6 +133,9 @@ class ModelConfig(StrictModel):
     initializer: str = "glorot_normal"  # Xavier normal, the PINN literature's default
     dtype: Literal["float32", "float64"] = "float32"  # float64 for derivative checks, 2-3x slower
     standardize: Bool = False  # map the problem's domain to zero mean / unit variance first
+    # mlp: depth Dense layers; modified_mlp: two input encoders U, V gate every hidden layer,
+    # h <- z*U + (1-z)*V (Wang, Teng & Perdikaris 2021's improved architecture; pinnlab.models)
+    architecture: Literal["mlp", "modified_mlp"] = "mlp"
 
     _act = _known(names.ACTIVATIONS, "model.activation")
     _out = _known(names.ACTIVATIONS, "model.output_activation")

@@ -97,8 +97,10 @@ def build_mlp(
     dtype: str = "float32",
     seed: int = 0,
     standardize: tuple[np.ndarray, np.ndarray] | None = None,
-) -> keras.Sequential:
-    """``input_dim -> depth × Dense(width, activation) -> Dense(1, output_activation)``.
+    architecture: str = "mlp",
+) -> keras.Model:
+    """``input_dim -> depth × Dense(width, activation) -> Dense(1, output_activation)``, or with
+    ``architecture="modified_mlp"`` the gated network of :func:`_modified_mlp`.
 
     ``standardize = (mean, std)`` prepends a fixed :class:`Standardize` layer.  Each Dense layer's
     kernel initializer gets its own seed derived from ``seed``; biases start at zero.
@@ -106,22 +108,37 @@ def build_mlp(
     act = ACTIVATIONS.get(activation, "model.activation")
     out_act = ACTIVATIONS.get(output_activation, "model.output_activation")
     init_cls = INITIALIZERS.get(initializer, "model.initializer")
+    def dense(i: int, units: int, activation: Activation, name: str) -> keras.layers.Dense:
+        return keras.layers.Dense(units, activation=activation.fn, kernel_initializer=init_cls(seed=seed * 1000 + i),
+                                  bias_initializer="zeros", dtype=dtype, name=name)
+
+    if architecture == "modified_mlp":
+        return _modified_mlp(input_dim, width, depth, act, out_act, dense, dtype, standardize)
     layers: list[keras.layers.Layer] = [keras.Input((input_dim,), dtype=dtype)]
     if standardize is not None:
         layers.append(Standardize(*standardize, dtype=dtype, name="standardize"))
     for i in range(depth + 1):
         last = i == depth
-        layers.append(
-            keras.layers.Dense(
-                1 if last else width,
-                activation=(out_act if last else act).fn,
-                kernel_initializer=init_cls(seed=seed * 1000 + i),
-                bias_initializer="zeros",
-                dtype=dtype,
-                name=f"dense_{i + 1}",
-            )
-        )
+        layers.append(dense(i, 1 if last else width, out_act if last else act, f"dense_{i + 1}"))
     return keras.Sequential(layers, name="mlp")
+
+
+def _modified_mlp(input_dim, width, depth, act, out_act, dense, dtype, standardize) -> keras.Model:
+    """Wang, Teng & Perdikaris (2021)'s improved fully-connected network: two encoders of the input,
+    U = σ(x W_u + b_u) and V = σ(x W_v + b_v), and every hidden layer h ← z⊙U + (1 − z)⊙V with
+    z = σ(h W + b) (h = x before the first); the output layer is linear in h, as in an MLP.  The
+    encoders (``encoder_1``, ``encoder_2``) take the kernel seeds after the Dense layers'."""
+    x = inputs = keras.Input((input_dim,), dtype=dtype)
+    if standardize is not None:
+        x = Standardize(*standardize, dtype=dtype, name="standardize")(x)
+    u = dense(depth + 1, width, act, "encoder_1")(x)
+    v = dense(depth + 2, width, act, "encoder_2")(x)
+    h = x
+    for i in range(depth):
+        z = dense(i, width, act, f"dense_{i + 1}")(h)
+        h = z * u + (1.0 - z) * v
+    out = dense(depth, 1, out_act, f"dense_{depth + 1}")(h)
+    return keras.Model(inputs, out, name="modified_mlp")
 
 
 def mlp_kwargs(model_cfg, problem) -> dict:
@@ -136,6 +153,7 @@ def mlp_kwargs(model_cfg, problem) -> dict:
         initializer=m.initializer,
         dtype=m.dtype,
         standardize=uniform_moments(*problem.domain) if m.standardize else None,
+        architecture=m.architecture,
     )
 
 

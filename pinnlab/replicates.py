@@ -46,6 +46,7 @@ with a finite value; ``history`` and ``final_metrics`` replicate 0's (the base s
 What ``training.replicates > 1`` needs of the rest of a config (:func:`check_replicates`, called by
 the config validator, so an unsupported combination is one line before the TensorFlow import):
 
+* a plain MLP (``model.architecture: mlp``; the stacked layout has no gated encoders);
 * no full-batch optimizer (``lbfgs``, ``newton_cg``) in any phase: each runs one line search over one
   flattened weight vector; k replicates would share its step lengths and its stopping test;
 * a problem whose residual is row-wise (``Problem.rowwise()``; not seed with ``literal: true``,
@@ -255,6 +256,11 @@ def check_replicates(cfg: Any) -> None:
         raise ValueError(
             f"training.replicates: {k} is not allowed with {which} {full[0][1]!r} (one line search over the "
             "flattened weights cannot be shared by independent replicates); use replicates: 1 or a first-order optimizer"
+        )
+    if cfg.model.architecture != "mlp":
+        raise ValueError(
+            f"training.replicates: {k} is not allowed with model.architecture {cfg.model.architecture!r} "
+            "(stacked replicates are plain MLPs); use replicates: 1 or architecture: mlp"
         )
     from pinnlab.problems import resolve_problem
 

@@ -80,8 +80,9 @@ def test_mixed_order_is_symmetric_and_canonical():
     assert derivative_name((0, 1, 1), ("x", "y")) == "u_xyy"
 
 
-def _mlp64(d=3, seed=0):
-    return build_mlp(input_dim=d, width=16, depth=2, activation="tanh", dtype="float64", seed=seed)
+def _mlp64(architecture="mlp", d=3, seed=0):
+    return build_mlp(input_dim=d, width=16, depth=2, activation="tanh", dtype="float64", seed=seed,
+                     architecture=architecture)
 
 
 def _central_fd(f, x, i, h):
@@ -90,10 +91,12 @@ def _central_fd(f, x, i, h):
     return (f(x + e) - f(x - e)) / (2 * h)
 
 
+@pytest.mark.parametrize("architecture", ["mlp", "modified_mlp"])
 @pytest.mark.parametrize("index", [(0,), (2,), (0, 0), (1, 2), (0, 1, 2), (2, 2, 2)], ids=str)
-def test_random_mlp_matches_central_finite_differences(index):
-    """Derivatives of a random float64 MLP agree with nested central differences."""
-    net = _mlp64()
+def test_random_mlp_matches_central_finite_differences(index, architecture):
+    """Derivatives of a random float64 network (an MLP, or the gated modified MLP) agree with
+    nested central differences."""
+    net = _mlp64(architecture)
     x = RNG.uniform(-1, 1, (5, 3))
     f = lambda z: net(tf.constant(z)).numpy()  # noqa: E731
     h = {1: 1e-5, 2: 1e-4, 3: 1e-3}[len(index)]

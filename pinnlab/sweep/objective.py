@@ -117,7 +117,9 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     reg, lc, d = cfg.regularization, cfg.loss, cfg.diagnostics
     loss_terms = terms + [t for t, c in (("l2", reg.l2), ("l1", reg.l1)) if c > 0]
     adaptive = {"fixed": [], "causal": [], "ntk": terms, "grad_norm": [t for t in terms if t not in problem.residual_terms]}
-    layers = [f"dense_{i + 1}/{v}" for i in range(cfg.model.depth + 1) for v in ("kernel", "bias")]
+    encoders = ["encoder_1", "encoder_2"] if cfg.model.architecture == "modified_mlp" else []
+    layers = [f"{n}/{v}" for n in [*(f"dense_{i + 1}" for i in range(cfg.model.depth + 1)), *encoders]
+              for v in ("kernel", "bias")]
     step = ["loss/total", *(f"loss/{t}" for t in loss_terms), "grad_norm/total", "weight_norm/total",
             *(f"lambda/{t}" for t in adaptive[lc.weighting.scheme]),
             *(["causal/w_min"] if lc.weighting.scheme == "causal" else []),

@@ -272,7 +272,10 @@ class StackedMLP:
         dtype: str = "float32",
         seeds: Sequence[int] = (0,),
         standardize: tuple[np.ndarray, np.ndarray] | None = None,
+        architecture: str = "mlp",
     ):
+        if architecture != "mlp":  # pinnlab.replicates.check_replicates refuses it at config time
+            raise ValueError(f"model.architecture: {architecture!r} has no stacked form (only 'mlp')")
         self.k = k = len(seeds)
         self.input_dim = input_dim
         self.dtype = tf.as_dtype(dtype)
