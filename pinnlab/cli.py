@@ -75,6 +75,7 @@ REPRODUCTIONS = """studies (NAME):
   helmholtz   Wang, Teng & Perdikaris 2021: gradient pathologies, learning-rate annealing
   ntk         Wang, Yu & Perdikaris 2022: the neural tangent kernel, NTK loss weighting
   causal      Wang, Sankaran & Perdikaris 2024: causal weighting of the residual in time
+  optimizers  Rathore et al. 2024: Adam, then L-BFGS, then Nystrom-preconditioned Newton-CG
 (docs/reproductions.md: what each claims and what we measured)"""
 
 

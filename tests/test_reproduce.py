@@ -149,13 +149,19 @@ def test_helmholtz_quick_annealing_beats_plain_with_bounded_lambda(helmholtz_qui
     assert set(ratios) == {"dense_1/kernel", "dense_2/kernel", "dense_3/kernel", "dense_4/kernel"}
     assert all(r > 1 for r in ratios.values())  # boundary gradients are the smaller ones
     assert any(f.endswith("helmholtz_gradients.png") for f in helmholtz_quick.figures)
+    # the paper's four models, M3 and M4 on the modified MLP (its encoders among the kernels)
+    assert {r["model"]: r["method"] for r in runs.values()} == {
+        "M1": "plain", "M2": "annealing", "M3": "modified", "M4": "modified+annealing"}
+    assert "encoder_1/kernel" in runs["modified"]["grad_ratio_step0"]
+    assert runs["modified+annealing"]["lambda_bounded"] is True
+    assert {c.part for c in helmholtz_quick.claims} >= {"accuracy", "architecture", "lambda", "pathology"}
 
 
 # ----------------------------------------------------------------------------------- pieces
 def test_unknown_study_and_bad_out_are_one_line_errors(capsys, tmp_path):
     assert main(["reproduce", "convecton"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "pinnlab reproduce: error: NAME: 'convecton' is not one of causal, convection, helmholtz, ntk, seed"
+    assert err == "pinnlab reproduce: error: NAME: 'convecton' is not one of causal, convection, helmholtz, ntk, optimizers, seed"
     afile = tmp_path / "f"
     afile.write_text("x")
     assert main(["reproduce", "seed", "--quick", "--out", str(afile)]) == 2

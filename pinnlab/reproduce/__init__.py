@@ -11,6 +11,8 @@
                PINN and NTK loss weighting (:mod:`pinnlab.reproduce.ntk`)
 ``causal``     Wang, Sankaran & Perdikaris, CMAME 2024: causal weighting of the residual in
                time (:mod:`pinnlab.reproduce.causal`)
+``optimizers`` Rathore, Lei, Frangella, Lu & Udell, ICML 2024: Adam, then L-BFGS, then
+               Nyström-preconditioned Newton-CG (:mod:`pinnlab.reproduce.optimizers`)
 =============  ===========================================================================
 
 Each prints a table *claim / source / ours / reproduced*, writes its figures and ``result.json``
@@ -37,6 +39,7 @@ STUDIES = {
     "helmholtz": "pinnlab.reproduce.helmholtz",
     "ntk": "pinnlab.reproduce.ntk",
     "causal": "pinnlab.reproduce.causal",
+    "optimizers": "pinnlab.reproduce.optimizers",
 }
 
 

@@ -51,7 +51,7 @@ def run(session: Session) -> None:
         for method, extra in (("plain", {}), ("causal", causal)):
             cfg = session.config("convection1d", {"problem.params.beta": BETA, "training.steps": b["steps"],
                                                   "training.seed": seed, "diagnostics.every": b["every"], **extra})
-            result, _ = session.train(cfg, f"{method} seed {seed}", part=method)
+            result, _ = session.train(cfg, method, part=method)
             w = result.history["causal/w_min"] if "causal/w_min" in result.history else None
             rows.append({
                 "seed": seed,

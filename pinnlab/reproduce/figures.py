@@ -9,11 +9,13 @@
 ``convection_error.png``       relative L2 error against β, plain vs curriculum, every seed
 ``convection_solutions.png``   u(x, t) of plain and curriculum training at the largest β and the
                                exact solution
-``helmholtz_error.png``        relative L2 error per step and the annealed boundary weight λ
+``helmholtz_error.png``        relative L2 error per step of M1–M4 and the annealed boundary weight λ
 ``helmholtz_gradients.png``    per-layer histograms of ∂L_r/∂W against ∂(λ·L_bc)/∂W at step 0
                                and at the end of training (plain and annealed)
 ``causal_error.png``           relative L2 error per step, plain and causally weighted, and the
                                smallest causal weight
+``optimizers_loss.png``        training loss and relative L2 error per row of the three optimizer
+                               arms (Adam; Adam+L-BFGS; Adam+L-BFGS+Newton-CG), switches marked
 =============================  ==============================================================
 """
 
@@ -28,7 +30,7 @@ from matplotlib.figure import Figure
 
 from pinnlab.plots import _decimate
 
-__all__ = ["seed_figures", "convection_figures", "helmholtz_figures", "causal_figures"]
+__all__ = ["seed_figures", "convection_figures", "helmholtz_figures", "causal_figures", "optimizer_figures"]
 
 _DPI = 110
 
@@ -147,14 +149,14 @@ def helmholtz_figures(
     out = session.out
     paths = []
     fig, axes = _figure(1, 2)
-    colors = {"plain": "tab:red", "annealing": "tab:blue"}
+    colors = {"plain": "tab:red", "annealing": "tab:blue", "modified": "tab:orange", "modified+annealing": "tab:green"}
     for (method, seed), h in curves.items():
         if "error/rel_l2" in h:
             _line(axes[0, 0], h["error/rel_l2"], color=colors[method], alpha=0.5 + 0.5 * (seed == 0),
                   label=f"{method}, seed {seed}")
         if "lambda/boundary" in h:
             _line(axes[0, 1], h["lambda/boundary"], color=colors[method], alpha=0.5 + 0.5 * (seed == 0),
-                  label=f"seed {seed}")
+                  label=f"{method}, seed {seed}")
     for ax, title in ((axes[0, 0], "relative L2 error"), (axes[0, 1], "annealed boundary weight λ")):
         ax.set_yscale("log")
         ax.set_xlabel("step")
@@ -206,3 +208,23 @@ def causal_figures(session, curves: Mapping) -> list[Path]:
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
     return [_save(fig, session.out / "causal_error.png")]
+
+
+def optimizer_figures(session, curves: Mapping, switches: Sequence[int]) -> list[Path]:
+    """``optimizers_loss.png``: loss and error per row of each arm and seed, the switch steps dashed."""
+    fig, axes = _figure(1, 2)
+    colors = {"adam": "tab:red", "adam+lbfgs": "tab:orange", "adam+lbfgs+nncg": "tab:blue"}
+    for (arm, seed), h in curves.items():
+        alpha = 0.5 + 0.5 * (seed == 0)
+        label = f"{arm}, seed {seed}"
+        _line(axes[0, 0], h["loss/total"], color=colors[arm], alpha=alpha, lw=0.8, label=label)
+        if "error/rel_l2" in h:
+            _line(axes[0, 1], h["error/rel_l2"], color=colors[arm], alpha=alpha, marker=".", ms=3, label=label)
+    for ax, title in zip(axes.ravel(), ("training loss", "relative L2 error")):
+        for s in switches:
+            ax.axvline(s, color="0.5", ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("row (Adam step, L-BFGS or Newton-CG iteration)")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    return [_save(fig, session.out / "optimizers_loss.png")]
