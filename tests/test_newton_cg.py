@@ -98,3 +98,18 @@ def test_what_a_newton_cg_run_cannot_be(over, field):
     with pytest.raises(ConfigError) as e:
         load_config("poisson2d", ["training.steps=200", *over])
     assert str(e.value).startswith(f"{field}: "), str(e.value)
+
+
+@pytest.mark.slow
+def test_the_quick_optimizer_reproduction_orders_the_arms_on_every_seed(tmp_path):
+    """``pinnlab reproduce optimizers --quick`` (about 3.5 min on 2 cores): docs/reproductions.md, `optimizers`."""
+    from pinnlab.reproduce import reproduce
+
+    result = reproduce("optimizers", quick=True, out=tmp_path / "opt", track=False, progress=False)
+    claims = {c.part: c for c in result.claims}
+    assert claims["ordering"].reproduced == "yes", claims["ordering"].ours
+    runs = result.parts["runs"]
+    assert {(r["seed"], r["arm"]) for r in runs} == {(s, a) for s in (0, 1)
+                                                     for a in ("adam", "adam+lbfgs", "adam+lbfgs+nncg")}
+    assert all(r["newton_step_size_median"] > 0 for r in runs if r["arm"] == "adam+lbfgs+nncg")
+    assert [f.rsplit("/", 1)[-1] for f in result.figures] == ["optimizers_loss.png"]
