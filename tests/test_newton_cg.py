@@ -84,6 +84,18 @@ def test_a_three_phase_chain_keeps_one_history_with_its_phases():
     assert h["loss/total"].iloc[-1] < h["loss/total"].iloc[19]
 
 
+def test_a_phase_that_stops_early_hands_over_at_once_and_the_next_keeps_its_rows():
+    # a loose ftol makes L-BFGS-B stop after a few of its 10 planned iterations
+    r = train("poisson2d", [*SMALL, "training.steps=40", "optimizer.then=[lbfgs, newton_cg]", "optimizer.lbfgs_ftol=0.5",
+                            "optimizer.switch_step=[20, 30]", "optimizer.newton_rank=8", "optimizer.newton_cg_iters=10"])
+    phase = r.history["optimizer/phase"].to_numpy()
+    lbfgs_rows = int((phase == 1).sum())
+    assert 0 <= lbfgs_rows < 10 and (phase == 2).sum() == 10  # Newton-CG still gets its 10 rows
+    assert r.steps_run == len(phase) == 30 + lbfgs_rows
+    np.testing.assert_array_equal(phase, np.repeat([0.0, 1.0, 2.0], [20, lbfgs_rows, 10]))  # no gap
+    assert np.isfinite(r.history["loss/total"]).all()
+
+
 @pytest.mark.parametrize("over,field", [
     (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=10"], "optimizer.switch_step"),
     (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=[20, 10]"], "optimizer.switch_step"),

@@ -15,9 +15,13 @@ the result; the history, the outcome rules and the callback protocol live there,
 
 Chains (``optimizer.then`` with ``optimizer.switch_step``, one each or lists): the first phase runs
 steps 0 … s₁−1 and, unless the run ended, each later phase continues on the same weights and the
-same recorder from its switch step to the next one (or the end of the budget).  The divergence
-rules apply to every phase as to any row; the history's ``optimizer/phase`` column (0, 1, …) says
-which phase a row belongs to (added by the recorder).
+same recorder for its planned number of rows (to the next switch step, or the end of the budget).
+A full-batch phase can stop before its rows are used up (L-BFGS-B converged, or its line search
+found no decrease); the next phase then starts at once, where it stopped, and keeps its planned
+rows, so the run ends early by what was skipped, as the paper's epochs of a converged L-BFGS do
+nothing.  The divergence rules apply to every phase as to any row; the history's
+``optimizer/phase`` column (0, 1, …) says which phase a row belongs to (the recorder keeps the
+steps at which phases actually began).
 """
 
 from __future__ import annotations
@@ -124,6 +128,10 @@ class _FullBatch:
         self.vec: np.ndarray | None = None  # ... and its values in step_names order
         self.accepted: np.ndarray | None = None  # the last accepted iterate
         self.recorder: Recorder | None = None
+
+    def resume_at(self, step: int) -> None:
+        """Start at ``step``: where the previous phase stopped (module doc, "Chains")."""
+        self.start = self.step = step
 
     def _assign(self, theta):
         t = self.trainer

@@ -105,6 +105,7 @@ class Recorder:
         self.stopped_by: str | None = None
         self.callback_stop = False
         self.last_step: int | None = None  # the last step with a row
+        self.phase_starts: list[int] = []  # the steps at which a chain's later phases began
         self.compile_seconds = 0.0  # the first call of the compiled step, set by the loop
         self.t0 = time.perf_counter()  # wall time counts from here
 
@@ -204,8 +205,8 @@ class Recorder:
             diag = pd.DataFrame.from_dict(self.diag_rows, orient="index")
             history = history.join(diag, how="left")
         history.index.name = "step"
-        starts = [start for _, start in cfg.optimizer.phases()[1:]]
-        if starts:  # a chain: which phase each row belongs to (pinnlab.training.loops)
+        starts = self.phase_starts
+        if cfg.optimizer.then is not None:  # a chain: which phase each row belongs to (pinnlab.training.loops)
             history["optimizer/phase"] = np.searchsorted(starts, history.index.to_numpy(), side="right").astype(float)
         losses = history["loss/total"].to_numpy()
         finite_losses = losses[np.isfinite(losses)]

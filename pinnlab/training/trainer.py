@@ -411,7 +411,12 @@ class Trainer:
                          end_callbacks=[*(run_cbs if self.k == 1 else []), *cbs[r]], run_callbacks=self.callbacks)
             )
         t0 = time.perf_counter()
-        for loop in loops:  # one loop, or a chain's phases while the run goes on
+        for i, loop in enumerate(loops):  # one loop, or a chain's phases while the run goes on
+            if i:  # a later phase begins where the one before stopped (.loops, "Chains")
+                at = recorders[0].steps_run
+                loop.resume_at(at)
+                for rec in recorders:
+                    rec.phase_starts.append(at)
             loop.run(recorders)
             if all(rec.ended for rec in recorders):
                 break
