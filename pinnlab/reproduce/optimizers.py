@@ -9,8 +9,9 @@ Adam 1e-4 for 11,000 steps, L-BFGS to 12,500 epochs of up to 20 iterations each,
 rank 60, preconditioner refreshed every 20 steps, μ from 1e-5 … 1e-1, 5 seeds).
 
 Here, three arms per seed on preset ``convection1d`` (2 → 4×50 tanh → 1, 1,000 residual points),
-each the same number of rows: ``adam`` (Adam 1e-3 throughout), ``adam+lbfgs`` (L-BFGS from the first
-switch on) and ``adam+lbfgs+nncg`` (Newton–CG from the second switch on); pinnlab's Newton–CG
+each the same planned number of rows: ``adam`` (Adam 1e-3 throughout), ``adam+lbfgs`` (L-BFGS from the first
+switch on) and ``adam+lbfgs+nncg`` (Newton–CG from the second switch on, or from where L-BFGS stopped
+if it converged before, for its planned rows: :mod:`pinnlab.training.loops`, "Chains"); pinnlab's Newton–CG
 defaults (rank 60, refresh every 20, μ = 1e-2, at most 100 CG iterations per step).  The arms share
 their first phases bit for bit (same seed and points).
 
