@@ -89,9 +89,13 @@ class StrictModel(BaseModel):
 # than a constraint: a field's own tighter `le` would otherwise be replaced by this one.
 
 
+def _int32_error(value: int) -> ValueError:
+    return ValueError(f"{value!r} is not allowed: at most {INT64_MAX} ({BOUND_REASONS[INT64_MAX]})")
+
+
 def _int32(value: int) -> int:
     if value > INT64_MAX:
-        raise ValueError(f"{value!r} is not allowed: at most {INT64_MAX} ({BOUND_REASONS[INT64_MAX]})")
+        raise _int32_error(value)
     return value
 
 
@@ -224,6 +228,20 @@ class OptimizerConfig(StrictModel):
     switch_step: Int | list[Int] | None = None
 
     _name = _known(names.OPTIMIZERS, "optimizer.name")
+
+    @field_validator("then", "switch_step", mode="before")
+    @classmethod
+    def _one_or_a_list(cls, value, info):
+        """A value or a list of values of the field's kind, said in one line (not per union member)."""
+        kind, ok = {"then": ("an optimizer name", lambda v: isinstance(v, str)),
+                    "switch_step": ("an integer step", lambda v: isinstance(v, int) and not isinstance(v, bool))}[
+            info.field_name]
+        if value is None or ok(value) or (isinstance(value, list) and all(ok(v) for v in value)):
+            for v in value if isinstance(value, list) else [value]:
+                if isinstance(v, int) and v > INT64_MAX:
+                    raise ConfigError(f"optimizer.{info.field_name}", str(_int32_error(v)))
+            return value
+        raise ConfigError(f"optimizer.{info.field_name}", f"{value!r} is not allowed: {kind} or a list of them")
 
     def phases(self) -> list[tuple[str, int]]:
         """``[(optimizer, first step), ...]``: ``name`` from step 0, then each of ``then`` from its switch step."""
@@ -453,30 +471,39 @@ def budget(cfg: RunConfig, n_residual: int) -> tuple[int | None, int, int]:
 
 
 def _check_chain(opt: OptimizerConfig) -> None:
-    """Later optimizer phases: ``then`` and ``switch_step`` together, of equal length, at increasing
-    steps, each a full-batch second-order optimizer (lbfgs, newton_cg) different from the one before."""
-    if (opt.then is None) != (opt.switch_step is None):
-        missing = "optimizer.switch_step" if opt.switch_step is None else "optimizer.then"
+    """Later optimizer phases: each of ``then`` a full-batch second-order optimizer (lbfgs, newton_cg)
+    other than the one before; each switch step an integer above the one before; then both given,
+    of equal length.  Each field's values are checked before the pairing, so an error names the
+    field whose value is wrong."""
+    allowed = [n for n, o in names.OPTIMIZERS.items() if o.full_batch]
+    later = None if opt.then is None else [opt.then] if isinstance(opt.then, str) else list(opt.then)
+    steps = None if opt.switch_step is None else [opt.switch_step] if isinstance(opt.switch_step, int) else list(opt.switch_step)
+    if later is not None:
+        if not later:
+            raise ConfigError("optimizer.then", f"[] is not allowed: one of {', '.join(allowed)}, or a list of them")
+        previous = opt.name
+        for name in later:
+            if name not in allowed:
+                raise ConfigError("optimizer.then", f"{name!r} is not allowed: a later phase is one of {', '.join(allowed)}")
+            if name == previous:
+                raise ConfigError("optimizer.then", f"{name!r} follows itself: a later phase changes the optimizer")
+            previous = name
+    if steps is not None:
+        if not steps:
+            raise ConfigError("optimizer.switch_step", "[] is not allowed: a step, or a list of steps")
+        prev_step = 0
+        for step in steps:
+            if step <= prev_step:
+                raise ConfigError("optimizer.switch_step", f"{step!r} is not allowed: switch steps are greater than 0 "
+                                  f"and increasing (the previous one is {prev_step})")
+            prev_step = step
+    if (later is None) != (steps is None):
+        missing = "optimizer.switch_step" if steps is None else "optimizer.then"
         raise ConfigError(missing, "is needed: optimizer.then (the later phases' optimizers) and optimizer.switch_step "
                           "(the steps they start at) go together")
-    if opt.then is None:
-        return
-    later = [opt.then] if isinstance(opt.then, str) else list(opt.then)
-    steps = [opt.switch_step] if isinstance(opt.switch_step, int) else list(opt.switch_step)
-    if not later or len(later) != len(steps):
+    if later is not None and len(later) != len(steps):
         raise ConfigError("optimizer.switch_step", f"{opt.switch_step!r} does not match optimizer.then {opt.then!r}: "
                           "one switch step per later optimizer")
-    allowed = [n for n, o in names.OPTIMIZERS.items() if o.full_batch]
-    previous, prev_step = opt.name, 0
-    for name, step in zip(later, steps):
-        if name not in allowed:
-            raise ConfigError("optimizer.then", f"{name!r} is not allowed: a later phase is one of {', '.join(allowed)}")
-        if name == previous:
-            raise ConfigError("optimizer.then", f"{name!r} follows itself: a later phase changes the optimizer")
-        if isinstance(step, bool) or not isinstance(step, int) or step <= prev_step:
-            raise ConfigError("optimizer.switch_step", f"{step!r} is not allowed: switch steps are integers, "
-                              f"increasing and greater than 0 (the previous one is {prev_step})")
-        previous, prev_step = name, step
 
 
 def _check_causal(cfg: RunConfig, problem) -> None:

@@ -109,6 +109,13 @@ def bad_values(leaf: Any, metadata: list) -> list[tuple[str, str]]:
         return out
     if typing.get_origin(leaf) is dict:
         return [("list", "[1]"), ("string", "'x'")]
+    members = [m for m in typing.get_args(leaf) if m is not type(None)]
+    if len(members) == 2 and sum(typing.get_origin(m) is list for m in members) == 1:  # a value or a list of them
+        scalar = next(m for m in members if typing.get_origin(m) is not list)
+        scalar, _ = _unwrap(scalar)
+        cases = [c for c in bad_values(scalar, metadata) if c[0] not in ("list", "mapping")]
+        return [*cases, *((f"list-{suffix}", f"[{text}]") for suffix, text in cases), ("empty-list", "[]"),
+                ("mapping", "{a: 1}")]
     raise AssertionError(f"no bad values for {leaf!r}: extend bad_values")
 
 

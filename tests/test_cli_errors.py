@@ -40,7 +40,7 @@ CASES = [
      ["modle: unknown key", "allowed keys:", "model", "problem"]),
     ("unknown-nested-key", ["seed", "--set", "model.widht=3"],
      ["model.widht: unknown key",
-      "allowed keys: activation, depth, dtype, initializer, output_activation, standardize, width"]),
+      "allowed keys: activation, architecture, depth, dtype, initializer, output_activation, standardize, width"]),
     ("unknown-activation", ["seed", "--set", "model.activation=rleu"],
      ["model.activation", "'rleu'", "relu", "softplus", "tanh", "sin", "unknown activation"]),
     ("unknown-output-activation", ["seed", "--set", "model.output_activation=sofplus"],

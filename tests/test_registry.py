@@ -120,8 +120,8 @@ def test_schedule_gives_the_configured_rate_at_step_zero(name):
     assert float(lr(0) if callable(lr) else lr) == pytest.approx(0.01)
 
 
-def test_exactly_one_full_batch_optimizer():
-    assert [n for n, info in names.OPTIMIZERS.items() if info.full_batch] == ["lbfgs"]
+def test_the_full_batch_optimizers_are_the_second_order_ones():
+    assert [n for n, info in names.OPTIMIZERS.items() if info.full_batch] == ["lbfgs", "newton_cg"]
 
 
 # Residuals of every sign and scale, the extremes included.
