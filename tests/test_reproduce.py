@@ -2,13 +2,12 @@
 store), what each one measures, and the pieces they are built from.
 
 Each quick study runs once per module (fixtures below); the tests read its result, its files and
-its MLflow runs.  The full variants (minutes to an hour) are documented in docs/reproductions.md.
+its MLflow runs.  ``convection`` is in tests/test_reproduce_convection.py, so that the two test
+processes can run the seed and convection studies at the same time.  The full variants (minutes to an hour) are documented in docs/reproductions.md.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import mlflow
@@ -31,18 +30,6 @@ def store(tmp_path_factory):
 def seed_quick(store):
     d, uri = store
     return reproduce("seed", quick=True, out=d / "seed", tracking_uri=uri, progress=False)
-
-
-@pytest.fixture(scope="module")
-def convection_quick(store):
-    """Through the CLI, as a user runs it: ``pinnlab reproduce convection --quick --json``."""
-    d, uri = store
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(["reproduce", "convection", "--quick", "--json", "--quiet", "--out", str(d / "conv"),
-                     "--tracking-uri", uri])
-    assert code == 0
-    return json.loads(out.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -123,23 +110,8 @@ def test_seed_writes_figures_result_and_mlflow_runs(seed_quick, store):
     assert any("deriv/u_xy_u_yy" in c.data.metrics for c in literal)
 
 
-# ----------------------------------------------------------------------------------- convection
-def test_convection_quick_plain_small_beta_is_accurate_and_curriculum_warm_starts(convection_quick):
-    runs = convection_quick["parts"]["runs"]
-    plain1 = [r for r in runs if r["beta"] == 1.0 and r["method"] == "plain"]
-    assert plain1 and all(r["error"] < 0.05 for r in plain1)
-    curriculum = [r for r in runs if r["method"] == "curriculum" and r["beta"] > 1]
-    assert {r["beta"] for r in curriculum} == {10.0, 20.0}
-    assert claims(convection_quick, "beta=1")[0]["reproduced"] == "yes"
-    for c in convection_quick["claims"]:
-        assert c["reproduced"] in ("yes", "partly", "no", "n/a") and c["ours"] and c["source"]
-    assert [f.rsplit("/", 1)[-1] for f in convection_quick["figures"]] == [
-        "convection_error.png",
-        "convection_solutions.png",
-    ]
-
-
 # ----------------------------------------------------------------------------------- helmholtz
+@pytest.mark.slow  # four runs of 2,000 steps, two of them on the modified MLP: about 50 s
 def test_helmholtz_quick_annealing_beats_plain_with_bounded_lambda(helmholtz_quick):
     runs = {r["method"]: r for r in helmholtz_quick.parts["runs"]}
     assert runs["annealing"]["error"] < runs["plain"]["error"]

@@ -114,4 +114,7 @@ def test_kill_9_of_the_sweep_then_a_plain_rerun(tmp_path):
     (parent_run,) = [r for r in runs if r.info.run_name == "faults"]
     assert parent_run.info.status == "FINISHED"
     killed_runs = [r for r in runs if r.info.status == "KILLED"]
-    assert len(killed_runs) == len(failed)
+    # a trial the kill stopped before its MLflow run existed has no run to mark (a worker can be
+    # between Optuna's trial and MLflow's run): every other failed trial's run is KILLED
+    with_run = {t.user_attrs["mlflow_run_id"] for t in failed if "mlflow_run_id" in t.user_attrs}
+    assert with_run and {r.info.run_id for r in killed_runs} == with_run

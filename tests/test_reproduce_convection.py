@@ -1,0 +1,46 @@
+"""``pinnlab reproduce convection --quick`` end to end, through the command as a user runs it (a
+module of its own so that it runs beside tests/test_reproduce.py's seed study)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+
+from pinnlab.cli import main
+from tests.test_reproduce import claims
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reproductions")
+    return d, f"sqlite:///{d}/mlflow.db"
+
+
+@pytest.fixture(scope="module")
+def convection_quick(store):
+    """Through the CLI, as a user runs it: ``pinnlab reproduce convection --quick --json``."""
+    d, uri = store
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["reproduce", "convection", "--quick", "--json", "--quiet", "--out", str(d / "conv"),
+                     "--tracking-uri", uri])
+    assert code == 0
+    return json.loads(out.getvalue())
+
+
+def test_convection_quick_plain_small_beta_is_accurate_and_curriculum_warm_starts(convection_quick):
+    runs = convection_quick["parts"]["runs"]
+    plain1 = [r for r in runs if r["beta"] == 1.0 and r["method"] == "plain"]
+    assert plain1 and all(r["error"] < 0.05 for r in plain1)
+    curriculum = [r for r in runs if r["method"] == "curriculum" and r["beta"] > 1]
+    assert {r["beta"] for r in curriculum} == {10.0, 20.0}
+    assert claims(convection_quick, "beta=1")[0]["reproduced"] == "yes"
+    for c in convection_quick["claims"]:
+        assert c["reproduced"] in ("yes", "partly", "no", "n/a") and c["ours"] and c["source"]
+    assert [f.rsplit("/", 1)[-1] for f in convection_quick["figures"]] == [
+        "convection_error.png",
+        "convection_solutions.png",
+    ]
