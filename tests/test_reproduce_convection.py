@@ -10,13 +10,7 @@ import json
 import pytest
 
 from pinnlab.cli import main
-from tests.test_reproduce import claims
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    d = tmp_path_factory.mktemp("reproductions")
-    return d, f"sqlite:///{d}/mlflow.db"
+from tests.test_reproduce import claims, store  # noqa: F401 (store: a module fixture, one per module)
 
 
 @pytest.fixture(scope="module")
