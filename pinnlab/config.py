@@ -237,7 +237,7 @@ class OptimizerConfig(StrictModel):
                     "switch_step": ("an integer step", lambda v: isinstance(v, int) and not isinstance(v, bool))}[
             info.field_name]
         if value is None or ok(value) or (isinstance(value, list) and all(ok(v) for v in value)):
-            for v in value if isinstance(value, list) else [value]:
+            for v in _listed(value) or []:
                 if isinstance(v, int) and v > INT64_MAX:
                     raise ConfigError(f"optimizer.{info.field_name}", str(_int32_error(v)))
             return value
@@ -245,9 +245,12 @@ class OptimizerConfig(StrictModel):
 
     def phases(self) -> list[tuple[str, int]]:
         """``[(optimizer, first step), ...]``: ``name`` from step 0, then each of ``then`` from its switch step."""
-        later = [] if self.then is None else [self.then] if isinstance(self.then, str) else list(self.then)
-        steps = [] if self.switch_step is None else [self.switch_step] if isinstance(self.switch_step, int) else list(self.switch_step)
-        return [(self.name, 0), *zip(later, steps)]
+        return [(self.name, 0), *zip(_listed(self.then) or [], _listed(self.switch_step) or [])]
+
+
+def _listed(value) -> list | None:
+    """A value-or-list field (``optimizer.then``, ``optimizer.switch_step``) as a list; None stays None."""
+    return None if value is None else list(value) if isinstance(value, list) else [value]
 
 
 class TrainingConfig(StrictModel):
@@ -476,8 +479,7 @@ def _check_chain(opt: OptimizerConfig) -> None:
     of equal length.  Each field's values are checked before the pairing, so an error names the
     field whose value is wrong."""
     allowed = [n for n, o in names.OPTIMIZERS.items() if o.full_batch]
-    later = None if opt.then is None else [opt.then] if isinstance(opt.then, str) else list(opt.then)
-    steps = None if opt.switch_step is None else [opt.switch_step] if isinstance(opt.switch_step, int) else list(opt.switch_step)
+    later, steps = _listed(opt.then), _listed(opt.switch_step)
     if later is not None:
         if not later:
             raise ConfigError("optimizer.then", f"[] is not allowed: one of {', '.join(allowed)}, or a list of them")

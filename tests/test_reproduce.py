@@ -44,6 +44,7 @@ def claims(result, part):
 
 
 # ----------------------------------------------------------------------------------- seed
+@pytest.mark.slow  # the seed study's quick variant: 40-90 s in the suite
 def test_seed_a_b_c_diverge_and_d_separates_stable_from_meaningful(seed_quick):
     for part in "abc":
         found = claims(seed_quick, part)
@@ -67,6 +68,7 @@ def test_seed_a_b_c_diverge_and_d_separates_stable_from_meaningful(seed_quick):
     assert "stable" in table and "meaningful" in table and "claim" in table
 
 
+@pytest.mark.slow  # the seed study's quick variant: 40-90 s in the suite
 def test_seed_b_measures_signs_and_bias_gradients(seed_quick):
     b = seed_quick.parts["b"]
     for row in b["runs"]:
@@ -79,6 +81,7 @@ def test_seed_b_measures_signs_and_bias_gradients(seed_quick):
     assert all(0 < r < 1 for r in ratios["seed-answer"] + ratios["seed"])
 
 
+@pytest.mark.slow  # the seed study's quick variant: 40-90 s in the suite
 def test_seed_c_literal_loss_differs_from_the_intended_one(seed_quick):
     for row in seed_quick.parts["c"]["runs"]:
         assert row["literal_at_init"] != pytest.approx(row["intended_at_init"], rel=1e-2)
@@ -86,6 +89,7 @@ def test_seed_c_literal_loss_differs_from_the_intended_one(seed_quick):
         assert row["literal"]["outcome"] in ("nan", "blowup", "unbounded")
 
 
+@pytest.mark.slow  # the seed study's quick variant: 40-90 s in the suite
 def test_seed_writes_figures_result_and_mlflow_runs(seed_quick, store):
     _, uri = store
     for f in seed_quick.figures:
