@@ -88,33 +88,21 @@ def run(session: Session) -> None:
         + [{"seed": "published", **{arm: fmt(PUBLISHED[arm]) for arm in ARMS}, "outcomes": "β = 40, their setup"}],
     )
 
-    def ordered(a: str, c: str) -> list[bool]:
-        return [x is not None and y is not None and x > y for x, y in zip(errors[a], errors[c])]
-
-    lbfgs_gain = ordered("adam", "adam+lbfgs")
-    nncg_gain = ordered("adam+lbfgs", "adam+lbfgs+nncg")
-
-    def per_seed(a: str, c: str) -> str:
-        return ", ".join(f"{fmt(x)} → {fmt(y)}" for x, y in zip(errors[a], errors[c]))
-
-    session.claim(
-        "lbfgs",
-        "L-BFGS after Adam lowers the error that Adam alone reaches (their table: 5.96e-2 → 4.19e-3)",
-        R24,
-        "per seed, Adam → Adam+L-BFGS: " + per_seed("adam", "adam+lbfgs"),
-        all(lbfgs_gain),
-        "lower on every seed",
-        partly=any(lbfgs_gain),
-    )
-    session.claim(
-        "newton",
-        "A Newton–CG phase after L-BFGS lowers it again (their table: 4.19e-3 → 1.94e-3)",
-        R24,
-        "per seed, Adam+L-BFGS → +NNCG: " + per_seed("adam+lbfgs", "adam+lbfgs+nncg"),
-        all(nncg_gain),
-        "lower on every seed",
-        partly=any(nncg_gain),
-    )
+    gains = []
+    for part, before, after, claim, label in (
+        ("lbfgs", "adam", "adam+lbfgs",
+         "L-BFGS after Adam lowers the error that Adam alone reaches (their table: 5.96e-2 → 4.19e-3)",
+         "Adam → Adam+L-BFGS"),
+        ("newton", "adam+lbfgs", "adam+lbfgs+nncg",
+         "A Newton–CG phase after L-BFGS lowers it again (their table: 4.19e-3 → 1.94e-3)",
+         "Adam+L-BFGS → +NNCG"),
+    ):
+        pairs = list(zip(errors[before], errors[after]))
+        lower = [x is not None and y is not None and x > y for x, y in pairs]
+        gains.append(lower)
+        session.claim(part, claim, R24, f"per seed, {label}: " + ", ".join(f"{fmt(x)} → {fmt(y)}" for x, y in pairs),
+                      all(lower), "lower on every seed", partly=any(lower))
+    lbfgs_gain, nncg_gain = gains
     ordering = [x and y for x, y in zip(lbfgs_gain, nncg_gain)]
     session.claim(
         "ordering",
