@@ -116,6 +116,30 @@ def test_sampler_brackets_every_level_at_a_small_budget():
     assert np.mean(errors) < 0.15 and max(errors) < 0.6
 
 
+def test_critical_value_is_scikit_learns_logistic_optimum():
+    """The batched Newton fit minimises LogisticRegression(C=C)'s objective: same z* on random data."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pinnlab.analysis.boundary import C, critical_value
+
+    rng = np.random.default_rng(3)
+    checked = 0
+    for _ in range(60):
+        n = int(rng.integers(4, 50))
+        z = rng.normal(size=n) * rng.uniform(0.1, 3)
+        y = (rng.random(n) < 1 / (1 + np.exp(-(z - rng.normal()) * rng.uniform(0.5, 20)))).astype(int)
+        if y.min() == y.max():
+            continue
+        mu, sd = z.mean(), z.std()
+        ref = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(((z - mu) / sd).reshape(-1, 1), y)
+        expected = mu + sd * (-ref.intercept_[0] / ref.coef_[0, 0])
+        got, direction = critical_value(z, y)
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
+        assert direction == ("increasing" if ref.coef_[0, 0] > 0 else "decreasing")
+        checked += 1
+    assert checked > 30
+
+
 def test_fit_boundary_recovers_a_critical_value_inside_its_interval():
     rng = np.random.default_rng(0)
     x = 10 ** rng.uniform(-3, 0, 200)
