@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 SWEEPS = {
     "readme": "sweeps/seed_divergence.yaml",
@@ -48,9 +48,21 @@ def run(sweep: str, batch: int, workdir: Path) -> dict:
     import optuna
 
     journal = workdir / "optuna.journal"
-    cmd = [sys.executable, "-m", "pinnlab.cli", "sweep", str(ROOT / SWEEPS[sweep]), "--batch", str(batch),
-           "--storage", f"journal:{journal}", "--tracking-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-           "--json", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pinnlab.cli",
+        "sweep",
+        str(ROOT / SWEEPS[sweep]),
+        "--batch",
+        str(batch),
+        "--storage",
+        f"journal:{journal}",
+        "--tracking-uri",
+        f"sqlite:///{workdir / 'mlflow.db'}",
+        "--json",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=7200)
@@ -62,13 +74,21 @@ def run(sweep: str, batch: int, workdir: Path) -> dict:
     study = optuna.load_study(study_name=report["study_name"], storage=storage)
     trials = {
         json.dumps(t.params, sort_keys=True): {
-            "state": t.state.name, "value": t.value, **{k: t.user_attrs.get(k) for k in KEYS},
+            "state": t.state.name,
+            "value": t.value,
+            **{k: t.user_attrs.get(k) for k in KEYS},
             "stacked_with": len(t.user_attrs.get("stacked_with") or [t.number]),
         }
-        for t in study.get_trials() if t.state.is_finished() and not t.user_attrs.get("surplus")
+        for t in study.get_trials()
+        if t.state.is_finished() and not t.user_attrs.get("surplus")
     }
-    return {"wall": round(wall, 2), "trials": len(trials), "trials_per_minute": round(60 * len(trials) / wall, 2),
-            "outcomes": report["outcomes"], "by_params": trials}
+    return {
+        "wall": round(wall, 2),
+        "trials": len(trials),
+        "trials_per_minute": round(60 * len(trials) / wall, 2),
+        "outcomes": report["outcomes"],
+        "by_params": trials,
+    }
 
 
 def compare(alone: dict, batched: dict) -> dict:
@@ -81,8 +101,12 @@ def compare(alone: dict, batched: dict) -> dict:
             continue
         if a["value"] is not None and b["value"] is not None:
             rel = max(rel, abs(a["value"] - b["value"]) / max(abs(a["value"]), 1e-30))
-    return {"identical": not differ, "differ": differ, "max_rel_value_diff": rel,
-            "same_parameter_sets": alone["by_params"].keys() == batched["by_params"].keys()}
+    return {
+        "identical": not differ,
+        "differ": differ,
+        "max_rel_value_diff": rel,
+        "same_parameter_sets": alone["by_params"].keys() == batched["by_params"].keys(),
+    }
 
 
 def main() -> None:
@@ -100,26 +124,45 @@ def main() -> None:
                 with tempfile.TemporaryDirectory(prefix=f"pinnlab-batch-{sweep}-") as tmp:
                     rounds[b].append(run(sweep, b, Path(tmp)))
                 res = rounds[b][-1]
-                print(json.dumps({"sweep": sweep, "batch": b, "wall": res["wall"],
-                                  "trials_per_minute": res["trials_per_minute"]}), file=sys.stderr, flush=True)
+                print(
+                    json.dumps(
+                        {"sweep": sweep, "batch": b, "wall": res["wall"], "trials_per_minute": res["trials_per_minute"]}
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
         base = args.batches[0]
         row = {"file": SWEEPS[sweep]}
         for b in args.batches:
             walls = [x["wall"] for x in rounds[b]]
             first = rounds[b][0]
-            row[str(b)] = {"wall_median": statistics.median(walls), "walls": walls, "trials": first["trials"],
-                           "trials_per_minute": round(60 * first["trials"] / statistics.median(walls), 2),
-                           "outcomes": first["outcomes"],
-                           "largest_stacked_group": max(t["stacked_with"] for t in first["by_params"].values())}
+            row[str(b)] = {
+                "wall_median": statistics.median(walls),
+                "walls": walls,
+                "trials": first["trials"],
+                "trials_per_minute": round(60 * first["trials"] / statistics.median(walls), 2),
+                "outcomes": first["outcomes"],
+                "largest_stacked_group": max(t["stacked_with"] for t in first["by_params"].values()),
+            }
             if b != base:
                 row[str(b)]["speedup"] = round(row[str(base)]["wall_median"] / row[str(b)]["wall_median"], 3)
                 row[str(b)]["against_batch_" + str(base)] = compare(rounds[base][0], first)
         out["sweeps"][sweep] = row
     out["environment"]["loadavg_end"] = list(os.getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({s: {b: {k: v.get(k) for k in ("wall_median", "trials_per_minute", "speedup")}
-                          for b, v in row.items() if b != "file"} for s, row in out["sweeps"].items()}))
+    write_results(Path(args.out), out, out["environment"], indent=2)
+    print(
+        json.dumps(
+            {
+                s: {
+                    b: {k: v.get(k) for k in ("wall_median", "trials_per_minute", "speedup")}
+                    for b, v in row.items()
+                    if b != "file"
+                }
+                for s, row in out["sweeps"].items()
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 ACTIVATIONS = ["tanh", "sin", "silu"]
 LRS = [float(x) for x in np.round(np.logspace(math.log10(0.02), math.log10(2.0), 16), 6)]
@@ -81,14 +81,28 @@ def truth_table(steps: int) -> dict:
     cells = []
     for act in ACTIVATIONS:
         for lr in LRS:
-            cfg = load_config("seed-fixed", [f"model.activation={act}", f"optimizer.learning_rate={lr}",
-                                             "model.width=20", f"training.steps={steps}", "diagnostics.every=100",
-                                             "divergence.heldout_points=256"])
+            cfg = load_config(
+                "seed-fixed",
+                [
+                    f"model.activation={act}",
+                    f"optimizer.learning_rate={lr}",
+                    "model.width=20",
+                    f"training.steps={steps}",
+                    "diagnostics.every=100",
+                    "divergence.heldout_points=256",
+                ],
+            )
             results = run_replicates(cfg, SEEDS)
-            cells.append({"activation": act, "lr": lr, "outcomes": [r.outcome for r in results],
-                          "diverged": [bool(r.diverged) for r in results],
-                          "onsets": [onset(r.summary()) for r in results],
-                          "rel_l2_error": [r.rel_l2_error for r in results]})
+            cells.append(
+                {
+                    "activation": act,
+                    "lr": lr,
+                    "outcomes": [r.outcome for r in results],
+                    "diverged": [bool(r.diverged) for r in results],
+                    "onsets": [onset(r.summary()) for r in results],
+                    "rel_l2_error": [r.rel_l2_error for r in results],
+                }
+            )
             print(f"{act} lr={lr:.4g}: {sum(cells[-1]['diverged'])}/{SEEDS} diverged", flush=True)
     return {"cells": cells}
 
@@ -112,8 +126,11 @@ def estimate(points: list[tuple[str, float, bool]]) -> dict[str, float]:
         elif not y.any():
             out[act] = math.sqrt(x.max() * HIGH)
         else:  # both outcomes but no increasing fit (too few, or reversed): between the two classes
-            out[act] = math.sqrt(x[y == 0].max() * x[y == 1].min()) if x[y == 1].min() > x[y == 0].max() else \
-                math.sqrt(LOW * HIGH)
+            out[act] = (
+                math.sqrt(x[y == 0].max() * x[y == 1].min())
+                if x[y == 1].min() > x[y == 0].max()
+                else math.sqrt(LOW * HIGH)
+            )
     return out
 
 
@@ -161,9 +178,11 @@ def run_sampler(name: str, budget: int, seed: int, cells: list[dict]) -> list[tu
             raise optuna.TrialPruned()
         return err
 
-    sampler = {"random": lambda: optuna.samplers.RandomSampler(seed=seed),
-               "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
-               "boundary": lambda: BoundarySampler(seed=seed)}[name]()
+    sampler = {
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "boundary": lambda: BoundarySampler(seed=seed),
+    }[name]()
     study = optuna.create_study(sampler=sampler)
     study.optimize(objective, n_trials=budget)
     return points
@@ -192,9 +211,14 @@ def main() -> None:
     all_points = [(c["activation"], c["lr"], d) for c in cells for d in c["diverged"]]
     from pinnlab.analysis.boundary import fit_boundary
 
-    truth_fit = {a: fit_boundary(np.array([lr for b, lr, _ in all_points if b == a]),
-                                 np.array([d for b, _, d in all_points if b == a], int), True)
-                 for a in ACTIVATIONS}
+    truth_fit = {
+        a: fit_boundary(
+            np.array([lr for b, lr, _ in all_points if b == a]),
+            np.array([d for b, _, d in all_points if b == a], int),
+            True,
+        )
+        for a in ACTIVATIONS
+    }
     truth_crit = {a: f["critical"] for a, f in truth_fit.items()}
     samplers = {}
     for budget, suffix in ((BUDGET, ""), (BUDGET // 3, "/third")):
@@ -205,18 +229,26 @@ def main() -> None:
             at_cell = [score([(a, c, d) for a, _, d, c in t], truth_crit, cells)[0] for t in trials]
             errors, wrong = np.array([r[0] for r in runs]), np.array([r[1] for r in runs])
             real_budget = budget if name != "grid" else len(ACTIVATIONS) * (budget // len(ACTIVATIONS))
-            samplers[name + suffix] = {"budget": real_budget, "error": float(errors.mean()),
-                                       "error_sd": float(errors.std()), "misclassified": float(wrong.mean()),
-                                       "error_cell_lr": float(np.mean(at_cell)),
-                                       "runs": len(runs), "seconds": round(time.time() - t1, 1)}
+            samplers[name + suffix] = {
+                "budget": real_budget,
+                "error": float(errors.mean()),
+                "error_sd": float(errors.std()),
+                "misclassified": float(wrong.mean()),
+                "error_cell_lr": float(np.mean(at_cell)),
+                "runs": len(runs),
+                "seconds": round(time.time() - t1, 1),
+            }
             print(name + suffix, samplers[name + suffix], flush=True)
     third, grid = samplers["boundary/third"], samplers["grid"]
-    goal = {"boundary_third_error": third["error"], "grid_error": grid["error"],
-            "met": third["error"] <= grid["error"],
-            "met_with_cell_lr": third["error_cell_lr"] <= grid["error_cell_lr"],
-            # a difference smaller than the standard error of the mean over the repeats is a tie
-            "difference": grid["error"] - third["error"],
-            "standard_error": third["error_sd"] / math.sqrt(max(third["runs"] - 1, 1))}
+    goal = {
+        "boundary_third_error": third["error"],
+        "grid_error": grid["error"],
+        "met": third["error"] <= grid["error"],
+        "met_with_cell_lr": third["error_cell_lr"] <= grid["error_cell_lr"],
+        # a difference smaller than the standard error of the mean over the repeats is a tie
+        "difference": grid["error"] - third["error"],
+        "standard_error": third["error_sd"] / math.sqrt(max(third["runs"] - 1, 1)),
+    }
     if not goal["met"]:
         goal["why_not"] = WHY_NOT
     out = {
@@ -235,7 +267,7 @@ def main() -> None:
         "cells": cells,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    write_results(Path(args.out), out, env, indent=1)
     print(f"wrote {args.out}")
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 SWEEP = ROOT / "sweeps" / "seed_divergence.yaml"
 STARTUP = 10  # optuna.samplers.TPESampler's n_startup_trials default
@@ -50,8 +50,7 @@ def sweep_file(workdir: Path, seed: int, n_trials: int) -> Path:
     import yaml
 
     spec = yaml.safe_load(SWEEP.read_text())
-    spec.update(sampler={"name": "tpe", "seed": seed},
-                n_trials=n_trials, study_name=f"constraint-{seed}")
+    spec.update(sampler={"name": "tpe", "seed": seed}, n_trials=n_trials, study_name=f"constraint-{seed}")
     path = workdir / f"tpe-{seed}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -64,18 +63,31 @@ def run(arm: str, seed: int, n_trials: int, workdir: Path) -> dict:
     from pinnlab.outcomes import Outcome
 
     journal = workdir / f"{arm}-{seed}.journal"
-    args = ["sweep", str(sweep_file(workdir, seed, n_trials)), "--storage", f"journal:{journal}",
-            "--no-track", "--json", "--quiet"]
-    cmd = [sys.executable, "-m", "pinnlab.cli", *args] if arm == "constraint" else [sys.executable, "-c", NO_CONSTRAINT, *args]
+    args = [
+        "sweep",
+        str(sweep_file(workdir, seed, n_trials)),
+        "--storage",
+        f"journal:{journal}",
+        "--no-track",
+        "--json",
+        "--quiet",
+    ]
+    cmd = (
+        [sys.executable, "-m", "pinnlab.cli", *args]
+        if arm == "constraint"
+        else [sys.executable, "-c", NO_CONSTRAINT, *args]
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=7200)
+    proc = subprocess.run(
+        cmd, cwd=workdir, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=7200
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{arm} seed {seed} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
-    trials = sorted(optuna.load_study(study_name=f"constraint-{seed}", storage=storage).get_trials(),
-                    key=lambda t: t.number)
+    trials = sorted(
+        optuna.load_study(study_name=f"constraint-{seed}", storage=storage).get_trials(), key=lambda t: t.number
+    )
     outcomes = [Outcome.parse(t.user_attrs.get("outcome")) for t in trials]
     divergent = [o is not None and o.divergent for o in outcomes]
     worked = [t.value for t, o in zip(trials, outcomes) if o is not None and o.worked and t.value is not None]
@@ -102,10 +114,18 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             for arm in ARMS if seed % 2 == 0 else reversed(ARMS):  # alternate the order (shared machine)
                 results[arm][str(seed)] = r = run(arm, seed, args.n_trials, Path(tmp))
-                print(f"seed {seed} {arm}: {r['divergent']} divergent, {r['divergent_after_startup']} after start-up, "
-                      f"best {r['best_worked_value']}, {r['wall']} s", flush=True)
-    totals = {arm: {key: sum(r[key] for r in results[arm].values()) for key in ("divergent", "divergent_after_startup", "trials")}
-              for arm in ARMS}
+                print(
+                    f"seed {seed} {arm}: {r['divergent']} divergent, {r['divergent_after_startup']} after start-up, "
+                    f"best {r['best_worked_value']}, {r['wall']} s",
+                    flush=True,
+                )
+    totals = {
+        arm: {
+            key: sum(r[key] for r in results[arm].values())
+            for key in ("divergent", "divergent_after_startup", "trials")
+        }
+        for arm in ARMS
+    }
     after = [results[ARMS[0]][str(s)]["trials"] - STARTUP for s in args.seeds]
     out = {
         "environment": {**env, "loadavg_end": list(os.getloadavg())},
@@ -119,7 +139,7 @@ def main(argv=None) -> int:
         "runs": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    write_results(args.out, out, env, indent=1)
     print(json.dumps({"totals": totals, "wasted_share": out["wasted_share"]}))
     return 0
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 CASES = [
     ("seed", []),
@@ -93,8 +93,12 @@ def measure_case(base: str, overrides: list[str]) -> dict:
     vs = [[tf.constant(rng.standard_normal(w.shape), w.dtype) for w in t.vars] for _ in range(6)]
     trace = _seconds(lambda: s._hvp.function(sub, vs[0], None))
     compiled = _seconds(lambda: s._hvp.function(sub, vs[1], None))
-    out["sharpness_check"] = {"eager": check, "hvps": len(hvps), "hvp_trace_and_first_call": trace,
-                              "hvp_compiled": compiled}
+    out["sharpness_check"] = {
+        "eager": check,
+        "hvps": len(hvps),
+        "hvp_trace_and_first_call": trace,
+        "hvp_compiled": compiled,
+    }
 
     loss = lambda: t._total(t._losses(sub)[0])  # noqa: E731
     hessian_vector_product(loss, t.vars, vs[0])  # warm-up
@@ -140,10 +144,14 @@ def main(argv=None) -> int:
         case = {"case": " ".join([base, *overrides]), **merged}
         cases.append(case)
         print(json.dumps(case), file=sys.stderr)
-    out = {"environment": {**env, "loadavg_end": list(os.getloadavg())}, "rounds": args.rounds,
-           "seconds": round(time.perf_counter() - t0, 1), "cases": cases}
+    out = {
+        "environment": {**env, "loadavg_end": list(os.getloadavg())},
+        "rounds": args.rounds,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "cases": cases,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_results(args.out, out, env, indent=2)
     print(json.dumps(cases, indent=1))
     return 0
 

@@ -16,7 +16,6 @@ Run from the repository root: ``python benchmarks/ntk.py`` (~1-2 minutes on 2 co
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 from pinnlab.config import load_config  # noqa: E402
 from pinnlab.ntk import TermNTK  # noqa: E402
 from pinnlab.training import Trainer  # noqa: E402
@@ -37,7 +36,7 @@ from pinnlab.training import Trainer  # noqa: E402
 def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
     out = fn(*args)
-    for v in (out.values() if isinstance(out, dict) else [out]):
+    for v in out.values() if isinstance(out, dict) else [out]:
         np.asarray(v)
     return 1000 * (time.perf_counter() - t0)
 
@@ -63,8 +62,15 @@ def measure(preset: str, rounds: int, steps_per_round: int) -> dict:
     med = {k: float(np.median(v)) for k, v in times.items()}
     every, diag_every = cfg.loss.weighting.every, cfg.diagnostics.every
     exact = {t: float(v) for t, v in trainer.ntk.exact.traces(points).items()}
-    hutch = TermNTK(trainer.problem, trainer.model, trainer.vars, trainer.train_points, trainer.terms,
-                    estimator="hutchinson", dtype=trainer.dtype)
+    hutch = TermNTK(
+        trainer.problem,
+        trainer.model,
+        trainer.vars,
+        trainer.train_points,
+        trainer.terms,
+        estimator="hutchinson",
+        dtype=trainer.dtype,
+    )
     hfn = tf.function(lambda p, s: hutch.traces(p, s), autograph=False)
     errors = {t: [] for t in trainer.terms}
     for seed in range(5):
@@ -87,8 +93,9 @@ def measure(preset: str, rounds: int, steps_per_round: int) -> dict:
         "trace_share_of_step": med["trace"] / diag_every / med["step"],
         "update_in_steps": med["update"] / med["step"],
         "trace_in_steps": med["trace"] / med["step"],
-        "hutchinson_8_probes_relative_error": {t: {"median": float(np.median(e)), "max": float(max(e))}
-                                               for t, e in errors.items()},
+        "hutchinson_8_probes_relative_error": {
+            t: {"median": float(np.median(e)), "max": float(max(e))} for t, e in errors.items()
+        },
         "exact_traces": exact,
     }
 
@@ -113,14 +120,16 @@ def main(argv=None) -> int:
         "total_seconds": time.perf_counter() - t0,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.out, doc, env, indent=2)
     for r in results:
         m = r["median_ms"]
-        print(f"{r['preset']:10s} step {m['step']:.2f} ms | update {m['update']:.1f} ms "
-              f"({r['update_in_steps']:.1f} steps; {100 * r['update_share_of_step']:.1f} % at every={r['update_every']})"
-              f" | ntk_trace {m['trace']:.1f} ms ({r['trace_in_steps']:.1f} steps;"
-              f" {100 * r['trace_share_of_step']:.1f} % at every={r['diagnostics_every']})"
-              f" | hutchinson 8 probes {r['hutchinson_8_probes_relative_error']}")
+        print(
+            f"{r['preset']:10s} step {m['step']:.2f} ms | update {m['update']:.1f} ms "
+            f"({r['update_in_steps']:.1f} steps; {100 * r['update_share_of_step']:.1f} % at every={r['update_every']})"
+            f" | ntk_trace {m['trace']:.1f} ms ({r['trace_in_steps']:.1f} steps;"
+            f" {100 * r['trace_share_of_step']:.1f} % at every={r['diagnostics_every']})"
+            f" | hutchinson 8 probes {r['hutchinson_8_probes_relative_error']}"
+        )
     print(f"wrote {args.out} in {doc['total_seconds']:.0f} s")
     return 0
 

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 KS = {"seed-fixed": [1, 2, 4, 8, 16, 32, 64], "poisson2d": [1, 2, 4, 8, 16]}
 PROBLEMS = {
@@ -56,7 +56,9 @@ def one_fit(preset: str, k: int | str, steps: int) -> dict:
     from pinnlab.training.replicas import Stacked, axis_for
 
     stacked_one = k == "stacked-1"
-    cfg = load_config(preset, PROBLEMS[preset] + [f"training.steps={steps}", f"training.replicates={1 if stacked_one else k}"])
+    cfg = load_config(
+        preset, PROBLEMS[preset] + [f"training.steps={steps}", f"training.replicates={1 if stacked_one else k}"]
+    )
     trainer_module.axis_for = (lambda n: Stacked(n)) if stacked_one else axis_for
     try:
         result = build_trainer(cfg).fit()
@@ -98,23 +100,43 @@ def done_when(repeats: int) -> dict:
     for r in range(repeats):
         row = {}
         for k in (1, 8) if r % 2 == 0 else (8, 1):
-            cmd = [sys.executable, "-m", "pinnlab.cli", "run", "seed-fixed", "--set", "training.epochs=3",
-                   "--set", f"training.replicates={k}", "--json", "--no-track", "--quiet"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pinnlab.cli",
+                "run",
+                "seed-fixed",
+                "--set",
+                "training.epochs=3",
+                "--set",
+                f"training.replicates={k}",
+                "--json",
+                "--no-track",
+                "--quiet",
+            ]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
             wall = time.perf_counter() - t0
             s = json.loads(proc.stdout.strip().splitlines()[-1])
             reps = s.get("replicates") or []
-            row[k] = {"wall": round(wall, 2), "wall_seconds": s["wall_seconds"], "replicates": len(reps),
-                      "distinct_final_losses": len({x["final_loss"] for x in reps})}
+            row[k] = {
+                "wall": round(wall, 2),
+                "wall_seconds": s["wall_seconds"],
+                "replicates": len(reps),
+                "distinct_final_losses": len({x["final_loss"] for x in reps}),
+            }
         row["ratio_wall_seconds"] = round(row[8]["wall_seconds"] / row[1]["wall_seconds"], 3)
         row["ratio_command_wall"] = round(row[8]["wall"] / row[1]["wall"], 3)
         rounds.append(row)
         print(json.dumps(row), file=sys.stderr)
     ratio = statistics.median(x["ratio_wall_seconds"] for x in rounds)
-    return {"rounds": rounds, "ratio_wall_seconds": ratio,
-            "ratio_command_wall": statistics.median(x["ratio_command_wall"] for x in rounds),
-            "goal": 1.5, "met": ratio <= 1.5}
+    return {
+        "rounds": rounds,
+        "ratio_wall_seconds": ratio,
+        "ratio_command_wall": statistics.median(x["ratio_command_wall"] for x in rounds),
+        "goal": 1.5,
+        "met": ratio <= 1.5,
+    }
 
 
 def main() -> None:
@@ -137,9 +159,15 @@ def main() -> None:
     env["uptime_end"] = _uptime()
     env["loadavg_end"] = list(os.getloadavg())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({"done_when": out.get("done_when", {}).get("ratio_wall_seconds"),
-                      "curve": {p: {k: v["cost_ratio"] for k, v in c.items()} for p, c in out.get("curve", {}).items()}}))
+    write_results(Path(args.out), out, env, indent=2)
+    print(
+        json.dumps(
+            {
+                "done_when": out.get("done_when", {}).get("ratio_wall_seconds"),
+                "curve": {p: {k: v["cost_ratio"] for k, v in c.items()} for p, c in out.get("curve", {}).items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

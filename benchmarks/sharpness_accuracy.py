@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 CASES = [
     ("seed", []),
@@ -87,12 +87,14 @@ def measure_case(base: str, overrides: list[str], starts: int) -> dict:
         theta, _, steps, _ = lanczos_top(
             apply, start, d.sharpness_cold_iters, min_iters=d.sharpness_iters, tol=d.sharpness_tol
         )
-        rows.append({
-            "start": 100 + k,
-            "power": {j: round(p[j - 1] / ref, 4) for j in range(3, 13)},
-            "lanczos": {j: round(v, 4) for j, v in lanczos.items()},
-            "default_check": {"hvps": steps, "fraction": round(theta / ref, 4)},
-        })
+        rows.append(
+            {
+                "start": 100 + k,
+                "power": {j: round(p[j - 1] / ref, 4) for j in range(3, 13)},
+                "lanczos": {j: round(v, 4) for j, v in lanczos.items()},
+                "default_check": {"hvps": steps, "fraction": round(theta / ref, 4)},
+            }
+        )
     return {"case": " ".join([base, *overrides]), "weights": n, "reference": ref, "starts": rows}
 
 
@@ -123,7 +125,7 @@ def main(argv=None) -> int:
     }
     out = {"environment": env, "seconds": round(time.perf_counter() - t0, 1), "summary": summary, "cases": cases}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_results(args.out, out, env, indent=2)
     print(json.dumps(summary, indent=2))
     return 0
 

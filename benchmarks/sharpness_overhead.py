@@ -17,7 +17,6 @@ time this process uses (TensorFlow's threads included).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import statistics
@@ -26,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment  # noqa: E402
+from _env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,7 +40,9 @@ def _fit(preset, overrides, sharpness: bool, steps: int) -> tuple[float, float]:
     from pinnlab.config import load_config
     from pinnlab.training.trainer import Trainer
 
-    cfg = load_config(preset, [*overrides, f"training.steps={steps}", f"diagnostics.sharpness={str(sharpness).lower()}"])
+    cfg = load_config(
+        preset, [*overrides, f"training.steps={steps}", f"diagnostics.sharpness={str(sharpness).lower()}"]
+    )
     t = Trainer(cfg)
     w0, c0 = time.perf_counter(), time.process_time()
     t.fit()
@@ -60,23 +61,29 @@ def main(argv=None) -> int:
     for name, (preset, overrides) in CASES.items():
         times = {True: [], False: []}
         for r in range(args.rounds):
-            for flag in ((True, False) if r % 2 == 0 else (False, True)):
+            for flag in (True, False) if r % 2 == 0 else (False, True):
                 times[flag].append(_fit(preset, overrides, flag, args.steps))
         on_w = statistics.median(w for w, _ in times[True])
         off_w = statistics.median(w for w, _ in times[False])
         on_c = statistics.median(c for _, c in times[True])
         off_c = statistics.median(c for _, c in times[False])
         out["cases"][name] = {
-            "wall_on_s": round(on_w, 2), "wall_off_s": round(off_w, 2), "wall_overhead": round(on_w / off_w - 1, 3),
-            "cpu_on_s": round(on_c, 2), "cpu_off_s": round(off_c, 2), "cpu_overhead": round(on_c / off_c - 1, 3),
+            "wall_on_s": round(on_w, 2),
+            "wall_off_s": round(off_w, 2),
+            "wall_overhead": round(on_w / off_w - 1, 3),
+            "cpu_on_s": round(on_c, 2),
+            "cpu_off_s": round(off_c, 2),
+            "cpu_overhead": round(on_c / off_c - 1, 3),
             # every fit (wall, CPU seconds) in run order within its flag: the spread shows the noise
-            "runs": {"on": [[round(w, 2), round(c, 2)] for w, c in times[True]],
-                     "off": [[round(w, 2), round(c, 2)] for w, c in times[False]]},
+            "runs": {
+                "on": [[round(w, 2), round(c, 2)] for w, c in times[True]],
+                "off": [[round(w, 2), round(c, 2)] for w, c in times[False]],
+            },
         }
         print(name, out["cases"][name], flush=True)
     out["machine"] = {**env, "loadavg_end": list(os.getloadavg())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    write_results(args.out, out, env, indent=1)
     return 0
 
 

@@ -21,7 +21,7 @@
    the time of one ``gc.collect()`` in that process (it holds TensorFlow), which Optuna's
    ``gc_after_trial`` would add to every trial.
 
-3. **Per-trial overhead** (issue 12): (wall of 12 trials − wall of 3) / 9 of a 1-worker tracked
+3. **Per-trial overhead**: (wall of 12 trials − wall of 3) / 9 of a 1-worker tracked
    sweep of 50-step trials, and from Optuna's timestamps of the 12-trial sweep (end of the last
    trial − end of the first) / 11, which the start-up's noise does not reach, each against
    ``python -c "import tensorflow"`` timed in the same round, for
@@ -52,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 
 
 def sweep_file(directory: Path, trials: int, steps: int) -> Path:
@@ -82,8 +82,21 @@ def run_sweep_command(path: Path, workers: int, directory: Path) -> dict:
 
     store = directory / f"store-{workers}-{time.monotonic_ns()}"
     journal = store / "optuna.journal"
-    cmd = [sys.executable, "-m", "pinnlab", "sweep", str(path), "--workers", str(workers), "--quiet", "--json",
-           "--storage", f"journal:{journal}", "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pinnlab",
+        "sweep",
+        str(path),
+        "--workers",
+        str(workers),
+        "--quiet",
+        "--json",
+        "--storage",
+        f"journal:{journal}",
+        "--tracking-uri",
+        f"sqlite:///{store / 'mlflow.db'}",
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("PINNLAB_HOME", None)
     t0 = time.perf_counter()
@@ -130,8 +143,13 @@ def measure_workers(args, directory: Path) -> dict:
         return round(statistics.median(rd[2][key] / rd[1][key] for rd in rounds), 3)
 
     return {
-        "sweep": {"base": "seed-fixed", "trials": args.trials, "steps_per_trial": args.steps, "tracking": True,
-                  "storage": "journal + MLflow SQLite (the local default)"},
+        "sweep": {
+            "base": "seed-fixed",
+            "trials": args.trials,
+            "steps_per_trial": args.steps,
+            "tracking": True,
+            "storage": "journal + MLflow SQLite (the local default)",
+        },
         "runs": [rd[k] for rd in rounds for k in (1, 2)],
         "speedup_2_over_1_wall": ratio("trials_per_minute_wall"),
         "speedup_2_over_1_steady": ratio("trials_per_minute_steady"),
@@ -160,12 +178,18 @@ def storage_ms_per_trial(url: str, trials: int, summary: dict) -> list[float]:
 
     batches = []
     for b in range(3):
-        spec = SweepSpec.from_dict({
-            "base": "seed-fixed", "study_name": f"storage-{time.monotonic_ns()}-{b}", "n_trials": trials,
-            "space": {"model.width": {"low": 4, "high": 64}, "optimizer.learning_rate": {"low": 1e-4, "high": 1e-1,
-                                                                                         "log": True}},
-            "sampler": {"name": "tpe", "seed": b},
-        })
+        spec = SweepSpec.from_dict(
+            {
+                "base": "seed-fixed",
+                "study_name": f"storage-{time.monotonic_ns()}-{b}",
+                "n_trials": trials,
+                "space": {
+                    "model.width": {"low": 4, "high": 64},
+                    "optimizer.learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+                },
+                "sampler": {"name": "tpe", "seed": b},
+            }
+        )
         create_or_load_study(spec, url)
         study, spec = load_study(spec.study_name, url)
         enqueue_slots(study, spec)
@@ -193,7 +217,9 @@ def measure_storage(args, directory: Path) -> dict:
         with postgres.postgres_url() as pg:
             urls["postgresql"] = pg
             for name, url in urls.items():
-                out["ms_per_trial"][name] = [round(x, 2) for x in storage_ms_per_trial(url, args.storage_trials, summary)]
+                out["ms_per_trial"][name] = [
+                    round(x, 2) for x in storage_ms_per_trial(url, args.storage_trials, summary)
+                ]
                 print(json.dumps({name: out["ms_per_trial"][name]}), file=sys.stderr)
     except postgres.Unavailable as exc:
         out["postgresql_skipped"] = str(exc)
@@ -238,8 +264,10 @@ def overhead_sweep_file(directory: Path, kind: str, steps: int, trials: int) -> 
         data = {
             "base": "seed-fixed",
             "overrides": {"training.steps": steps},
-            "space": {"optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
-                      "training.seed": {"low": 0, "high": 1000}},
+            "space": {
+                "optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
+                "training.seed": {"low": 0, "high": 1000},
+            },
             "objective": {"metric": "final_loss", "direction": "minimize"},
             "sampler": {"name": "tpe", "seed": 0},
         }
@@ -263,35 +291,40 @@ def measure_trial_overhead(args, directory: Path) -> dict:
     out: dict = {"steps_per_trial": args.overhead_steps, "trials": [3, n_big], "workers": 1, "tracking": True}
     for kind in ("reuse", "readme", "readme_no_sharpness"):
         rounds = []
-        for r in range(args.repeats):
+        for _ in range(args.repeats):
             tf_import = _tf_import_seconds()
             small = run_sweep_command(overhead_sweep_file(directory, kind, args.overhead_steps, 3), 1, directory)
             big = run_sweep_command(overhead_sweep_file(directory, kind, args.overhead_steps, n_big), 1, directory)
             per_trial = (big["wall_seconds"] - small["wall_seconds"]) / (n_big - 3)
-            rounds.append({
-                "tf_import_seconds": round(tf_import, 2),
-                "wall_3": small["wall_seconds"],
-                f"wall_{n_big}": big["wall_seconds"],
-                "per_trial_seconds": round(per_trial, 3),
-                "per_trial_over_tf_import": round(per_trial / tf_import, 4),
-                "trials_per_minute_steady": big["trials_per_minute_steady"],
-                "trial_seconds_median": big["trial_seconds_median"],
-                # Optuna's start-to-complete time of the median trial: immune to the start-up noise
-                # that the difference of two command walls carries on a shared machine
-                "trial_median_over_tf_import": round(big["trial_seconds_median"] / tf_import, 4),
-                # (end of the last trial - end of the first) / (N - 1) of the larger sweep: the same
-                # per-trial cost without the start-up noise of two command walls (TensorFlow's import
-                # took 4-8 s from run to run in one sweep's first trial here)
-                "per_trial_after_first_seconds": big["per_trial_after_first_seconds"],
-                "per_trial_after_first_over_tf_import": round(big["per_trial_after_first_seconds"] / tf_import, 4),
-                "counts": big["counts"],
-            })
+            rounds.append(
+                {
+                    "tf_import_seconds": round(tf_import, 2),
+                    "wall_3": small["wall_seconds"],
+                    f"wall_{n_big}": big["wall_seconds"],
+                    "per_trial_seconds": round(per_trial, 3),
+                    "per_trial_over_tf_import": round(per_trial / tf_import, 4),
+                    "trials_per_minute_steady": big["trials_per_minute_steady"],
+                    "trial_seconds_median": big["trial_seconds_median"],
+                    # Optuna's start-to-complete time of the median trial: immune to the start-up noise
+                    # that the difference of two command walls carries on a shared machine
+                    "trial_median_over_tf_import": round(big["trial_seconds_median"] / tf_import, 4),
+                    # (end of the last trial - end of the first) / (N - 1) of the larger sweep: the same
+                    # per-trial cost without the start-up noise of two command walls (TensorFlow's import
+                    # took 4-8 s from run to run in one sweep's first trial here)
+                    "per_trial_after_first_seconds": big["per_trial_after_first_seconds"],
+                    "per_trial_after_first_over_tf_import": round(big["per_trial_after_first_seconds"] / tf_import, 4),
+                    "counts": big["counts"],
+                }
+            )
             print(json.dumps({kind: rounds[-1]}), file=sys.stderr)
         med = {k: statistics.median(rd[k] for rd in rounds) for k in rounds[0] if isinstance(rounds[0][k], float)}
-        out[kind] = {"rounds": rounds, "median": med,
-                     "target_per_trial_over_tf_import": 0.07,
-                     "met": med["per_trial_over_tf_import"] <= 0.07,
-                     "met_after_first": med["per_trial_after_first_over_tf_import"] <= 0.07}
+        out[kind] = {
+            "rounds": rounds,
+            "median": med,
+            "target_per_trial_over_tf_import": 0.07,
+            "met": med["per_trial_over_tf_import"] <= 0.07,
+            "met_after_first": med["per_trial_after_first_over_tf_import"] <= 0.07,
+        }
     return out
 
 
@@ -304,8 +337,12 @@ def main(argv=None) -> int:
     ap.add_argument("--overhead-trials", type=int, default=12, help="the larger sweep of the per-trial overhead")
     ap.add_argument("--overhead-steps", type=int, default=50, help="steps per trial of the per-trial overhead")
     ap.add_argument("--overhead-only", action="store_true", help="measure only the per-trial overhead")
-    ap.add_argument("--out", default=None, help="default: benchmarks/results/throughput.json "
-                    "(throughput-overhead.json with --overhead-only, so the full run's file is kept)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="default: benchmarks/results/throughput.json "
+        "(throughput-overhead.json with --overhead-only, so the full run's file is kept)",
+    )
     args = ap.parse_args(argv)
     if args.out is None:
         name = "throughput-overhead.json" if args.overhead_only else "throughput.json"
@@ -332,10 +369,16 @@ def main(argv=None) -> int:
         "storage_overhead": storage,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
-    print(json.dumps({"per_trial": {k: v["median"] for k, v in overhead.items() if isinstance(v, dict) and "median" in v},
-                      "speedup_2_over_1_wall": workers and workers["speedup_2_over_1_wall"],
-                      "median_ms_per_trial": storage and storage["median_ms_per_trial"]}))
+    write_results(Path(args.out), out, env, indent=2)
+    print(
+        json.dumps(
+            {
+                "per_trial": {k: v["median"] for k, v in overhead.items() if isinstance(v, dict) and "median" in v},
+                "speedup_2_over_1_wall": workers and workers["speedup_2_over_1_wall"],
+                "median_ms_per_trial": storage and storage["median_ms_per_trial"],
+            }
+        )
+    )
     return 0
 
 

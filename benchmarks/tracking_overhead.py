@@ -53,7 +53,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment  # noqa: E402
+from _env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -205,12 +205,10 @@ def main(argv: list[str] | None = None) -> int:
             summary[vname] = {
                 "metric_every": stride,
                 "wall_median_s": statistics.median(walls),
-                "overhead_pct_median_paired": 100 * statistics.median(
-                    row[vname]["wall"] / row["untracked"]["wall"] - 1 for row in rounds
-                ),
-                "cpu_overhead_pct_median_paired": 100 * statistics.median(
-                    row[vname]["cpu"] / row["untracked"]["cpu"] - 1 for row in rounds
-                ),
+                "overhead_pct_median_paired": 100
+                * statistics.median(row[vname]["wall"] / row["untracked"]["wall"] - 1 for row in rounds),
+                "cpu_overhead_pct_median_paired": 100
+                * statistics.median(row[vname]["cpu"] / row["untracked"]["cpu"] - 1 for row in rounds),
                 "tracker_own_seconds_median": {k: statistics.median(o[k] for o in own) for k in phases},
                 "tracker_own_cpu_seconds_median": {k: statistics.median(o[k] for o in own_cpu) for k in phases},
                 "tracker_own_pct_of_untracked_median": 100
@@ -229,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     env["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     out = {"env": env, "one_time": one_time, "repeats": args.repeats, "quick": args.quick, "cases": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    write_results(args.out, out, out["env"], indent=2)
     brief = {
         k: {
             "untracked_s": round(v["untracked_wall_median_s"], 2),

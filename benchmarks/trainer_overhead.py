@@ -49,7 +49,6 @@ process-wide, so the hand-written step runs under it too; the JSON records it.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -59,7 +58,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment  # noqa: E402
+from _env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -424,7 +423,7 @@ def main(argv=None) -> int:
         "total_seconds": time.perf_counter() - t_start,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(args.out, doc, doc["environment"], indent=2)
 
     for key in results["steps"]:
         s, f = results["steps"][key], results["fit"][key]

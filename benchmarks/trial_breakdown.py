@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._env import environment  # noqa: E402
+from benchmarks._env import environment, write_results  # noqa: E402
 from benchmarks.throughput import overhead_sweep_file  # noqa: E402
 
 
@@ -128,8 +128,18 @@ def main(argv=None) -> int:
                 times.clear()
                 traces.clear()
                 t0 = time.perf_counter()
-                rc = cli(["sweep", str(path), "--quiet", "--json", "--storage", f"journal:{store / 'optuna.journal'}",
-                          "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}"])
+                rc = cli(
+                    [
+                        "sweep",
+                        str(path),
+                        "--quiet",
+                        "--json",
+                        "--storage",
+                        f"journal:{store / 'optuna.journal'}",
+                        "--tracking-uri",
+                        f"sqlite:///{store / 'mlflow.db'}",
+                    ]
+                )
                 wall = time.perf_counter() - t0
                 if rc not in (0, None):
                     raise RuntimeError(f"pinnlab sweep {path} exited {rc}")
@@ -138,12 +148,19 @@ def main(argv=None) -> int:
                 row["traces"] = {k: {"count": len(v), "seconds": round(sum(v), 3)} for k, v in sorted(traces.items())}
                 out[kind].append(row)
                 print(json.dumps({kind: row}), file=sys.stderr)
-    med = {kind: {k: round(statistics.median(row[k] for row in rows), 4) for k in rows[0] if k not in ("round", "traces")}
-           for kind, rows in out.items()}
-    result = {"environment": {**env, "loadavg_end": list(os.getloadavg())}, "trials": args.trials,
-              "steps": args.steps, "median": med, "rounds": out}
+    med = {
+        kind: {k: round(statistics.median(row[k] for row in rows), 4) for k in rows[0] if k not in ("round", "traces")}
+        for kind, rows in out.items()
+    }
+    result = {
+        "environment": {**env, "loadavg_end": list(os.getloadavg())},
+        "trials": args.trials,
+        "steps": args.steps,
+        "median": med,
+        "rounds": out,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result, env, indent=2)
     print(json.dumps(med, indent=2))
     return 0
 

@@ -22,8 +22,12 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._env import environment, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +81,7 @@ def main(argv=None) -> int:
         "command": "python benchmarks/trial_startup.py " + " ".join(argv or sys.argv[1:]),
         "sweep": "sweeps/seed_divergence.yaml",
         "environment": {
-            "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
             "cpu_count": os.cpu_count(),
@@ -85,12 +89,13 @@ def main(argv=None) -> int:
         },
         "first_trial": {k: rows[0][k] for k in ("build_seconds", "compile_seconds", "total_seconds")},
         "later_trials_median": {
-            k: med(k, later) for k in ("build_seconds", "compile_seconds", "train_seconds", "total_seconds", "startup_share")
+            k: med(k, later)
+            for k in ("build_seconds", "compile_seconds", "train_seconds", "total_seconds", "startup_share")
         },
         "trials": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    write_results(Path(args.out), out, environment(), indent=2)
     print(json.dumps(out["later_trials_median"]))
     return 0
 

@@ -66,7 +66,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
 import random
 import statistics
@@ -75,7 +74,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment  # noqa: E402
+from _env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -86,8 +85,12 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
 HORIZON = 10
 GOALS = {"label_agreement": 0.97, "forecast_recall": 0.8, "forecast_false_alarm_rate": 0.05}
 # on the held-out half, untouched by the revision of the rules (docs/verdicts.md, "Did it train")
-HELD_OUT_GOALS = {"label_agreement": 0.97, "forecast_recall": 0.85, "forecast_false_alarm_rate": 0.03,
-                  "fit_agreement": 0.9}
+HELD_OUT_GOALS = {
+    "label_agreement": 0.97,
+    "forecast_recall": 0.85,
+    "forecast_false_alarm_rate": 0.03,
+    "fit_agreement": 0.9,
+}
 TRUTH_RATIO = 1000.0
 # How the rules met this corpus (docs/verdicts.md, "How the rules were revised"): the first run
 # (rules set beforehand) missed every goal; the rules were then revised after reading its
@@ -126,23 +129,45 @@ def corpus_extension() -> list[dict]:
     """Configurations added for the fit classes and short budgets: every preset, a user problem
     (``tests.user_problem:Heat1D``), SGD, momentum, Adam, RMSprop and L-BFGS, budgets from 40 steps."""
     c = []
-    fixed = {"loss.formulation": "squared", "model.activation": "tanh", "problem.params.constraint": "dirichlet",
-             "model.output_activation": "linear"}
+    fixed = {
+        "loss.formulation": "squared",
+        "model.activation": "tanh",
+        "problem.params.constraint": "dirichlet",
+        "model.output_activation": "linear",
+    }
     # seed-fixed as the README runs it, at epoch budgets (360 steps an epoch)
     for epochs, seed in ((1, 0), (2, 1), (3, 0), (3, 1), (5, 2)):
-        c.append({"name": f"seed-fixed epochs{epochs} seed{seed}", "preset": "seed-fixed", "T": 360 * epochs,
-                  "overrides": {"training.seed": seed}})
+        c.append(
+            {
+                "name": f"seed-fixed epochs{epochs} seed{seed}",
+                "preset": "seed-fixed",
+                "T": 360 * epochs,
+                "overrides": {"training.seed": seed},
+            }
+        )
     # a sweep's short trials: seed-fixed, width 4-16, learning rate 1e-3-1, 40 and 100 steps
     rng = random.Random(23)
     for i in range(24):
         width, lr, T = rng.choice((4, 8, 16)), round(10 ** rng.uniform(-3, 0), 4), rng.choice((40, 40, 100))
-        c.append({"name": f"seed-fixed short w{width} lr{lr} T{T} seed{i % 3}", "preset": "seed-fixed", "T": T,
-                  "overrides": {"model.width": width, "optimizer.learning_rate": lr, "training.seed": i % 3}})
+        c.append(
+            {
+                "name": f"seed-fixed short w{width} lr{lr} T{T} seed{i % 3}",
+                "preset": "seed-fixed",
+                "T": T,
+                "overrides": {"model.width": width, "optimizer.learning_rate": lr, "training.seed": i % 3},
+            }
+        )
     for opt, lr in (("rmsprop", 1e-3), ("rmsprop", 1e-2), ("rmsprop", 0.1), ("sgd", 0.2), ("adam", 0.05)):
         over = {"optimizer.name": opt, "optimizer.learning_rate": lr}
         c.append(_seed(f"seed-fixed {opt} lr{lr} T200", T=200, **fixed, **over))
-    c.append(_seed("seed-fixed sgd momentum0.9 lr0.005 T200", T=200, **fixed,
-                   **{"optimizer.learning_rate": 0.005, "optimizer.momentum": 0.9}))
+    c.append(
+        _seed(
+            "seed-fixed sgd momentum0.9 lr0.005 T200",
+            T=200,
+            **fixed,
+            **{"optimizer.learning_rate": 0.005, "optimizer.momentum": 0.9},
+        )
+    )
     c.append(_seed("seed-fixed lbfgs T100", T=100, **fixed, **{"optimizer.name": "lbfgs", "training.batch_size": 3600}))
     c.append(_seed("seed-fixed relu lr0.01 T400", T=400, **{**fixed, "model.activation": "relu"}))
     # the question's loss and the answer's width, short and with other optimizers
@@ -150,15 +175,36 @@ def corpus_extension() -> list[dict]:
         for lr in (0.01, 0.1):
             c.append(_seed(f"seed raw relu lr{lr} T{T}", T=T, **{"optimizer.learning_rate": lr}))
     for opt, lr in (("rmsprop", 1e-3), ("rmsprop", 1e-2), ("adam", 0.1)):
-        c.append(_seed(f"seed raw tanh {opt} lr{lr}", T=200, **{"model.activation": "tanh", "optimizer.name": opt,
-                                                                   "optimizer.learning_rate": lr}))
-    c.append(_seed("seed raw tanh momentum0.9 lr0.003", T=200, **{"model.activation": "tanh",
-                                                                   "optimizer.learning_rate": 0.003, "optimizer.momentum": 0.9}))
+        c.append(
+            _seed(
+                f"seed raw tanh {opt} lr{lr}",
+                T=200,
+                **{"model.activation": "tanh", "optimizer.name": opt, "optimizer.learning_rate": lr},
+            )
+        )
+    c.append(
+        _seed(
+            "seed raw tanh momentum0.9 lr0.003",
+            T=200,
+            **{"model.activation": "tanh", "optimizer.learning_rate": 0.003, "optimizer.momentum": 0.9},
+        )
+    )
     for lr in (0.003, 0.03):
-        c.append({"name": f"seed-answer lr{lr} T200", "preset": "seed-answer", "T": 200,
-                  "overrides": {"optimizer.learning_rate": lr}})
-    c.append(_seed("seed squared softplus rmsprop 1e-2", T=200, **{"loss.formulation": "squared",
-                                                                 "optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-2}))
+        c.append(
+            {
+                "name": f"seed-answer lr{lr} T200",
+                "preset": "seed-answer",
+                "T": 200,
+                "overrides": {"optimizer.learning_rate": lr},
+            }
+        )
+    c.append(
+        _seed(
+            "seed squared softplus rmsprop 1e-2",
+            T=200,
+            **{"loss.formulation": "squared", "optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-2},
+        )
+    )
     # poisson2d: ReLU (its Laplacian is zero), a raw loss, Adam too large, RMSprop, L-BFGS
     small = {"model.width": 20, "model.depth": 2, "training.jit_compile": False}
     pois = {**small, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
@@ -173,10 +219,16 @@ def corpus_extension() -> list[dict]:
         ("poisson2d raw adam 1e-2", 200, {"loss.formulation": "raw", "optimizer.learning_rate": 1e-2}),
         ("poisson2d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
         ("poisson2d rmsprop 1e-1", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-1}),
-        ("poisson2d momentum0.9 lr1e-3", 300, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-3,
-                                               "optimizer.momentum": 0.9}),
-        ("poisson2d momentum0.9 lr1e-2", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2,
-                                               "optimizer.momentum": 0.9}),
+        (
+            "poisson2d momentum0.9 lr1e-3",
+            300,
+            {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-3, "optimizer.momentum": 0.9},
+        ),
+        (
+            "poisson2d momentum0.9 lr1e-2",
+            200,
+            {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2, "optimizer.momentum": 0.9},
+        ),
         ("poisson2d lbfgs T50", 50, {"optimizer.name": "lbfgs"}),
         ("poisson2d lbfgs T200", 200, {"optimizer.name": "lbfgs"}),
         ("poisson2d sin adam 1e-3", 300, {"model.activation": "sin", "optimizer.learning_rate": 1e-3}),
@@ -193,19 +245,29 @@ def corpus_extension() -> list[dict]:
         ("poisson1d adam 1e-2 T40", 40, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}),
         ("poisson1d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
         ("poisson1d lbfgs T100", 100, {"optimizer.name": "lbfgs"}),
-        ("poisson1d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.name": "adam",
-                                           "optimizer.learning_rate": 1e-3}),
+        (
+            "poisson1d relu adam 1e-3",
+            300,
+            {"model.activation": "relu", "optimizer.name": "adam", "optimizer.learning_rate": 1e-3},
+        ),
     ):
         c.append({"name": name, "preset": "poisson1d", "T": T, "overrides": {**p1, **over}})
-    helm = {**small, "problem.params.n_residual": 64, "problem.params.n_boundary_per_edge": 64,
-            "optimizer.schedule.name": "constant"}
+    helm = {
+        **small,
+        "problem.params.n_residual": 64,
+        "problem.params.n_boundary_per_edge": 64,
+        "optimizer.schedule.name": "constant",
+    }
     for name, T, over in (
         ("helmholtz2d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
         ("helmholtz2d rmsprop 1e-1", 200, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-1}),
         ("helmholtz2d adam 3e-3 T40", 40, {"optimizer.learning_rate": 3e-3}),
         ("helmholtz2d adam 3e-3 T100", 100, {"optimizer.learning_rate": 3e-3}),
-        ("helmholtz2d momentum0.9 1e-3", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-3,
-                                               "optimizer.momentum": 0.9}),
+        (
+            "helmholtz2d momentum0.9 1e-3",
+            200,
+            {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-3, "optimizer.momentum": 0.9},
+        ),
         ("helmholtz2d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.learning_rate": 1e-3}),
         ("helmholtz2d lbfgs T100", 100, {"optimizer.name": "lbfgs", "training.resample": False}),
         ("helmholtz2d adam 1e-2 seed2", 300, {"optimizer.learning_rate": 1e-2, "training.seed": 2}),
@@ -228,22 +290,38 @@ def corpus_extension() -> list[dict]:
     ):
         c.append({"name": name, "preset": "convection1d", "T": T, "overrides": {**conv, **over}})
     # a user problem by import path (u_t = u_xx, exact solution known)
-    heat = {"problem.name": "tests.user_problem:Heat1D", "model.width": 20, "model.depth": 2, "model.activation": "tanh",
-            "model.output_activation": "linear", "loss.formulation": "squared", "training.batch_size": 256}
+    heat = {
+        "problem.name": "tests.user_problem:Heat1D",
+        "model.width": 20,
+        "model.depth": 2,
+        "model.activation": "tanh",
+        "model.output_activation": "linear",
+        "loss.formulation": "squared",
+        "training.batch_size": 256,
+    }
     for name, T, over in (
         ("heat1d adam 1e-3", 300, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-3}),
         ("heat1d adam 1e-2 T100", 100, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}),
         ("heat1d adam 1.0", 200, {"optimizer.name": "adam", "optimizer.learning_rate": 1.0}),
         ("heat1d sgd 1e-2", 300, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2}),
         ("heat1d sgd 3.0", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 3.0}),
-        ("heat1d momentum0.9 1e-2", 200, {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2,
-                                          "optimizer.momentum": 0.9}),
+        (
+            "heat1d momentum0.9 1e-2",
+            200,
+            {"optimizer.name": "sgd", "optimizer.learning_rate": 1e-2, "optimizer.momentum": 0.9},
+        ),
         ("heat1d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
         ("heat1d lbfgs T100", 100, {"optimizer.name": "lbfgs"}),
-        ("heat1d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.name": "adam",
-                                        "optimizer.learning_rate": 1e-3}),
-        ("heat1d raw adam 1e-3", 200, {"loss.formulation": "raw", "optimizer.name": "adam",
-                                       "optimizer.learning_rate": 1e-3}),
+        (
+            "heat1d relu adam 1e-3",
+            300,
+            {"model.activation": "relu", "optimizer.name": "adam", "optimizer.learning_rate": 1e-3},
+        ),
+        (
+            "heat1d raw adam 1e-3",
+            200,
+            {"loss.formulation": "raw", "optimizer.name": "adam", "optimizer.learning_rate": 1e-3},
+        ),
     ):
         c.append({"name": name, "preset": "seed", "T": T, "overrides": {**heat, **over}})
     return c
@@ -266,8 +344,12 @@ def _corpus_v1() -> list[dict]:
     for l2 in (1e-4, 1e-2, 1.0):
         c.append(_seed(f"seed raw relu l2={l2}", **{"regularization.l2": l2}))
     c.append(_seed("seed raw tanh l2=1", **{"model.activation": "tanh", "regularization.l2": 1.0}))
-    c.append(_seed("seed raw tanh adam 1e-3", **{"model.activation": "tanh", "optimizer.name": "adam",
-                                                  "optimizer.learning_rate": 1e-3}))
+    c.append(
+        _seed(
+            "seed raw tanh adam 1e-3",
+            **{"model.activation": "tanh", "optimizer.name": "adam", "optimizer.learning_rate": 1e-3},
+        )
+    )
     c.append(_seed("seed raw relu adam 1e-2", **{"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}))
     c.append(_seed("seed literal relu lr0.01", **{"problem.params.literal": True}))
     c.append(_seed("seed literal tanh lr0.01", **{"problem.params.literal": True, "model.activation": "tanh"}))
@@ -275,19 +357,41 @@ def _corpus_v1() -> list[dict]:
     for act in ("relu", "tanh", "sin", "softplus"):
         c.append(_seed(f"seed squared {act} lr0.01", **{"loss.formulation": "squared", "model.activation": act}))
     for lr in (0.3, 3.0):
-        c.append(_seed(f"seed squared tanh lr{lr}", **{"loss.formulation": "squared", "model.activation": "tanh",
-                                                        "optimizer.learning_rate": lr}))
+        c.append(
+            _seed(
+                f"seed squared tanh lr{lr}",
+                **{"loss.formulation": "squared", "model.activation": "tanh", "optimizer.learning_rate": lr},
+            )
+        )
     for lr in (0.01, 0.3):
-        c.append(_seed(f"seed anchored squared tanh lr{lr}", **{
-            "loss.formulation": "squared", "model.activation": "tanh", "problem.params.constraint": "anchor",
-            "model.output_activation": "linear", "optimizer.learning_rate": lr}))
-    fixed = {"loss.formulation": "squared", "model.activation": "tanh", "problem.params.constraint": "dirichlet",
-             "model.output_activation": "linear"}
+        c.append(
+            _seed(
+                f"seed anchored squared tanh lr{lr}",
+                **{
+                    "loss.formulation": "squared",
+                    "model.activation": "tanh",
+                    "problem.params.constraint": "anchor",
+                    "model.output_activation": "linear",
+                    "optimizer.learning_rate": lr,
+                },
+            )
+        )
+    fixed = {
+        "loss.formulation": "squared",
+        "model.activation": "tanh",
+        "problem.params.constraint": "dirichlet",
+        "model.output_activation": "linear",
+    }
     for lr in (0.001, 0.01, 0.03, 0.1, 0.3):
         c.append(_seed(f"seed-fixed sgd lr{lr}", **fixed, **{"optimizer.learning_rate": lr}))
     for lr in (0.01, 0.05):
-        c.append(_seed(f"seed-fixed sgd momentum0.9 lr{lr}", **fixed, **{"optimizer.learning_rate": lr,
-                                                                          "optimizer.momentum": 0.9}))
+        c.append(
+            _seed(
+                f"seed-fixed sgd momentum0.9 lr{lr}",
+                **fixed,
+                **{"optimizer.learning_rate": lr, "optimizer.momentum": 0.9},
+            )
+        )
     for lr in (1e-3, 1e-2, 1e-1):
         c.append(_seed(f"seed-fixed adam lr{lr}", **fixed, **{"optimizer.name": "adam", "optimizer.learning_rate": lr}))
     c.append(_seed("seed-fixed sin lr0.01", **{**fixed, "model.activation": "sin"}))
@@ -298,31 +402,73 @@ def _corpus_v1() -> list[dict]:
     pois = {**small, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
     for opt, lrs in (("adam", (1e-3, 1e-2, 1e-1, 1.0, 10.0)), ("sgd", (1e-3, 1e-2, 1e-1, 1.0))):
         for lr in lrs:
-            c.append({"name": f"poisson2d {opt} lr{lr}", "preset": "poisson2d", "T": 300,
-                      "overrides": {**pois, "optimizer.name": opt, "optimizer.learning_rate": lr}})
-    helm = {**small, "problem.params.n_residual": 64, "problem.params.n_boundary_per_edge": 64,
-            "optimizer.schedule.name": "constant"}
+            c.append(
+                {
+                    "name": f"poisson2d {opt} lr{lr}",
+                    "preset": "poisson2d",
+                    "T": 300,
+                    "overrides": {**pois, "optimizer.name": opt, "optimizer.learning_rate": lr},
+                }
+            )
+    helm = {
+        **small,
+        "problem.params.n_residual": 64,
+        "problem.params.n_boundary_per_edge": 64,
+        "optimizer.schedule.name": "constant",
+    }
     for opt, lrs in (("adam", (1e-3, 1e-2, 1e-1, 1.0)), ("sgd", (1e-4, 1e-3, 1e-2))):
         for lr in lrs:
-            c.append({"name": f"helmholtz2d {opt} lr{lr}", "preset": "helmholtz2d", "T": 300,
-                      "overrides": {**helm, "optimizer.name": opt, "optimizer.learning_rate": lr}})
+            c.append(
+                {
+                    "name": f"helmholtz2d {opt} lr{lr}",
+                    "preset": "helmholtz2d",
+                    "T": 300,
+                    "overrides": {**helm, "optimizer.name": opt, "optimizer.learning_rate": lr},
+                }
+            )
     conv = {**small, "problem.params.n_residual": 400, "problem.params.n_initial": 64, "problem.params.n_boundary": 32}
     for beta in (1.0, 10.0, 30.0, 50.0):
-        c.append({"name": f"convection1d beta{beta:g}", "preset": "convection1d", "T": 400,
-                  "overrides": {**conv, "problem.params.beta": beta}})
-    c.append({"name": "convection1d beta30 adam 1e-2", "preset": "convection1d", "T": 400,
-              "overrides": {**conv, "problem.params.beta": 30.0, "optimizer.learning_rate": 1e-2}})
+        c.append(
+            {
+                "name": f"convection1d beta{beta:g}",
+                "preset": "convection1d",
+                "T": 400,
+                "overrides": {**conv, "problem.params.beta": beta},
+            }
+        )
+    c.append(
+        {
+            "name": "convection1d beta30 adam 1e-2",
+            "preset": "convection1d",
+            "T": 400,
+            "overrides": {**conv, "problem.params.beta": 30.0, "optimizer.learning_rate": 1e-2},
+        }
+    )
     return c
 
 
 def quick_corpus() -> list[dict]:
     tiny = {"model.width": 4, "training.batch_size": 3600, "diagnostics.every": 10}
     return [
-        {"name": "quick squared lr100", "preset": "seed", "T": 20,
-         "overrides": {**tiny, "loss.formulation": "squared", "optimizer.learning_rate": 100.0}},
-        {"name": "quick fixed", "preset": "seed", "T": 20, "overrides": {
-            **tiny, "loss.formulation": "squared", "model.activation": "tanh", "model.output_activation": "linear",
-            "problem.params.constraint": "dirichlet", "optimizer.learning_rate": 0.001}},
+        {
+            "name": "quick squared lr100",
+            "preset": "seed",
+            "T": 20,
+            "overrides": {**tiny, "loss.formulation": "squared", "optimizer.learning_rate": 100.0},
+        },
+        {
+            "name": "quick fixed",
+            "preset": "seed",
+            "T": 20,
+            "overrides": {
+                **tiny,
+                "loss.formulation": "squared",
+                "model.activation": "tanh",
+                "model.output_activation": "linear",
+                "problem.params.constraint": "dirichlet",
+                "optimizer.learning_rate": 0.001,
+            },
+        },
     ]
 
 
@@ -376,8 +522,13 @@ def right_at_horizon(truth) -> bool | None:
     i, f = truth.initial_loss, truth.final_loss
     ratio = f / i if i and f is not None and i > 0 else None
     bounded = not unbounded_terms(cfg, resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
-    return not wrong_answer(cfg.divergence, rel_l2_error=truth.rel_l2_error, heldout_ratio=truth.heldout_ratio,
-                            loss_ratio=ratio, bounded=bounded)
+    return not wrong_answer(
+        cfg.divergence,
+        rel_l2_error=truth.rel_l2_error,
+        heldout_ratio=truth.heldout_ratio,
+        loss_ratio=ratio,
+        bounded=bounded,
+    )
 
 
 LABEL_FIT = {str(Outcome.STABLE): "trained", str(Outcome.SILENT_FAILURE): "silent", str(Outcome.STALLED): "stuck"}
@@ -439,11 +590,17 @@ def figures(rows: list[dict]) -> dict:
         confusion.setdefault(r["label"], {"truth_divergent": 0, "truth_stable": 0})[side] += 1
     div = [r for r in rows if r["truth_divergent"]]
     stable = [r for r in rows if not r["truth_divergent"]]
-    hit = [r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"] / 2]
-    alarmed = [r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"]]
+    hit = [
+        r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"] / 2
+    ]
+    alarmed = [
+        r for r in div if r["truth_alarm_step"] is not None and r["truth_alarm_step"] <= r["truth_detection_step"]
+    ]
     leads = [r["truth_detection_step"] - r["truth_alarm_step"] for r in alarmed]
     false = [r for r in stable if r["truth_alarm_step"] is not None]
-    runaway = sum(r["label_divergent"] == (r["truth_divergent"] or r["truth_outcome"] == str(Outcome.DIVERGING)) for r in rows)
+    runaway = sum(
+        r["label_divergent"] == (r["truth_divergent"] or r["truth_outcome"] == str(Outcome.DIVERGING)) for r in rows
+    )
     return {
         "n_runs": n,
         "label_agreement_runaway_truth": runaway / n if n else None,
@@ -486,17 +643,22 @@ def fit_figures(rows: list[dict]) -> dict:
 
 def markdown(out: dict) -> str:
     """The figures of a result as the tables of docs/verdicts.md."""
+
     def f(x):
         return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
 
     rows = [("all", out), ("tune half", out["tune"]), ("held-out half", out["held_out"])]
-    lines = ["| corpus | runs | truth divergent | label agreement | forecast recall | false-alarm rate "
-             "| median lead (steps) | fit runs | fit agreement | right at 10x |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| corpus | runs | truth divergent | label agreement | forecast recall | false-alarm rate "
+        "| median lead (steps) | fit runs | fit agreement | right at 10x |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in rows:
-        lines.append(f"| {name} | {r['n_runs']} | {r['n_truth_divergent']} | {f(r['label_agreement'])} | "
-                     f"{f(r['forecast_recall'])} | {f(r['forecast_false_alarm_rate'])} | {f(r['median_lead_steps'])} | "
-                     f"{r['n_fit_runs']} | {f(r['fit_agreement'])} | {f(r['fit_agreement_right'])} |")
+        lines.append(
+            f"| {name} | {r['n_runs']} | {r['n_truth_divergent']} | {f(r['label_agreement'])} | "
+            f"{f(r['forecast_recall'])} | {f(r['forecast_false_alarm_rate'])} | {f(r['median_lead_steps'])} | "
+            f"{r['n_fit_runs']} | {f(r['fit_agreement'])} | {f(r['fit_agreement_right'])} |"
+        )
     lines += ["", "| label \\ truth | divergent | not divergent |", "| --- | --- | --- |"]
     for label in sorted(out["confusion"], key=lambda o: Outcome(o).order):
         c = out["confusion"][label]
@@ -511,6 +673,7 @@ def markdown(out: dict) -> str:
 
 def _goals(figs: dict, goals: dict) -> dict:
     """Each goal with the figure reached and whether it is met (a false-alarm rate is an upper bound)."""
+
     def met(k, g):
         return figs[k] is not None and (figs[k] <= g if k == "forecast_false_alarm_rate" else figs[k] >= g)
 
@@ -541,8 +704,11 @@ def main(argv=None) -> int:
             rows = []
             for row in pool.imap(run_one, entries):
                 rows.append(row)
-                print(f"{len(rows)}/{len(entries)} {row['name']}: label {row['label']}, truth "
-                      f"{'divergent' if row['truth_divergent'] else 'stable'} ({row['seconds']} s)", flush=True)
+                print(
+                    f"{len(rows)}/{len(entries)} {row['name']}: label {row['label']}, truth "
+                    f"{'divergent' if row['truth_divergent'] else 'stable'} ({row['seconds']} s)",
+                    flush=True,
+                )
     else:
         rows = []
         for e in entries:
@@ -569,9 +735,18 @@ def main(argv=None) -> int:
     path = args.out or (None if args.quick else DEFAULT_OUT)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(out, indent=1) + "\n")
-    summary = {k: out[k] for k in ("n_runs", "label_agreement", "forecast_recall", "forecast_false_alarm_rate",
-                                   "median_lead_steps", "wall_seconds")}
+        write_results(path, out, out["machine"], indent=1)
+    summary = {
+        k: out[k]
+        for k in (
+            "n_runs",
+            "label_agreement",
+            "forecast_recall",
+            "forecast_false_alarm_rate",
+            "median_lead_steps",
+            "wall_seconds",
+        )
+    }
     print(json.dumps(summary))
     return 0
 

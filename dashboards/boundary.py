@@ -25,10 +25,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pinnlab.dashboards.page import Panel
 from pinnlab.analysis import boundary, survival
 from pinnlab.analysis.compare import factor_levels, level_label
 from pinnlab.analysis.frames import StudyData
+from pinnlab.dashboards.page import Panel
 from pinnlab.outcomes import Outcome
 
 __all__ = ["survival_figure", "aligned_figure", "boundary_figure", "boundary_panels", "log_placement"]
@@ -91,12 +91,29 @@ def survival_figure(data: StudyData, factor: str | None) -> go.Figure:
     for i, (row, c) in enumerate(zip(rows, curves)):
         colour = PALETTE[i % len(PALETTE)]
         name = f"{c['level']} ({row['diverged']}/{row['n']} diverged)"
-        fig.add_trace(go.Scatter(x=c["step"] + c["step"][::-1], y=c["high"] + c["low"][::-1], fill="toself",
-                                 line=dict(width=0, shape="hv"), fillcolor=_rgba(colour, 0.15), hoverinfo="skip",
-                                 legendgroup=c["level"], showlegend=False))
-        fig.add_trace(go.Scatter(x=c["step"], y=c["survival"], mode="lines", line=dict(color=colour, shape="hv", width=2),
-                                 name=name, legendgroup=c["level"],
-                                 hovertemplate=f"{c['level']}<br>step %{{x}}<br>S %{{y:.2f}}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=c["step"] + c["step"][::-1],
+                y=c["high"] + c["low"][::-1],
+                fill="toself",
+                line=dict(width=0, shape="hv"),
+                fillcolor=_rgba(colour, 0.15),
+                hoverinfo="skip",
+                legendgroup=c["level"],
+                showlegend=False,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=c["step"],
+                y=c["survival"],
+                mode="lines",
+                line=dict(color=colour, shape="hv", width=2),
+                name=name,
+                legendgroup=c["level"],
+                hovertemplate=f"{c['level']}<br>step %{{x}}<br>S %{{y:.2f}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="P(no divergence yet)", range=[0, 1.05])
     return fig
@@ -121,11 +138,22 @@ def aligned_figure(data: StudyData) -> go.Figure:
             if pd.isna(at) or not ok.any():
                 continue
             colour = Outcome(row.outcome).colour
-            fig.add_trace(go.Scatter(x=g["step"].to_numpy()[ok] - int(at), y=v[ok], mode="lines+markers",
-                                     marker=dict(size=4), line=dict(color=colour, width=1.5), opacity=0.8,
-                                     name=row.outcome, legendgroup=row.outcome, showlegend=row.outcome not in shown,
-                                     hovertemplate=f"trial {row.trial}<br>%{{x}} steps<br>%{{y:.3g}}<extra></extra>"),
-                          row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=g["step"].to_numpy()[ok] - int(at),
+                    y=v[ok],
+                    mode="lines+markers",
+                    marker=dict(size=4),
+                    line=dict(color=colour, width=1.5),
+                    opacity=0.8,
+                    name=row.outcome,
+                    legendgroup=row.outcome,
+                    showlegend=row.outcome not in shown,
+                    hovertemplate=f"trial {row.trial}<br>%{{x}} steps<br>%{{y:.3g}}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
             shown.add(row.outcome)
     if not shown:
         return _empty(fig, "no divergent trial with a history")
@@ -157,11 +185,22 @@ def boundary_figure(data: StudyData, ranked: Sequence[str]) -> go.Figure:
             return np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)), placed["tickvals"][0])
 
     xpos = raw if placed is None else placed["values"]
-    for event, name, colour in ((False, "did not diverge", Outcome.STABLE.colour), (True, "diverged", Outcome.NAN.colour)):
+    for event, name, colour in (
+        (False, "did not diverge", Outcome.STABLE.colour),
+        (True, "diverged", Outcome.NAN.colour),
+    ):
         m = (u["event"] == event).to_numpy()
-        fig.add_trace(go.Scatter(x=xpos[m], y=ypos[m] + jitter[m], mode="markers", name=name,
-                                 marker=dict(color=colour, size=7, opacity=0.7), customdata=raw[m],
-                                 hovertemplate=f"{x} %{{customdata:.3g}}<extra>{name}</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=xpos[m],
+                y=ypos[m] + jitter[m],
+                mode="markers",
+                name=name,
+                marker=dict(color=colour, size=7, opacity=0.7),
+                customdata=raw[m],
+                hovertemplate=f"{x} %{{customdata:.3g}}<extra>{name}</extra>",
+            )
+        )
     for row in boundary.boundary_rows(u, x, group, data.space):
         if row["critical"] is None:
             continue
@@ -170,17 +209,40 @@ def boundary_figure(data: StudyData, ranked: Sequence[str]) -> go.Figure:
         err = {}
         if row["low"] is not None:
             lo, hi = (float(at(np.array([row[k]]))[0]) for k in ("low", "high"))
-            err = dict(error_x=dict(type="data", symmetric=False, array=[hi - c], arrayminus=[c - lo], thickness=2,
-                                    width=8, color="black"))
-        fig.add_trace(go.Scatter(x=[c], y=[i], mode="markers", name="P = 0.5 (95% interval)",
-                                 marker=dict(symbol="line-ns-open", size=26, color="black", line=dict(width=3)),
-                                 showlegend=i == 0, legendgroup="critical", **err, customdata=[row["critical"]],
-                                 hovertemplate=f"{row['level']}: critical {x} %{{customdata:.3g}}<extra></extra>"))
+            err = dict(
+                error_x=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[hi - c],
+                    arrayminus=[c - lo],
+                    thickness=2,
+                    width=8,
+                    color="black",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[c],
+                y=[i],
+                mode="markers",
+                name="P = 0.5 (95% interval)",
+                marker=dict(symbol="line-ns-open", size=26, color="black", line=dict(width=3)),
+                showlegend=i == 0,
+                legendgroup="critical",
+                **err,
+                customdata=[row["critical"]],
+                hovertemplate=f"{row['level']}: critical {x} %{{customdata:.3g}}<extra></extra>",
+            )
+        )
     if placed is None:
         fig.update_xaxes(title=x, type="linear", exponentformat="power")
     else:
-        fig.update_xaxes(title=f"{x} (log scale)", type="linear", tickvals=placed["tickvals"], ticktext=placed["ticktext"])
-    fig.update_yaxes(title=group or "", tickvals=list(range(len(order))), ticktext=order, range=[-0.6, len(order) - 0.4])
+        fig.update_xaxes(
+            title=f"{x} (log scale)", type="linear", tickvals=placed["tickvals"], ticktext=placed["ticktext"]
+        )
+    fig.update_yaxes(
+        title=group or "", tickvals=list(range(len(order))), ticktext=order, range=[-0.6, len(order) - 0.4]
+    )
     return fig
 
 
@@ -188,18 +250,30 @@ def boundary_panels(data: StudyData, ranked: Sequence[str]) -> list[Panel]:
     """The three panels; ``ranked``: the factors, most important first (the survival panel splits by the first)."""
     top = ranked[0] if ranked else None
     return [
-        Panel("survival", f"Time to divergence (Kaplan-Meier){f' by {top}' if top else ''}",
-              "P(a run has not diverged by step t), one curve per level with its 95% band; runs that did not diverge "
-              "count until their last step (censored), not as never-failing. A curve that drops early and low: "
-              "that level fails fast and often; the report's <code>survival</code> section has the median step.",
-              survival_figure(data, top), height=420),
-        Panel("aligned", "Trajectories aligned at divergence",
-              "Divergent trials only, x = steps before the detection step (0). Growth that starts long before 0 "
-              "could have been caught earlier; a jump within the last steps could not.",
-              aligned_figure(data), height=440),
-        Panel("boundary_plane", "Estimated divergence boundary",
-              "Every seed (jittered vertically) by the numeric factor and the most important categorical one; the "
-              "black bar is where the fitted P(divergent) = 0.5, with its bootstrap interval (report section "
-              "<code>boundary</code>). Seeds of both colours on the same side of a bar: a wide, seed-dependent edge.",
-              boundary_figure(data, ranked), height=420),
+        Panel(
+            "survival",
+            f"Time to divergence (Kaplan-Meier){f' by {top}' if top else ''}",
+            "P(a run has not diverged by step t), one curve per level with its 95% band; runs that did not diverge "
+            "count until their last step (censored), not as never-failing. A curve that drops early and low: "
+            "that level fails fast and often; the report's <code>survival</code> section has the median step.",
+            survival_figure(data, top),
+            height=420,
+        ),
+        Panel(
+            "aligned",
+            "Trajectories aligned at divergence",
+            "Divergent trials only, x = steps before the detection step (0). Growth that starts long before 0 "
+            "could have been caught earlier; a jump within the last steps could not.",
+            aligned_figure(data),
+            height=440,
+        ),
+        Panel(
+            "boundary_plane",
+            "Estimated divergence boundary",
+            "Every seed (jittered vertically) by the numeric factor and the most important categorical one; the "
+            "black bar is where the fitted P(divergent) = 0.5, with its bootstrap interval (report section "
+            "<code>boundary</code>). Seeds of both colours on the same side of a bar: a wide, seed-dependent edge.",
+            boundary_figure(data, ranked),
+            height=420,
+        ),
     ]

@@ -38,8 +38,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from pinnlab.dashboards.boundary import boundary_panels, log_placement
-from pinnlab.dashboards.page import Panel, text, write_page
 from pinnlab.analysis import compare, importance
 from pinnlab.analysis.causes import causes_by_outcome
 from pinnlab.analysis.frames import (
@@ -48,6 +46,8 @@ from pinnlab.analysis.frames import (
     default_dashboard_path,
     load_study_data,
 )
+from pinnlab.dashboards.boundary import boundary_panels, log_placement
+from pinnlab.dashboards.page import Panel, text, write_page
 from pinnlab.outcomes import DIVERGENT, Outcome
 from pinnlab.preflight import check_output_file
 
@@ -89,7 +89,11 @@ def heatmap(data: StudyData, a: str, b: str | None) -> go.Figure:
     if t.empty:
         return _empty(fig, "no trial has an outcome yet")
     la = compare.factor_levels(t, a, data.space.get(a))
-    lb = compare.factor_levels(t, b, data.space.get(b)) if b else pd.Series(pd.Categorical(["all"] * len(t)), index=t.index)
+    lb = (
+        compare.factor_levels(t, b, data.space.get(b))
+        if b
+        else pd.Series(pd.Categorical(["all"] * len(t)), index=t.index)
+    )
     xs, ys = list(la.cat.categories), list(lb.cat.categories)
     z = np.full((len(ys), len(xs)), np.nan)
     text = [["" for _ in xs] for _ in ys]
@@ -155,12 +159,19 @@ def trajectories(data: StudyData) -> go.Figure:
             xs, ys = _thin(steps, values)
             fig.add_trace(
                 go.Scatter(  # a trial that stopped at step 0 has one point: a dot, not an invisible line
-                    x=xs, y=ys, mode="lines" if len(xs) > 1 else "markers", marker=dict(size=7),
-                    line=dict(color=_color(outcome), width=1.5), opacity=0.8,
-                    name=outcome, legendgroup=outcome, showlegend=outcome not in shown,
+                    x=xs,
+                    y=ys,
+                    mode="lines" if len(xs) > 1 else "markers",
+                    marker=dict(size=7),
+                    line=dict(color=_color(outcome), width=1.5),
+                    opacity=0.8,
+                    name=outcome,
+                    legendgroup=outcome,
+                    showlegend=outcome not in shown,
                     hovertemplate=f"{hover}<br>step %{{x}}<br>{metric} %{{y:.3g}}<extra></extra>",
                 ),
-                row=1, col=col,
+                row=1,
+                col=col,
             )
             shown.add(outcome)
             for column, symbol, label in (
@@ -174,15 +185,24 @@ def trajectories(data: StudyData) -> go.Figure:
                 y = values[before][-1] if before.any() else values[0]
                 fig.add_trace(
                     go.Scatter(
-                        x=[int(step)], y=[y], mode="markers",
-                        marker=dict(symbol=symbol, size=13, color="black" if symbol == "x" else _color(outcome),
-                                    line=dict(width=2, color="black" if symbol == "x" else _color(outcome))),
-                        name=label, legendgroup=label, showlegend=label not in marks,
+                        x=[int(step)],
+                        y=[y],
+                        mode="markers",
+                        marker=dict(
+                            symbol=symbol,
+                            size=13,
+                            color="black" if symbol == "x" else _color(outcome),
+                            line=dict(width=2, color="black" if symbol == "x" else _color(outcome)),
+                        ),
+                        name=label,
+                        legendgroup=label,
+                        showlegend=label not in marks,
                         hovertemplate=f"trial {trial}: {label} at step {int(step)}"
                         + (f"<br>first non-finite: {row['first_nonfinite']}" if label == "NaN onset" else "")
                         + "<extra></extra>",
                     ),
-                    row=1, col=col,
+                    row=1,
+                    col=col,
                 )
                 marks.add(label)
     if not shown:
@@ -199,7 +219,11 @@ def nan_onset(data: StudyData) -> go.Figure:
     fig = go.Figure(layout=dict(**_LAYOUT, barmode="stack", showlegend=True, legend=dict(title="first non-finite")))
     if t.empty:
         detected = data.trials["divergence_step"].dropna()
-        extra = f" (other divergence detected at steps {int(detected.min())}-{int(detected.max())})" if len(detected) else ""
+        extra = (
+            f" (other divergence detected at steps {int(detected.min())}-{int(detected.max())})"
+            if len(detected)
+            else ""
+        )
         return _empty(fig, "no trial went NaN" + extra)
     kind = t["first_nonfinite"].fillna("unknown").astype(str).str.split("/").str[0]
     steps = t["nan_onset_step"].astype(int)
@@ -209,7 +233,9 @@ def nan_onset(data: StudyData) -> go.Figure:
     for k in sorted(kind.unique()):
         fig.add_trace(
             go.Histogram(
-                x=steps[kind == k], name=f"{k}/…", xbins=dict(start=start - 0.5, end=hi + size, size=size),
+                x=steps[kind == k],
+                name=f"{k}/…",
+                xbins=dict(start=start - 0.5, end=hi + size, size=size),
                 hovertemplate="steps %{x}<br>%{y} trials<extra>" + k + "</extra>",
             )
         )
@@ -226,8 +252,13 @@ def _dimension(data: StudyData, f: str, values: pd.Series) -> dict:
         choices = list(spec.get("choices") or sorted(values.dropna().unique(), key=str))
         index = {str(c): i for i, c in enumerate(choices)}
         codes = values.map(lambda v: index.get(str(v), np.nan))
-        return dict(label=f, values=codes, tickvals=list(range(len(choices))),
-                    ticktext=[compare.level_label(c) for c in choices], range=[-0.3, len(choices) - 0.7])
+        return dict(
+            label=f,
+            values=codes,
+            tickvals=list(range(len(choices))),
+            ticktext=[compare.level_label(c) for c in choices],
+            range=[-0.3, len(choices) - 0.7],
+        )
     placed = log_placement(values, spec)  # log10, with a 0 one decade below the smallest value
     if placed is not None:
         return dict(label=f"{f} (log10)", **placed)
@@ -280,12 +311,17 @@ def grad_terms(data: StudyData) -> go.Figure:
         g = sel[sel["outcome"] == outcome]
         fig.add_trace(
             go.Box(
-                x=g["metric"].str.removeprefix("grad_norm/"), y=g["value"], name=outcome,
-                marker_color=_color(outcome), boxpoints="outliers",
+                x=g["metric"].str.removeprefix("grad_norm/"),
+                y=g["value"],
+                name=outcome,
+                marker_color=_color(outcome),
+                boxpoints="outliers",
                 hovertemplate="%{x}: %{y:.3g}<extra>" + outcome + "</extra>",
             )
         )
-    fig.update_xaxes(title="loss term", categoryorder="array", categoryarray=[n.removeprefix("grad_norm/") for n in names])
+    fig.update_xaxes(
+        title="loss term", categoryorder="array", categoryarray=[n.removeprefix("grad_norm/") for n in names]
+    )
     fig.update_yaxes(title="‖∇ weighted term‖ (log)", type="log", exponentformat="power")
     return fig
 
@@ -294,16 +330,24 @@ def grad_terms(data: StudyData) -> go.Figure:
 def causes(data: StudyData) -> go.Figure:
     """Trials per cause found, one bar per cause, stacked by outcome."""
     fig = go.Figure()
-    fig.update_layout(**_LAYOUT, barmode="stack", xaxis_title="cause", yaxis_title="trials",
-                      legend=dict(title="outcome"))
+    fig.update_layout(
+        **_LAYOUT, barmode="stack", xaxis_title="cause", yaxis_title="trials", legend=dict(title="outcome")
+    )
     counts = causes_by_outcome(data.trials)
     if counts.empty:
         return _empty(fig, "no causes found in these trials")
     for outcome in _outcomes(data.trials):
         g = counts[counts["outcome"] == outcome]
         if len(g):
-            fig.add_trace(go.Bar(x=g["cause"], y=g["n"], name=outcome, marker_color=_color(outcome),
-                                 hovertemplate="%{x}: %{y} trials<extra>" + outcome + "</extra>"))
+            fig.add_trace(
+                go.Bar(
+                    x=g["cause"],
+                    y=g["n"],
+                    name=outcome,
+                    marker_color=_color(outcome),
+                    hovertemplate="%{x}: %{y} trials<extra>" + outcome + "</extra>",
+                )
+            )
     return fig
 
 
@@ -332,8 +376,11 @@ def panels(data: StudyData, factors: Sequence[str] | None = None) -> tuple[list[
                 "heatmap",
                 f"Divergence rate: {a} × {b}" if b else f"Divergence rate by {a}",
                 "Share of trials that diverged (diverging, nan, blowup or unbounded) in each cell, with diverged/total. "
-                + ("Factors chosen with <code>--factors</code>." if factors else "The two most important factors "
-                   "(pick others with <code>--factors A B</code>).")
+                + (
+                    "Factors chosen with <code>--factors</code>."
+                    if factors
+                    else "The two most important factors (pick others with <code>--factors A B</code>)."
+                )
                 + " Red cells with several trials are the settings to avoid; a row or column that is red throughout"
                 " means that factor alone drives it.",
                 heatmap(data, a, b),

@@ -87,11 +87,9 @@ def render_page(title: str, summary: Sequence[str], panels: Sequence[Panel]) -> 
         )
     lines = "<br>\n".join(summary)
     return (
-        f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n{PAGE_MARKER}\n"
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n{PAGE_MARKER}\n'
         f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{title}</h1>\n<div class=\"summary\">{lines}</div>\n"
-        + "\n".join(parts)
-        + "\n</body>\n</html>\n"
+        f'<h1>{title}</h1>\n<div class="summary">{lines}</div>\n' + "\n".join(parts) + "\n</body>\n</html>\n"
     )
 
 

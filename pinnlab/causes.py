@@ -108,20 +108,24 @@ def static_causes(cfg) -> list[Cause]:
     act = ACTIVATIONS.get(cfg.model.activation)
     order = problem.max_order
     if act.degenerate_for(order):
-        out.append(Cause(
-            "vanishing_derivative",
-            f"model.activation {act.name!r}: derivatives of order >= {act.vanishes_from} vanish almost everywhere; "
-            f"the {problem.name} residual uses order {order} ({', '.join(problem.derivatives)})",
-            "use a smooth activation (model.activation=tanh, sin or softplus)",
-        ))
+        out.append(
+            Cause(
+                "vanishing_derivative",
+                f"model.activation {act.name!r}: derivatives of order >= {act.vanishes_from} vanish almost everywhere; "
+                f"the {problem.name} residual uses order {order} ({', '.join(problem.derivatives)})",
+                "use a smooth activation (model.activation=tanh, sin or softplus)",
+            )
+        )
     raw = _unbounded_terms(cfg, problem.term_names())
     if raw:
         forms = sorted({cfg.loss.formulations.get(t, cfg.loss.formulation) for t in raw})
-        out.append(Cause(
-            "unbounded_loss",
-            f"loss.formulation {', '.join(map(repr, forms))} on {', '.join(raw)} is unbounded below",
-            _UNBOUNDED_REMEDY,
-        ))
+        out.append(
+            Cause(
+                "unbounded_loss",
+                f"loss.formulation {', '.join(map(repr, forms))} on {', '.join(raw)} is unbounded below",
+                _UNBOUNDED_REMEDY,
+            )
+        )
     return out
 
 
@@ -149,22 +153,26 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
         tail = finite[-w:]
         s = float(np.polyfit(np.arange(len(tail)), tail, 1)[0])
         if s < 0:
-            out.append(Cause(
-                "unbounded_loss",
-                f"{', '.join(raw)} unbounded below ({cfg.loss.formulation}); the loss fell from {finite[0]:.3g} to "
-                f"{finite.min():.3g}, at {s:.3g} per step over the last {len(tail)} steps",
-                _UNBOUNDED_REMEDY,
-            ))
+            out.append(
+                Cause(
+                    "unbounded_loss",
+                    f"{', '.join(raw)} unbounded below ({cfg.loss.formulation}); the loss fell from {finite[0]:.3g} to "
+                    f"{finite.min():.3g}, at {s:.3g} per step over the last {len(tail)} steps",
+                    _UNBOUNDED_REMEDY,
+                )
+            )
     ratio = _checks(history, "sharpness/ratio")
     if len(ratio) and ratio.max() > STEP_RATIO:
         step = int(ratio.idxmax())
         lr = cfg.optimizer.learning_rate
-        out.append(Cause(
-            "step_too_large",
-            f"sharpness/ratio {ratio.max():.3g} at step {step} (top eigenvalue "
-            f"{history.loc[step, 'sharpness/top']:.3g}, optimizer.learning_rate={lr:g})",
-            f"optimizer.learning_rate <= {lr / ratio.max():.3g} puts it under the stability threshold",
-        ))
+        out.append(
+            Cause(
+                "step_too_large",
+                f"sharpness/ratio {ratio.max():.3g} at step {step} (top eigenvalue "
+                f"{history.loc[step, 'sharpness/top']:.3g}, optimizer.learning_rate={lr:g})",
+                f"optimizer.learning_rate <= {lr / ratio.max():.3g} puts it under the stability threshold",
+            )
+        )
     out += _vanishing(cfg, history)
     grads = {t: _checks(history, f"grad_norm/{t}") for t in terms}
     med = {t: float(s.median()) for t, s in grads.items() if len(s)}
@@ -172,11 +180,13 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
         hi, lo = max(med, key=med.get), min(med, key=med.get)
         if med[lo] <= 0 or med[hi] / med[lo] > IMBALANCE:
             factor = math.inf if med[lo] <= 0 else med[hi] / med[lo]
-            out.append(Cause(
-                "term_imbalance",
-                f"median grad_norm/{hi} = {med[hi]:.3g} vs grad_norm/{lo} = {med[lo]:.3g} ({factor:.3g}x > {IMBALANCE:g}x)",
-                f"raise loss.weights.{lo} or use loss.weighting.scheme=grad_norm",
-            ))
+            out.append(
+                Cause(
+                    "term_imbalance",
+                    f"median grad_norm/{hi} = {med[hi]:.3g} vs grad_norm/{lo} = {med[lo]:.3g} ({factor:.3g}x > {IMBALANCE:g}x)",
+                    f"raise loss.weights.{lo} or use loss.weighting.scheme=grad_norm",
+                )
+            )
     bias = [c for c in history.columns if c.startswith("grad_norm/") and c.endswith("/bias")]
     kern = [c for c in history.columns if c.startswith("grad_norm/") and c.endswith("/kernel")]
     # the rule's premise: the loss sees the weights only through input derivatives; a loss with a
@@ -187,36 +197,42 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
         k = np.sqrt((history[kern] ** 2).sum(axis=1, min_count=1))
         r = (b / k)[np.isfinite(b / k)]
         if len(r) and float(r.median()) < BIAS_RATIO:
-            out.append(Cause(
-                "bias_starvation",
-                f"median ||grad biases|| / ||grad kernels|| = {float(r.median()):.3g} < {BIAS_RATIO:g}",
-                "the loss sees the weights only through input derivatives: add terms on u itself "
-                "(boundary or anchor data, problem.params.constraint)",
-            ))
+            out.append(
+                Cause(
+                    "bias_starvation",
+                    f"median ||grad biases|| / ||grad kernels|| = {float(r.median()):.3g} < {BIAS_RATIO:g}",
+                    "the loss sees the weights only through input derivatives: add terms on u itself "
+                    "(boundary or anchor data, problem.params.constraint)",
+                )
+            )
     held = summary.get("heldout_ratio")
     if held is not None and held > OVERFIT_RATIO:
-        out.append(Cause(
-            "collocation_overfit",
-            f"held-out / training PDE residual = {held:.3g} > {OVERFIT_RATIO:g}",
-            "more residual points (problem.params.n_residual) or fresh ones each step (training.resample=true)",
-        ))
+        out.append(
+            Cause(
+                "collocation_overfit",
+                f"held-out / training PDE residual = {held:.3g} > {OVERFIT_RATIO:g}",
+                "more residual points (problem.params.n_residual) or fresh ones each step (training.resample=true)",
+            )
+        )
     if summary.get("nan_onset_step") is not None:
         cols = [c for c in ("loss/total", "grad_norm/total", "weight_norm/total") if c in history]
         vals = history[cols].abs().replace([np.inf], np.nan)
         peak = float(np.nanmax(vals.to_numpy())) if vals.notna().any().any() else float("nan")
         if math.isfinite(peak) and peak >= FLOAT32_MAX / OVERFLOW_MARGIN:
-            out.append(Cause(
-                "precision",
-                f"largest finite |loss|, gradient or weight norm {peak:.3g} before the NaN at step "
-                f"{summary['nan_onset_step']} (float32 max {FLOAT32_MAX:.3g})",
-                "the values overflowed float32: remove the divergence (see the other causes); "
-                "model.dtype=float64 only postpones it",
-            ))
+            out.append(
+                Cause(
+                    "precision",
+                    f"largest finite |loss|, gradient or weight norm {peak:.3g} before the NaN at step "
+                    f"{summary['nan_onset_step']} (float32 max {FLOAT32_MAX:.3g})",
+                    "the values overflowed float32: remove the divergence (see the other causes); "
+                    "model.dtype=float64 only postpones it",
+                )
+            )
     return out
 
 
 def _vanishing(cfg, history: pd.DataFrame) -> list[Cause]:
-    derivs = {c[len("deriv/"):]: _checks(history, c) for c in history.columns if c.startswith("deriv/")}
+    derivs = {c[len("deriv/") :]: _checks(history, c) for c in history.columns if c.startswith("deriv/")}
     derivs = {k: s for k, s in derivs.items() if len(s)}
     zero = []
     if derivs:
@@ -228,8 +244,10 @@ def _vanishing(cfg, history: pd.DataFrame) -> list[Cause]:
     measured = ", ".join(f"deriv/{k} = {float(s.iloc[-1]):.3g}" for k, s in derivs.items())
     what = f"zero: {', '.join(f'deriv/{k}' for k in zero)}" if zero else "no deriv/... is zero here"
     head = static[0].evidence + "; " if static else ""
-    return [Cause(
-        "vanishing_derivative",
-        f"{head}{what} (last checks: {measured or 'not measured'})",
-        "use a smooth activation (model.activation=tanh, sin or softplus)",
-    )]
+    return [
+        Cause(
+            "vanishing_derivative",
+            f"{head}{what} (last checks: {measured or 'not measured'})",
+            "use a smooth activation (model.activation=tanh, sin or softplus)",
+        )
+    ]

@@ -80,9 +80,7 @@ REPRODUCTIONS = """studies (NAME):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="pinnlab", description="Sweeps and diagnostics for networks trained on derivative losses."
-    )
+    parser = _Parser(prog="pinnlab", description="Sweeps and diagnostics for networks trained on derivative losses.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
@@ -122,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes on this machine (default 1; 0: only create the study, for `pinnlab worker`)",
     )
     sweep.add_argument(
-        "--batch", type=int, help="trials a worker trains at a time, stacked when they share a network (default: the file's batch, 1)"
+        "--batch",
+        type=int,
+        help="trials a worker trains at a time, stacked when they share a network (default: the file's batch, 1)",
     )
     sweep.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     sweep.add_argument("--study-name", help="study name (default: the file's study_name or its stem)")
@@ -139,12 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = add("worker", help="join a study from any machine and run its trials until its budget is spent")
     worker.add_argument("--study-name", required=True, help="the study (a sweep file's study_name or stem)")
-    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL (postgresql://…, journal:PATH)")
     worker.add_argument(
-        "--tracking-uri", help="how this machine reaches the study's MLflow store (default: the URI the study was created with)"
+        "--storage", required=True, help="the study's Optuna storage URL (postgresql://…, journal:PATH)"
     )
-    worker.add_argument("--n-trials", type=int, help="stop after this many trials of this worker (default: until the budget is spent)")
-    worker.add_argument("--threads", type=int, help="TensorFlow threads (default: all cores; cores / workers per machine)")
+    worker.add_argument(
+        "--tracking-uri",
+        help="how this machine reaches the study's MLflow store (default: the URI the study was created with)",
+    )
+    worker.add_argument(
+        "--n-trials", type=int, help="stop after this many trials of this worker (default: until the budget is spent)"
+    )
+    worker.add_argument(
+        "--threads", type=int, help="TensorFlow threads (default: all cores; cores / workers per machine)"
+    )
     worker.add_argument("--batch", type=int, help="trials trained at a time (default: the study's batch)")
     worker.add_argument("--json", action="store_true", help="print the study report as one JSON object")
 
@@ -158,14 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
     report.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     report.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
-    report.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table", help="default: table")
+    report.add_argument(
+        "--format", choices=["table", "markdown", "csv", "json"], default="table", help="default: table"
+    )
 
     dash = add("dashboard", help="write a study's divergence dashboard (one offline HTML file)")
     dash.add_argument("study", metavar="STUDY", help="the study name (a sweep file's study_name or stem)")
     dash.add_argument("--out", metavar="FILE.html", help="default: <store>/dashboards/<STUDY>.html")
     dash.add_argument("--storage", help="Optuna storage URL (default: journal file in the local store)")
     dash.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the local store)")
-    dash.add_argument("--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)")
+    dash.add_argument(
+        "--factors", nargs=2, metavar=("A", "B"), help="heatmap factors (default: the two most important)"
+    )
 
     rep = add(
         "reproduce",
@@ -250,7 +261,9 @@ def _print_summary(s: dict) -> None:
         print(f"{k:<{width}}  {text}")
     alarm = s.get("forecast") or {}
     if alarm.get("first_alarm_step") is not None:
-        print(f"{'forecast':<{width}}  alarm at step {alarm['first_alarm_step']} ({alarm['signal']} = {alarm['value']:.3g})")
+        print(
+            f"{'forecast':<{width}}  alarm at step {alarm['first_alarm_step']} ({alarm['signal']} = {alarm['value']:.3g})"
+        )
     for c in s.get("causes") or []:
         print(f"cause: {c['cause']}: {c['evidence']}\n  remedy: {c['remedy']}")
     if s.get("risks"):  # the rules held, but the run worked
@@ -260,7 +273,9 @@ def _print_summary(s: dict) -> None:
     for row in s.get("replicates") or []:  # training.replicates > 1: one line per seed
         onset = row["nan_onset_step"] if row["nan_onset_step"] is not None else row["divergence_step"]
         loss = "-" if row["final_loss"] is None else f"{row['final_loss']:.4g}"
-        print(f"  seed {row['seed']:<6} {row['outcome']:<15} onset {'-' if onset is None else onset:<8} final_loss {loss}")
+        print(
+            f"  seed {row['seed']:<6} {row['outcome']:<15} onset {'-' if onset is None else onset:<8} final_loss {loss}"
+        )
     for w in s["warnings"]:
         print(f"warning: {w}")
 
@@ -317,16 +332,21 @@ def _cmd_sweep(args) -> int:
     else:
         if args.repair or report.repaired:
             numbers = f" ({', '.join(map(str, report.repaired))})" if report.repaired else ""
-            print(f"repaired: {len(report.repaired)} trials marked FAIL{numbers}, "
-                  f"{report.closed_runs} other MLflow runs closed KILLED")
+            print(
+                f"repaired: {len(report.repaired)} trials marked FAIL{numbers}, "
+                f"{report.closed_runs} other MLflow runs closed KILLED"
+            )
         _print_sweep(report)
         if args.workers == 0 and report.done < report.n_trials:
             print(f"run workers with: pinnlab worker --study-name {report.study_name} --storage {report.storage}")
             if report.tracking_uri and not report.tracking_uri.startswith(("http://", "https://")):
                 print("(the MLflow store is a local file: workers on other machines need --tracking-uri of a server)")
     if args.workers > 0 and report.done < report.n_trials:
-        print(f"pinnlab sweep: study {report.study_name} is incomplete: {report.done}/{report.n_trials} trials; "
-              "run the same command again to finish it", file=sys.stderr)
+        print(
+            f"pinnlab sweep: study {report.study_name} is incomplete: {report.done}/{report.n_trials} trials; "
+            "run the same command again to finish it",
+            file=sys.stderr,
+        )
         return 3
     return 0
 
@@ -340,8 +360,14 @@ def _cmd_worker(args) -> int:
     check_name("--study-name", args.study_name)
     _at_least("--batch", args.batch, 1)
     _at_most_batch(args.batch)
-    report = run_worker(args.study_name, args.storage, tracking_uri=args.tracking_uri, n_trials=args.n_trials,
-                        threads=args.threads, batch=args.batch)
+    report = run_worker(
+        args.study_name,
+        args.storage,
+        tracking_uri=args.tracking_uri,
+        n_trials=args.n_trials,
+        threads=args.threads,
+        batch=args.batch,
+    )
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
@@ -362,8 +388,11 @@ def _print_sweep(r, ran: str | None = None) -> None:
     print(f"outcomes: {outcomes or '-'}")
     if uncounted:
         print("not counted: " + ", ".join(f"{k} {v} ({_UNCOUNTED[k]})" for k, v in sorted(uncounted.items())))
-    for title, table in (("known before training", r.known_causes), ("causes found", r.causes),
-                         ("risks (in trials that worked)", r.risks)):
+    for title, table in (
+        ("known before training", r.known_causes),
+        ("causes found", r.causes),
+        ("risks (in trials that worked)", r.risks),
+    ):
         if table:
             print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in sorted(table.items())))
     if r.best_value is not None:
@@ -380,12 +409,11 @@ def _print_sweep(r, ran: str | None = None) -> None:
 
 
 def _cmd_presets(args) -> int:
+    import shutil
+    import textwrap
     from importlib import resources
 
     from pinnlab.config import preset_names
-
-    import shutil
-    import textwrap
 
     names = preset_names()
     width = max(map(len, names))
@@ -508,8 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     _SIGTERM.reset()
     _SIGTERM.label = f"pinnlab {args.command}"
     try:
-        with _SIGTERM.installed([signal.SIGTERM, signal.SIGINT]), (
-            _SIGTERM.deferred() if args.command in DEFERRED else contextlib.nullcontext()
+        with (
+            _SIGTERM.installed([signal.SIGTERM, signal.SIGINT]),
+            _SIGTERM.deferred() if args.command in DEFERRED else contextlib.nullcontext(),
         ):
             code = COMMANDS[args.command](args)
             _wait_background()

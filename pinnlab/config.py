@@ -155,7 +155,9 @@ class WeightingConfig(StrictModel):
     alpha: Float = Field(ge=0, lt=1)  # lambda <- alpha*lambda + (1-alpha)*lambda_hat
     # ntk: exact per-point traces, or a Hutchinson estimate (for terms too big or not row-separable)
     ntk_estimator: Literal["exact", "hutchinson"] = "exact"
-    ntk_probes: Int = Field(8, gt=0, le=MAX_NTK_PROBES)  # Hutchinson probes: 8 were 11-45 % off (docs/benchmarks.md); error ~ 1/sqrt
+    ntk_probes: Int = Field(
+        8, gt=0, le=MAX_NTK_PROBES
+    )  # Hutchinson probes: 8 were 11-45 % off (docs/benchmarks.md); error ~ 1/sqrt
     # causal (pinnlab.training.causal): the time interval in this many chunks, weights exp(-epsilon * earlier losses);
     # the authors' jaxpi configs use 32 chunks and epsilon 1
     causal_chunks: Int = Field(32, ge=2, le=1024)
@@ -175,9 +177,7 @@ class LossConfig(StrictModel):
     formulations: dict[str, str] = Field(default_factory=dict)  # per-term overrides
     # per-term fixed weights, default 1; every factor of the loss and the step is at most SCALE_MAX
     # (pinnlab.problems.base: any two of them multiply to a finite float32)
-    weights: dict[str, Annotated[Float, Field(ge=0, le=SCALE_MAX, allow_inf_nan=False)]] = Field(
-        default_factory=dict
-    )
+    weights: dict[str, Annotated[Float, Field(ge=0, le=SCALE_MAX, allow_inf_nan=False)]] = Field(default_factory=dict)
     huber_delta: Float = Field(1.0, gt=0, le=SCALE_MAX)
     weighting: WeightingConfig = Field(default_factory=WeightingConfig)
 
@@ -233,9 +233,10 @@ class OptimizerConfig(StrictModel):
     @classmethod
     def _one_or_a_list(cls, value, info):
         """A value or a list of values of the field's kind, said in one line (not per union member)."""
-        kind, ok = {"then": ("an optimizer name", lambda v: isinstance(v, str)),
-                    "switch_step": ("an integer step", lambda v: isinstance(v, int) and not isinstance(v, bool))}[
-            info.field_name]
+        kind, ok = {
+            "then": ("an optimizer name", lambda v: isinstance(v, str)),
+            "switch_step": ("an integer step", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        }[info.field_name]
         if value is None or ok(value) or (isinstance(value, list) and all(ok(v) for v in value)):
             for v in _listed(value) or []:
                 if isinstance(v, int) and v > INT64_MAX:
@@ -333,7 +334,9 @@ class DivergenceConfig(StrictModel):
     # diverging: finite at the end but still running away (pinnlab.training.trends)
     # at most 1e6 budgets: the projection extends a fitted slope linearly, and horizon x budget
     # must stay a finite number of steps
-    horizon: Float = Field(10.0, ge=1, le=1e6)  # a label must hold at 10x the budget (the label benchmark, docs/verdicts.md)
+    horizon: Float = Field(
+        10.0, ge=1, le=1e6
+    )  # a label must hold at 10x the budget (the label benchmark, docs/verdicts.md)
     trend_window: Int = Field(1000, gt=7)  # end-of-run trends fitted over the last 1000 steps (<= half the run)
     trend_steady: Float = Field(0.8, gt=0)  # "steady": the latest rate is >= 0.8x the window's earlier rate
     trend_min_rate: Float = Field(1e-5, gt=0)  # d ln||W||/dstep below this is flat, whatever the projection
@@ -406,7 +409,9 @@ def config_error_from_validation(exc: ValidationError, model: type[BaseModel], p
     if msg.startswith("Value error, "):
         return ConfigError(path, msg[len("Value error, ") :])
     value = err.get("input")
-    limit = next(iter(err.get("ctx", {}).values()), None) if err["type"].startswith(("less_than", "greater_than")) else None
+    limit = (
+        next(iter(err.get("ctx", {}).values()), None) if err["type"].startswith(("less_than", "greater_than")) else None
+    )
     why = f" ({BOUND_REASONS[limit]})" if isinstance(limit, (int, float)) and limit in BOUND_REASONS else ""
     return ConfigError(path, f"{value!r} is not allowed: {msg[0].lower()}{msg[1:]}{why}")
 
@@ -436,8 +441,11 @@ def validate_config(data: Mapping) -> RunConfig:
             f"with optimizer.name {cfg.optimizer.name!r} use 'fixed'",
         )
     if cfg.optimizer.then is not None and cfg.loss.weighting.scheme != "fixed":
-        raise ConfigError("loss.weighting.scheme", f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer "
-                          f"throughout; with optimizer.then {cfg.optimizer.then!r} use 'fixed'")
+        raise ConfigError(
+            "loss.weighting.scheme",
+            f"{cfg.loss.weighting.scheme!r} needs a first-order optimizer "
+            f"throughout; with optimizer.then {cfg.optimizer.then!r} use 'fixed'",
+        )
     if cfg.loss.weighting.scheme == "causal":
         _check_causal(cfg, problem)
     from pinnlab.resources import check_resources, declared_counts, sampled_counts
@@ -448,13 +456,13 @@ def validate_config(data: Mapping) -> RunConfig:
     n = counts.get("residual", 0)
     bs = cfg.training.batch_size
     if bs is not None and bs > n:
-        raise ConfigError(
-            "training.batch_size", f"{bs} is larger than the {n} residual points of {cfg.problem.name}"
-        )
+        raise ConfigError("training.batch_size", f"{bs} is larger than the {n} residual points of {cfg.problem.name}")
     s, steps = cfg.optimizer.phases()[-1][1], budget(cfg, n)[2]
     if s >= steps:
-        raise ConfigError("optimizer.switch_step", f"{s} is not before the end of the budget ({steps} steps): "
-                          "the last phase would never run")
+        raise ConfigError(
+            "optimizer.switch_step",
+            f"{s} is not before the end of the budget ({steps} steps): the last phase would never run",
+        )
     if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
@@ -486,7 +494,9 @@ def _check_chain(opt: OptimizerConfig) -> None:
         previous = opt.name
         for name in later:
             if name not in allowed:
-                raise ConfigError("optimizer.then", f"{name!r} is not allowed: a later phase is one of {', '.join(allowed)}")
+                raise ConfigError(
+                    "optimizer.then", f"{name!r} is not allowed: a later phase is one of {', '.join(allowed)}"
+                )
             if name == previous:
                 raise ConfigError("optimizer.then", f"{name!r} follows itself: a later phase changes the optimizer")
             previous = name
@@ -496,28 +506,41 @@ def _check_chain(opt: OptimizerConfig) -> None:
         prev_step = 0
         for step in steps:
             if step <= prev_step:
-                raise ConfigError("optimizer.switch_step", f"{step!r} is not allowed: switch steps are greater than 0 "
-                                  f"and increasing (the previous one is {prev_step})")
+                raise ConfigError(
+                    "optimizer.switch_step",
+                    f"{step!r} is not allowed: switch steps are greater than 0 "
+                    f"and increasing (the previous one is {prev_step})",
+                )
             prev_step = step
     if (later is None) != (steps is None):
         missing = "optimizer.switch_step" if steps is None else "optimizer.then"
-        raise ConfigError(missing, "is needed: optimizer.then (the later phases' optimizers) and optimizer.switch_step "
-                          "(the steps they start at) go together")
+        raise ConfigError(
+            missing,
+            "is needed: optimizer.then (the later phases' optimizers) and optimizer.switch_step "
+            "(the steps they start at) go together",
+        )
     if later is not None and len(later) != len(steps):
-        raise ConfigError("optimizer.switch_step", f"{opt.switch_step!r} does not match optimizer.then {opt.then!r}: "
-                          "one switch step per later optimizer")
+        raise ConfigError(
+            "optimizer.switch_step",
+            f"{opt.switch_step!r} does not match optimizer.then {opt.then!r}: one switch step per later optimizer",
+        )
 
 
 def _check_causal(cfg: RunConfig, problem) -> None:
     """Causal weighting needs a time coordinate and a squared residual (the mean squares it weights)."""
     if "t" not in problem.coords:
-        raise ConfigError("loss.weighting.scheme", f"'causal' weights the residual by time, but {cfg.problem.name} has "
-                          f"no coordinate t (its coordinates: {', '.join(problem.coords)})")
+        raise ConfigError(
+            "loss.weighting.scheme",
+            f"'causal' weights the residual by time, but {cfg.problem.name} has "
+            f"no coordinate t (its coordinates: {', '.join(problem.coords)})",
+        )
     for term in problem.residual_terms:
         form = cfg.loss.formulations.get(term, cfg.loss.formulation)
         if form != "squared":
-            raise ConfigError(f"loss.formulations.{term}" if term in cfg.loss.formulations else "loss.formulation",
-                              f"{form!r} with loss.weighting.scheme 'causal', which weights mean squares; use 'squared'")
+            raise ConfigError(
+                f"loss.formulations.{term}" if term in cfg.loss.formulations else "loss.formulation",
+                f"{form!r} with loss.weighting.scheme 'causal', which weights mean squares; use 'squared'",
+            )
 
 
 def dict_without(cfg: RunConfig, dotted: Iterable[str]) -> dict[str, Any]:

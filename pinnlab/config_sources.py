@@ -30,8 +30,20 @@ import yaml
 
 from pinnlab.errors import ConfigError
 
-__all__ = ["load_yaml", "read_yaml_file", "MAX_FILE_BYTES", "MAX_YAML_NODES", "MAX_YAML_DEPTH", "preset_names", "deep_merge", "resolve_bases", "parse_override", "apply_overrides", "flatten",
-           "EXCLUSIVE"]
+__all__ = [
+    "load_yaml",
+    "read_yaml_file",
+    "MAX_FILE_BYTES",
+    "MAX_YAML_NODES",
+    "MAX_YAML_DEPTH",
+    "preset_names",
+    "deep_merge",
+    "resolve_bases",
+    "parse_override",
+    "apply_overrides",
+    "flatten",
+    "EXCLUSIVE",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,7 +142,9 @@ def _check_expansion(root: yaml.Node) -> None:
                     "(aliases such as *a are copied where they are used); write the values out or use fewer aliases"
                 )
             if depth[key] > MAX_YAML_DEPTH:
-                raise _YamlTooBig(f"line {node.start_mark.line + 1} nests aliases more than {MAX_YAML_DEPTH} levels deep")
+                raise _YamlTooBig(
+                    f"line {node.start_mark.line + 1} nests aliases more than {MAX_YAML_DEPTH} levels deep"
+                )
             continue
         if key in size:
             continue
@@ -181,12 +195,19 @@ def _home(path: Path, what: str) -> Path:
         return path.expanduser()
     except RuntimeError:
         user = str(path).split("/", 1)[0]
-        raise ConfigError("", f"{what} {shown_path(path)}: {user} cannot be expanded (no such user or no home "
-                              "directory); give the path without ~") from None
+        raise ConfigError(
+            "",
+            f"{what} {shown_path(path)}: {user} cannot be expanded (no such user or no home "
+            "directory); give the path without ~",
+        ) from None
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _regular(mode: int, shown: str, what: str) -> None:
@@ -215,8 +236,10 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> dict:
     except OSError as exc:
         raise ConfigError("", f"{what} {shown} cannot be read ({exc.strerror})") from None
     _regular(st.st_mode, shown, what)
-    too_big = (f"{what} {shown} is larger than {MAX_FILE_BYTES >> 20} MiB, the limit for a YAML file "
-               "(configs and sweeps are a few KB)")
+    too_big = (
+        f"{what} {shown} is larger than {MAX_FILE_BYTES >> 20} MiB, the limit for a YAML file "
+        "(configs and sweeps are a few KB)"
+    )
     if st.st_size > MAX_FILE_BYTES:
         raise ConfigError("", too_big)
     try:
@@ -235,8 +258,9 @@ def read_yaml_file(path: str | Path, what: str = "config file") -> dict:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError("", f"{what} {shown} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
-                              "save it as UTF-8") from None
+        raise ConfigError(
+            "", f"{what} {shown} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
     label = str(path) if len(str(path)) <= 120 and str(path).isprintable() else shown
     data = load_yaml(text, label)
     if data is None:
@@ -301,9 +325,7 @@ def deep_merge(base: Mapping, override: Mapping, _path: tuple = ()) -> dict:
     return out
 
 
-def resolve_bases(
-    source: str | Path, relative_to: Path | None = None, _seen: tuple = (), _names: tuple = ()
-) -> dict:
+def resolve_bases(source: str | Path, relative_to: Path | None = None, _seen: tuple = (), _names: tuple = ()) -> dict:
     """Read ``source`` and merge it over its ``base`` chain (presets or files)."""
     data, where, ident = _read_source(source, relative_to)
     names = _names + (str(source),)

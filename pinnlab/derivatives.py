@@ -74,9 +74,7 @@ def _grad_or_zeros(tape: tf.GradientTape, target: tf.Tensor, source: tf.Tensor) 
     return tf.zeros_like(source) if g is None else g
 
 
-def partials(
-    fn: Fn, x: tf.Tensor, indices: Iterable[Sequence[int]]
-) -> tuple[tf.Tensor, dict[MultiIndex, tf.Tensor]]:
+def partials(fn: Fn, x: tf.Tensor, indices: Iterable[Sequence[int]]) -> tuple[tf.Tensor, dict[MultiIndex, tf.Tensor]]:
     """Evaluate ``u = fn(x)`` and the requested partial derivatives, sample by sample.
 
     Args:

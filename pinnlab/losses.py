@@ -79,9 +79,7 @@ def penalties(weights: Sequence[tf.Variable], l2: float, l1: float) -> dict[str,
     return out
 
 
-def grad_norm_lambda_hat(
-    residual_grads: Sequence[tf.Tensor], weighted_term_grads: Sequence[tf.Tensor]
-) -> tf.Tensor:
+def grad_norm_lambda_hat(residual_grads: Sequence[tf.Tensor], weighted_term_grads: Sequence[tf.Tensor]) -> tf.Tensor:
     """λ̂ = max_θ |∇θ L_r| / mean over layers of mean_θ |∇θ (λ·L_term)| (kernels only).
 
     Both arguments are gradients with respect to the kernels, layer by layer.  Returns a scalar.

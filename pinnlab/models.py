@@ -108,9 +108,16 @@ def build_mlp(
     act = ACTIVATIONS.get(activation, "model.activation")
     out_act = ACTIVATIONS.get(output_activation, "model.output_activation")
     init_cls = INITIALIZERS.get(initializer, "model.initializer")
+
     def dense(i: int, units: int, activation: Activation, name: str) -> keras.layers.Dense:
-        return keras.layers.Dense(units, activation=activation.fn, kernel_initializer=init_cls(seed=seed * 1000 + i),
-                                  bias_initializer="zeros", dtype=dtype, name=name)
+        return keras.layers.Dense(
+            units,
+            activation=activation.fn,
+            kernel_initializer=init_cls(seed=seed * 1000 + i),
+            bias_initializer="zeros",
+            dtype=dtype,
+            name=name,
+        )
 
     if architecture == "modified_mlp":
         return _modified_mlp(input_dim, width, depth, act, out_act, dense, dtype, standardize)

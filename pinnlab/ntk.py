@@ -176,10 +176,12 @@ class TermNTK:
         """Σ (∂target/∂θ)² over each replicate's block of the stacked weights: ``(k,)``."""
         grads = tape.gradient(target, self.vars)
         k = self.k
-        return tf.add_n([
-            tf.reduce_sum(tf.square(tf.reshape(tf.zeros_like(v) if g is None else g, (k, -1))), axis=1)
-            for g, v in zip(grads, self.vars)
-        ])
+        return tf.add_n(
+            [
+                tf.reduce_sum(tf.square(tf.reshape(tf.zeros_like(v) if g is None else g, (k, -1))), axis=1)
+                for g, v in zip(grads, self.vars)
+            ]
+        )
 
     def _stacked_trace(self, points, term) -> tf.Tensor:
         """tr(K_ii) of every replicate, ``(k,)``: one point of every replicate per map element."""
@@ -203,8 +205,9 @@ class TermNTK:
             return sq  # (k,)
 
         chunk = max(1, self.max_floats // max(g * self.n_params, 1))
-        return tf.add_n([tf.reduce_sum(tf.vectorized_map(one, elements[i : i + chunk]), axis=0)
-                         for i in range(0, per, chunk)])
+        return tf.add_n(
+            [tf.reduce_sum(tf.vectorized_map(one, elements[i : i + chunk]), axis=0) for i in range(0, per, chunk)]
+        )
 
     def _exact_trace(self, points, term) -> tf.Tensor:
         if self.k > 1:

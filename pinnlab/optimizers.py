@@ -40,9 +40,7 @@ def learning_rate(cfg):
 
 OPTIMIZERS.register("sgd", lambda cfg: keras.optimizers.SGD(learning_rate(cfg), momentum=cfg.momentum))
 OPTIMIZERS.register("adam", lambda cfg: keras.optimizers.Adam(learning_rate(cfg)))
-OPTIMIZERS.register(
-    "adamw", lambda cfg: keras.optimizers.AdamW(learning_rate(cfg), weight_decay=cfg.weight_decay)
-)
+OPTIMIZERS.register("adamw", lambda cfg: keras.optimizers.AdamW(learning_rate(cfg), weight_decay=cfg.weight_decay))
 OPTIMIZERS.register("rmsprop", lambda cfg: keras.optimizers.RMSprop(learning_rate(cfg)))
 OPTIMIZERS.register("lbfgs", None)
 OPTIMIZERS.register("newton_cg", None)

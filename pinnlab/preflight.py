@@ -54,9 +54,7 @@ def check_name(field: str, value: str | None) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(field, f"{value!r} is not allowed: must be a non-empty name")
     if len(value) > MAX_NAME_LENGTH:
-        raise ConfigError(
-            field, f"a name of {len(value)} characters is not allowed: at most {MAX_NAME_LENGTH}"
-        )
+        raise ConfigError(field, f"a name of {len(value)} characters is not allowed: at most {MAX_NAME_LENGTH}")
     bad = sorted({c for c in value if not c.isprintable() or c in "/\\"})
     if bad:
         raise ConfigError(field, f"{value!r} is not allowed: no {', '.join(map(repr, bad))} in a name")
@@ -86,9 +84,7 @@ def _is_page(path: Path) -> bool:
             head = f.read(_HEAD_BYTES)
     except OSError:
         return False
-    return head.lstrip().startswith(b"<!DOCTYPE html>") and (
-        PAGE_MARKER.encode() in head or _OLD_PAGE_TITLE in head
-    )
+    return head.lstrip().startswith(b"<!DOCTYPE html>") and (PAGE_MARKER.encode() in head or _OLD_PAGE_TITLE in head)
 
 
 def _check_not_in_store(flag: str, path: Path) -> None:

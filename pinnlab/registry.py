@@ -25,6 +25,8 @@ class ImportFailed(UnknownNameError):
     def __init__(self, kind: str, name: str, field: str, message: str):
         self.kind, self.name, self.valid = kind, name, []
         ConfigError.__init__(self, field, f"{name!r} {message}")
+
+
 _MISSING = object()
 
 
@@ -37,7 +39,9 @@ def import_object(path: str, kind: str = "object", field: str = "") -> object:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ImportFailed(
-            kind, path, field,
+            kind,
+            path,
+            field,
             f"is not an importable module path ({exc}; modules are looked up in the current directory and on PYTHONPATH)",
         ) from None
     except Exception as exc:  # the user's module raised while it was imported

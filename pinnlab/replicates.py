@@ -82,12 +82,15 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pinnlab import keys, names
 from pinnlab.outcomes import Outcome
+
+if TYPE_CHECKING:
+    from pinnlab.training.result import RunResult
 
 __all__ = [
     "verdict",
@@ -102,6 +105,7 @@ __all__ = [
     "combine",
     "replicate_row",
 ]
+
 
 def replicate_config(cfg, i: int):
     """The config of replicate ``i`` as a separate run: seed ``training.seed + i``, one replicate,
@@ -285,8 +289,19 @@ def _earliest(results: list[RunResult], attr: str) -> RunResult | None:
 def replicate_row(seed: int, res: RunResult) -> dict:
     """One entry of ``replicates`` in ``pinnlab run --json``."""
     s = res.summary()
-    keep = ("outcome", "reason", "nan_onset_step", "first_nonfinite", "divergence_step", "steps_run",
-            "final_loss", "weight_norm_ratio", "rel_l2_error", "heldout_residual", "stopped_by")
+    keep = (
+        "outcome",
+        "reason",
+        "nan_onset_step",
+        "first_nonfinite",
+        "divergence_step",
+        "steps_run",
+        "final_loss",
+        "weight_norm_ratio",
+        "rel_l2_error",
+        "heldout_residual",
+        "stopped_by",
+    )
     row = {"seed": seed, **{k: s[k] for k in keep}}
     for key in ("causes", "risks"):
         if key in s:
@@ -297,6 +312,7 @@ def replicate_row(seed: int, res: RunResult) -> dict:
 def combine(cfg, results: list[RunResult], *, wall_seconds: float) -> RunResult:
     """The run's result from its replicates' results (the rules are in the module docstring)."""
     from pinnlab.training.result import RunResult
+
     seeds = [r.config.training.seed for r in results]
     counts = Counter(r.outcome for r in results)
     outcome, _, rate = verdict([r.outcome for r in results], cfg.divergence.replicate_rate)

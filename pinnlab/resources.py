@@ -2,8 +2,8 @@
 
 Why: a config can be valid and still impossible on the machine.  ``training.steps=1e12`` asks for a
 history of 36 TiB (one preallocated row per step of the budget), ``model.width=1000000`` for a
-trillion weights, ``problem.params.n_residual=1e12`` for 16 TB of points; each used to pass
-validation, open an MLflow run and then crash (or take 4 GB quietly for ``steps=1e8``).  The
+trillion weights, ``problem.params.n_residual=1e12`` for 16 TB of points; without this check each would
+pass validation, open an MLflow run and then crash (or take 4 GB quietly for ``steps=1e8``).  The
 estimate below is coarse but errs high only by small factors, so a refusal always means "cannot
 fit", and the message carries the estimate and the field to lower.
 
@@ -90,7 +90,9 @@ def memory_limit() -> tuple[int | None, str]:
     total = _physical()
     if total is None:
         return None, "unknown"
-    return int(total * MEMORY_FRACTION), f"half of this machine's {human_bytes(total)}; PINNLAB_MEMORY_LIMIT sets another"
+    return int(
+        total * MEMORY_FRACTION
+    ), f"half of this machine's {human_bytes(total)}; PINNLAB_MEMORY_LIMIT sets another"
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,9 @@ def declared_counts(problem) -> dict[str, int]:
     """Point counts read from the problem's parameters named ``n_*`` (``n_residual`` ->
     ``residual``), without sampling: what a config asks for before NumPy is asked to allocate it."""
     params = problem.params_dict()
-    return {k[2:]: v for k, v in params.items() if k.startswith("n_") and isinstance(v, int) and not isinstance(v, bool)}
+    return {
+        k[2:]: v for k, v in params.items() if k.startswith("n_") and isinstance(v, int) and not isinstance(v, bool)
+    }
 
 
 def sampled_counts(problem) -> dict[str, int]:
@@ -127,19 +131,18 @@ def sampled_counts(problem) -> dict[str, int]:
     try:
         return problem.point_counts()
     except MemoryError:
-        raise ConfigError("problem.params", "sampling the training points ran out of memory: ask for fewer points") from None
+        raise ConfigError(
+            "problem.params", "sampling the training points ran out of memory: ask for fewer points"
+        ) from None
     except ConfigError:
         raise
     except Exception as exc:
         name = f"{type(problem).__module__}:{type(problem).__qualname__}"
-        raise ConfigError(
-            "problem.name", f"{name}.sample() raised {type(exc).__name__}: {first_line(exc)}"
-        ) from None
+        raise ConfigError("problem.name", f"{name}.sample() raised {type(exc).__name__}: {first_line(exc)}") from None
 
 
 def _budget(cfg, n_residual: int) -> tuple[int, str]:
     """The run's steps (:func:`pinnlab.config.budget`) and the field that set them."""
-    from pinnlab import names
     from pinnlab.config import budget
 
     t = cfg.training
@@ -169,8 +172,12 @@ def estimate(cfg, problem, counts: dict[str, int]) -> Estimate:
     batch = cfg.training.batch_size or n_res
     passes = 1 + d * problem.max_order
     parts = [
-        Part("history", 2 * 8 * budget * columns, budget_field, f"{budget:,} steps x {columns} columns x 8 bytes, twice"),
-        Part("points", 2 * 8 * n_points * d, "problem.params", f"{n_points:,} points x {d} coordinates x 8 bytes, twice"),
+        Part(
+            "history", 2 * 8 * budget * columns, budget_field, f"{budget:,} steps x {columns} columns x 8 bytes, twice"
+        ),
+        Part(
+            "points", 2 * 8 * n_points * d, "problem.params", f"{n_points:,} points x {d} coordinates x 8 bytes, twice"
+        ),
         Part("model", 5 * itemsize * weights, "model.width", f"{weights:,} weights x {itemsize} bytes x 5"),
         Part(
             "activations",
@@ -182,12 +189,24 @@ def estimate(cfg, problem, counts: dict[str, int]) -> Estimate:
     w = cfg.loss.weighting
     if w.scheme == "ntk":
         if w.ntk_estimator == "hutchinson":
-            parts.append(Part("NTK probes", itemsize * w.ntk_probes * (batch + weights), "loss.weighting.ntk_probes",
-                              f"{w.ntk_probes:,} probes x (batch {batch:,} + {weights:,} weights) x {itemsize} bytes"))
+            parts.append(
+                Part(
+                    "NTK probes",
+                    itemsize * w.ntk_probes * (batch + weights),
+                    "loss.weighting.ntk_probes",
+                    f"{w.ntk_probes:,} probes x (batch {batch:,} + {weights:,} weights) x {itemsize} bytes",
+                )
+            )
         else:
             floats = min(batch * weights, NTK_EXACT_FLOATS)
-            parts.append(Part("NTK gradients", itemsize * floats, "model.width",
-                              f"{floats:,} per-point gradient floats x {itemsize} bytes"))
+            parts.append(
+                Part(
+                    "NTK gradients",
+                    itemsize * floats,
+                    "model.width",
+                    f"{floats:,} per-point gradient floats x {itemsize} bytes",
+                )
+            )
     k = cfg.training.replicates
     if k > 1:
         parts = [Part(p.name, k * p.bytes, p.field, f"{p.detail}, x {k} replicates") for p in parts]
@@ -232,4 +251,3 @@ def check_resources(cfg, problem, counts: dict[str, int]) -> None:
         f"{value_text}needs about {human_bytes(est.total)} of memory, {human_bytes(part.bytes)} of it for the "
         f"{part.name} ({part.detail}), more than the limit of {human_bytes(limit)} ({why}); lower it",
     )
-

@@ -171,7 +171,10 @@ class Terminate:
         previous = {s: signal.signal(s, self) for s in signums}
         old_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         watchdog = threading.Thread(
-            target=self._watch, args=(read_fd, {int(s) for s in signums}, err_fd), name="pinnlab-stop-watchdog", daemon=True
+            target=self._watch,
+            args=(read_fd, {int(s) for s in signums}, err_fd),
+            name="pinnlab-stop-watchdog",
+            daemon=True,
         )
         watchdog.start()
         _current.append(self)

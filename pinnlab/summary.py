@@ -54,16 +54,25 @@ SUMMARY_FIELDS: tuple[SummaryField, ...] = (
     SummaryField("weight_norm_initial", float, "global weight norm at step 0"),
     SummaryField("weight_norm_final", float, "global weight norm of the final (last finite) weights"),
     SummaryField("weight_norm_ratio", float, "weight_norm_final / weight_norm_initial", objective=True),
-    SummaryField("rel_l2_error", float, "relative L2 error on the evaluation grid (null without an exact solution)",
-                 objective=True),
+    SummaryField(
+        "rel_l2_error",
+        float,
+        "relative L2 error on the evaluation grid (null without an exact solution)",
+        objective=True,
+    ),
     SummaryField("heldout_ratio", float, "held-out / training mean square PDE residual", objective=True),
     SummaryField("heldout_residual", float, "mean square PDE residual on held-out points", objective=True),
     SummaryField("stopped_by", str, "a callback that ended the run early (e.g. a sweep pruner)", tag=True),
-    SummaryField("forecast", dict, "the first forecast alarm: {first_alarm_step, signal, value} (nulls if none)",
-                 trial_attr=False),
+    SummaryField(
+        "forecast",
+        dict,
+        "the first forecast alarm: {first_alarm_step, signal, value} (nulls if none)",
+        trial_attr=False,
+    ),
     SummaryField("alarm_step", int, "step of the first forecast alarm (null if none)", tag=True, objective=True),
-    SummaryField("alarm_signal", str, "the signal that raised it (sharpness, weight_growth, unbounded_loss, ...)",
-                 tag=True),
+    SummaryField(
+        "alarm_signal", str, "the signal that raised it (sharpness, weight_growth, unbounded_loss, ...)", tag=True
+    ),
     SummaryField("causes", list, "likely causes of a failure: [{cause, evidence, remedy}] (pinnlab.causes)"),
     SummaryField("cause_names", str, "the causes' names, comma-separated", tag=True),
     SummaryField("risks", list, "the same rules holding on a run that worked: [{cause, evidence, remedy}]"),
@@ -72,10 +81,16 @@ SUMMARY_FIELDS: tuple[SummaryField, ...] = (
     SummaryField("warnings", list, "known causes of trouble found in the config and the run", trial_attr=False),
     SummaryField("problem", str, "problem.name", trial_attr=False),
     SummaryField("final_metrics", dict, "the last finite value of every history metric", trial_attr=False),
-    SummaryField("divergence_rate", float, "fraction of the seed replicates that diverged (one run: 0 or 1)",
-                 objective=True),
-    SummaryField("replicates", list, "training.replicates > 1: per seed outcome, onsets, final loss, error "
-                 "(null for one run; the fields above summarise them)", trial_attr=False),
+    SummaryField(
+        "divergence_rate", float, "fraction of the seed replicates that diverged (one run: 0 or 1)", objective=True
+    ),
+    SummaryField(
+        "replicates",
+        list,
+        "training.replicates > 1: per seed outcome, onsets, final loss, error "
+        "(null for one run; the fields above summarise them)",
+        trial_attr=False,
+    ),
 )
 
 FIELD = {f.name: f for f in SUMMARY_FIELDS}

@@ -86,8 +86,11 @@ def temporary_cluster() -> Iterator[str]:
         yield f"postgresql://postgres@127.0.0.1:{port}/pinnlab"
     finally:
         if started:
-            subprocess.run(_as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(base, ignore_errors=True)
 
 

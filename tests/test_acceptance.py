@@ -40,7 +40,7 @@ def test_seed_without_early_stop_reaches_nan_and_names_the_tensor(capsys):
 
 
 def test_readme_tanh_run_is_diverging_with_its_cause(capsys):
-    """Issue 11: ×4.6 and rising on a loss unbounded below is not ``stable``."""
+    """×4.6 and rising on a loss unbounded below is not ``stable``."""
     s = run_json(capsys, "seed", "--set", "model.activation=tanh", "--set", "training.epochs=2")
     assert s["outcome"] == "diverging", s
     assert "unbounded_loss" in [c["cause"] for c in s["causes"]]

@@ -32,9 +32,21 @@ from pinnlab.analysis import (
 )
 from pinnlab.cli import main
 from pinnlab.errors import ConfigError, StoreError
-from pinnlab.training.divergence import growth_rate
 from pinnlab.outcomes import DIVERGENT as _DIVERGENT
+from pinnlab.training.divergence import growth_rate
 
+# the dashboard's sections in page order (their ids)
+VIEWS = [
+    "heatmap",
+    "trajectories",
+    "nan-onset",
+    "parallel",
+    "grad-terms",
+    "causes",
+    "survival",
+    "aligned",
+    "boundary-plane",
+]
 STUDY = "seed_divergence"  # the README's sweep: its report/dashboard commands run as written here
 TINY = {
     "base": "seed",
@@ -64,8 +76,18 @@ def build_study(base: Path) -> dict:
         "journal": str(store / "optuna.journal"),
         "tracking_uri": f"sqlite:///{(store / 'mlflow.db').as_posix()}",
     }
-    argv = ["sweep", str(base / "tiny.yaml"), "--study-name", STUDY, "--storage", info["storage"],
-            "--tracking-uri", info["tracking_uri"], "--json", "--quiet"]
+    argv = [
+        "sweep",
+        str(base / "tiny.yaml"),
+        "--study-name",
+        STUDY,
+        "--storage",
+        info["storage"],
+        "--tracking-uri",
+        info["tracking_uri"],
+        "--json",
+        "--quiet",
+    ]
     assert main(argv) == 0
     done.write_text(json.dumps(info))
     return info
@@ -91,8 +113,19 @@ def optuna_trials(study) -> list:
 def test_trials_frame_joins_optuna_and_mlflow(study):
     trials = trials_frame(STUDY, study["storage"], study["tracking_uri"])
     assert len(trials) == 4 and list(trials["trial"]) == [0, 1, 2, 3]
-    for col in ["state", "optimizer.learning_rate", "model.width", "outcome", "nan_onset_step", "first_nonfinite",
-                "divergence_step", "steps_run", "value", "final/loss/total", "mlflow_run_id"]:
+    for col in [
+        "state",
+        "optimizer.learning_rate",
+        "model.width",
+        "outcome",
+        "nan_onset_step",
+        "first_nonfinite",
+        "divergence_step",
+        "steps_run",
+        "value",
+        "final/loss/total",
+        "mlflow_run_id",
+    ]:
         assert col in trials.columns, col
     client = mlflow.MlflowClient(tracking_uri=study["tracking_uri"])
     by_number = {t.number: t for t in optuna_trials(study)}
@@ -212,7 +245,9 @@ def test_report_json_divergence_rates_agree_with_the_optuna_storage(study, capsy
     pairs = rep["divergence_by_pair"]
     assert len(pairs) == 4
     for r in pairs:
-        group = [t for t in judged if t.params[r["factor_a"]] == r["level_a"] and t.params[r["factor_b"]] == r["level_b"]]
+        group = [
+            t for t in judged if t.params[r["factor_a"]] == r["level_a"] and t.params[r["factor_b"]] == r["level_b"]
+        ]
         assert r["n"] == len(group) == 1
         assert r["rate"] == float(group[0].user_attrs["outcome"] in DIVERGENT)
 
@@ -227,7 +262,7 @@ def test_report_onsets_growth_ranking_and_importance(study, capsys):
     # weight growth: the slope of ln ||W|| of each trial, recomputed here from history.csv via MLflow
     hist = history_frame(STUDY, study["storage"], study["tracking_uri"], metrics=["weight_norm/total"])
     slopes = []
-    for trial, g in hist.groupby("trial"):
+    for _, g in hist.groupby("trial"):
         g = g.sort_values("step")
         slopes.append(growth_rate(g["step"].to_numpy(), g["value"].to_numpy()))
     finite = sorted(s for s in slopes if math.isfinite(s))
@@ -256,17 +291,31 @@ def test_report_text_formats(study, capsys, fmt):
     out = capsys.readouterr().out
     if fmt == "csv":
         frame = pd.read_csv(io.StringIO(out))
-        assert set(frame["section"]) == {"divergence_by_factor", "divergence_by_pair", "nan_onset", "divergence_step",
-                                         "weight_growth", "causes_by_factor", "stable_ranking", "importance",
-                                         "survival"}
+        assert set(frame["section"]) == {
+            "divergence_by_factor",
+            "divergence_by_pair",
+            "nan_onset",
+            "divergence_step",
+            "weight_growth",
+            "causes_by_factor",
+            "stable_ranking",
+            "importance",
+            "survival",
+        }
         # (no `boundary` rows: two learning rates are a category, not a range to fit)
         lr = frame[(frame["section"] == "divergence_by_factor") & (frame["factor"] == "optimizer.learning_rate")]
         assert sorted(lr["rate"]) == [0.0, 1.0]
     else:
         head = "## " if fmt == "markdown" else "== "
-        for title in ["Divergence rate by factor", "Divergence rate by pair of factors", "NaN onset step",
-                      "Weight growth rate", "Causes found", "Stable configurations by final_loss",
-                      "What drives divergence"]:
+        for title in [
+            "Divergence rate by factor",
+            "Divergence rate by pair of factors",
+            "NaN onset step",
+            "Weight growth rate",
+            "Causes found",
+            "Stable configurations by final_loss",
+            "What drives divergence",
+        ]:
             assert head + title in out
         assert "divergent (blowup/diverging/nan/unbounded): 2 of 4 judged trials (50%)" in out
         assert "Method: chance-adjusted uncertainty coefficient" in out
@@ -281,8 +330,9 @@ def synthetic(n: int = 60, seed: int = 0) -> pd.DataFrame:
     lr = 10 ** rng.uniform(-4, 0, n)
     width = rng.choice([5, 20, 100], n)
     outcome = np.where(lr >= 0.1, rng.choice(["nan", "blowup"], n), "stable")
-    trials = pd.DataFrame({"trial": range(n), "lr": lr, "width": width, "outcome": outcome,
-                           "value": rng.uniform(0, 1, n)})
+    trials = pd.DataFrame(
+        {"trial": range(n), "lr": lr, "width": width, "outcome": outcome, "value": rng.uniform(0, 1, n)}
+    )
     trials.loc[n - 1, "outcome"] = None  # crashed / unfinished: left out of every rate
     return trials
 
@@ -334,10 +384,9 @@ def test_dashboard_cli_writes_one_offline_file_to_the_store(study, capsys, monke
     path = Path(capsys.readouterr().out.strip())
     assert path == Path(study["project"]) / "pinnlab-runs" / "dashboards" / f"{STUDY}.html"
     html = path.read_text()
-    sections = ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "causes", "survival", "aligned", "boundary-plane"]
-    for section in sections:
+    for section in VIEWS:
         assert f'<section class="panel" id="{section}">' in html
-    assert html.count("Plotly.newPlot(") == len(sections)
+    assert html.count("Plotly.newPlot(") == len(VIEWS)
     assert '<script src="http' not in html and "cdn.plot.ly" not in html.split("</script>")[-1]
     assert "Divergence rate: optimizer.learning_rate × model.width" in html  # the two most important
 

@@ -13,8 +13,9 @@ from pinnlab.training import build_trainer
 
 
 def test_the_forward_pass_is_the_gated_formula():
-    net = build_mlp(input_dim=2, width=8, depth=2, activation="tanh", dtype="float64", seed=4,
-                    architecture="modified_mlp")
+    net = build_mlp(
+        input_dim=2, width=8, depth=2, activation="tanh", dtype="float64", seed=4, architecture="modified_mlp"
+    )
     w = {("/".join(v.path.split("/")[-2:])): v.numpy() for v in net.trainable_variables}
     x = np.random.default_rng(0).uniform(-1, 1, (6, 2))
     u = np.tanh(x @ w["encoder_1/kernel"] + w["encoder_1/bias"])
@@ -29,9 +30,19 @@ def test_the_forward_pass_is_the_gated_formula():
 
 
 def test_a_modified_mlp_run_logs_its_encoders_and_trains():
-    cfg = load_config("poisson2d", ["model.architecture=modified_mlp", "training.steps=60", "diagnostics.every=20",
-                                    "model.width=16", "model.depth=2", "diagnostics.sharpness=false",
-                                    "problem.params.n_residual=256", "optimizer.learning_rate=0.01"])
+    cfg = load_config(
+        "poisson2d",
+        [
+            "model.architecture=modified_mlp",
+            "training.steps=60",
+            "diagnostics.every=20",
+            "model.width=16",
+            "model.depth=2",
+            "diagnostics.sharpness=false",
+            "problem.params.n_residual=256",
+            "optimizer.learning_rate=0.01",
+        ],
+    )
     trainer = build_trainer(cfg)
     assert {"encoder_1/kernel", "encoder_2/bias", "dense_3/kernel"} <= set(trainer.var_names)
     r = trainer.fit()
@@ -39,10 +50,13 @@ def test_a_modified_mlp_run_logs_its_encoders_and_trains():
     assert r.history["weight_norm/encoder_1/kernel"].notna().sum() == 3
 
 
-@pytest.mark.parametrize("over,field", [
-    (["model.architecture=modified_mlp", "training.replicates=2"], "training.replicates"),
-    (["model.architecture=resnet"], "model.architecture"),
-])
+@pytest.mark.parametrize(
+    "over,field",
+    [
+        (["model.architecture=modified_mlp", "training.replicates=2"], "training.replicates"),
+        (["model.architecture=resnet"], "model.architecture"),
+    ],
+)
 def test_what_an_architecture_cannot_be(over, field):
     with pytest.raises(ConfigError) as e:
         load_config("helmholtz2d", over)

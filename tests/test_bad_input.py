@@ -1,7 +1,7 @@
 """Bad input across every command: one line, exit code 2, no traceback, nothing written, at once.
 
 A table of cases for ``run``, ``sweep``, ``worker``, ``report``, ``dashboard`` and ``reproduce``,
-among them every case of issue 14 (values that overflowed or exhausted memory after an MLflow run
+among them values that overflowed or exhausted memory after an MLflow run
 existed, user problems that raised, impossible values that were accepted, stores that answered
 after minutes of retries).  Each case asserts the exit code, exactly one line on stderr starting
 ``pinnlab CMD: error:`` and containing the expected words, an empty stdout, no traceback, no new
@@ -26,10 +26,10 @@ import pytest
 
 from pinnlab.cli import main
 
-LIMIT_SECONDS = 40  # issue 14: every bad input answers within 40 s, an unreachable server included
+LIMIT_SECONDS = 40  # every bad input answers within 40 s, an unreachable server included
 DEAD = "http://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
 
-USER_PROBLEMS = '''
+USER_PROBLEMS = """
 import numpy as np
 from pinnlab.problems import Problem, uniform
 
@@ -64,7 +64,7 @@ class SamplerRaises(BadDerivative):
 
     def sample(self, rng):
         raise RuntimeError("my sampler is broken")
-'''
+"""
 
 SWEEP = "base: seed\nspace:\n  model.width: {low: 5, high: 10}\nn_trials: 2\n"
 
@@ -105,28 +105,60 @@ CASES = [
     # ---- run: accepted, then crashed after the MLflow run existed
     ("seed-overflow", _run("seed", "--set", "training.seed=10000000000000000"), ["training.seed", "2147483647"]),
     ("seed-negative", _run("seed", "--set", "training.seed=-1"), ["training.seed", "-1"]),
-    ("steps-36-tib", _run("seed", "--set", "training.steps=1000000000000"), ["training.steps", "TiB", "history", "limit"]),
+    (
+        "steps-36-tib",
+        _run("seed", "--set", "training.steps=1000000000000"),
+        ["training.steps", "TiB", "history", "limit"],
+    ),
     ("steps-1e8", _run("seed", "--set", "training.steps=100000000"), ["training.steps", "GiB", "history"]),
     ("epochs-huge", _run("seed", "--set", "training.epochs=1000000000"), ["training.epochs", "history"]),
-    ("lbfgs-iterations-huge", _run("seed", "--set", "optimizer.name=lbfgs", "--set",
-                                   "optimizer.lbfgs_max_iter=10000000000"), ["optimizer.lbfgs_max_iter", "history"]),
-    ("width-oom", _run("seed", "--set", "model.width=1000000", "--set", "model.depth=2"), ["model.width", "1000000", "weights"]),
-    ("n-residual-huge", _run("poisson2d", "--set", "problem.params.n_residual=1000000000000"),
-     ["problem.params.n_residual", "1000000000000", "memory"]),
-    ("batch-huge-points", _run("poisson2d", "--set", "problem.params.n_boundary=100000000000"),
-     ["problem.params.n_boundary", "memory"]),
-    ("user-derivative-not-over-coords", _run("seed", "--set", "problem.name=userprobs:BadDerivative"),
-     ["problem.name", "u_zz", "x, t"]),
+    (
+        "lbfgs-iterations-huge",
+        _run("seed", "--set", "optimizer.name=lbfgs", "--set", "optimizer.lbfgs_max_iter=10000000000"),
+        ["optimizer.lbfgs_max_iter", "history"],
+    ),
+    (
+        "width-oom",
+        _run("seed", "--set", "model.width=1000000", "--set", "model.depth=2"),
+        ["model.width", "1000000", "weights"],
+    ),
+    (
+        "n-residual-huge",
+        _run("poisson2d", "--set", "problem.params.n_residual=1000000000000"),
+        ["problem.params.n_residual", "1000000000000", "memory"],
+    ),
+    (
+        "batch-huge-points",
+        _run("poisson2d", "--set", "problem.params.n_boundary=100000000000"),
+        ["problem.params.n_boundary", "memory"],
+    ),
+    (
+        "user-derivative-not-over-coords",
+        _run("seed", "--set", "problem.name=userprobs:BadDerivative"),
+        ["problem.name", "u_zz", "x, t"],
+    ),
     # ---- run: tracebacks before anything ran
-    ("user-module-raises-on-import", _run("seed", "--set", "problem.name=raising:Heat"),
-     ["problem.name", "ZeroDivisionError", "boom at import"]),
-    ("user-module-missing", _run("seed", "--set", "problem.name=myheat:Heat"),
-     ["problem.name", "No module named 'myheat'", "current directory"]),
+    (
+        "user-module-raises-on-import",
+        _run("seed", "--set", "problem.name=raising:Heat"),
+        ["problem.name", "ZeroDivisionError", "boom at import"],
+    ),
+    (
+        "user-module-missing",
+        _run("seed", "--set", "problem.name=myheat:Heat"),
+        ["problem.name", "No module named 'myheat'", "current directory"],
+    ),
     ("user-class-missing", _run("seed", "--set", "problem.name=userprobs:Nope"), ["problem.name", "userprobs"]),
-    ("user-problem-without-sample", _run("seed", "--set", "problem.name=userprobs:NoSampler"),
-     ["problem.name", "domain, sample"]),
-    ("user-sampler-raises", _run("seed", "--set", "problem.name=userprobs:SamplerRaises"),
-     ["problem.name", "RuntimeError", "my sampler is broken"]),
+    (
+        "user-problem-without-sample",
+        _run("seed", "--set", "problem.name=userprobs:NoSampler"),
+        ["problem.name", "domain, sample"],
+    ),
+    (
+        "user-sampler-raises",
+        _run("seed", "--set", "problem.name=userprobs:SamplerRaises"),
+        ["problem.name", "RuntimeError", "my sampler is broken"],
+    ),
     ("preset-name-too-long", _run(LONG), ["neither a YAML file nor a preset"]),
     ("yaml-name-too-long", _run(LONG + ".yaml"), ["cannot be read"]),
     # ---- run: impossible values accepted
@@ -134,19 +166,31 @@ CASES = [
     ("learning-rate-nan", _run("seed", "--set", "optimizer.learning_rate=.nan"), ["optimizer.learning_rate", "finite"]),
     ("huber-delta-inf", _run("seed", "--set", "loss.huber_delta=.inf"), ["loss.huber_delta", "finite"]),
     ("loss-floor-nan", _run("seed", "--set", "divergence.loss_floor=.nan"), ["divergence.loss_floor", "finite"]),
-    ("max-weight-ratio-nan", _run("seed", "--set", "divergence.max_weight_ratio=.nan"),
-     ["divergence.max_weight_ratio", "finite"]),
-    ("max-weight-norm-inf", _run("seed", "--set", "divergence.max_weight_norm=.inf"),
-     ["divergence.max_weight_norm", "finite"]),
+    (
+        "max-weight-ratio-nan",
+        _run("seed", "--set", "divergence.max_weight_ratio=.nan"),
+        ["divergence.max_weight_ratio", "finite"],
+    ),
+    (
+        "max-weight-norm-inf",
+        _run("seed", "--set", "divergence.max_weight_norm=.inf"),
+        ["divergence.max_weight_norm", "finite"],
+    ),
     ("clip-norm-inf", _run("seed", "--set", "regularization.clip_norm=.inf"), ["regularization.clip_norm", "finite"]),
     ("l2-nan", _run("seed", "--set", "regularization.l2=.nan"), ["regularization.l2", "finite"]),
-    ("decay-rate-nan", _run("seed", "--set", "optimizer.schedule.decay_rate=.nan"),
-     ["optimizer.schedule.decay_rate", "finite"]),
+    (
+        "decay-rate-nan",
+        _run("seed", "--set", "optimizer.schedule.decay_rate=.nan"),
+        ["optimizer.schedule.decay_rate", "finite"],
+    ),
     ("weight-nan", _run("poisson2d", "--set", "loss.weights.boundary=.nan"), ["loss.weights.boundary", "finite"]),
     ("problem-param-nan", _run("convection1d", "--set", "problem.params.beta=.nan"), ["problem.params.beta", "finite"]),
     ("duplicate-yaml-key", _run("dup.yaml"), ["dup.yaml", "'model'", "twice", "lines 2 and 4"]),
-    ("both-budgets-two-sets", _run("seed", "--set", "training.epochs=1", "--set", "training.steps=100"),
-     ["training.steps", "training.epochs", "not both"]),
+    (
+        "both-budgets-two-sets",
+        _run("seed", "--set", "training.epochs=1", "--set", "training.steps=100"),
+        ["training.steps", "training.epochs", "not both"],
+    ),
     # ---- run: misleading messages
     ("experiment-empty", _run("seed", "--experiment", ""), ["--experiment", "non-empty"]),
     ("experiment-too-long", _run("seed", "--experiment", "e" * 600), ["--experiment", "600 characters"]),
@@ -154,15 +198,32 @@ CASES = [
     # ---- run: stores
     ("run-tracking-unreachable", _run("seed", "--tracking-uri", DEAD), ["127.0.0.1:9", "does not answer"]),
     ("run-tracking-empty", _run("seed", "--tracking-uri", ""), ["--tracking-uri", "''"]),
-    ("run-tracking-not-a-database", _run("seed", "--tracking-uri", "sqlite:///notdb.txt"),
-     ["notdb.txt", "not an SQLite database"]),
-    ("run-tracking-under-a-file", _run("seed", "--tracking-uri", "sqlite:///afile/mlflow.db"), ["afile", "cannot create"]),
-    ("run-tracking-db-unreachable", _run("seed", "--tracking-uri", "postgresql://u@127.0.0.1:9/db"),
-     ["127.0.0.1:9", "cannot be reached"]),
+    (
+        "run-tracking-not-a-database",
+        _run("seed", "--tracking-uri", "sqlite:///notdb.txt"),
+        ["notdb.txt", "not an SQLite database"],
+    ),
+    (
+        "run-tracking-under-a-file",
+        _run("seed", "--tracking-uri", "sqlite:///afile/mlflow.db"),
+        ["afile", "cannot create"],
+    ),
+    (
+        "run-tracking-db-unreachable",
+        _run("seed", "--tracking-uri", "postgresql://u@127.0.0.1:9/db"),
+        ["127.0.0.1:9", "cannot be reached"],
+    ),
     # ---- sweep
-    ("sweep-tracking-unreachable", ["sweep", "sw.yaml", "--smoke", "--tracking-uri", DEAD], ["127.0.0.1:9", "does not answer"]),
-    ("sweep-tracking-not-a-database", ["sweep", "sw.yaml", "--tracking-uri", "sqlite:///notdb.txt"],
-     ["not an SQLite database"]),
+    (
+        "sweep-tracking-unreachable",
+        ["sweep", "sw.yaml", "--smoke", "--tracking-uri", DEAD],
+        ["127.0.0.1:9", "does not answer"],
+    ),
+    (
+        "sweep-tracking-not-a-database",
+        ["sweep", "sw.yaml", "--tracking-uri", "sqlite:///notdb.txt"],
+        ["not an SQLite database"],
+    ),
     ("sweep-space-empty", ["sweep", "sw_empty_space.yaml"], ["space", "at least one"]),
     ("sweep-sampler-seed-negative", ["sweep", "sw_seed.yaml"], ["sampler.seed", "-1"]),
     ("sweep-study-name-5000", ["sweep", "sw.yaml", "--study-name", "s" * 5000], ["study_name", "5000 characters"]),
@@ -186,20 +247,48 @@ CASES = [
     ("sweep-workers-too-many", ["sweep", "sw.yaml", "--workers", "100000"], ["--workers", "100000"]),
     ("sweep-n-trials-zero", ["sweep", "sw.yaml", "--n-trials", "0"], ["--n-trials", "0"]),
     ("sweep-storage-empty", ["sweep", "sw.yaml", "--storage", ""], ["--storage", "''"]),
-    ("sweep-storage-garbage-journal", ["sweep", "sw.yaml", "--storage", "journal:garbage.journal"],
-     ["garbage.journal", "not an Optuna journal"]),
-    ("sweep-storage-sqlite-not-db", ["sweep", "sw.yaml", "--storage", "sqlite:///notdb.txt"], ["Optuna storage", "notdb.txt"]),
-    ("sweep-storage-db-unreachable", ["sweep", "sw.yaml", "--storage", "postgresql://u@127.0.0.1:9/db", "--workers", "0"],
-     ["Optuna storage", "127.0.0.1"]),
+    (
+        "sweep-storage-garbage-journal",
+        ["sweep", "sw.yaml", "--storage", "journal:garbage.journal"],
+        ["garbage.journal", "not an Optuna journal"],
+    ),
+    (
+        "sweep-storage-sqlite-not-db",
+        ["sweep", "sw.yaml", "--storage", "sqlite:///notdb.txt"],
+        ["Optuna storage", "notdb.txt"],
+    ),
+    (
+        "sweep-storage-db-unreachable",
+        ["sweep", "sw.yaml", "--storage", "postgresql://u@127.0.0.1:9/db", "--workers", "0"],
+        ["Optuna storage", "127.0.0.1"],
+    ),
     ("sweep-storage-not-a-url", ["sweep", "sw.yaml", "--storage", "nonsense"], ["nonsense", "not a storage URL"]),
     # ---- worker
-    ("worker-no-journal", ["worker", "--study-name", "s", "--storage", "journal:missing.journal"], ["no Optuna journal"]),
-    ("worker-garbage-journal", ["worker", "--study-name", "s", "--storage", "journal:garbage.journal"],
-     ["not an Optuna journal"]),
-    ("worker-study-name-empty", ["worker", "--study-name", "", "--storage", "journal:x.journal"], ["--study-name", "non-empty"]),
-    ("worker-threads-zero", ["worker", "--study-name", "s", "--storage", "journal:x.journal", "--threads", "0"], ["--threads"]),
-    ("worker-n-trials-zero", ["worker", "--study-name", "s", "--storage", "journal:x.journal", "--n-trials", "0"],
-     ["--n-trials"]),
+    (
+        "worker-no-journal",
+        ["worker", "--study-name", "s", "--storage", "journal:missing.journal"],
+        ["no Optuna journal"],
+    ),
+    (
+        "worker-garbage-journal",
+        ["worker", "--study-name", "s", "--storage", "journal:garbage.journal"],
+        ["not an Optuna journal"],
+    ),
+    (
+        "worker-study-name-empty",
+        ["worker", "--study-name", "", "--storage", "journal:x.journal"],
+        ["--study-name", "non-empty"],
+    ),
+    (
+        "worker-threads-zero",
+        ["worker", "--study-name", "s", "--storage", "journal:x.journal", "--threads", "0"],
+        ["--threads"],
+    ),
+    (
+        "worker-n-trials-zero",
+        ["worker", "--study-name", "s", "--storage", "journal:x.journal", "--n-trials", "0"],
+        ["--n-trials"],
+    ),
     ("worker-storage-empty", ["worker", "--study-name", "s", "--storage", ""], ["--storage", "''"]),
     # ---- report
     ("report-no-store", ["report", "nosuch"], ["no Optuna journal"]),

@@ -98,8 +98,15 @@ def bad_values(leaf: Any, metadata: list) -> list[tuple[str, str]]:
         return [("unknown", "nosuchname"), ("empty", "''"), ("number", "3"), ("list", "[tanh]")]
     if leaf in (int, float):
         lo, hi = _bounds(metadata)
-        out = [("nan", ".nan"), ("inf", ".inf"), ("-inf", "-.inf"), ("bool", "true"), ("string", "'ten'"),
-               ("list", "[1]"), ("mapping", "{a: 1}")]
+        out = [
+            ("nan", ".nan"),
+            ("inf", ".inf"),
+            ("-inf", "-.inf"),
+            ("bool", "true"),
+            ("string", "'ten'"),
+            ("list", "[1]"),
+            ("mapping", "{a: 1}"),
+        ]
         if leaf is int:
             out += [("float", "2.5"), ("huge", str(10**23))]
         elif hi is not None:
@@ -114,8 +121,12 @@ def bad_values(leaf: Any, metadata: list) -> list[tuple[str, str]]:
         scalar = next(m for m in members if typing.get_origin(m) is not list)
         scalar, _ = _unwrap(scalar)
         cases = [c for c in bad_values(scalar, metadata) if c[0] not in ("list", "mapping")]
-        return [*cases, *((f"list-{suffix}", f"[{text}]") for suffix, text in cases), ("empty-list", "[]"),
-                ("mapping", "{a: 1}")]
+        return [
+            *cases,
+            *((f"list-{suffix}", f"[{text}]") for suffix, text in cases),
+            ("empty-list", "[]"),
+            ("mapping", "{a: 1}"),
+        ]
     raise AssertionError(f"no bad values for {leaf!r}: extend bad_values")
 
 
@@ -131,7 +142,9 @@ def _field_cases() -> list[tuple[str, list[str], list[str]]]:
             for suffix, text in bad_values(leaf, metadata):
                 if param.rpartition(".")[2].startswith("n_") and suffix == "huge":
                     continue  # a point count: the memory check names it (tests/test_bad_input.py)
-                cases.append((f"param-{name}-{param[15:]}-{suffix}", ["run", preset, "--set", f"{param}={text}"], [param]))
+                cases.append(
+                    (f"param-{name}-{param[15:]}-{suffix}", ["run", preset, "--set", f"{param}={text}"], [param])
+                )
     return cases
 
 
@@ -162,8 +175,13 @@ OVERFLOW = [
     ("loss-floor-zero", "poisson2d", "divergence.loss_floor", "0", ["less than 0"]),
     ("horizon-1e300", "seed", "divergence.horizon", "1.0e+300", ["1000000"]),
 ]
-OVERFLOW_SEEDS = [("replicate-seeds-past-int32", ["run", "poisson2d", "--set", "training.seed=2147483647", "--set",
-                                                  "training.replicates=2"], ["training.seed", "2147483648", "2147483647"])]
+OVERFLOW_SEEDS = [
+    (
+        "replicate-seeds-past-int32",
+        ["run", "poisson2d", "--set", "training.seed=2147483647", "--set", "training.replicates=2"],
+        ["training.seed", "2147483648", "2147483647"],
+    )
+]
 USER_SET = ["--set", "problem.name=userheat:Heat", "--set", "problem.params.k"]
 
 
@@ -198,21 +216,30 @@ OVERFLOW_FILES = {
 }
 OVERFLOW_FILES["userheat.py"] = USER_PROBLEM
 
-OVERFLOW_CASES = [
-    (f"overflow-run-{cid}", ["run", preset, "--set", f"{path}={value}"], [path, *words])
-    for cid, preset, path, value, words in OVERFLOW
-] + [
-    (f"overflow-sweep-{where}-{cid}", ["sweep", f"ov-{where}-{cid}.yaml"], [f"{where}.{path}"])
-    for cid, preset, path, value, _ in OVERFLOW
-    for where in ("overrides", "space")
-] + [
-    (f"overflow-user-param-{cid}", ["run", "seed", *USER_SET[:-1], f"{USER_SET[-1]}={value}"],
-     ["problem.params.k", "1e+19", "float32"])
-    for cid, value in (("1e300", "1.0e+300"), ("minus-1e20", "-1.0e+20"))
-] + OVERFLOW_SEEDS
+OVERFLOW_CASES = (
+    [
+        (f"overflow-run-{cid}", ["run", preset, "--set", f"{path}={value}"], [path, *words])
+        for cid, preset, path, value, words in OVERFLOW
+    ]
+    + [
+        (f"overflow-sweep-{where}-{cid}", ["sweep", f"ov-{where}-{cid}.yaml"], [f"{where}.{path}"])
+        for cid, preset, path, value, _ in OVERFLOW
+        for where in ("overrides", "space")
+    ]
+    + [
+        (
+            f"overflow-user-param-{cid}",
+            ["run", "seed", *USER_SET[:-1], f"{USER_SET[-1]}={value}"],
+            ["problem.params.k", "1e+19", "float32"],
+        )
+        for cid, value in (("1e300", "1.0e+300"), ("minus-1e20", "-1.0e+20"))
+    ]
+    + OVERFLOW_SEEDS
+)
 
 # ------------------------------------------------------------------------------------------
 # Hostile files and paths: as the config, as a config's base, as the sweep file, as a sweep's base.
+
 
 def _bomb(levels: int = 9) -> str:
     """The "billion laughs": each level nine aliases of the one before (9**9 leaves once expanded)."""
@@ -225,13 +252,17 @@ def _bomb(levels: int = 9) -> str:
 HOSTILE = {
     # name: (text or bytes, words of the error)
     "bomb.yaml": (_bomb(), ["bomb.yaml", "expands to more than"]),
-    "bomb_in_base_key.yaml": ("base: seed\nx: &x [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
-                              + "".join(f"x{i}: &x{i} [" + ", ".join(["*x" + (str(i - 1) if i else "")] * 10) + "]\n"
-                                        for i in range(6)), ["expands to more than"]),
+    "bomb_in_base_key.yaml": (
+        "base: seed\nx: &x [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+        + "".join(f"x{i}: &x{i} [" + ", ".join(["*x" + (str(i - 1) if i else "")] * 10) + "]\n" for i in range(6)),
+        ["expands to more than"],
+    ),
     "recursive.yaml": ("base: seed\nname: &r [*r]\n", ["refers to a value that contains it"]),
     "deep_flow.yaml": ("base: seed\nname: " + "[" * 3000 + "]" * 3000 + "\n", [f"more than {MAX_YAML_DEPTH} levels"]),
-    "deep_block.yaml": ("".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v: 1\n",
-                        [f"more than {MAX_YAML_DEPTH} levels"]),
+    "deep_block.yaml": (
+        "".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v: 1\n",
+        [f"more than {MAX_YAML_DEPTH} levels"],
+    ),
     "latin1.yaml": (b"base: seed\nname: caf\xe9\n", ["not UTF-8", "0xe9", "line 2"]),
     "utf16.yaml": ("base: seed\n".encode("utf-16"), ["not UTF-8"]),
     "huge.yaml": ("base: seed\n" + "#" * (MAX_FILE_BYTES + 10) + "\n", ["larger than 1 MiB"]),
@@ -366,8 +397,9 @@ def test_replicates_multiply_the_memory_estimate(workdir, capsys, monkeypatch):
     before = _listing(workdir)
     rc = _main(["run", "poisson2d", *sets, "--set", "training.replicates=64"])
     out, err = capsys.readouterr()
-    check_one_line(rc, out, err, "run", ["training.replicates", "64", "GiB", "activations", "x 64 replicates",
-                                         "200 MiB"], 0)
+    check_one_line(
+        rc, out, err, "run", ["training.replicates", "64", "GiB", "activations", "x 64 replicates", "200 MiB"], 0
+    )
     assert _listing(workdir) == before
 
 
@@ -375,8 +407,18 @@ def test_ntk_probes_count_in_the_memory_estimate(workdir, capsys, monkeypatch):
     """Hutchinson probes hold a probe vector and a gradient each: a count within MAX_NTK_PROBES can
     still not fit, and the refusal names the probes."""
     monkeypatch.setenv("PINNLAB_MEMORY_LIMIT", "1G")
-    argv = ["run", "poisson2d", "--set", "loss.weighting.scheme=ntk", "--set", "loss.weighting.ntk_estimator=hutchinson",
-            "--set", "model.width=2000", "--set", "training.steps=100"]
+    argv = [
+        "run",
+        "poisson2d",
+        "--set",
+        "loss.weighting.scheme=ntk",
+        "--set",
+        "loss.weighting.ntk_estimator=hutchinson",
+        "--set",
+        "model.width=2000",
+        "--set",
+        "training.steps=100",
+    ]
     rc = _main([*argv, "--set", f"loss.weighting.ntk_probes={MAX_NTK_PROBES}"])
     out, err = capsys.readouterr()
     check_one_line(rc, out, err, "run", ["loss.weighting.ntk_probes", "NTK probes", "1,024 probes"], 0)
@@ -423,8 +465,14 @@ def test_a_fifo_is_not_opened(workdir):
 # Through the installed command: a FIFO or a bomb that slipped through would hang or swap the
 # process, which a subprocess with a timeout turns into a failure instead of a stuck suite.
 
-THROUGH_THE_COMMAND = ["path-run-fifo", "path-sweep-fifo", "file-run-bomb.yaml", "file-sweep-deep_flow.yaml",
-                       "file-run-latin1.yaml", "overflow-run-decay-steps-1e23"]
+THROUGH_THE_COMMAND = [
+    "path-run-fifo",
+    "path-sweep-fifo",
+    "file-run-bomb.yaml",
+    "file-sweep-deep_flow.yaml",
+    "file-run-latin1.yaml",
+    "overflow-run-decay-steps-1e23",
+]
 
 
 @pytest.mark.parametrize("case", THROUGH_THE_COMMAND)

@@ -56,25 +56,40 @@ def summary(outcome: Outcome, step: int | None = None, steps: int = 100) -> dict
 
 def test_aggregate_median_of_the_non_divergent_seeds_and_the_pruning_threshold():
     seeds = [0, 1, 2]
-    v = aggregate([summary(Outcome.STABLE), summary(Outcome.NAN, 7, 8), summary(Outcome.STABLE)], [0.1, 9.0, 0.3], seeds,
-                  replicate_rate=0.5)
+    v = aggregate(
+        [summary(Outcome.STABLE), summary(Outcome.NAN, 7, 8), summary(Outcome.STABLE)],
+        [0.1, 9.0, 0.3],
+        seeds,
+        replicate_rate=0.5,
+    )
     assert not v["divergent"] and v["value"] == pytest.approx(0.2) and v["outcome"] == Outcome.STABLE
     assert v["attrs"][keys.DIVERGENCE_RATE_ATTR] == pytest.approx(1 / 3)
     assert v["attrs"][keys.REPLICATE_ONSETS_ATTR] == [None, 7, None]
-    v = aggregate([summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.NAN, 3)], [1, 2, 3], seeds,
-                  replicate_rate=0.5)
+    v = aggregate(
+        [summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.NAN, 3)],
+        [1, 2, 3],
+        seeds,
+        replicate_rate=0.5,
+    )
     assert v["divergent"] and v["outcome"] == Outcome.BLOWUP and v["representative"] == 0  # tie: Outcome order
     assert divergent_label(v["attrs"] | {"outcome": str(v["outcome"])}) is True  # the outcome is the winning side's
-    assert not aggregate([summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.STABLE)], [1, 2, 3],
-                         seeds, replicate_rate=0.75)["divergent"]  # the threshold is the config's
+    assert not aggregate(
+        [summary(Outcome.BLOWUP, 5), summary(Outcome.STABLE), summary(Outcome.STABLE)],
+        [1, 2, 3],
+        seeds,
+        replicate_rate=0.75,
+    )["divergent"]  # the threshold is the config's
     assert divergent_label({"outcome": str(Outcome.UNBOUNDED)}) is True
     assert divergent_label({"outcome": str(Outcome.CRASH)}) is None
 
 
 def test_replicates_refuse_an_optuna_pruner(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump({"base": "seed", "space": {"model.width": {"choices": [5]}}, "replicates": 3,
-                                    "pruner": {"name": "median"}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"base": "seed", "space": {"model.width": {"choices": [5]}}, "replicates": 3, "pruner": {"name": "median"}}
+        )
+    )
     with pytest.raises(ConfigError) as info:
         load_sweep(path)
     assert info.value.field == "pruner.name" and "replicates 3" in str(info.value)
@@ -108,8 +123,11 @@ def test_sampler_brackets_every_level_at_a_small_budget():
     for seed in range(10):
         study = run(BoundarySampler(seed=seed), 9)
         for act, critical in CRITICAL.items():
-            z = [(math.log10(t.params["lr"]), t.user_attrs["outcome"] != str(Outcome.STABLE))
-                 for t in study.trials if t.params["act"] == act]
+            z = [
+                (math.log10(t.params["lr"]), t.user_attrs["outcome"] != str(Outcome.STABLE))
+                for t in study.trials
+                if t.params["act"] == act
+            ]
             stable, divergent = [v for v, d in z if not d], [v for v, d in z if d]
             assert stable and divergent, (seed, act, z)
             errors.append(abs((max(stable) + min(divergent)) / 2 - critical))
@@ -153,13 +171,22 @@ def test_fit_boundary_recovers_a_critical_value_inside_its_interval():
 
 # ------------------------------------------------------------------------- end to end, real stores
 def test_seed_boundary_smoke_sweep_report_and_dashboard(tmp_path, capsys):
-    stores = ["--storage", f"journal:{tmp_path / 'optuna.journal'}", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    stores = [
+        "--storage",
+        f"journal:{tmp_path / 'optuna.journal'}",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
     assert main(["sweep", str(ROOT / "sweeps" / "seed_boundary.yaml"), "--smoke", *stores, "--json", "--quiet"]) == 0
     swept = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     name = swept["study_name"]
     assert name == "seed_boundary-smoke" and swept["done"] == 3
-    trials = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))).trials
+    trials = optuna.load_study(
+        study_name=name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+        ),
+    ).trials
     for t in trials:  # every trial: 3 seeds, their outcomes, and one MLflow run per seed
         assert t.user_attrs[keys.REPLICATES_ATTR] == 3 and len(t.user_attrs[keys.REPLICATE_OUTCOMES_ATTR]) == 3
         assert t.user_attrs[keys.REPLICATE_SEEDS_ATTR] == [0, 1, 2]

@@ -62,17 +62,29 @@ def test_each_replicate_gets_its_own_weights():
 def test_a_run_logs_the_smallest_weight():
     from pinnlab.training import train
 
-    r = train("convection1d", ["loss.weighting.scheme=causal", "loss.weighting.causal_chunks=8", "training.steps=20",
-                               "model.width=8", "model.depth=1", "problem.params.n_residual=64",
-                               "diagnostics.sharpness=false"])
+    r = train(
+        "convection1d",
+        [
+            "loss.weighting.scheme=causal",
+            "loss.weighting.causal_chunks=8",
+            "training.steps=20",
+            "model.width=8",
+            "model.depth=1",
+            "problem.params.n_residual=64",
+            "diagnostics.sharpness=false",
+        ],
+    )
     w = r.history["causal/w_min"].to_numpy()
     assert np.isfinite(w).all() and ((w > 0) & (w <= 1)).all()
 
 
-@pytest.mark.parametrize("preset,over,field", [
-    ("poisson2d", [], "loss.weighting.scheme"),  # no time coordinate
-    ("convection1d", ["loss.formulation=huber"], "loss.formulation"),  # it weights mean squares
-])
+@pytest.mark.parametrize(
+    "preset,over,field",
+    [
+        ("poisson2d", [], "loss.weighting.scheme"),  # no time coordinate
+        ("convection1d", ["loss.formulation=huber"], "loss.formulation"),  # it weights mean squares
+    ],
+)
 def test_what_causal_weighting_needs(preset, over, field):
     with pytest.raises(ConfigError) as e:
         load_config(preset, [*over, "loss.weighting.scheme=causal"])
@@ -82,8 +94,15 @@ def test_what_causal_weighting_needs(preset, over, field):
 def test_stacked_replicates_weigh_as_separate_runs():
     from pinnlab.training import train
 
-    over = ["loss.weighting.scheme=causal", "loss.weighting.causal_chunks=8", "training.steps=30", "model.width=8",
-            "model.depth=1", "problem.params.n_residual=64", "diagnostics.sharpness=false"]
+    over = [
+        "loss.weighting.scheme=causal",
+        "loss.weighting.causal_chunks=8",
+        "training.steps=30",
+        "model.width=8",
+        "model.depth=1",
+        "problem.params.n_residual=64",
+        "diagnostics.sharpness=false",
+    ]
     stacked = train("convection1d", [*over, "training.replicates=2"])
     for seed, r in zip((0, 1), stacked.replicate_results):
         alone = train("convection1d", [*over, f"training.seed={seed}"])

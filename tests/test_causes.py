@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from pinnlab import load_config
 from pinnlab.causes import CAUSES, cause_tags, run_causes, static_causes
@@ -29,8 +28,15 @@ def _names(cfg, h, terms=("residual", "boundary"), **summary):
 
 
 def test_every_cause_is_in_the_catalogue():
-    assert set(CAUSES) == {"unbounded_loss", "step_too_large", "vanishing_derivative", "term_imbalance",
-                           "bias_starvation", "collocation_overfit", "precision"}
+    assert set(CAUSES) == {
+        "unbounded_loss",
+        "step_too_large",
+        "vanishing_derivative",
+        "term_imbalance",
+        "bias_starvation",
+        "collocation_overfit",
+        "precision",
+    }
 
 
 def test_unbounded_loss_needs_the_formulation_and_a_falling_loss():
@@ -110,9 +116,24 @@ def test_cause_tags():
 def test_run_prints_causes_and_json_carries_them(capsys):
     from pinnlab.cli import main
 
-    args = ["run", "seed", "--no-track", "--quiet", "--set", "model.width=4", "--set", "training.batch_size=3600",
-            "--set", "training.steps=40", "--set", "diagnostics.every=10", "--set", "model.activation=tanh",
-            "--set", "optimizer.learning_rate=0.1"]
+    args = [
+        "run",
+        "seed",
+        "--no-track",
+        "--quiet",
+        "--set",
+        "model.width=4",
+        "--set",
+        "training.batch_size=3600",
+        "--set",
+        "training.steps=40",
+        "--set",
+        "diagnostics.every=10",
+        "--set",
+        "model.activation=tanh",
+        "--set",
+        "optimizer.learning_rate=0.1",
+    ]
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "known cause before training: unbounded_loss" in err
@@ -122,16 +143,21 @@ def test_run_prints_causes_and_json_carries_them(capsys):
 def test_causes_counted_per_factor_level_and_per_outcome():
     from pinnlab.analysis.causes import cause_totals, causes_by_factor, causes_by_outcome
 
-    trials = pd.DataFrame({
-        "trial": [0, 1, 2, 3],
-        "outcome": ["diverging", "stable", "blowup", "crash"],
-        "loss.formulation": ["raw", "squared", "raw", "raw"],
-        "cause_names": ["unbounded_loss", "", "unbounded_loss,bias_starvation", None],
-        "known_causes": ["unbounded_loss", "", "unbounded_loss", "unbounded_loss"],
-    })
+    trials = pd.DataFrame(
+        {
+            "trial": [0, 1, 2, 3],
+            "outcome": ["diverging", "stable", "blowup", "crash"],
+            "loss.formulation": ["raw", "squared", "raw", "raw"],
+            "cause_names": ["unbounded_loss", "", "unbounded_loss,bias_starvation", None],
+            "known_causes": ["unbounded_loss", "", "unbounded_loss", "unbounded_loss"],
+        }
+    )
     assert cause_totals(trials) == {"bias_starvation": 1, "unbounded_loss": 2}  # the crash is not judged
     by = causes_by_factor(trials, ["loss.formulation"]).set_index("level")
     assert by.loc["raw", "n"] == 2 and by.loc["raw", "unbounded_loss"] == 2 and by.loc["squared", "unbounded_loss"] == 0
     out = causes_by_outcome(trials)
     assert set(map(tuple, out[["outcome", "cause"]].to_numpy())) == {
-        ("diverging", "unbounded_loss"), ("blowup", "unbounded_loss"), ("blowup", "bias_starvation")}
+        ("diverging", "unbounded_loss"),
+        ("blowup", "unbounded_loss"),
+        ("blowup", "bias_starvation"),
+    }

@@ -34,89 +34,145 @@ FILES = {
 
 # (id, argv after "run", substrings the one error line must contain[, marks])
 CASES = [
-    ("unknown-top-level-key", ["seed", "--set", "foo=1"],
-     ["foo: unknown key", "allowed keys:", "diagnostics", "model", "optimizer", "training"]),
-    ("unknown-top-level-key-in-file", ["typo.yaml"],
-     ["modle: unknown key", "allowed keys:", "model", "problem"]),
-    ("unknown-nested-key", ["seed", "--set", "model.widht=3"],
-     ["model.widht: unknown key",
-      "allowed keys: activation, architecture, depth, dtype, initializer, output_activation, standardize, width"]),
-    ("unknown-activation", ["seed", "--set", "model.activation=rleu"],
-     ["model.activation", "'rleu'", "relu", "softplus", "tanh", "sin", "unknown activation"]),
-    ("unknown-output-activation", ["seed", "--set", "model.output_activation=sofplus"],
-     ["model.output_activation", "'sofplus'", "linear", "softplus", "unknown activation"]),
-    ("unknown-initializer", ["seed", "--set", "model.initializer=glorot_nrmal"],
-     ["model.initializer", "'glorot_nrmal'", "glorot_normal", "glorot_uniform", "he_normal",
-      "unknown initializer"]),
-    ("unknown-problem", ["seed", "--set", "problem.name=burgers"],
-     ["problem.name", "'burgers'", "convection1d", "helmholtz2d", "poisson2d", "seed", "unknown problem"]),
-    ("unknown-problem-import-path", ["seed", "--set", "problem.name=nosuch.mod:Burgers"],
-     ["problem.name", "'nosuch.mod:Burgers'", "importable module"]),
-    ("unknown-optimizer", ["seed", "--set", "optimizer.name=adamm"],
-     ["optimizer.name", "'adamm'", "adam", "adamw", "rmsprop", "sgd", "unknown optimizer"]),
-    ("unknown-loss-formulation", ["seed", "--set", "loss.formulation=cubed"],
-     ["loss.formulation", "'cubed'", "abs", "huber", "log_cosh", "raw", "squared"]),
-    ("unknown-per-term-formulation-name", ["poisson2d", "--set", "loss.formulations.boundary=cubed"],
-     ["loss.formulations.boundary", "'cubed'", "squared", "huber"]),
-    ("unknown-loss-term-formulations", ["poisson2d", "--set", "loss.formulations.boundry=squared"],
-     ["loss.formulations.boundry", "unknown loss term", "residual, boundary"]),
-    ("unknown-loss-term-weights", ["poisson2d", "--set", "loss.weights.boundry=2"],
-     ["loss.weights.boundry", "unknown loss term", "residual, boundary"]),
-    ("width-zero", ["seed", "--set", "model.width=0"],
-     ["model.width", " 0 ", "greater than 0"]),
-    ("width-negative", ["seed", "--set", "model.width=-5"],
-     ["model.width", "-5", "greater than 0"]),
-    ("width-fractional", ["seed", "--set", "model.width=3.5"],
-     ["model.width", "3.5", "integer"]),
-    ("width-bool", ["seed", "--set", "model.width=true"],
-     ["model.width", "True", "integer"]),
-    ("depth-zero", ["seed", "--set", "model.depth=0"],
-     ["model.depth", " 0 ", "greater than 0"]),
-    ("learning-rate-zero", ["seed", "--set", "optimizer.learning_rate=0"],
-     ["optimizer.learning_rate", " 0 ", "greater than 0"]),
-    ("learning-rate-negative", ["seed", "--set", "optimizer.learning_rate=-0.1"],
-     ["optimizer.learning_rate", "-0.1", "greater than 0"]),
-    ("learning-rate-string", ["seed", "--set", "optimizer.learning_rate=fast"],
-     ["optimizer.learning_rate", "'fast'", "valid number"]),
-    ("batch-larger-than-data", ["seed", "--set", "training.batch_size=5000"],
-     ["training.batch_size", "5000", "3600 residual points"]),
+    (
+        "unknown-top-level-key",
+        ["seed", "--set", "foo=1"],
+        ["foo: unknown key", "allowed keys:", "diagnostics", "model", "optimizer", "training"],
+    ),
+    ("unknown-top-level-key-in-file", ["typo.yaml"], ["modle: unknown key", "allowed keys:", "model", "problem"]),
+    (
+        "unknown-nested-key",
+        ["seed", "--set", "model.widht=3"],
+        [
+            "model.widht: unknown key",
+            "allowed keys: activation, architecture, depth, dtype, initializer, output_activation, standardize, width",
+        ],
+    ),
+    (
+        "unknown-activation",
+        ["seed", "--set", "model.activation=rleu"],
+        ["model.activation", "'rleu'", "relu", "softplus", "tanh", "sin", "unknown activation"],
+    ),
+    (
+        "unknown-output-activation",
+        ["seed", "--set", "model.output_activation=sofplus"],
+        ["model.output_activation", "'sofplus'", "linear", "softplus", "unknown activation"],
+    ),
+    (
+        "unknown-initializer",
+        ["seed", "--set", "model.initializer=glorot_nrmal"],
+        ["model.initializer", "'glorot_nrmal'", "glorot_normal", "glorot_uniform", "he_normal", "unknown initializer"],
+    ),
+    (
+        "unknown-problem",
+        ["seed", "--set", "problem.name=burgers"],
+        ["problem.name", "'burgers'", "convection1d", "helmholtz2d", "poisson2d", "seed", "unknown problem"],
+    ),
+    (
+        "unknown-problem-import-path",
+        ["seed", "--set", "problem.name=nosuch.mod:Burgers"],
+        ["problem.name", "'nosuch.mod:Burgers'", "importable module"],
+    ),
+    (
+        "unknown-optimizer",
+        ["seed", "--set", "optimizer.name=adamm"],
+        ["optimizer.name", "'adamm'", "adam", "adamw", "rmsprop", "sgd", "unknown optimizer"],
+    ),
+    (
+        "unknown-loss-formulation",
+        ["seed", "--set", "loss.formulation=cubed"],
+        ["loss.formulation", "'cubed'", "abs", "huber", "log_cosh", "raw", "squared"],
+    ),
+    (
+        "unknown-per-term-formulation-name",
+        ["poisson2d", "--set", "loss.formulations.boundary=cubed"],
+        ["loss.formulations.boundary", "'cubed'", "squared", "huber"],
+    ),
+    (
+        "unknown-loss-term-formulations",
+        ["poisson2d", "--set", "loss.formulations.boundry=squared"],
+        ["loss.formulations.boundry", "unknown loss term", "residual, boundary"],
+    ),
+    (
+        "unknown-loss-term-weights",
+        ["poisson2d", "--set", "loss.weights.boundry=2"],
+        ["loss.weights.boundry", "unknown loss term", "residual, boundary"],
+    ),
+    ("width-zero", ["seed", "--set", "model.width=0"], ["model.width", " 0 ", "greater than 0"]),
+    ("width-negative", ["seed", "--set", "model.width=-5"], ["model.width", "-5", "greater than 0"]),
+    ("width-fractional", ["seed", "--set", "model.width=3.5"], ["model.width", "3.5", "integer"]),
+    ("width-bool", ["seed", "--set", "model.width=true"], ["model.width", "True", "integer"]),
+    ("depth-zero", ["seed", "--set", "model.depth=0"], ["model.depth", " 0 ", "greater than 0"]),
+    (
+        "learning-rate-zero",
+        ["seed", "--set", "optimizer.learning_rate=0"],
+        ["optimizer.learning_rate", " 0 ", "greater than 0"],
+    ),
+    (
+        "learning-rate-negative",
+        ["seed", "--set", "optimizer.learning_rate=-0.1"],
+        ["optimizer.learning_rate", "-0.1", "greater than 0"],
+    ),
+    (
+        "learning-rate-string",
+        ["seed", "--set", "optimizer.learning_rate=fast"],
+        ["optimizer.learning_rate", "'fast'", "valid number"],
+    ),
+    (
+        "batch-larger-than-data",
+        ["seed", "--set", "training.batch_size=5000"],
+        ["training.batch_size", "5000", "3600 residual points"],
+    ),
     # an override of one budget key replaces the other inherited from the base; one file with both fails
-    ("steps-and-epochs", ["both.yaml"],
-     ["training.steps", "training.epochs", "steps=10", "epochs=2", "set one of"]),
-    ("dtype-float16", ["seed", "--set", "model.dtype=float16"],
-     ["model.dtype", "'float16'", "'float32' or 'float64'"]),
-    ("negative-loss-weight", ["poisson2d", "--set", "loss.weights.boundary=-1"],
-     ["loss.weights.boundary", "-1", "greater than or equal to 0"]),
-    ("problem-param-out-of-range-beta",
-     ["seed", "--set", "problem.name=convection1d", "--set", "problem.params.beta=-1"],
-     ["problem.params.beta", "-1", "greater than or equal to 0"]),
-    ("problem-param-out-of-range-n-residual", ["poisson2d", "--set", "problem.params.n_residual=0"],
-     ["problem.params.n_residual", " 0 ", "greater than 0"]),
-    ("problem-param-unknown", ["poisson2d", "--set", "problem.params.gamma=1"],
-     ["problem.params.gamma: unknown key", "allowed keys: n_boundary, n_residual"]),
-    ("problem-param-bad-choice", ["seed", "--set", "problem.params.constraint=neumann"],
-     ["problem.params.constraint", "'neumann'", "'none', 'anchor' or 'dirichlet'"]),
-    ("unreadable-yaml", ["broken.yaml"],
-     ["broken.yaml", "line 2", "is not valid YAML"]),
-    ("unreadable-yaml-in-set", ["seed", "--set", "model.width=[1"],
-     ["--set model.width", "is not valid YAML"]),
-    ("missing-config-file", ["does/not/exist.yaml"],
-     ["'does/not/exist.yaml'", "does not exist"]),
-    ("neither-file-nor-preset", ["nosuchpreset"],
-     ["'nosuchpreset'", "neither a YAML file nor a preset", "poisson2d, seed, seed-answer, seed-fixed"]),
-    ("malformed-set-no-equals", ["seed", "--set", "model.width"],
-     ["--set", "'model.width'", "dotted.key=value"]),
-    ("malformed-set-empty-key", ["seed", "--set", "=3"],
-     ["--set", "'=3'", "dotted.key=value"]),
-    ("set-into-non-mapping", ["seed", "--set", "model.width.x=1"],
-     ["model.width", "100", "not a mapping", "model.width.x"]),
-    ("grad-norm-with-lbfgs",
-     ["poisson2d", "--set", "optimizer.name=lbfgs", "--set", "loss.weighting.scheme=grad_norm"],
-     ["loss.weighting.scheme", "'grad_norm'", "'fixed'", "lbfgs"]),
-    ("circular-base", ["a.yaml"],
-     ["base", "circular base chain", "a.yaml -> b.yaml -> a.yaml"]),
-    ("top-level-list", ["list.yaml"],
-     ["list.yaml", "must be a YAML mapping", "got list"]),
+    ("steps-and-epochs", ["both.yaml"], ["training.steps", "training.epochs", "steps=10", "epochs=2", "set one of"]),
+    ("dtype-float16", ["seed", "--set", "model.dtype=float16"], ["model.dtype", "'float16'", "'float32' or 'float64'"]),
+    (
+        "negative-loss-weight",
+        ["poisson2d", "--set", "loss.weights.boundary=-1"],
+        ["loss.weights.boundary", "-1", "greater than or equal to 0"],
+    ),
+    (
+        "problem-param-out-of-range-beta",
+        ["seed", "--set", "problem.name=convection1d", "--set", "problem.params.beta=-1"],
+        ["problem.params.beta", "-1", "greater than or equal to 0"],
+    ),
+    (
+        "problem-param-out-of-range-n-residual",
+        ["poisson2d", "--set", "problem.params.n_residual=0"],
+        ["problem.params.n_residual", " 0 ", "greater than 0"],
+    ),
+    (
+        "problem-param-unknown",
+        ["poisson2d", "--set", "problem.params.gamma=1"],
+        ["problem.params.gamma: unknown key", "allowed keys: n_boundary, n_residual"],
+    ),
+    (
+        "problem-param-bad-choice",
+        ["seed", "--set", "problem.params.constraint=neumann"],
+        ["problem.params.constraint", "'neumann'", "'none', 'anchor' or 'dirichlet'"],
+    ),
+    ("unreadable-yaml", ["broken.yaml"], ["broken.yaml", "line 2", "is not valid YAML"]),
+    ("unreadable-yaml-in-set", ["seed", "--set", "model.width=[1"], ["--set model.width", "is not valid YAML"]),
+    ("missing-config-file", ["does/not/exist.yaml"], ["'does/not/exist.yaml'", "does not exist"]),
+    (
+        "neither-file-nor-preset",
+        ["nosuchpreset"],
+        ["'nosuchpreset'", "neither a YAML file nor a preset", "poisson2d, seed, seed-answer, seed-fixed"],
+    ),
+    ("malformed-set-no-equals", ["seed", "--set", "model.width"], ["--set", "'model.width'", "dotted.key=value"]),
+    ("malformed-set-empty-key", ["seed", "--set", "=3"], ["--set", "'=3'", "dotted.key=value"]),
+    (
+        "set-into-non-mapping",
+        ["seed", "--set", "model.width.x=1"],
+        ["model.width", "100", "not a mapping", "model.width.x"],
+    ),
+    (
+        "grad-norm-with-lbfgs",
+        ["poisson2d", "--set", "optimizer.name=lbfgs", "--set", "loss.weighting.scheme=grad_norm"],
+        ["loss.weighting.scheme", "'grad_norm'", "'fixed'", "lbfgs"],
+    ),
+    ("circular-base", ["a.yaml"], ["base", "circular base chain", "a.yaml -> b.yaml -> a.yaml"]),
+    ("top-level-list", ["list.yaml"], ["list.yaml", "must be a YAML mapping", "got list"]),
 ]
 
 
@@ -213,9 +269,7 @@ TF_NOISE_PREFIXES = ("I0000", "E0000", "W0000", "WARNING: All log messages")
 
 
 def _pinnlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pinnlab", *args], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "pinnlab", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_subprocess_bad_input():
@@ -245,8 +299,9 @@ def test_a_closed_pipe_is_not_an_error_message():
     read, write = os.pipe()
     os.close(read)
     try:
-        proc = subprocess.run([sys.executable, "-m", "pinnlab", "presets"], stdout=write, stderr=subprocess.PIPE,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pinnlab", "presets"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     finally:
         os.close(write)
     assert proc.returncode == 1 and proc.stderr == "", proc.stderr

@@ -58,7 +58,9 @@ def test_a_reused_trainer_goes_on_counting_its_eager_calls_and_checks():
         runs += 1
         compiled_calls = max(0, d.measure.calls - EAGER_CALLS)
         assert d.measure.function.experimental_get_tracing_count() == min(1, compiled_calls)
-        assert d.sharpness._hvp.function.experimental_get_tracing_count() == min(1, max(0, d.sharpness._hvp.calls - EAGER_CHECKS))
+        assert d.sharpness._hvp.function.experimental_get_tracing_count() == min(
+            1, max(0, d.sharpness._hvp.calls - EAGER_CHECKS)
+        )
     assert runs > EAGER_CHECKS  # several runs (one check each), one trace of each function
 
 
@@ -133,8 +135,6 @@ def test_eager_and_compiled_diagnostics_agree():
     halved, _ = s._product(points, [x * 0.5 for x in v], [tf.fill(w.shape, 0.5) for w in t.vars])
     for a, b in zip(plain, halved):  # D H D v with D = 1/2 and v halved: H v / 8
         np.testing.assert_allclose(b.numpy(), a.numpy() / 8, rtol=1e-5, atol=1e-7 * float(tf.reduce_max(tf.abs(a))))
-
-
 
 
 def test_eager_costs_benchmark_measures_every_function_and_equal_products():

@@ -115,9 +115,16 @@ def test_floats_accept_integers():
 @pytest.mark.parametrize(
     "override, field, allowed",
     [
-        ("optimizer.schedule.decay_stesp=5", "optimizer.schedule.decay_stesp",
-         "allowed keys: decay_rate, decay_steps, name, staircase"),
-        ("loss.weighting.evry=5", "loss.weighting.evry", "allowed keys: alpha, causal_chunks, causal_epsilon, every, ntk_estimator, ntk_probes, scheme"),
+        (
+            "optimizer.schedule.decay_stesp=5",
+            "optimizer.schedule.decay_stesp",
+            "allowed keys: decay_rate, decay_steps, name, staircase",
+        ),
+        (
+            "loss.weighting.evry=5",
+            "loss.weighting.evry",
+            "allowed keys: alpha, causal_chunks, causal_epsilon, every, ntk_estimator, ntk_probes, scheme",
+        ),
         ("problem.params.n_points=5", "problem.params.n_points", "allowed keys: anchor_value, constraint"),
     ],
 )

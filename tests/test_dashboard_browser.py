@@ -33,7 +33,7 @@ import pytest
 
 from pinnlab.analysis import trials_frame
 from pinnlab.cli import main
-from tests.test_analysis import STUDY, build_study
+from tests.test_analysis import STUDY, VIEWS, build_study
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -109,11 +109,23 @@ class RecordingProxy:
 def chromium(url: str, proxy: RecordingProxy, screenshot: Path | None = None, budget_ms: int = 8000) -> str:
     """Load ``url`` headless (every request through ``proxy``); returns the DOM after rendering."""
     cmd = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-        "--hide-scrollbars", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage",
-        f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=<-loopback>",
-        "--window-size=1400,3000", f"--virtual-time-budget={budget_ms}", "--dump-dom",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-unsafe-swiftshader",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-dev-shm-usage",
+        f"--proxy-server=http://127.0.0.1:{proxy.port}",
+        "--proxy-bypass-list=<-loopback>",
+        "--window-size=1400,3000",
+        f"--virtual-time-budget={budget_ms}",
+        "--dump-dom",
     ]
     if screenshot is not None:
         cmd.append(f"--screenshot={screenshot}")
@@ -138,8 +150,16 @@ def classes(dom: str, name: str) -> int:
 @needs_chromium
 def test_dashboard_renders_offline_in_chromium(study, tmp_path):
     out = tmp_path / "dashboard.html"
-    argv = ["dashboard", STUDY, "--out", str(out), "--storage", f"journal:{study['journal']}",
-            "--tracking-uri", study["tracking_uri"]]
+    argv = [
+        "dashboard",
+        STUDY,
+        "--out",
+        str(out),
+        "--storage",
+        f"journal:{study['journal']}",
+        "--tracking-uri",
+        study["tracking_uri"],
+    ]
     assert main(argv) == 0
     html = out.read_text()
     assert not re.search(r"<script[^>]+src=", html) and not re.search(r"<link[^>]+href=\"?https?:", html)
@@ -153,8 +173,7 @@ def test_dashboard_renders_offline_in_chromium(study, tmp_path):
     assert proxy.page_hosts() == [], f"the page made network requests: {proxy.requests}"
 
     views = sections(dom)
-    assert list(views) == ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "causes", "survival",
-                           "aligned", "boundary-plane"]
+    assert list(views) == VIEWS
     drawn = {  # elements (by class) that plotly adds only when it draws a trace of that kind
         "heatmap": ["hm"],
         "trajectories": ["js-line", "point"],  # lines, and the NaN-onset markers
@@ -218,8 +237,9 @@ def guide_command(prefix: str) -> str:
 
 
 def fetch(url: str, body: dict | None = None):
-    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=None if body is None else json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.load(resp)
 
@@ -231,8 +251,9 @@ class Server:
         self.argv, self.port = argv, port
         self.log = Path(cwd) / f"server-{port}.log"
         with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(argv, cwd=cwd, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv, cwd=cwd, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def answer(self, path: str, body: dict | None = None, timeout: float = 180):
         deadline = time.monotonic() + timeout
@@ -241,9 +262,13 @@ class Server:
                 return fetch(f"http://127.0.0.1:{self.port}{path}", body)
             except (OSError, ValueError):
                 if self.proc.poll() is not None:
-                    pytest.fail(f"{shlex.join(self.argv)} exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+                    pytest.fail(
+                        f"{shlex.join(self.argv)} exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                    )
                 if time.monotonic() > deadline:
-                    pytest.fail(f"{shlex.join(self.argv)} did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}")
+                    pytest.fail(
+                        f"{shlex.join(self.argv)} did not answer in {timeout} s:\n{self.log.read_text()[-3000:]}"
+                    )
                 time.sleep(0.25)
 
     def stop(self):
@@ -264,9 +289,20 @@ def servers(study) -> Iterator[dict[str, Server]]:
     try:
         port = free_port()
         started["mlflow server"] = Server(
-            [str(BIN / "mlflow"), "server", "--backend-store-uri", study["tracking_uri"], "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1"],
-            study["project"], port,
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                study["tracking_uri"],
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            study["project"],
+            port,
         )
         for prefix, extra in (("mlflow ui", ["--workers", "1"]), ("optuna-dashboard", [])):
             port = free_port()
@@ -299,7 +335,12 @@ def test_mlflow_server_serves_the_parent_run_and_its_children(study, servers):
 # ------------------------------------------------------------------------------ the README guide
 def test_the_guide_has_the_four_commands():
     starts = [" ".join(c.split()[:2]) for c in guide_commands()]
-    assert starts == ["pinnlab report", "pinnlab dashboard", "mlflow ui", "optuna-dashboard pinnlab-runs/optuna.journal"]
+    assert starts == [
+        "pinnlab report",
+        "pinnlab dashboard",
+        "mlflow ui",
+        "optuna-dashboard pinnlab-runs/optuna.journal",
+    ]
 
 
 def test_guide_report_and_dashboard_commands_work_as_written(study, capsys, monkeypatch):

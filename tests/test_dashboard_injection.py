@@ -37,7 +37,7 @@ from pinnlab.dashboards.divergence import write_dashboard
 from pinnlab.dashboards.page import render_page, text
 from pinnlab.preflight import PAGE_MARKER
 from tests.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401 (a fixture)
-from tests.test_dashboard_browser import CHROMIUM, RecordingProxy, chromium, classes, needs_chromium, sections
+from tests.test_dashboard_browser import VIEWS, RecordingProxy, chromium, classes, needs_chromium, sections
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -71,16 +71,24 @@ ENTRIES = {
     "journal-path": True,
 }
 CASES = [(f"{entry}-{pid}", entry, payload) for entry in ENTRIES for pid, payload in PAYLOADS.items()]
-VIEWS = ["heatmap", "trajectories", "nan-onset", "parallel", "grad-terms", "causes", "survival", "aligned",
-         "boundary-plane"]
 
 
 # ------------------------------------------------------------------------------- hostile studies
-def hostile_study(root: Path, tracking_uri: str, *, study: str = "hostile", factors: tuple[str, ...] = ("act",),
-                  choices: tuple[str, ...] = ("tanh", "sin"), outcomes: tuple[str, ...] = (),
-                  first_nonfinite: tuple[str, ...] = ("weight/dense/kernel",), causes: tuple[str, ...] = ("lr_high",),
-                  tags: tuple[str, ...] = (), metrics: tuple[str, ...] = ("grad_norm/residual",),
-                  directory: str = "store", trials: int = 4) -> tuple[str, str]:
+def hostile_study(
+    root: Path,
+    tracking_uri: str,
+    *,
+    study: str = "hostile",
+    factors: tuple[str, ...] = ("act",),
+    choices: tuple[str, ...] = ("tanh", "sin"),
+    outcomes: tuple[str, ...] = (),
+    first_nonfinite: tuple[str, ...] = ("weight/dense/kernel",),
+    causes: tuple[str, ...] = ("lr_high",),
+    tags: tuple[str, ...] = (),
+    metrics: tuple[str, ...] = ("grad_norm/residual",),
+    directory: str = "store",
+    trials: int = 4,
+) -> tuple[str, str]:
     """A study made without pinnlab: trials of the categorical ``factors`` and ``lr``, every other
     one NaN, each with an MLflow child run (tags, a history.csv with ``metrics``) under a parent
     run.  The NaN trials take ``first_nonfinite`` and ``causes`` in turn (``tags``: first_nonfinite
@@ -89,7 +97,7 @@ def hostile_study(root: Path, tracking_uri: str, *, study: str = "hostile", fact
     journal = root / directory / "optuna.journal"
     journal.parent.mkdir(parents=True, exist_ok=True)
     client = mlflow.MlflowClient(tracking_uri)
-    artifacts = Path(tracking_uri[len("sqlite:///"):]).parent / "artifacts"
+    artifacts = Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts"
     exp = client.create_experiment(f"exp-{time.time_ns()}", artifact_location=str(artifacts))
     parent = client.create_run(exp, run_name=study).info.run_id
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
@@ -100,9 +108,12 @@ def hostile_study(root: Path, tracking_uri: str, *, study: str = "hostile", fact
     for i in range(trials):
         diverged, k = i % 2 == 1, i // 2
         run_tags = {"mlflow.parentRunId": parent, "trial": str(i)}
-        attrs = {"outcome": "nan" if diverged else "stable", "nan_onset_step": 3 if diverged else None,
-                 "divergence_step": 3 if diverged else None,
-                 "cause_names": causes[k % len(causes)] if diverged else None}
+        attrs = {
+            "outcome": "nan" if diverged else "stable",
+            "nan_onset_step": 3 if diverged else None,
+            "divergence_step": 3 if diverged else None,
+            "cause_names": causes[k % len(causes)] if diverged else None,
+        }
         if tags and diverged:
             run_tags["first_nonfinite"] = tags[k % len(tags)]
         elif diverged:
@@ -112,8 +123,14 @@ def hostile_study(root: Path, tracking_uri: str, *, study: str = "hostile", fact
         run = client.create_run(exp, tags=run_tags, run_name=study).info.run_id
         norms = [1.0, 2.0, 4.0, float("nan") if diverged else 8.0]
         with tempfile.TemporaryDirectory() as tmp:
-            pd.DataFrame({"step": [0, 1, 2, 3], "weight_norm/total": norms, "grad_norm/total": norms,
-                          **{m: norms for m in metrics}}).to_csv(Path(tmp) / "history.csv", index=False)
+            pd.DataFrame(
+                {
+                    "step": [0, 1, 2, 3],
+                    "weight_norm/total": norms,
+                    "grad_norm/total": norms,
+                    **{m: norms for m in metrics},
+                }
+            ).to_csv(Path(tmp) / "history.csv", index=False)
             client.log_artifact(run, str(Path(tmp) / "history.csv"))
         client.set_terminated(run)
         attrs["mlflow_run_id"] = run
@@ -215,9 +232,16 @@ def everything_study(root: Path, tracking_uri: str) -> tuple[str, str]:
     """Every payload at every entry at once (the study name: the first one)."""
     values = tuple(PAYLOADS.values())
     return hostile_study(
-        root, tracking_uri, study=values[0], factors=values[:3], choices=("tanh", *values),
-        first_nonfinite=values, causes=values, metrics=tuple("grad_norm/" + v for v in values),
-        directory="d/" + values[1], trials=2 * len(values),
+        root,
+        tracking_uri,
+        study=values[0],
+        factors=values[:3],
+        choices=("tanh", *values),
+        first_nonfinite=values,
+        causes=values,
+        metrics=tuple("grad_norm/" + v for v in values),
+        directory="d/" + values[1],
+        trials=2 * len(values),
     )
 
 
@@ -254,35 +278,71 @@ def test_the_browser_check_catches_a_payload_that_runs(tmp_path):
 
 # --------------------------------------------------------------------- outputs onto a store
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in root.rglob("*") if p.is_file() and not p.is_symlink()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 STORE = "pinnlab-runs"  # PINNLAB_HOME of the workdir (tests/conftest.py)
 REFUSALS = [
-    ("dashboard-out-own-journal", ["dashboard", "s", "--out", f"{STORE}/optuna.journal"],
-     ["--out", "optuna.journal", "not a page pinnlab wrote"]),
-    ("dashboard-out-mlflow-db", ["dashboard", "s", "--out", f"{STORE}/mlflow.db"],
-     ["--out", "mlflow.db", "not a page pinnlab wrote"]),
-    ("dashboard-out-given-journal", ["dashboard", "s", "--storage", "journal:other.journal", "--out", "other.journal"],
-     ["--out", "other.journal", "not a page pinnlab wrote"]),
-    ("dashboard-out-sqlite-storage", ["dashboard", "s", "--storage", "sqlite:///optuna.db", "--out", "optuna.db"],
-     ["--out", "optuna.db", "not a page pinnlab wrote"]),
+    (
+        "dashboard-out-own-journal",
+        ["dashboard", "s", "--out", f"{STORE}/optuna.journal"],
+        ["--out", "optuna.journal", "not a page pinnlab wrote"],
+    ),
+    (
+        "dashboard-out-mlflow-db",
+        ["dashboard", "s", "--out", f"{STORE}/mlflow.db"],
+        ["--out", "mlflow.db", "not a page pinnlab wrote"],
+    ),
+    (
+        "dashboard-out-given-journal",
+        ["dashboard", "s", "--storage", "journal:other.journal", "--out", "other.journal"],
+        ["--out", "other.journal", "not a page pinnlab wrote"],
+    ),
+    (
+        "dashboard-out-sqlite-storage",
+        ["dashboard", "s", "--storage", "sqlite:///optuna.db", "--out", "optuna.db"],
+        ["--out", "optuna.db", "not a page pinnlab wrote"],
+    ),
     ("dashboard-out-plain-file", ["dashboard", "s", "--out", "afile"], ["--out", "afile", "not a page pinnlab wrote"]),
     ("dashboard-out-empty-html", ["dashboard", "s", "--out", "empty.html"], ["--out", "empty.html", "not a page"]),
-    ("dashboard-out-someone-elses-html", ["dashboard", "s", "--out", "mine.html"], ["--out", "mine.html", "not a page"]),
+    (
+        "dashboard-out-someone-elses-html",
+        ["dashboard", "s", "--out", "mine.html"],
+        ["--out", "mine.html", "not a page"],
+    ),
     ("dashboard-out-link-to-journal", ["dashboard", "s", "--out", "link.html"], ["--out", "link.html", "not a page"]),
     ("dashboard-out-fifo", ["dashboard", "s", "--out", "fifo.html"], ["--out", "fifo.html", "not a regular file"]),
     ("dashboard-out-device", ["dashboard", "s", "--out", "/dev/null"], ["--out", "/dev/null", "not a regular file"]),
-    ("dashboard-out-in-artifacts", ["dashboard", "s", "--out", f"{STORE}/artifacts/1/d.html"],
-     ["--out", "inside the MLflow artifact store"]),
-    ("dashboard-out-in-mlruns", ["dashboard", "s", "--out", "mlruns/0/d.html"], ["--out", "inside the MLflow artifact"]),
+    (
+        "dashboard-out-in-artifacts",
+        ["dashboard", "s", "--out", f"{STORE}/artifacts/1/d.html"],
+        ["--out", "inside the MLflow artifact store"],
+    ),
+    (
+        "dashboard-out-in-mlruns",
+        ["dashboard", "s", "--out", "mlruns/0/d.html"],
+        ["--out", "inside the MLflow artifact"],
+    ),
     ("reproduce-out-store-dir", ["reproduce", "seed", "--out", STORE], ["--out", "holds a store", "mlflow.db"]),
-    ("reproduce-out-link-to-store", ["reproduce", "seed", "--out", "storelink"], ["--out", "storelink", "holds a store"]),
-    ("reproduce-out-artifacts", ["reproduce", "seed", "--out", f"{STORE}/artifacts/1"],
-     ["--out", "inside the MLflow artifact store"]),
-    ("reproduce-out-run-artifacts", ["reproduce", "seed", "--quick", "--out", f"{STORE}/artifacts/1/abc/artifacts"],
-     ["--out", "inside the MLflow artifact store"]),
+    (
+        "reproduce-out-link-to-store",
+        ["reproduce", "seed", "--out", "storelink"],
+        ["--out", "storelink", "holds a store"],
+    ),
+    (
+        "reproduce-out-artifacts",
+        ["reproduce", "seed", "--out", f"{STORE}/artifacts/1"],
+        ["--out", "inside the MLflow artifact store"],
+    ),
+    (
+        "reproduce-out-run-artifacts",
+        ["reproduce", "seed", "--quick", "--out", f"{STORE}/artifacts/1/abc/artifacts"],
+        ["--out", "inside the MLflow artifact store"],
+    ),
     ("reproduce-out-mlruns", ["reproduce", "seed", "--out", "mlruns/0"], ["--out", "inside the MLflow artifact"]),
     ("reproduce-out-journal", ["reproduce", "seed", "--out", f"{STORE}/optuna.journal"], ["--out", "not a directory"]),
 ]
@@ -293,7 +353,7 @@ def real_stores(tmp_path_factory, store) -> Path:
     """A real Optuna journal (one study) and MLflow database (with runs), made once."""
     root = tmp_path_factory.mktemp("real-stores")
     hostile_study(root, store, study="s", directory=".", trials=2)
-    (root / "mlflow.db").write_bytes(Path(store[len("sqlite:///"):]).read_bytes())
+    (root / "mlflow.db").write_bytes(Path(store[len("sqlite:///") :]).read_bytes())
     return root
 
 
@@ -372,8 +432,13 @@ def _limited(argv: list[str], max_bytes: int, home: Path, after_drawing: bool = 
     else:
         code += limit
     code += f"from pinnlab.cli import main\nsys.exit(main({argv!r}))\n"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PINNLAB_HOME": str(home)})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PINNLAB_HOME": str(home)},
+    )
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -393,8 +458,13 @@ def _run_with_history(tracking_uri: str, artifact_location: str | None) -> str:
     exp = client.create_experiment(f"plots-{time.time_ns()}", artifact_location=artifact_location)
     run = client.create_run(exp, tags={"problem": "seed", "outcome": "stable"}).info.run_id
     with tempfile.TemporaryDirectory() as tmp:
-        pd.DataFrame({"step": range(50), "loss/total": [1.0 / (s + 1) for s in range(50)],
-                      "weight_norm/total": [1.0 + s for s in range(50)]}).to_csv(Path(tmp) / "history.csv", index=False)
+        pd.DataFrame(
+            {
+                "step": range(50),
+                "loss/total": [1.0 / (s + 1) for s in range(50)],
+                "weight_norm/total": [1.0 + s for s in range(50)],
+            }
+        ).to_csv(Path(tmp) / "history.csv", index=False)
         client.log_artifact(run, str(Path(tmp) / "history.csv"))
     client.set_terminated(run)
     return run

@@ -42,11 +42,7 @@ def analytic_transcendental(index, x):
     return sin_deriv * 2.0**b * np.exp(2.0 * Y)
 
 
-ALL_UP_TO_4 = [
-    idx
-    for order in range(1, 5)
-    for idx in sorted({canonical(c) for c in np.ndindex(*([2] * order))})
-]
+ALL_UP_TO_4 = [idx for order in range(1, 5) for idx in sorted({canonical(c) for c in np.ndindex(*([2] * order))})]
 
 
 @pytest.mark.parametrize("dtype,rtol", [(tf.float32, 1e-5), (tf.float64, 1e-10)])
@@ -81,8 +77,9 @@ def test_mixed_order_is_symmetric_and_canonical():
 
 
 def _mlp64(architecture="mlp", d=3, seed=0):
-    return build_mlp(input_dim=d, width=16, depth=2, activation="tanh", dtype="float64", seed=seed,
-                     architecture=architecture)
+    return build_mlp(
+        input_dim=d, width=16, depth=2, activation="tanh", dtype="float64", seed=seed, architecture=architecture
+    )
 
 
 def _central_fd(f, x, i, h):
@@ -102,7 +99,7 @@ def test_random_mlp_matches_central_finite_differences(index, architecture):
     h = {1: 1e-5, 2: 1e-4, 3: 1e-3}[len(index)]
     fd = f
     for i in index:  # apply one central difference per coordinate in the index
-        fd = (lambda g, i: (lambda z: _central_fd(g, z, i, h)))(fd, i)
+        fd = (lambda g, i: lambda z: _central_fd(g, z, i, h))(fd, i)
     want = fd(x)
     got = derivative(net, tf.constant(x), index).numpy()
     tol = {1: 1e-8, 2: 1e-6, 3: 1e-4}[len(index)]

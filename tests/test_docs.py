@@ -391,18 +391,38 @@ def _smoke(key: str) -> Any:
 DEFAULTS: list[tuple[str, str, Callable[[], Any]]] = [
     ("README.md", "It runs {} trials in two worker processes", lambda: sweep_file("seed_divergence.yaml")["n_trials"]),
     ("README.md", "creates the study ({} queued trials)", lambda: sweep_file("seed_divergence.yaml")["n_trials"]),
-    ("docs/scale-out.md", "one trial per unit of budget ({} here", lambda: sweep_file("seed_divergence.yaml")["n_trials"]),
-    ("README.md", "small network on a {}×60 grid", lambda: round(len(__import__("pinnlab.problems.seed", fromlist=["Seed"]).Seed.question_grid()) ** 0.5)),
+    (
+        "docs/scale-out.md",
+        "one trial per unit of budget ({} here",
+        lambda: sweep_file("seed_divergence.yaml")["n_trials"],
+    ),
+    (
+        "README.md",
+        "small network on a {}×60 grid",
+        lambda: round(len(__import__("pinnlab.problems.seed", fromlist=["Seed"]).Seed.question_grid()) ** 0.5),
+    ),
     ("README.md", "about 1,000 of its {} steps", _seed_budget),
-    ("README.md", "equation coefficients are at most {} (two of them multiply", _attr("pinnlab.problems.base", "SCALE_MAX")),
+    (
+        "README.md",
+        "equation coefficients are at most {} (two of them multiply",
+        _attr("pinnlab.problems.base", "SCALE_MAX"),
+    ),
     ("README.md", "inside a sine at most {},", _attr("pinnlab.problems.base", "MAX_FREQUENCY")),
     ("README.md", "`loss.weighting.ntk_probes` at most {}", _attr("pinnlab.config", "MAX_NTK_PROBES")),
-    ("README.md", "regular UTF-8 files of at most {} MiB", lambda: __import__("pinnlab.config_sources", fromlist=["x"]).MAX_FILE_BYTES / 2**20),
+    (
+        "README.md",
+        "regular UTF-8 files of at most {} MiB",
+        lambda: __import__("pinnlab.config_sources", fromlist=["x"]).MAX_FILE_BYTES / 2**20,
+    ),
     ("README.md", "at most {} levels deep", _attr("pinnlab.config_sources", "MAX_YAML_DEPTH")),
     ("README.md", "levels deep and {} values with aliases expanded", _attr("pinnlab.config_sources", "MAX_YAML_NODES")),
     ("README.md", "against {} of the physical memory", _attr("pinnlab.resources", "MEMORY_FRACTION")),
     ("README.md", "after {} s (`PINNLAB_STOP_GRACE`)", _attr("pinnlab.signals", "STOP_GRACE")),
-    ("README.md", "a server gets {} s to answer, `PINNLAB_PROBE_SECONDS`", _attr("pinnlab.tracking.uri", "PROBE_SECONDS")),
+    (
+        "README.md",
+        "a server gets {} s to answer, `PINNLAB_PROBE_SECONDS`",
+        _attr("pinnlab.tracking.uri", "PROBE_SECONDS"),
+    ),
     ("docs/scale-out.md", "within {} s (`PINNLAB_STOP_GRACE`", _attr("pinnlab.signals", "STOP_GRACE")),
     ("README.md", "exit code {}, one line, the MLflow run KILLED", _attr("pinnlab.signals", "INTERRUPTED")),
     ("docs/scale-out.md", "A stopped worker exits with code {} and one line", _attr("pinnlab.signals", "INTERRUPTED")),
@@ -414,27 +434,75 @@ DEFAULTS: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/scale-out.md", "a trial silent for {} s (the grace period)", _attr("pinnlab.sweep.study", "GRACE_PERIOD")),
     ("docs/scale-out.md", "Heartbeats are sent every {} s", _attr("pinnlab.sweep.study", "HEARTBEAT_INTERVAL")),
     ("docs/scale-out.md", "A trial is queued again at most {}:", _attr("pinnlab.sweep.recovery", "MAX_RETRY")),
-    ("docs/scale-out.md", "a counted FAIL after {} attempts", lambda: __import__("pinnlab.sweep.recovery", fromlist=["x"]).MAX_RETRY + 1),
+    (
+        "docs/scale-out.md",
+        "a counted FAIL after {} attempts",
+        lambda: __import__("pinnlab.sweep.recovery", fromlist=["x"]).MAX_RETRY + 1,
+    ),
     ("README.md", "after {} retries and", lambda: _mlflow_default("MLFLOW_HTTP_REQUEST_MAX_RETRIES")),
-    ("README.md", "retries and {} s (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`", lambda: _mlflow_default("MLFLOW_HTTP_REQUEST_TIMEOUT")),
+    (
+        "README.md",
+        "retries and {} s (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`",
+        lambda: _mlflow_default("MLFLOW_HTTP_REQUEST_TIMEOUT"),
+    ),
     ("README.md", "`newton_rank` {}, `newton_mu`", lambda: _config_default("optimizer", "newton_rank")),
     ("README.md", "`newton_mu` {},", lambda: _config_default("optimizer", "newton_mu")),
-    ("README.md", "`newton_cg_iters` {}, `newton_precond_every`", lambda: _config_default("optimizer", "newton_cg_iters")),
+    (
+        "README.md",
+        "`newton_cg_iters` {}, `newton_precond_every`",
+        lambda: _config_default("optimizer", "newton_cg_iters"),
+    ),
     ("README.md", "`newton_precond_every` {} by default", lambda: _config_default("optimizer", "newton_precond_every")),
-    ("README.md", "a divergence rate of at least {} over the seeds", lambda: _config_default("divergence", "replicate_rate")),
-    ("README.md", "at least `divergence.replicate_rate` ({}) of", lambda: _config_default("divergence", "replicate_rate")),
-    ("docs/analysis.md", "**divergent when `divergence_rate >= {}`**", lambda: _config_default("divergence", "replicate_rate")),
+    (
+        "README.md",
+        "a divergence rate of at least {} over the seeds",
+        lambda: _config_default("divergence", "replicate_rate"),
+    ),
+    (
+        "README.md",
+        "at least `divergence.replicate_rate` ({}) of",
+        lambda: _config_default("divergence", "replicate_rate"),
+    ),
+    (
+        "docs/analysis.md",
+        "**divergent when `divergence_rate >= {}`**",
+        lambda: _config_default("divergence", "replicate_rate"),
+    ),
     ("docs/analysis.md", "or a grid of at most {} values", _attr("pinnlab.analysis.compare", "MAX_LEVELS")),
-    ("docs/analysis.md", "any numeric factor with more than {} distinct values", _attr("pinnlab.analysis.compare", "MAX_LEVELS")),
+    (
+        "docs/analysis.md",
+        "any numeric factor with more than {} distinct values",
+        _attr("pinnlab.analysis.compare", "MAX_LEVELS"),
+    ),
     ("docs/analysis.md", "are cut into up to {} equal-count bins", _attr("pinnlab.analysis.compare", "BINS")),
     ("docs/analysis.md", "each holding the values of at least {} trials", _attr("pinnlab.analysis.compare", "MIN_BIN")),
-    ("docs/analysis.md", "spanning them all with fewer than {})", lambda: 2 * __import__("pinnlab.analysis.compare", fromlist=["x"]).MIN_BIN),
+    (
+        "docs/analysis.md",
+        "spanning them all with fewer than {})",
+        lambda: 2 * __import__("pinnlab.analysis.compare", fromlist=["x"]).MIN_BIN,
+    ),
     ("docs/analysis.md", "the mean U over {} shuffles", _attr("pinnlab.analysis.importance", "N_PERMUTATIONS")),
-    ("docs/analysis.md", "bootstrap interval over the seeds ({} resamples)", _attr("pinnlab.analysis.boundary", "N_BOOT")),
+    (
+        "docs/analysis.md",
+        "bootstrap interval over the seeds ({} resamples)",
+        _attr("pinnlab.analysis.boundary", "N_BOOT"),
+    ),
     ("docs/analysis.md", "or `too_few` (under {} seeds)", _attr("pinnlab.analysis.boundary", "MIN_UNITS")),
-    ("docs/analysis.md", "its {} % interval", lambda: 100 * __import__("pinnlab.analysis.survival", fromlist=["x"]).CONFIDENCE),
-    ("docs/analysis.md", "from a random pool of {} configurations", _attr("pinnlab.sweep.boundary_sampler", "N_CANDIDATES")),
-    ("docs/analysis.md", "With more than {} levels the bisection is skipped", _attr("pinnlab.sweep.boundary_sampler", "MAX_LEVELS")),
+    (
+        "docs/analysis.md",
+        "its {} % interval",
+        lambda: 100 * __import__("pinnlab.analysis.survival", fromlist=["x"]).CONFIDENCE,
+    ),
+    (
+        "docs/analysis.md",
+        "from a random pool of {} configurations",
+        _attr("pinnlab.sweep.boundary_sampler", "N_CANDIDATES"),
+    ),
+    (
+        "docs/analysis.md",
+        "With more than {} levels the bisection is skipped",
+        _attr("pinnlab.sweep.boundary_sampler", "MAX_LEVELS"),
+    ),
     ("docs/problems.md", "by default {} points per coordinate", _eval_points_per_axis),
     ("docs/verdicts.md", "(`diagnostics.every`, {})", lambda: _config_default("diagnostics", "every")),
     ("docs/verdicts.md", "on at most {} points per set", lambda: _config_default("diagnostics", "sharpness_points")),
@@ -500,8 +568,13 @@ def test_every_threshold_in_parentheses_is_the_config_default(doc, key, text):
 
 def test_the_threshold_scan_sees_the_verdict_table():
     keys = {k for d, k, _ in documented_thresholds() if d == "docs/verdicts.md"}
-    assert {"divergence.max_weight_ratio", "divergence.loss_floor", "divergence.alarm_sharpness_initial",
-            "diagnostics.sharpness_tol", "divergence.trend_min_rate"} <= keys
+    assert {
+        "divergence.max_weight_ratio",
+        "divergence.loss_floor",
+        "divergence.alarm_sharpness_initial",
+        "diagnostics.sharpness_tol",
+        "divergence.trend_min_rate",
+    } <= keys
 
 
 def test_the_boundary_sampler_defaults_are_the_spec_defaults():
@@ -570,15 +643,31 @@ def _boundary(sampler: str, key: str) -> float:
 MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("README.md", "({} configurations, each labelled", lambda: _verdicts("n_runs")),
     ("README.md", "labels agree on {} %", lambda: 100 * _verdicts("label_agreement")),
-    ("README.md", "alarms come in time for {} of", lambda: round(_verdicts("forecast_recall") * _verdicts("n_truth_divergent"))),
+    (
+        "README.md",
+        "alarms come in time for {} of",
+        lambda: round(_verdicts("forecast_recall") * _verdicts("n_truth_divergent")),
+    ),
     ("README.md", "of {} divergences", lambda: _verdicts("n_truth_divergent")),
     ("README.md", "with {} false alarms in", lambda: len(_verdicts("false_alarms"))),
     ("README.md", "false alarms in {} runs that did not diverge", _not_diverged),
     ("README.md", "holds at 10 × the budget for {} % of", lambda: 100 * _verdicts("fit_agreement", "held_out")),
-    ("README.md", "`python benchmarks/verdicts.py --workers 2`, about {} minutes", lambda: _verdicts("wall_seconds") / 60),
+    (
+        "README.md",
+        "`python benchmarks/verdicts.py --workers 2`, about {} minutes",
+        lambda: _verdicts("wall_seconds") / 60,
+    ),
     ("docs/verdicts.md", "`--workers 2`, {} s wall", lambda: _verdicts("wall_seconds")),
-    ("docs/verdicts.md", "{} of the 90 trials after TPE's", lambda: results("constraint.json")["totals"]["constraint"]["divergent_after_startup"]),
-    ("docs/verdicts.md", "with the constraint and {} without", lambda: results("constraint.json")["totals"]["no_constraint"]["divergent_after_startup"]),
+    (
+        "docs/verdicts.md",
+        "{} of the 90 trials after TPE's",
+        lambda: results("constraint.json")["totals"]["constraint"]["divergent_after_startup"],
+    ),
+    (
+        "docs/verdicts.md",
+        "with the constraint and {} without",
+        lambda: results("constraint.json")["totals"]["no_constraint"]["divergent_after_startup"],
+    ),
     ("docs/verdicts.md", "runs each of {} configurations", lambda: _verdicts("n_runs")),
     ("docs/verdicts.md", "label agreement ≥ 0.97: **met** ({})", lambda: _verdicts("label_agreement", "held_out")),
     ("docs/verdicts.md", "did-it-train agreement ≥ 0.9: **met** ({})", lambda: _verdicts("fit_agreement", "held_out")),
@@ -588,36 +677,150 @@ MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("docs/verdicts.md", "of {} held-out divergences missed", lambda: _verdicts("n_truth_divergent", "held_out")),
     ("docs/verdicts.md", "*False alarms* ({}):", lambda: len(_verdicts("false_alarms", "held_out"))),
     ("docs/verdicts.md", "*Labels* ({} held-out disagreements)", lambda: len(_verdicts("disagreements", "held_out"))),
-    ("docs/scale-out.md", "two workers ran {}× the trials per minute", lambda: results("throughput.json")["workers"]["speedup_2_over_1_steady"]),
-    ("docs/scale-out.md", "of one once running ({} against", lambda: _throughput("throughput.json", 2, "trials_per_minute_steady")),
-    ("docs/scale-out.md", "once running (47 against {})", lambda: _throughput("throughput.json", 1, "trials_per_minute_steady")),
-    ("docs/scale-out.md", "(47 against 21), {}× over the whole command", lambda: results("throughput.json")["workers"]["speedup_2_over_1_wall"]),
-    ("docs/scale-out.md", "two worker processes ({} s against", lambda: _throughput("throughput.json", 2, "startup_seconds")),
+    (
+        "docs/scale-out.md",
+        "two workers ran {}× the trials per minute",
+        lambda: results("throughput.json")["workers"]["speedup_2_over_1_steady"],
+    ),
+    (
+        "docs/scale-out.md",
+        "of one once running ({} against",
+        lambda: _throughput("throughput.json", 2, "trials_per_minute_steady"),
+    ),
+    (
+        "docs/scale-out.md",
+        "once running (47 against {})",
+        lambda: _throughput("throughput.json", 1, "trials_per_minute_steady"),
+    ),
+    (
+        "docs/scale-out.md",
+        "(47 against 21), {}× over the whole command",
+        lambda: results("throughput.json")["workers"]["speedup_2_over_1_wall"],
+    ),
+    (
+        "docs/scale-out.md",
+        "two worker processes ({} s against",
+        lambda: _throughput("throughput.json", 2, "startup_seconds"),
+    ),
     ("docs/scale-out.md", "(25 s against {} s)", lambda: _throughput("throughput.json", 1, "startup_seconds")),
-    ("docs/scale-out.md", "whose start-up is {} s longer", lambda: _throughput("throughput.json", 2, "startup_seconds") - _throughput("throughput.json", 1, "startup_seconds")),
-    ("docs/scale-out.md", "the whole-command ratio is {}×", lambda: results("throughput-60trials.json")["workers"]["speedup_2_over_1_wall"]),
-    ("docs/scale-out.md", "1.75× ({}× once running)", lambda: results("throughput-60trials.json")["workers"]["speedup_2_over_1_steady"]),
-    ("docs/scale-out.md", "storage work costs {} ms per trial on the journal", lambda: results("throughput.json")["storage_overhead"]["median_ms_per_trial"]["journal"]),
-    ("docs/scale-out.md", "on the journal and {} ms on PostgreSQL", lambda: results("throughput.json")["storage_overhead"]["median_ms_per_trial"]["postgresql"]),
-    ("docs/scale-out.md", "`fsync=off`): {} ms more", lambda: results("throughput.json")["storage_overhead"]["postgresql_minus_journal_ms"]),
-    ("docs/scale-out.md", "ms more, {} % of such a trial", lambda: results("throughput.json")["storage_overhead"]["postgresql_minus_journal_ms"] / 10 / _throughput("throughput.json", 1, "trial_seconds_median")),
-    ("docs/benchmarks.md", "| pinnlab `_step`, median ms/step | {} |", lambda: _trainer("steps", "no_jit", "step_ms", "pinnlab", "median")),
-    ("docs/benchmarks.md", "| pinnlab `_step`, median ms/step | 28.88 | {} |", lambda: _trainer("steps", "jit", "step_ms", "pinnlab", "median")),
-    ("docs/benchmarks.md", "| hand-written step, median ms/step | {} |", lambda: _trainer("steps", "no_jit", "step_ms", "hand", "median")),
-    ("docs/benchmarks.md", "| hand-written step, median ms/step | 28.02 | {} |", lambda: _trainer("steps", "jit", "step_ms", "hand", "median")),
-    ("docs/benchmarks.md", "| **ratio pinnlab / hand-written (medians)** | **{}** |", lambda: _trainer("steps", "no_jit", "ratio_of_medians")),
+    (
+        "docs/scale-out.md",
+        "whose start-up is {} s longer",
+        lambda: (
+            _throughput("throughput.json", 2, "startup_seconds") - _throughput("throughput.json", 1, "startup_seconds")
+        ),
+    ),
+    (
+        "docs/scale-out.md",
+        "the whole-command ratio is {}×",
+        lambda: results("throughput-60trials.json")["workers"]["speedup_2_over_1_wall"],
+    ),
+    (
+        "docs/scale-out.md",
+        "1.75× ({}× once running)",
+        lambda: results("throughput-60trials.json")["workers"]["speedup_2_over_1_steady"],
+    ),
+    (
+        "docs/scale-out.md",
+        "storage work costs {} ms per trial on the journal",
+        lambda: results("throughput.json")["storage_overhead"]["median_ms_per_trial"]["journal"],
+    ),
+    (
+        "docs/scale-out.md",
+        "on the journal and {} ms on PostgreSQL",
+        lambda: results("throughput.json")["storage_overhead"]["median_ms_per_trial"]["postgresql"],
+    ),
+    (
+        "docs/scale-out.md",
+        "`fsync=off`): {} ms more",
+        lambda: results("throughput.json")["storage_overhead"]["postgresql_minus_journal_ms"],
+    ),
+    (
+        "docs/scale-out.md",
+        "ms more, {} % of such a trial",
+        lambda: (
+            results("throughput.json")["storage_overhead"]["postgresql_minus_journal_ms"]
+            / 10
+            / _throughput("throughput.json", 1, "trial_seconds_median")
+        ),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| pinnlab `_step`, median ms/step | {} |",
+        lambda: _trainer("steps", "no_jit", "step_ms", "pinnlab", "median"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| pinnlab `_step`, median ms/step | 28.88 | {} |",
+        lambda: _trainer("steps", "jit", "step_ms", "pinnlab", "median"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| hand-written step, median ms/step | {} |",
+        lambda: _trainer("steps", "no_jit", "step_ms", "hand", "median"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| hand-written step, median ms/step | 28.02 | {} |",
+        lambda: _trainer("steps", "jit", "step_ms", "hand", "median"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| **ratio pinnlab / hand-written (medians)** | **{}** |",
+        lambda: _trainer("steps", "no_jit", "ratio_of_medians"),
+    ),
     ("docs/benchmarks.md", "(medians)** | **1.031** | **{}** |", lambda: _trainer("steps", "jit", "ratio_of_medians")),
     ("docs/benchmarks.md", "| ratio of 10th percentiles | {} |", lambda: _trainer("steps", "no_jit", "ratio_of_p10")),
-    ("docs/benchmarks.md", "| ratio of 10th percentiles | 1.094 | {} |", lambda: _trainer("steps", "jit", "ratio_of_p10")),
-    ("docs/benchmarks.md", "| ratio of median process-CPU time per step | {} |", lambda: _trainer("steps", "no_jit", "ratio_cpu_of_medians")),
-    ("docs/benchmarks.md", "| ratio of median process-CPU time per step | 0.993 | {} |", lambda: _trainer("steps", "jit", "ratio_cpu_of_medians")),
-    ("docs/benchmarks.md", "| fit(), median over windows | {} |", lambda: _trainer("fit", "no_jit", "settings", "every_100", "ms_per_step", "median")),
-    ("docs/benchmarks.md", "| one diagnostics call, ms | {} |", lambda: _trainer("fit", "no_jit", "settings", "every_100", "ms_per_diagnostics_call")),
-    ("docs/benchmarks.md", "`wall_seconds` against one replicate): **{}×**", lambda: results("replicates.json")["done_when"]["ratio_wall_seconds"]),
-    ("docs/benchmarks.md", "costs {} ms against", lambda: results("replicates.json")["curve"]["seed-fixed"]["8"]["step_ms"]),
-    ("docs/benchmarks.md", "| stacked-1 | {} |", lambda: results("replicates.json")["curve"]["seed-fixed"]["stacked-1"]["cost_ratio"]),
-    ("docs/benchmarks.md", "stacks 8 trials at a time and runs **{}×**", lambda: results("batch.json")["sweeps"]["grid"]["8"]["speedup"]),
-    ("docs/benchmarks.md", "so batching gains nothing there ({}×", lambda: results("batch.json")["sweeps"]["readme"]["8"]["speedup"]),
+    (
+        "docs/benchmarks.md",
+        "| ratio of 10th percentiles | 1.094 | {} |",
+        lambda: _trainer("steps", "jit", "ratio_of_p10"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| ratio of median process-CPU time per step | {} |",
+        lambda: _trainer("steps", "no_jit", "ratio_cpu_of_medians"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| ratio of median process-CPU time per step | 0.993 | {} |",
+        lambda: _trainer("steps", "jit", "ratio_cpu_of_medians"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| fit(), median over windows | {} |",
+        lambda: _trainer("fit", "no_jit", "settings", "every_100", "ms_per_step", "median"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "| one diagnostics call, ms | {} |",
+        lambda: _trainer("fit", "no_jit", "settings", "every_100", "ms_per_diagnostics_call"),
+    ),
+    (
+        "docs/benchmarks.md",
+        "`wall_seconds` against one replicate): **{}×**",
+        lambda: results("replicates.json")["done_when"]["ratio_wall_seconds"],
+    ),
+    (
+        "docs/benchmarks.md",
+        "costs {} ms against",
+        lambda: results("replicates.json")["curve"]["seed-fixed"]["8"]["step_ms"],
+    ),
+    (
+        "docs/benchmarks.md",
+        "| stacked-1 | {} |",
+        lambda: results("replicates.json")["curve"]["seed-fixed"]["stacked-1"]["cost_ratio"],
+    ),
+    (
+        "docs/benchmarks.md",
+        "stacks 8 trials at a time and runs **{}×**",
+        lambda: results("batch.json")["sweeps"]["grid"]["8"]["speedup"],
+    ),
+    (
+        "docs/benchmarks.md",
+        "so batching gains nothing there ({}×",
+        lambda: results("batch.json")["sweeps"]["readme"]["8"]["speedup"],
+    ),
     ("docs/analysis.md", "best at equal budget ({} decades", lambda: _boundary("boundary", "error")),
     ("docs/analysis.md", "against the grid's {} at", lambda: _boundary("grid", "error")),
     ("docs/analysis.md", "grid's 0.071 at {} trainings", lambda: _boundary("boundary", "budget")),
@@ -650,7 +853,18 @@ def test_documented_figure_is_the_benchmark_result(doc, phrase, read):
 
 # ---- counts, the Layout list, the test suite -----------------------------------------------------
 
-COUNT_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+COUNT_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 
 
 def test_the_number_of_sweep_files_is_the_one_stated():
@@ -690,8 +904,23 @@ def test_measured_test_count_is_within_a_quarter_of_the_suite():
     """docs/benchmarks.md's dated figure is for today's suite, give or take 25 %."""
     (stated_count,) = re.findall(r"(\d[\d,]*) tests selected", flat(DOCS["docs/benchmarks.md"]))
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "no:randomly", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     m = re.search(r"(\d+)(?:/\d+)? tests collected", proc.stdout)
     assert m, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -28,7 +28,7 @@ from pinnlab.keys import SPEC_ATTR
 from tests.test_bad_input import FILES, _listing, _main, check_one_line
 
 # ------------------------------------------------------------------- a user pde reading too much
-HEAT = '''
+HEAT = """
 from userprobs import BadDerivative  # tests/test_bad_input.py's FILES: a domain and a sampler
 
 
@@ -49,7 +49,7 @@ class Reaction(Heat):
 class Optional(Heat):
     def pde(self, x, d):
         return d["u_t"] - d.get("u_xx", 0.0)  # a read the pde handles itself
-'''
+"""
 
 
 @pytest.fixture
@@ -67,7 +67,9 @@ def test_pde_reading_an_unlisted_derivative_is_one_line_before_anything_runs(hea
     t0 = time.monotonic()
     rc = _main(["run", "seed", "--set", "problem.name=first_hour_heat:Heat", "--tracking-uri", uri])
     out, err = capsys.readouterr()
-    check_one_line(rc, out, err, "run", ["problem.name", "first_hour_heat:Heat", "d['u_xx']", "u_t"], time.monotonic() - t0)
+    check_one_line(
+        rc, out, err, "run", ["problem.name", "first_hour_heat:Heat", "d['u_xx']", "u_t"], time.monotonic() - t0
+    )
     assert "internal error" not in err and "KeyError" not in err
     assert {p for p in _listing(heat_dir) - before if not p.startswith("pinnlab-runs")} == set()
     assert not (heat_dir / "store").exists()
@@ -106,7 +108,7 @@ def test_presets_print_whole_first_sentences_wrapped(capsys, monkeypatch):
         assert len(line) <= 80, line
         if line[:width].strip():
             name = line[:width].strip()
-            entries[name] = line[width + 2:]
+            entries[name] = line[width + 2 :]
         else:
             entries[name] += " " + line.strip()
     assert list(entries) == names
@@ -129,8 +131,9 @@ def test_reproduce_progress_names_a_run_once(tmp_path, capsys):
 
     assert run_label("plain", "plain") == "plain" and run_label("adam", "adam-plain") == "adam-plain"
     assert run_label("a", "question") == "a question"
-    session = Session("helmholtz", "t", "s", quick=True, out=tmp_path / "out", tracking_uri=None, track=False,
-                      progress=True)
+    session = Session(
+        "helmholtz", "t", "s", quick=True, out=tmp_path / "out", tracking_uri=None, track=False, progress=True
+    )
     with session:
         session.train(session.config("seed-fixed", {"model.width": 4, "training.steps": 3}), "plain", part="plain")
     err = capsys.readouterr().err
@@ -164,8 +167,20 @@ def tracked_run(tmp_path_factory) -> dict:
     uri = f"sqlite:///{base / 'mlflow.db'}"
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        rc = main(["run", "seed-fixed", "--set", "model.width=4", "--set", "training.steps=5", "--json",
-                   "--quiet", "--tracking-uri", uri])
+        rc = main(
+            [
+                "run",
+                "seed-fixed",
+                "--set",
+                "model.width=4",
+                "--set",
+                "training.steps=5",
+                "--json",
+                "--quiet",
+                "--tracking-uri",
+                uri,
+            ]
+        )
     assert rc == 0
     return {"uri": uri, "base": base, "summary": json.loads(out.getvalue())}
 
@@ -176,8 +191,24 @@ def test_one_run_json_has_no_replicate_fields(tracked_run, capsys):
     assert s["outcome"] and s["steps_run"] == 5
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "`--json` then adds `replicates`" in readme  # README: only with training.replicates
-    assert main(["run", "seed-fixed", "--set", "model.width=4", "--set", "training.steps=3", "--set",
-                 "training.replicates=2", "--json", "--quiet", "--no-track"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "seed-fixed",
+                "--set",
+                "model.width=4",
+                "--set",
+                "training.steps=3",
+                "--set",
+                "training.replicates=2",
+                "--json",
+                "--quiet",
+                "--no-track",
+            ]
+        )
+        == 0
+    )
     two = json.loads(capsys.readouterr().out)
     assert len(two["replicates"]) == 2 and 0 <= two["divergence_rate"] <= 1
 
@@ -199,16 +230,27 @@ def test_retried_trials_are_shown_apart_from_outcomes(tmp_path, capsys):
     (tmp_path / "sw.yaml").write_text("base: seed\nspace:\n  model.width: {choices: [4, 8]}\nn_trials: 2\n")
     spec = load_sweep(tmp_path / "sw.yaml", {"study_name": "resumed"})
     url = f"journal:{tmp_path / 'optuna.journal'}"
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+    )
     study = optuna.create_study(study_name="resumed", storage=storage)
     dist = {"model.width": optuna.distributions.CategoricalDistribution([4, 8])}
-    for n, width in enumerate((4, 8)):  # each worker died: FAIL, then run again and stable
-        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={"model.width": width},
-                                                  distributions=dist))
+    for width in (4, 8):  # each worker died: FAIL, then run again and stable
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL, params={"model.width": width}, distributions=dist
+            )
+        )
     for n, width in enumerate((4, 8)):
-        study.add_trial(optuna.trial.create_trial(value=1.0, params={"model.width": width}, distributions=dist,
-                                                  user_attrs={"outcome": "stable"},
-                                                  system_attrs={"retry_history": [n]}))
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=1.0,
+                params={"model.width": width},
+                distributions=dist,
+                user_attrs={"outcome": "stable"},
+                system_attrs={"retry_history": [n]},
+            )
+        )
     report = study_report(study, spec, url, None)
     _print_sweep(report)
     out = capsys.readouterr().out
@@ -224,23 +266,35 @@ def _study(tmp_path: Path, name: str, rows: list[dict], space: dict) -> str:
     study = optuna.create_study(study_name=name, storage=storage)
     study.set_user_attr(SPEC_ATTR, {"space": space, "objective": {"metric": "final_loss", "direction": "minimize"}})
     dists = {
-        k: optuna.distributions.CategoricalDistribution(v["choices"]) if "choices" in v
+        k: optuna.distributions.CategoricalDistribution(v["choices"])
+        if "choices" in v
         else optuna.distributions.FloatDistribution(v["low"], v["high"], log=v.get("log", False))
         for k, v in space.items()
     }
     for r in rows:
         diverged = r["outcome"] != "stable"
-        study.add_trial(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.PRUNED if diverged else optuna.trial.TrialState.COMPLETE,
-            value=None if diverged else 0.1, params=r["params"], distributions=dists,
-            user_attrs={"outcome": r["outcome"], "steps_run": r.get("steps", 100), "steps_budget": 100,
-                        "nan_onset_step": r.get("nan"), "divergence_step": r.get("div")},
-        ))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.PRUNED if diverged else optuna.trial.TrialState.COMPLETE,
+                value=None if diverged else 0.1,
+                params=r["params"],
+                distributions=dists,
+                user_attrs={
+                    "outcome": r["outcome"],
+                    "steps_run": r.get("steps", 100),
+                    "steps_budget": 100,
+                    "nan_onset_step": r.get("nan"),
+                    "divergence_step": r.get("div"),
+                },
+            )
+        )
     return f"journal:{path}"
 
 
-SPACE = {"regularization.l2": {"choices": [0.0, 1e-4, 1e-2]},
-         "optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True}}
+SPACE = {
+    "regularization.l2": {"choices": [0.0, 1e-4, 1e-2]},
+    "optimizer.learning_rate": {"low": 1e-3, "high": 1e-1, "log": True},
+}
 LRS = [1.2e-3, 2.5e-3, 6e-3, 1.5e-2, 4e-2, 9e-2]
 
 
@@ -248,10 +302,18 @@ def _rows(nan: bool) -> list[dict]:
     rows = []
     for i, lr in enumerate(LRS):
         bad = lr > 3e-2
-        rows.append({"params": {"regularization.l2": SPACE["regularization.l2"]["choices"][i % 3],
-                                "optimizer.learning_rate": lr},
-                     "outcome": ("nan" if nan else "blowup") if bad else "stable",
-                     "nan": 40 if bad and nan else None, "div": 30 if bad else None, "steps": 40 if bad else 100})
+        rows.append(
+            {
+                "params": {
+                    "regularization.l2": SPACE["regularization.l2"]["choices"][i % 3],
+                    "optimizer.learning_rate": lr,
+                },
+                "outcome": ("nan" if nan else "blowup") if bad else "stable",
+                "nan": 40 if bad and nan else None,
+                "div": 30 if bad else None,
+                "steps": 40 if bad else 100,
+            }
+        )
     return rows
 
 
@@ -275,10 +337,25 @@ def test_a_level_prints_the_same_in_every_table(reports):
     l2 = [line.split()[1] for part in leveled for line in part.splitlines() if line.startswith("regularization.l2 ")]
     assert len(l2) > 3 and set(l2) == {"0", "0.0001", "0.01"}, l2  # survival's "0.0" included
     for section in ("divergence_by_factor", "nan_onset", "causes_by_factor"):
-        assert {level_label(r["level"]) for r in rep[section] if r["factor"] == "regularization.l2"} == {"0", "0.0001", "0.01"}
-    assert {r["level"] for r in rep["survival"]["rows"] if r["factor"] == "regularization.l2"} == {"0", "0.0001", "0.01"}
-    assert [level_label(v) for v in (0, 0.0, np.float64(0.0), 1e-4, 1e19, 100, "relu")] == \
-        ["0", "0", "0", "0.0001", "1e19", "100", "relu"]
+        assert {level_label(r["level"]) for r in rep[section] if r["factor"] == "regularization.l2"} == {
+            "0",
+            "0.0001",
+            "0.01",
+        }
+    assert {r["level"] for r in rep["survival"]["rows"] if r["factor"] == "regularization.l2"} == {
+        "0",
+        "0.0001",
+        "0.01",
+    }
+    assert [level_label(v) for v in (0, 0.0, np.float64(0.0), 1e-4, 1e19, 100, "relu")] == [
+        "0",
+        "0",
+        "0",
+        "0.0001",
+        "1e19",
+        "100",
+        "relu",
+    ]
 
 
 def test_distribution_tables_leave_out_levels_with_nothing(reports):

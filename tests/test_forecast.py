@@ -14,9 +14,18 @@ from pinnlab import load_config
 from pinnlab.training.forecast import Forecaster
 from pinnlab.training.sharpness import Sharpness, hessian_vector_product, lanczos_top, threshold
 
-TINY64 = ["model.width=3", "model.dtype=float64", "model.activation=tanh", "model.output_activation=linear",
-          "loss.formulation=squared", "problem.params.constraint=dirichlet", "training.batch_size=3600",
-          "training.steps=2", "diagnostics.every=1", "diagnostics.sharpness_points=4000"]
+TINY64 = [
+    "model.width=3",
+    "model.dtype=float64",
+    "model.activation=tanh",
+    "model.output_activation=linear",
+    "loss.formulation=squared",
+    "problem.params.constraint=dirichlet",
+    "training.batch_size=3600",
+    "training.steps=2",
+    "diagnostics.every=1",
+    "diagnostics.sharpness_points=4000",
+]
 
 
 def _dense_hessian(trainer, points):
@@ -191,8 +200,15 @@ def test_trends_are_added_to_the_diagnostics():
 def test_stop_on_alarm_ends_the_run_only_when_asked():
     from pinnlab.training import train
 
-    base = ["model.width=4", "training.batch_size=3600", "training.steps=40", "diagnostics.every=10",
-            "optimizer.learning_rate=100", "loss.formulation=squared", "divergence.stop_early=false"]
+    base = [
+        "model.width=4",
+        "training.batch_size=3600",
+        "training.steps=40",
+        "diagnostics.every=10",
+        "optimizer.learning_rate=100",
+        "loss.formulation=squared",
+        "divergence.stop_early=false",
+    ]
     r = train("seed", base)
     assert r.forecast["signal"] == "sharpness" and r.forecast["first_alarm_step"] == 0
     assert r.stopped_by is None
@@ -203,8 +219,17 @@ def test_stop_on_alarm_ends_the_run_only_when_asked():
 def test_sharpness_works_beside_an_xla_step():
     from pinnlab.training import train
 
-    r = train("poisson2d", ["training.steps=2", "diagnostics.every=1", "problem.params.n_residual=64",
-                            "problem.params.n_boundary=16", "model.width=8", "training.jit_compile=true"])
+    r = train(
+        "poisson2d",
+        [
+            "training.steps=2",
+            "diagnostics.every=1",
+            "problem.params.n_residual=64",
+            "problem.params.n_boundary=16",
+            "model.width=8",
+            "training.jit_compile=true",
+        ],
+    )
     assert r.history["sharpness/top"].notna().all()
 
 
@@ -216,11 +241,26 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "verdicts.json"
-    subprocess.run([sys.executable, str(root / "benchmarks" / "verdicts.py"), "--quick", "--out", str(out)],
-                   check=True, cwd=root, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "verdicts.py"), "--quick", "--out", str(out)],
+        check=True,
+        cwd=root,
+        capture_output=True,
+        timeout=600,
+    )
     data = json.loads(out.read_text())
-    for key in ("n_runs", "label_agreement", "confusion", "forecast_recall", "forecast_false_alarm_rate",
-                "median_lead_steps", "machine", "wall_seconds", "halves", "thresholds_tuned_on_corpus"):
+    for key in (
+        "n_runs",
+        "label_agreement",
+        "confusion",
+        "forecast_recall",
+        "forecast_false_alarm_rate",
+        "median_lead_steps",
+        "machine",
+        "wall_seconds",
+        "halves",
+        "thresholds_tuned_on_corpus",
+    ):
         assert key in data, key
     assert data["n_runs"] == 2 and data["quick"] is True
     blew = next(r for r in data["runs"] if "lr100" in r["name"])

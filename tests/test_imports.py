@@ -24,14 +24,10 @@ CHECKS = {
     "import-sweep-spec": "import pinnlab.sweep.spec",
     "import-names-and-problems": "import pinnlab.names, pinnlab.problems",
     "every-preset": (
-        "from pinnlab.config import load_config, preset_names\n"
-        "for name in preset_names():\n"
-        "    load_config(name)"
+        "from pinnlab.config import load_config, preset_names\nfor name in preset_names():\n    load_config(name)"
     ),
     "every-sweep-file": (
-        "from pinnlab.sweep.spec import load_sweep\n"
-        f"for path in {SWEEPS!r}:\n"
-        "    load_sweep(path).for_smoke()"
+        f"from pinnlab.sweep.spec import load_sweep\nfor path in {SWEEPS!r}:\n    load_sweep(path).for_smoke()"
     ),
     "bad-override": (
         "from pinnlab.config import load_config\n"
@@ -47,9 +43,7 @@ CHECKS = {
 
 def _heavy_modules_after(code: str) -> list[str]:
     probe = f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))"
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
@@ -91,11 +85,7 @@ OWNERS = {"mlflow": "pinnlab.tracking", "optuna": "pinnlab.sweep"}
 
 @pytest.mark.parametrize("package, owner", OWNERS.items())
 def test_only_its_owner_imports(package, owner):
-    offenders = [
-        _module(p)
-        for p in SOURCES
-        if package in _imported_roots(p) and not _within(_module(p), owner)
-    ]
+    offenders = [_module(p) for p in SOURCES if package in _imported_roots(p) and not _within(_module(p), owner)]
     assert offenders == [], f"{package} is imported outside {owner}"
 
 

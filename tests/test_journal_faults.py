@@ -54,14 +54,18 @@ def _exe() -> str:
 def _pinnlab(cwd: Path, *argv: str, preexec: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PINNLAB_HOME": str(cwd / "pinnlab-runs")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([_exe(), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=preexec)
+    return subprocess.run(
+        [_exe(), *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, preexec_fn=preexec
+    )
 
 
 def _pinnlab_lines(stderr: str) -> list[str]:
     """stderr without TensorFlow's start-up lines and Optuna's / MLflow's INFO log lines."""
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith(TF_NOISE) and not line.startswith("[I ") and " INFO " not in line]
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith(TF_NOISE) and not line.startswith("[I ") and " INFO " not in line
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +133,7 @@ def test_a_damaged_tail_is_read_as_is_and_cut_before_a_write(tmp_path, capsys, j
     assert journal.read_bytes() == expected
     backups = list(tmp_path.glob("optuna.journal.damaged-*"))
     if damaged.startswith(expected) and damaged != expected:
-        assert [b.read_bytes() for b in backups] == [damaged[len(expected):]]  # nothing lost
+        assert [b.read_bytes() for b in backups] == [damaged[len(expected) :]]  # nothing lost
     else:  # only the newline was missing: added, nothing cut
         assert backups == [] and kind == "whole"
     err = capsys.readouterr().err.splitlines()
@@ -170,8 +174,11 @@ def _optuna_journal(path: Path) -> None:
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     study = optuna.create_study(study_name="sw", storage=storage)
     for x in (1.0, 2.0):
-        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions={
-            "x": optuna.distributions.FloatDistribution(0, 3)}, value=x))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x}, distributions={"x": optuna.distributions.FloatDistribution(0, 3)}, value=x
+            )
+        )
     study.set_user_attr("note", "last line")
 
 
@@ -207,21 +214,28 @@ def _stores(root: Path) -> dict[str, bytes | None]:
     con.execute("create table readings (t real, v real)")
     con.commit()
     con.close()
-    out.update({
-        "truncated-optuna.db": optuna_db[: len(optuna_db) // 2],
-        "random-tables.db": (root / "_other.db").read_bytes(),
-        "zero-bytes.db": b"",
-        "text-file.db": b"not a database\n",
-        "directory.db": None,
-        "directory.journal": None,
-    })
+    out.update(
+        {
+            "truncated-optuna.db": optuna_db[: len(optuna_db) // 2],
+            "random-tables.db": (root / "_other.db").read_bytes(),
+            "zero-bytes.db": b"",
+            "text-file.db": b"not a database\n",
+            "directory.db": None,
+            "directory.journal": None,
+        }
+    )
     for p in root.glob("_*"):
         p.unlink()
     return out
 
 
 STORE_NAMES = [f"{name}.journal" for name, _, _ in INSIDE] + [
-    "truncated-optuna.db", "random-tables.db", "zero-bytes.db", "text-file.db", "directory.db", "directory.journal",
+    "truncated-optuna.db",
+    "random-tables.db",
+    "zero-bytes.db",
+    "text-file.db",
+    "directory.db",
+    "directory.journal",
     "mlflow.db",
 ]
 _WORDS = {f"{name}.journal": words for name, _, words in INSIDE}
@@ -342,8 +356,13 @@ def test_a_write_that_does_not_fit_is_undone(tmp_path, journal_bytes):
     journal = tmp_path / "optuna.journal"
     journal.write_bytes(journal_bytes)
     limit = len(journal_bytes) + 2000
-    proc = subprocess.run([sys.executable, "-c", APPEND_UNTIL_FULL, f"journal:{journal}"], capture_output=True,
-                          text=True, timeout=120, preexec_fn=_limit(limit))
+    proc = subprocess.run(
+        [sys.executable, "-c", APPEND_UNTIL_FULL, f"journal:{journal}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limit(limit),
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "cannot write to it (File too large); every record before this write is kept" in proc.stdout
     data = journal.read_bytes()
@@ -351,7 +370,8 @@ def test_a_write_that_does_not_fit_is_undone(tmp_path, journal_bytes):
     assert scan_journal(f"journal:{journal}", journal) is None
     attrs = optuna.load_study(study_name="tiny", storage=open_storage(f"journal:{journal}")).user_attrs
     assert len([k for k in attrs if k.startswith("filler")]) == (len(data) - len(journal_bytes)) // len(
-        _lines(data)[-1])
+        _lines(data)[-1]
+    )
 
 
 def test_a_sweep_on_a_full_disk_stops_with_one_line_and_its_rerun_finishes(tmp_path):

@@ -75,7 +75,8 @@ def test_run_names_put_the_trial_and_outcome_first():
     assert run_label("ignored", tags, factors) == "t7 lr=0.1 w=16"
     assert run_label("ignored", tags, factors, "nan") == "t7 nan lr=0.1 w=16"
     assert run_label(None, {**tags, "optimizer.learning_rate": "3.1622776601683795e-05"}, factors, "stable") == (
-        "t7 stable lr=3.16e-5 w=16")
+        "t7 stable lr=3.16e-5 w=16"
+    )
     assert run_label(None, {**tags, "replicate": "1"}, factors, "blowup", seed=3) == "t7s3 blowup lr=0.1 w=16"
     assert run_label("seed", {}, [], "nan") == "seed nan" and run_label("seed", {}, []) == "seed"
     many = {"trial": "12", **{f"a.factor_{i}": str(i * 1000.5) for i in range(12)}}
@@ -86,17 +87,28 @@ def test_run_names_put_the_trial_and_outcome_first():
 def test_runs_urls_open_the_runs_table():
     assert runs_url("sqlite:////a/mlflow.db", "3") == f"{UI_ADDRESS}/#/experiments/3/runs?{RUNS_VIEW}"
     assert runs_url("http://h:5000/", "3", by_outcome=True) == (
-        f"http://h:5000/#/experiments/3/runs?workflowType=machine_learning&{BY_OUTCOME}")
+        f"http://h:5000/#/experiments/3/runs?workflowType=machine_learning&{BY_OUTCOME}"
+    )
     assert ui_command("sqlite:////a/mlflow.db", "3") == (
         "mlflow ui --backend-store-uri sqlite:////a/mlflow.db, then open "
-        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning")
+        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
+    )
 
 
 # ------------------------------------------------------------------------------ a real sweep
 def _sweep(tmp_path: Path, capsys, *extra: str) -> list[str]:
-    argv = ["sweep", str(tmp_path / "tiny.yaml"), "--study-name", STUDY, "--storage",
-            f"journal:{tmp_path / 'optuna.journal'}", "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--quiet", *extra]
+    argv = [
+        "sweep",
+        str(tmp_path / "tiny.yaml"),
+        "--study-name",
+        STUDY,
+        "--storage",
+        f"journal:{tmp_path / 'optuna.journal'}",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--quiet",
+        *extra,
+    ]
     assert main(argv) == 0
     return capsys.readouterr().out.strip().splitlines()
 
@@ -118,12 +130,29 @@ class Browser:
             os.dup2(b, 4)
 
         self.proc = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-             "--hide-scrollbars", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", "--disable-extensions", "--disable-dev-shm-usage", "--remote-debugging-pipe",
-             f"--proxy-server=http://127.0.0.1:{proxy.port}", "--proxy-bypass-list=127.0.0.1",
-             "--window-size=1400,1000", "about:blank"],
-            preexec_fn=wire, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-unsafe-swiftshader",
+                "--hide-scrollbars",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-pipe",
+                f"--proxy-server=http://127.0.0.1:{proxy.port}",
+                "--proxy-bypass-list=127.0.0.1",
+                "--window-size=1400,1000",
+                "about:blank",
+            ],
+            preexec_fn=wire,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         os.close(to_chrome)
         os.close(from_chrome)
@@ -236,8 +265,22 @@ def test_the_sweeps_runs_in_the_mlflow_ui(tmp_path, capsys, monkeypatch):
     assert nan_run.data.metrics["summary/nan_onset_step"] == 1  # the onset as a number; the values stay finite
 
     port = free_port()
-    server = Server([str(BIN / "mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                     "--port", str(port), "--workers", "1"], tmp_path, port)
+    server = Server(
+        [
+            str(BIN / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            uri,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        tmp_path,
+        port,
+    )
     proxy = RecordingProxy()
     browser = None
     try:
@@ -264,19 +307,27 @@ def test_the_sweeps_runs_in_the_mlflow_ui(tmp_path, capsys, monkeypatch):
 
         # a NaN run's page renders: its name, its tags, its (finite) metrics
         browser.open(f"{base}/#/experiments/{exp.experiment_id}/runs/{nan_run.info.run_id}?{RUNS_VIEW}")
-        page = browser.wait_for(names[nan_run.info.run_id], "nan_onset_step", "first_nonfinite",
-                                "summary/nan_onset_step", "weight_norm/total")
+        page = browser.wait_for(
+            names[nan_run.info.run_id],
+            "nan_onset_step",
+            "first_nonfinite",
+            "summary/nan_onset_step",
+            "weight_norm/total",
+        )
         assert "Oops" not in page
         browser.screenshot(tmp_path / "nan-run.png")
 
         # the parent run's artifacts: the dashboard drawn inside MLflow's HTML viewer, and the report
-        browser.open(f"{base}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}/artifacts/"
-                     f"dashboard.html?{RUNS_VIEW}")
+        browser.open(
+            f"{base}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}/artifacts/dashboard.html?{RUNS_VIEW}"
+        )
         browser.wait_for("report.md", "dashboard.html")
         deadline = time.monotonic() + 180  # a loaded machine draws slowly
         while True:  # the heatmap's red (lr 1e19: 100 %) and green (lr 1e-3: 0 %) cells
             img = browser.screenshot(tmp_path / "parent-dashboard.png")
-            shares = [float((np.abs(img.astype(int) - rgb).sum(axis=2) < 30).mean()) for rgb in (HEATMAP_RED, HEATMAP_GREEN)]
+            shares = [
+                float((np.abs(img.astype(int) - rgb).sum(axis=2) < 30).mean()) for rgb in (HEATMAP_RED, HEATMAP_GREEN)
+            ]
             if min(shares) > 0.002 or time.monotonic() > deadline:
                 break
             time.sleep(1)

@@ -12,8 +12,14 @@ from pinnlab.outcomes import Outcome
 from pinnlab.training import train
 from pinnlab.training.newton_cg import ARMIJO_DECREASE, armijo, nystrom, pcg
 
-SMALL = ["model.width=16", "model.depth=2", "training.jit_compile=false", "diagnostics.sharpness=false",
-         "problem.params.n_residual=256", "problem.params.n_boundary=64"]
+SMALL = [
+    "model.width=16",
+    "model.depth=2",
+    "training.jit_compile=false",
+    "diagnostics.sharpness=false",
+    "problem.params.n_residual=256",
+    "problem.params.n_boundary=64",
+]
 
 
 def _spd(n: int, eigenvalues, seed: int = 0) -> np.ndarray:
@@ -40,7 +46,7 @@ def test_pcg_solves_the_damped_system_and_the_preconditioner_needs_fewer_iterati
     exact = np.linalg.solve(a + mu * np.eye(n), b)
     plain = pcg(lambda v: a @ v, b, np.zeros(n), mu, None, 1e-10, 500)
     pre = pcg(lambda v: a @ v, b, np.zeros(n), mu, nystrom(lambda v: a @ v, n, 20, rng), 1e-10, 500)
-    for x, iters, rel in (plain, pre):
+    for x, _iters, rel in (plain, pre):
         assert rel <= 1e-10
         np.testing.assert_allclose(x, exact, rtol=1e-6, atol=1e-8)
     assert pre[1] < plain[1]
@@ -63,8 +69,17 @@ def test_armijo_takes_the_first_halving_with_sufficient_decrease():
 
 
 def test_newton_cg_run_never_raises_the_loss_and_logs_its_steps():
-    r = train("poisson2d", [*SMALL, "optimizer.name=newton_cg", "training.steps=12", "diagnostics.every=4",
-                            "optimizer.newton_rank=10", "optimizer.newton_cg_iters=20"])
+    r = train(
+        "poisson2d",
+        [
+            *SMALL,
+            "optimizer.name=newton_cg",
+            "training.steps=12",
+            "diagnostics.every=4",
+            "optimizer.newton_rank=10",
+            "optimizer.newton_cg_iters=20",
+        ],
+    )
     h = r.history
     assert r.outcome == Outcome.STABLE and len(h) == 12
     losses = h["loss/total"].to_numpy()
@@ -76,8 +91,17 @@ def test_newton_cg_run_never_raises_the_loss_and_logs_its_steps():
 
 
 def test_a_three_phase_chain_keeps_one_history_with_its_phases():
-    r = train("poisson2d", [*SMALL, "training.steps=40", "optimizer.then=[lbfgs, newton_cg]",
-                            "optimizer.switch_step=[20, 30]", "optimizer.newton_rank=8", "optimizer.newton_cg_iters=10"])
+    r = train(
+        "poisson2d",
+        [
+            *SMALL,
+            "training.steps=40",
+            "optimizer.then=[lbfgs, newton_cg]",
+            "optimizer.switch_step=[20, 30]",
+            "optimizer.newton_rank=8",
+            "optimizer.newton_cg_iters=10",
+        ],
+    )
     h = r.history
     assert r.steps_run == len(h) == 40 and r.outcome == Outcome.STABLE
     np.testing.assert_array_equal(h["optimizer/phase"].to_numpy(), np.repeat([0.0, 1.0, 2.0], [20, 10, 10]))
@@ -86,8 +110,18 @@ def test_a_three_phase_chain_keeps_one_history_with_its_phases():
 
 def test_a_phase_that_stops_early_hands_over_at_once_and_the_next_keeps_its_rows():
     # a loose ftol makes L-BFGS-B stop after a few of its 10 planned iterations
-    r = train("poisson2d", [*SMALL, "training.steps=40", "optimizer.then=[lbfgs, newton_cg]", "optimizer.lbfgs_ftol=0.5",
-                            "optimizer.switch_step=[20, 30]", "optimizer.newton_rank=8", "optimizer.newton_cg_iters=10"])
+    r = train(
+        "poisson2d",
+        [
+            *SMALL,
+            "training.steps=40",
+            "optimizer.then=[lbfgs, newton_cg]",
+            "optimizer.lbfgs_ftol=0.5",
+            "optimizer.switch_step=[20, 30]",
+            "optimizer.newton_rank=8",
+            "optimizer.newton_cg_iters=10",
+        ],
+    )
     phase = r.history["optimizer/phase"].to_numpy()
     lbfgs_rows = int((phase == 1).sum())
     assert 0 <= lbfgs_rows < 10 and (phase == 2).sum() == 10  # Newton-CG still gets its 10 rows
@@ -96,16 +130,19 @@ def test_a_phase_that_stops_early_hands_over_at_once_and_the_next_keeps_its_rows
     assert np.isfinite(r.history["loss/total"]).all()
 
 
-@pytest.mark.parametrize("over,field", [
-    (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=10"], "optimizer.switch_step"),
-    (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=[20, 10]"], "optimizer.switch_step"),
-    (["optimizer.then=[lbfgs, lbfgs]", "optimizer.switch_step=[10, 20]"], "optimizer.then"),
-    (["optimizer.then=[newton_cg, adam]", "optimizer.switch_step=[10, 20]"], "optimizer.then"),
-    (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=[10, 200]"], "optimizer.switch_step"),
-    (["optimizer.name=newton_cg", "training.replicates=2"], "training.replicates"),
-    (["optimizer.name=newton_cg", "loss.weighting.scheme=ntk"], "loss.weighting.scheme"),
-    (["optimizer.name=newton_cg", "optimizer.newton_mu=0"], "optimizer.newton_mu"),
-])
+@pytest.mark.parametrize(
+    "over,field",
+    [
+        (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=10"], "optimizer.switch_step"),
+        (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=[20, 10]"], "optimizer.switch_step"),
+        (["optimizer.then=[lbfgs, lbfgs]", "optimizer.switch_step=[10, 20]"], "optimizer.then"),
+        (["optimizer.then=[newton_cg, adam]", "optimizer.switch_step=[10, 20]"], "optimizer.then"),
+        (["optimizer.then=[lbfgs, newton_cg]", "optimizer.switch_step=[10, 200]"], "optimizer.switch_step"),
+        (["optimizer.name=newton_cg", "training.replicates=2"], "training.replicates"),
+        (["optimizer.name=newton_cg", "loss.weighting.scheme=ntk"], "loss.weighting.scheme"),
+        (["optimizer.name=newton_cg", "optimizer.newton_mu=0"], "optimizer.newton_mu"),
+    ],
+)
 def test_what_a_newton_cg_run_cannot_be(over, field):
     with pytest.raises(ConfigError) as e:
         load_config("poisson2d", ["training.steps=200", *over])
@@ -121,7 +158,8 @@ def test_the_quick_optimizer_reproduction_orders_the_arms_on_every_seed(tmp_path
     claims = {c.part: c for c in result.claims}
     assert claims["ordering"].reproduced == "yes", claims["ordering"].ours
     runs = result.parts["runs"]
-    assert {(r["seed"], r["arm"]) for r in runs} == {(s, a) for s in (0, 1)
-                                                     for a in ("adam", "adam+lbfgs", "adam+lbfgs+nncg")}
+    assert {(r["seed"], r["arm"]) for r in runs} == {
+        (s, a) for s in (0, 1) for a in ("adam", "adam+lbfgs", "adam+lbfgs+nncg")
+    }
     assert all(r["newton_step_size_median"] > 0 for r in runs if r["arm"] == "adam+lbfgs+nncg")
     assert [f.rsplit("/", 1)[-1] for f in result.figures] == ["optimizers_loss.png"]

@@ -34,8 +34,11 @@ def _naive_rows(problem, net, variables, points, term) -> np.ndarray:
     rows = []
     for e in entries:
         grads = tape.gradient(e, variables)
-        rows.append(np.concatenate([np.zeros(v.shape).ravel() if g is None else g.numpy().ravel()
-                                    for g, v in zip(grads, variables)]))
+        rows.append(
+            np.concatenate(
+                [np.zeros(v.shape).ravel() if g is None else g.numpy().ravel() for g, v in zip(grads, variables)]
+            )
+        )
     return np.array(rows)
 
 
@@ -115,10 +118,17 @@ def test_lambda_updates_never_retrace_and_are_logged():
     cfg = load_config(
         "poisson1d",
         [
-            "problem.params.n_residual=16", "problem.params.n_boundary=4", "model.width=16",
-            "training.steps=31", "training.jit_compile=false", "loss.weighting.scheme=ntk",
-            "loss.weighting.every=5", "diagnostics.every=10", "diagnostics.ntk_trace=true",
-            "optimizer.name=adam", "optimizer.learning_rate=1e-2",
+            "problem.params.n_residual=16",
+            "problem.params.n_boundary=4",
+            "model.width=16",
+            "training.steps=31",
+            "training.jit_compile=false",
+            "loss.weighting.scheme=ntk",
+            "loss.weighting.every=5",
+            "diagnostics.every=10",
+            "diagnostics.ntk_trace=true",
+            "optimizer.name=adam",
+            "optimizer.learning_rate=1e-2",
         ],
     )
     trainer = Trainer(cfg)
@@ -144,9 +154,16 @@ def test_ntk_weighting_logs_the_traces_of_its_updates_without_the_flag():
     cfg = load_config(
         "poisson1d",
         [
-            "problem.params.n_residual=16", "problem.params.n_boundary=4", "model.width=16",
-            "training.steps=31", "training.jit_compile=false", "loss.weighting.scheme=ntk",
-            "loss.weighting.every=5", "diagnostics.every=10", "optimizer.name=adam", "optimizer.learning_rate=1e-2",
+            "problem.params.n_residual=16",
+            "problem.params.n_boundary=4",
+            "model.width=16",
+            "training.steps=31",
+            "training.jit_compile=false",
+            "loss.weighting.scheme=ntk",
+            "loss.weighting.every=5",
+            "diagnostics.every=10",
+            "optimizer.name=adam",
+            "optimizer.learning_rate=1e-2",
         ],
     )
     trainer = Trainer(cfg)
@@ -162,8 +179,11 @@ def test_ntk_weighting_logs_the_traces_of_its_updates_without_the_flag():
     assert "ntk_trace/residual" in objective_metrics(cfg) and "ntk_trace/boundary" in objective_metrics(cfg)
 
 
-MULTI_TERM = [p for p in preset_names() if len(resolve_problem(load_config(p).problem.name,
-                                                                 load_config(p).problem.params).term_names()) > 1]
+MULTI_TERM = [
+    p
+    for p in preset_names()
+    if len(resolve_problem(load_config(p).problem.name, load_config(p).problem.params).term_names()) > 1
+]
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +195,26 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("preset", MULTI_TERM)
 def test_pinnlab_run_with_ntk_on_every_multi_term_preset(preset, store, capsys):
     _, uri = store
-    argv = ["run", preset, "--set", "training.steps=3", "--set", "loss.weighting.scheme=ntk",
-            "--set", "loss.weighting.every=2", "--set", "diagnostics.every=2", "--set", "diagnostics.ntk_trace=true",
-            "--set", "training.jit_compile=false", "--json", "--quiet", "--tracking-uri", uri]
+    argv = [
+        "run",
+        preset,
+        "--set",
+        "training.steps=3",
+        "--set",
+        "loss.weighting.scheme=ntk",
+        "--set",
+        "loss.weighting.every=2",
+        "--set",
+        "diagnostics.every=2",
+        "--set",
+        "diagnostics.ntk_trace=true",
+        "--set",
+        "training.jit_compile=false",
+        "--json",
+        "--quiet",
+        "--tracking-uri",
+        uri,
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(summary["mlflow_run_id"])
@@ -198,8 +235,9 @@ def ntk_quick(store):
     d, uri = store
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["reproduce", "ntk", "--quick", "--json", "--quiet", "--out", str(d / "ntk"),
-                     "--tracking-uri", uri])
+        code = main(
+            ["reproduce", "ntk", "--quick", "--json", "--quiet", "--out", str(d / "ntk"), "--tracking-uri", uri]
+        )
     assert code == 0
     return json.loads(out.getvalue())
 
@@ -213,8 +251,12 @@ def test_ntk_quick_reproduction_end_to_end(ntk_quick, store):
     claim_c = next(c for c in ntk_quick["claims"] if c["part"] == "c")
     assert claim_c["reproduced"] == "yes"  # the imbalance is there at initialisation, whatever the budget
     runs = ntk_quick["parts"]["runs"]
-    assert {(r["optimizer"], r["method"]) for r in runs} == {("gd", "plain"), ("gd", "ntk"), ("adam", "plain"),
-                                                              ("adam", "ntk")}
+    assert {(r["optimizer"], r["method"]) for r in runs} == {
+        ("gd", "plain"),
+        ("gd", "ntk"),
+        ("adam", "plain"),
+        ("adam", "ntk"),
+    }
     ntk_gd = next(r for r in runs if r["optimizer"] == "gd" and r["method"] == "ntk")
     assert ntk_gd["lambda_boundary_final"] > 10 and 1 < ntk_gd["lambda_residual_final"] < 1.1
     spectra = ntk_quick["parts"]["spectra"]

@@ -12,8 +12,15 @@ from pinnlab.errors import ConfigError
 from pinnlab.outcomes import Outcome
 from pinnlab.training import train
 
-SMALL = ["model.width=20", "model.depth=2", "training.jit_compile=false", "diagnostics.sharpness=false",
-         "problem.params.n_residual=500", "problem.params.n_boundary=100", "training.steps=200"]
+SMALL = [
+    "model.width=20",
+    "model.depth=2",
+    "training.jit_compile=false",
+    "diagnostics.sharpness=false",
+    "problem.params.n_residual=500",
+    "problem.params.n_boundary=100",
+    "training.steps=200",
+]
 
 
 def test_adam_then_lbfgs_continues_one_history_and_lowers_the_error():
@@ -30,21 +37,35 @@ def test_adam_then_lbfgs_continues_one_history_and_lowers_the_error():
 
 
 def test_a_run_that_diverges_in_the_first_phase_never_reaches_the_second():
-    r = train("seed", ["training.steps=400", "optimizer.learning_rate=10", "optimizer.then=lbfgs",
-                       "optimizer.switch_step=200", "diagnostics.sharpness=false"])
+    r = train(
+        "seed",
+        [
+            "training.steps=400",
+            "optimizer.learning_rate=10",
+            "optimizer.then=lbfgs",
+            "optimizer.switch_step=200",
+            "diagnostics.sharpness=false",
+        ],
+    )
     assert r.outcome.divergent and r.steps_run <= 200
     assert (r.history["optimizer/phase"] == 0).all()
 
 
-@pytest.mark.parametrize("over,field", [
-    (["optimizer.then=lbfgs"], "optimizer.switch_step"),
-    (["optimizer.switch_step=10"], "optimizer.then"),
-    (["optimizer.then=sgd", "optimizer.switch_step=10"], "optimizer.then"),
-    (["optimizer.name=lbfgs", "optimizer.then=lbfgs", "optimizer.switch_step=10"], "optimizer.then"),
-    (["optimizer.then=lbfgs", "optimizer.switch_step=200"], "optimizer.switch_step"),  # not before the end
-    (["optimizer.then=lbfgs", "optimizer.switch_step=10", "loss.weighting.scheme=grad_norm"], "loss.weighting.scheme"),
-    (["optimizer.then=lbfgs", "optimizer.switch_step=10", "training.replicates=2"], "training.replicates"),
-])
+@pytest.mark.parametrize(
+    "over,field",
+    [
+        (["optimizer.then=lbfgs"], "optimizer.switch_step"),
+        (["optimizer.switch_step=10"], "optimizer.then"),
+        (["optimizer.then=sgd", "optimizer.switch_step=10"], "optimizer.then"),
+        (["optimizer.name=lbfgs", "optimizer.then=lbfgs", "optimizer.switch_step=10"], "optimizer.then"),
+        (["optimizer.then=lbfgs", "optimizer.switch_step=200"], "optimizer.switch_step"),  # not before the end
+        (
+            ["optimizer.then=lbfgs", "optimizer.switch_step=10", "loss.weighting.scheme=grad_norm"],
+            "loss.weighting.scheme",
+        ),
+        (["optimizer.then=lbfgs", "optimizer.switch_step=10", "training.replicates=2"], "training.replicates"),
+    ],
+)
 def test_what_a_chain_cannot_be(over, field):
     with pytest.raises(ConfigError) as e:
         load_config("poisson2d", ["training.steps=200", *over])

@@ -107,7 +107,8 @@ def test_a_warning_of_the_users_own_code_is_shown_once(tmp_path):
     files = example_files()  # docs/problems.md's heat problem, with a pde that warns
     (tmp_path / "myheat.py").write_text(files["myheat.py"])
     (tmp_path / "heat.yaml").write_text(files["heat.yaml"])
-    (tmp_path / "warnheat.py").write_text(textwrap.dedent("""\
+    (tmp_path / "warnheat.py").write_text(
+        textwrap.dedent("""\
         import warnings
 
         from myheat import Heat
@@ -117,9 +118,20 @@ def test_a_warning_of_the_users_own_code_is_shown_once(tmp_path):
             def pde(self, x, d):
                 warnings.warn("warnheat: this residual is the user's own", UserWarning)
                 return super().pde(x, d)
-        """))
-    proc = _run(tmp_path, "run", "heat.yaml", "--no-track", "--set", "problem.name=warnheat:WarnHeat",
-                "--set", "training.steps=30", "--set", "diagnostics.every=10")
+        """)
+    )
+    proc = _run(
+        tmp_path,
+        "run",
+        "heat.yaml",
+        "--no-track",
+        "--set",
+        "problem.name=warnheat:WarnHeat",
+        "--set",
+        "training.steps=30",
+        "--set",
+        "diagnostics.every=10",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     shown = [line for line in _lines(proc.stderr) if "UserWarning: warnheat: this residual is the user's own" in line]
     assert len(shown) == 1, proc.stderr  # once, although the pde runs eagerly and in every trace
@@ -131,12 +143,14 @@ def test_a_failed_tensorflow_import_shows_what_it_printed(tmp_path):
     lines are shown with the error, a start-up notice among them included."""
     fake = tmp_path / "fake" / "tensorflow"
     fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text(textwrap.dedent("""\
+    (fake / "__init__.py").write_text(
+        textwrap.dedent("""\
         import os
         os.write(2, b"I0000 00:00:1 cudart_stub.cc:31] Could not find cuda drivers on your machine\\n")
         os.write(2, b"libtensorflow_framework.so.2: cannot open shared object file\\n")
         raise ImportError("libtensorflow_framework.so.2 not found")
-        """))
+        """)
+    )
     proc = _run(tmp_path, "run", "seed-fixed", "--no-track", "--quiet", env={"PYTHONPATH": str(tmp_path / "fake")})
     assert proc.returncode == 1, proc.stderr[-3000:]
     lines = proc.stderr.splitlines()

@@ -62,7 +62,11 @@ def test_import_path_only_when_allowed():
 
 @pytest.mark.parametrize(
     "path, hint",
-    [("nosuch.module:X", "an importable module"), ("json:nosuch", "an attribute of json"), (":X", "package.module:Name")],
+    [
+        ("nosuch.module:X", "an importable module"),
+        ("json:nosuch", "an attribute of json"),
+        (":X", "package.module:Name"),
+    ],
 )
 def test_bad_import_path_says_why(path, hint):
     with pytest.raises(UnknownNameError, match=hint) as info:

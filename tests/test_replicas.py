@@ -18,8 +18,8 @@ from pinnlab.errors import ConfigError
 import_tensorflow()
 
 from pinnlab.models import build_mlp  # noqa: E402
-from pinnlab.training import build_trainer  # noqa: E402
 from pinnlab.replicates import replicate_config  # noqa: E402
+from pinnlab.training import build_trainer  # noqa: E402
 from pinnlab.training.replicas import StackedMLP  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 
@@ -39,7 +39,11 @@ def _check_equal(cfg, rtol=RTOL, atol=1e-6):
         assert res.steps_run == single.steps_run
         assert list(res.history.columns) == list(single.history.columns)
         np.testing.assert_allclose(
-            res.history.to_numpy(), single.history.to_numpy(), rtol=rtol, atol=atol, equal_nan=True,
+            res.history.to_numpy(),
+            single.history.to_numpy(),
+            rtol=rtol,
+            atol=atol,
+            equal_nan=True,
             err_msg=f"replicate {r}",
         )
         for name in ("final_loss", "rel_l2_error", "heldout_residual", "weight_norm_final"):
@@ -61,9 +65,16 @@ def test_initial_weights_are_a_separate_runs():
 def test_seed_fixed_minibatches_clip_and_l2():
     cfg = load_config(
         "seed-fixed",
-        ["model.width=8", "training.steps=30", "training.replicates=3", "training.seed=5",
-         "diagnostics.every=10", "regularization.clip_norm=0.5", "regularization.l2=1e-3",
-         "divergence.heldout_points=64"],
+        [
+            "model.width=8",
+            "training.steps=30",
+            "training.replicates=3",
+            "training.seed=5",
+            "diagnostics.every=10",
+            "regularization.clip_norm=0.5",
+            "regularization.l2=1e-3",
+            "divergence.heldout_points=64",
+        ],
     )
     combined = _check_equal(cfg)
     assert combined.divergence_rate == 0.0
@@ -73,9 +84,18 @@ def test_seed_fixed_minibatches_clip_and_l2():
 def test_poisson_adam_max_norm():
     cfg = load_config(
         "poisson2d",
-        ["model.width=6", "model.depth=2", "training.steps=25", "training.replicates=2",
-         "training.jit_compile=false", "problem.params.n_residual=64", "problem.params.n_boundary=16",
-         "diagnostics.every=8", "regularization.max_norm=2.0", "divergence.heldout_points=64"],
+        [
+            "model.width=6",
+            "model.depth=2",
+            "training.steps=25",
+            "training.replicates=2",
+            "training.jit_compile=false",
+            "problem.params.n_residual=64",
+            "problem.params.n_boundary=16",
+            "diagnostics.every=8",
+            "regularization.max_norm=2.0",
+            "divergence.heldout_points=64",
+        ],
     )
     _check_equal(cfg)
 
@@ -83,9 +103,17 @@ def test_poisson_adam_max_norm():
 def test_helmholtz_edges_split_per_replicate():
     cfg = load_config(
         "helmholtz2d",
-        ["model.width=6", "model.depth=1", "training.steps=12", "training.replicates=2",
-         "problem.params.n_residual=32", "problem.params.n_boundary_per_edge=8", "diagnostics.every=5",
-         "divergence.heldout_points=32", "training.jit_compile=false"],
+        [
+            "model.width=6",
+            "model.depth=1",
+            "training.steps=12",
+            "training.replicates=2",
+            "problem.params.n_residual=32",
+            "problem.params.n_boundary_per_edge=8",
+            "diagnostics.every=5",
+            "divergence.heldout_points=32",
+            "training.jit_compile=false",
+        ],
     )
     _check_equal(cfg)
 
@@ -93,9 +121,17 @@ def test_helmholtz_edges_split_per_replicate():
 def test_one_replicate_nan_the_others_go_on():
     cfg = load_config(
         "seed-fixed",
-        ["problem.name=tests.replica_problems:HalfSeedsNaN", "problem.params={}", "model.width=6",
-         "training.steps=15", "training.batch_size=null", "training.seed=1", "training.replicates=3",
-         "diagnostics.every=5", "divergence.heldout_points=32"],
+        [
+            "problem.name=tests.replica_problems:HalfSeedsNaN",
+            "problem.params={}",
+            "model.width=6",
+            "training.steps=15",
+            "training.batch_size=null",
+            "training.seed=1",
+            "training.replicates=3",
+            "diagnostics.every=5",
+            "divergence.heldout_points=32",
+        ],
     )
     combined = _check_equal(cfg)
     rows = combined.replicates
@@ -110,8 +146,15 @@ def test_one_replicate_nan_the_others_go_on():
 def test_raw_loss_replicates_diverge_at_their_own_steps():
     cfg = load_config(
         "seed",
-        ["model.width=10", "training.steps=80", "training.batch_size=null", "training.replicates=3",
-         "optimizer.learning_rate=0.3", "diagnostics.every=20", "divergence.loss_floor=-50"],
+        [
+            "model.width=10",
+            "training.steps=80",
+            "training.batch_size=null",
+            "training.replicates=3",
+            "optimizer.learning_rate=0.3",
+            "diagnostics.every=20",
+            "divergence.loss_floor=-50",
+        ],
     )
     combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
     assert combined.divergence_rate > 0
@@ -148,9 +191,18 @@ def test_a_run_and_a_sweep_trial_judge_replicates_by_one_rule(seed, rate):
 
     cfg = load_config(
         "seed-fixed",
-        ["problem.name=tests.replica_problems:HalfSeedsNaN", "problem.params={}", "model.width=6",
-         "training.steps=10", "training.batch_size=null", f"training.seed={seed}", "training.replicates=4",
-         "diagnostics.every=5", "divergence.heldout_points=32", f"divergence.replicate_rate={rate}"],
+        [
+            "problem.name=tests.replica_problems:HalfSeedsNaN",
+            "problem.params={}",
+            "model.width=6",
+            "training.steps=10",
+            "training.batch_size=null",
+            f"training.seed={seed}",
+            "training.replicates=4",
+            "diagnostics.every=5",
+            "divergence.heldout_points=32",
+            f"divergence.replicate_rate={rate}",
+        ],
     )
     combined = build_trainer(cfg).fit()
     rows = combined.replicates
@@ -166,10 +218,20 @@ def test_sharpness_and_grad_norm_weights_per_replicate():
     preconditioned operator) and grad_norm's λ give each replicate its separate run's values."""
     cfg = load_config(
         "poisson2d",
-        ["model.width=6", "model.depth=1", "training.steps=11", "training.replicates=3",
-         "training.jit_compile=false", "problem.params.n_residual=48", "problem.params.n_boundary=12",
-         "diagnostics.every=5", "diagnostics.sharpness=true", "loss.weighting.scheme=grad_norm",
-         "loss.weighting.every=3", "divergence.heldout_points=32"],
+        [
+            "model.width=6",
+            "model.depth=1",
+            "training.steps=11",
+            "training.replicates=3",
+            "training.jit_compile=false",
+            "problem.params.n_residual=48",
+            "problem.params.n_boundary=12",
+            "diagnostics.every=5",
+            "diagnostics.sharpness=true",
+            "loss.weighting.scheme=grad_norm",
+            "loss.weighting.every=3",
+            "divergence.heldout_points=32",
+        ],
     )
     combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
     for res in combined.replicate_results:
@@ -180,35 +242,84 @@ def test_sharpness_and_grad_norm_weights_per_replicate():
     assert len(set(lams)) == 3
 
 
-@pytest.mark.parametrize("base, overrides, per_trial", [
-    ("seed-fixed", ["model.width=6", "training.steps=12", "diagnostics.every=5", "divergence.heldout_points=32",
-                    "regularization.l2=1e-3", "regularization.clip_norm=1.0", "diagnostics.sharpness=true"],
-     [{"training.seed": 3, "optimizer.learning_rate": 0.01, "regularization.l2": 1e-3, "regularization.clip_norm": 0.5},
-      {"training.seed": 7, "optimizer.learning_rate": 0.003, "regularization.l2": 1e-4, "regularization.clip_norm": 2.0},
-      {"training.seed": 3, "optimizer.learning_rate": 0.03, "regularization.l2": 5e-3, "regularization.clip_norm": 1.0}]),
-    ("poisson2d", ["model.width=6", "model.depth=1", "training.steps=12", "training.jit_compile=false",
-                   "problem.params.n_residual=48", "problem.params.n_boundary=12", "diagnostics.every=5",
-                   "diagnostics.sharpness=true", "regularization.max_norm=3.0", "divergence.heldout_points=32"],
-     [{"training.seed": 1, "optimizer.learning_rate": 0.001, "loss.weights": {"boundary": 10.0}},
-      {"training.seed": 2, "optimizer.learning_rate": 0.01, "regularization.max_norm": 1.5},
-      {"training.seed": 1, "optimizer.learning_rate": 0.005, "loss.weights": {"boundary": 0.5}}]),
-])
+@pytest.mark.parametrize(
+    "base, overrides, per_trial",
+    [
+        (
+            "seed-fixed",
+            [
+                "model.width=6",
+                "training.steps=12",
+                "diagnostics.every=5",
+                "divergence.heldout_points=32",
+                "regularization.l2=1e-3",
+                "regularization.clip_norm=1.0",
+                "diagnostics.sharpness=true",
+            ],
+            [
+                {
+                    "training.seed": 3,
+                    "optimizer.learning_rate": 0.01,
+                    "regularization.l2": 1e-3,
+                    "regularization.clip_norm": 0.5,
+                },
+                {
+                    "training.seed": 7,
+                    "optimizer.learning_rate": 0.003,
+                    "regularization.l2": 1e-4,
+                    "regularization.clip_norm": 2.0,
+                },
+                {
+                    "training.seed": 3,
+                    "optimizer.learning_rate": 0.03,
+                    "regularization.l2": 5e-3,
+                    "regularization.clip_norm": 1.0,
+                },
+            ],
+        ),
+        (
+            "poisson2d",
+            [
+                "model.width=6",
+                "model.depth=1",
+                "training.steps=12",
+                "training.jit_compile=false",
+                "problem.params.n_residual=48",
+                "problem.params.n_boundary=12",
+                "diagnostics.every=5",
+                "diagnostics.sharpness=true",
+                "regularization.max_norm=3.0",
+                "divergence.heldout_points=32",
+            ],
+            [
+                {"training.seed": 1, "optimizer.learning_rate": 0.001, "loss.weights": {"boundary": 10.0}},
+                {"training.seed": 2, "optimizer.learning_rate": 0.01, "regularization.max_norm": 1.5},
+                {"training.seed": 1, "optimizer.learning_rate": 0.005, "loss.weights": {"boundary": 0.5}},
+            ],
+        ),
+    ],
+)
 def test_replicates_with_their_own_hyperparameters_equal_separate_runs(base, overrides, per_trial):
     """A batch of trials as one stacked training (a sweep's ``batch``): each replicate its own
     seed, learning rate, penalty, clipping, max-norm and loss weights, its result its own run's."""
     from pinnlab.config import apply_overrides, validate_config
     from pinnlab.replicates import group_key
 
-    cfgs = [validate_config(apply_overrides(load_config(base, overrides).to_dict(), list(p.items()))) for p in per_trial]
+    cfgs = [
+        validate_config(apply_overrides(load_config(base, overrides).to_dict(), list(p.items()))) for p in per_trial
+    ]
     assert len({group_key(c) for c in cfgs}) == 1
-    combined = Trainer(cfgs[0].model_copy(update={"training": cfgs[0].training.model_copy(update={"replicates": 3})}),
-                       replica_configs=cfgs).fit()
+    combined = Trainer(
+        cfgs[0].model_copy(update={"training": cfgs[0].training.model_copy(update={"replicates": 3})}),
+        replica_configs=cfgs,
+    ).fit()
     for cfg, res in zip(cfgs, combined.replicate_results):
         single = Trainer(cfg).fit()
         assert res.config is cfg and res.outcome == single.outcome and res.steps_run == single.steps_run
         assert list(res.history.columns) == list(single.history.columns)
-        np.testing.assert_allclose(res.history.to_numpy(), single.history.to_numpy(), rtol=2e-3, atol=1e-5,
-                                   equal_nan=True)
+        np.testing.assert_allclose(
+            res.history.to_numpy(), single.history.to_numpy(), rtol=2e-3, atol=1e-5, equal_nan=True
+        )
 
 
 def test_a_replicates_own_callback_stops_only_it_a_run_callback_stops_all():
@@ -224,8 +335,16 @@ def test_a_replicates_own_callback_stops_only_it_a_run_callback_stops_all():
             if step == self.step:
                 raise StopTraining(f"stopped at {step}")
 
-    cfg = load_config("seed-fixed", ["model.width=4", "training.steps=20", "training.replicates=3",
-                                     "diagnostics.every=10", "divergence.heldout_points=32"])
+    cfg = load_config(
+        "seed-fixed",
+        [
+            "model.width=4",
+            "training.steps=20",
+            "training.replicates=3",
+            "diagnostics.every=10",
+            "divergence.heldout_points=32",
+        ],
+    )
     t = Trainer(cfg, replica_callbacks=[[], [StopAt(5)], []])
     rows = [r.steps_run for r in t.fit().replicate_results]
     assert rows == [20, 6, 20]
@@ -234,21 +353,35 @@ def test_a_replicates_own_callback_stops_only_it_a_run_callback_stops_all():
     assert {r.stopped_by for r in results} == {"stopped at 7"}
 
 
-@pytest.mark.parametrize("problem, overrides", [
-    # unstandardised: with symmetric standardised inputs the first biases' gradients cancel, and
-    # those biases (and their update ratios) are rounding noise of 1e-18 that no two runs share
-    ("poisson1d", ["problem.params.n_residual=24", "problem.params.n_boundary=4", "model.standardize=false"]),
-    ("helmholtz2d", ["problem.params.n_residual=16", "problem.params.n_boundary_per_edge=4"]),  # four edge parts
-])
+@pytest.mark.parametrize(
+    "problem, overrides",
+    [
+        # unstandardised: with symmetric standardised inputs the first biases' gradients cancel, and
+        # those biases (and their update ratios) are rounding noise of 1e-18 that no two runs share
+        ("poisson1d", ["problem.params.n_residual=24", "problem.params.n_boundary=4", "model.standardize=false"]),
+        ("helmholtz2d", ["problem.params.n_residual=16", "problem.params.n_boundary_per_edge=4"]),  # four edge parts
+    ],
+)
 def test_ntk_weights_and_traces_per_replicate(problem, overrides):
     """NTK weighting on stacked replicates: each replicate's traces (exact, per point) and λ are its
     separate run's, on a problem with one boundary set and on one whose boundary has four parts."""
     cfg = load_config(
         problem,
         # the presets' optimizers: SGD for poisson1d
-        ["model.width=6", "model.depth=1", "training.steps=6", "training.replicates=2", "training.jit_compile=false",
-         "diagnostics.every=5", "diagnostics.ntk_trace=true", "diagnostics.sharpness=false",
-         "loss.weighting.scheme=ntk", "loss.weighting.every=5", "divergence.heldout_points=32", *overrides],
+        [
+            "model.width=6",
+            "model.depth=1",
+            "training.steps=6",
+            "training.replicates=2",
+            "training.jit_compile=false",
+            "diagnostics.every=5",
+            "diagnostics.ntk_trace=true",
+            "diagnostics.sharpness=false",
+            "loss.weighting.scheme=ntk",
+            "loss.weighting.every=5",
+            "divergence.heldout_points=32",
+            *overrides,
+        ],
     )
     combined = _check_equal(cfg, rtol=1e-3, atol=1e-5)
     for res in combined.replicate_results:

@@ -16,7 +16,7 @@ import pytest
 
 from pinnlab.cli import main
 from pinnlab.reproduce import reproduce
-from pinnlab.reproduce.base import Claim, StudyResult, count_span, fmt, span, agreement
+from pinnlab.reproduce.base import Claim, StudyResult, agreement, count_span, fmt, span
 from pinnlab.tracking import metric_key
 
 
@@ -95,7 +95,7 @@ def test_seed_writes_figures_result_and_mlflow_runs(seed_quick, store):
     for f in seed_quick.figures:
         data = open(f, "rb").read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    saved = json.loads((seed_quick.out and open(f"{seed_quick.out}/result.json").read()))
+    saved = json.loads(seed_quick.out and open(f"{seed_quick.out}/result.json").read())
     assert saved["claims"] == seed_quick.to_dict()["claims"]
     client = mlflow.MlflowClient(tracking_uri=uri)
     parent = client.get_run(seed_quick.mlflow_run_id)
@@ -127,7 +127,11 @@ def test_helmholtz_quick_annealing_beats_plain_with_bounded_lambda(helmholtz_qui
     assert any(f.endswith("helmholtz_gradients.png") for f in helmholtz_quick.figures)
     # the paper's four models, M3 and M4 on the modified MLP (its encoders among the kernels)
     assert {r["model"]: r["method"] for r in runs.values()} == {
-        "M1": "plain", "M2": "annealing", "M3": "modified", "M4": "modified+annealing"}
+        "M1": "plain",
+        "M2": "annealing",
+        "M3": "modified",
+        "M4": "modified+annealing",
+    }
     assert "encoder_1/kernel" in runs["modified"]["grad_ratio_step0"]
     assert runs["modified+annealing"]["lambda_bounded"] is True
     assert {c.part for c in helmholtz_quick.claims} >= {"accuracy", "architecture", "lambda", "pathology"}
@@ -137,7 +141,10 @@ def test_helmholtz_quick_annealing_beats_plain_with_bounded_lambda(helmholtz_qui
 def test_unknown_study_and_bad_out_are_one_line_errors(capsys, tmp_path):
     assert main(["reproduce", "convecton"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "pinnlab reproduce: error: NAME: 'convecton' is not one of causal, convection, helmholtz, ntk, optimizers, seed"
+    assert (
+        err
+        == "pinnlab reproduce: error: NAME: 'convecton' is not one of causal, convection, helmholtz, ntk, optimizers, seed"
+    )
     afile = tmp_path / "f"
     afile.write_text("x")
     assert main(["reproduce", "seed", "--quick", "--out", str(afile)]) == 2

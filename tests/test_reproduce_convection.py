@@ -19,8 +19,9 @@ def convection_quick(store):
     d, uri = store
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["reproduce", "convection", "--quick", "--json", "--quiet", "--out", str(d / "conv"),
-                     "--tracking-uri", uri])
+        code = main(
+            ["reproduce", "convection", "--quick", "--json", "--quiet", "--out", str(d / "conv"), "--tracking-uri", uri]
+        )
     assert code == 0
     return json.loads(out.getvalue())
 

@@ -21,13 +21,26 @@ def _fresh(cfg, callbacks):
 @pytest.mark.parametrize(
     "preset, shared, first, second",
     [
-        ("seed-fixed", ["model.width=8", "diagnostics.every=5", "divergence.heldout_points=64"],
-         ["training.steps=20", "optimizer.learning_rate=0.01"],
-         ["training.steps=25", "training.seed=3", "optimizer.learning_rate=0.02", "loss.weights.boundary=2.0"]),
-        ("poisson2d", ["model.width=6", "model.depth=2", "training.jit_compile=false", "problem.params.n_residual=64",
-                       "problem.params.n_boundary=16", "diagnostics.every=7", "divergence.heldout_points=64"],
-         ["training.steps=15"],
-         ["training.steps=12", "training.seed=9", "optimizer.learning_rate=0.003"]),
+        (
+            "seed-fixed",
+            ["model.width=8", "diagnostics.every=5", "divergence.heldout_points=64"],
+            ["training.steps=20", "optimizer.learning_rate=0.01"],
+            ["training.steps=25", "training.seed=3", "optimizer.learning_rate=0.02", "loss.weights.boundary=2.0"],
+        ),
+        (
+            "poisson2d",
+            [
+                "model.width=6",
+                "model.depth=2",
+                "training.jit_compile=false",
+                "problem.params.n_residual=64",
+                "problem.params.n_boundary=16",
+                "diagnostics.every=7",
+                "divergence.heldout_points=64",
+            ],
+            ["training.steps=15"],
+            ["training.steps=12", "training.seed=9", "optimizer.learning_rate=0.003"],
+        ),
     ],
 )
 def test_reused_trainer_equals_a_fresh_one(preset, shared, first, second):
@@ -87,8 +100,9 @@ def test_sweep_replicates_train_stacked_and_equal_separate_runs():
 
     from pinnlab.replicates import replicate_config, run_replicates
 
-    cfg = load_config("seed-fixed", ["model.width=7", "training.steps=15", "diagnostics.every=5",
-                                     "divergence.heldout_points=64"])
+    cfg = load_config(
+        "seed-fixed", ["model.width=7", "training.steps=15", "diagnostics.every=5", "divergence.heldout_points=64"]
+    )
     runs = run_replicates(cfg, 3, reuse=True)
     assert len({id(r.trainer) for r in runs}) == 1 and runs[0].trainer.k == 3
     assert [r.result.config.training.seed for r in runs] == [cfg.training.seed + i for i in range(3)]
@@ -107,8 +121,16 @@ def test_seeds_the_stack_cannot_take_run_one_after_another_on_one_trainer():
     import pinnlab.training as training
     from pinnlab.replicates import replicate_config, run_replicates
 
-    cfg = load_config("seed", ["model.width=7", "training.steps=12", "diagnostics.every=5",
-                               "divergence.heldout_points=64", "problem.params.literal=true"])
+    cfg = load_config(
+        "seed",
+        [
+            "model.width=7",
+            "training.steps=12",
+            "diagnostics.every=5",
+            "divergence.heldout_points=64",
+            "problem.params.literal=true",
+        ],
+    )
     training._CACHE = None  # a worker process's cache, fresh
     runs = run_replicates(cfg, 3, reuse=True)
     assert training._CACHE.hits == 2

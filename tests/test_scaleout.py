@@ -61,8 +61,9 @@ def pg_url():
 
 def documented_mlflow_server() -> list[str]:
     """The ``mlflow server`` command of docs/scale-out.md, as an argv."""
-    (line,) = [ln[2:] for ln in (ROOT / "docs" / "scale-out.md").read_text().splitlines()
-               if ln.startswith("$ mlflow server ")]
+    (line,) = [
+        ln[2:] for ln in (ROOT / "docs" / "scale-out.md").read_text().splitlines() if ln.startswith("$ mlflow server ")
+    ]
     return shlex.split(line)
 
 
@@ -107,9 +108,24 @@ def worker(study: str, storage: str, tmp_path: Path, name: str, *extra: str) -> 
     env = {**os.environ, **HEARTBEAT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     err = open(tmp_path / f"{name}.err", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", "pinnlab", "worker", "--study-name", study, "--storage", storage, "--threads", "1",
-         *extra],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pinnlab",
+            "worker",
+            "--study-name",
+            study,
+            "--storage",
+            storage,
+            "--threads",
+            "1",
+            *extra,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
     )
 
 
@@ -136,8 +152,11 @@ def wait_for(predicate, what: str, procs=(), timeout: float = 120):
 def running_trial_of(study: str, storage, proc: subprocess.Popen):
     """The RUNNING trial of worker process ``proc`` once its MLflow run exists, else None."""
     for t in trials(study, storage):
-        if t.state.name == "RUNNING" and t.user_attrs.get("worker") == f"{HOST}:{proc.pid}" \
-                and t.user_attrs.get("mlflow_run_id"):
+        if (
+            t.state.name == "RUNNING"
+            and t.user_attrs.get("worker") == f"{HOST}:{proc.pid}"
+            and t.user_attrs.get("mlflow_run_id")
+        ):
             return t
     return None
 
@@ -154,8 +173,21 @@ def grid_points(ts) -> list[tuple]:
 # ------------------------------------------------------------------------------ SIGKILL on PostgreSQL
 def test_sigkilled_worker_loses_nothing(tmp_path, capsys, heartbeat, pg_url, tracking):
     study = f"scale-{uuid.uuid4().hex[:8]}"
-    created = cli_json(capsys, "sweep", str(sweep_file(tmp_path)), "--study-name", study, "--storage", pg_url,
-                       "--tracking-uri", tracking, "--workers", "0", "--json", "--quiet")
+    created = cli_json(
+        capsys,
+        "sweep",
+        str(sweep_file(tmp_path)),
+        "--study-name",
+        study,
+        "--storage",
+        pg_url,
+        "--tracking-uri",
+        tracking,
+        "--workers",
+        "0",
+        "--json",
+        "--quiet",
+    )
     assert created["counts"] == {"WAITING": 4} and created["parent_run_id"]
     storage = optuna.storages.RDBStorage(pg_url, skip_table_creation=True)
     a = worker(study, pg_url, tmp_path, "a")
@@ -244,10 +276,15 @@ def test_readme_commands_and_a_worker_stopped_with_sigterm(tmp_path, capsys, hea
     storage = optuna.storages.RDBStorage(pg_url, skip_table_creation=True)
     argv = shlex.split(os.path.expandvars(work))
     assert argv[:2] == ["pinnlab", "worker"]
-    w = subprocess.Popen([str(BIN / "pinnlab"), *argv[1:]], cwd=tmp_path, stdout=subprocess.PIPE,
-                         stderr=open(tmp_path / "w.err", "w"), text=True,
-                         # the stop at a safe point (a step that outlasts the grace is test_signal_faults')
-                         env={**os.environ, **HEARTBEAT, "TF_CPP_MIN_LOG_LEVEL": "2", "PINNLAB_STOP_GRACE": "120"})
+    w = subprocess.Popen(
+        [str(BIN / "pinnlab"), *argv[1:]],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "w.err", "w"),
+        text=True,
+        # the stop at a safe point (a step that outlasts the grace is test_signal_faults')
+        env={**os.environ, **HEARTBEAT, "TF_CPP_MIN_LOG_LEVEL": "2", "PINNLAB_STOP_GRACE": "120"},
+    )
     try:
         victim = wait_for(lambda: running_trial_of("seed_divergence", storage, w), "the worker to be in a trial", [w])
         w.send_signal(signal.SIGTERM)
@@ -286,26 +323,46 @@ def test_killed_workers_on_the_journal_storage(tmp_path, capsys):
     path = sweep_file(tmp_path, n_trials=3, overrides={**SWEEP["overrides"], "training.steps": 1500})
     journal, db = f"journal:{tmp_path / 'optuna.journal'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = ["--storage", journal, "--tracking-uri", db, "--quiet"]
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
-    sweep = subprocess.Popen([sys.executable, "-m", "pinnlab", "sweep", str(path), "--workers", "2", *common],
-                             cwd=tmp_path, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "sweep.err", "w"))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+    )
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pinnlab", "sweep", str(path), "--workers", "2", *common],
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "sweep.err", "w"),
+    )
 
     def running(exclude=()):
         try:
             ts = trials("scale", storage)
         except KeyError:  # the sweep has not created the study yet
             return None
-        return next((t for t in ts if t.state.name == "RUNNING"
-                     and t.user_attrs.get("mlflow_run_id") and t.user_attrs["worker"] not in exclude), None)
+        return next(
+            (
+                t
+                for t in ts
+                if t.state.name == "RUNNING"
+                and t.user_attrs.get("mlflow_run_id")
+                and t.user_attrs["worker"] not in exclude
+            ),
+            None,
+        )
 
     try:
         first = wait_for(running, "a worker in a trial", [sweep])
         os.kill(int(first.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
         client = mlflow.MlflowClient(tracking_uri=db)
-        wait_for(lambda: [t for t in trials("scale", storage) if t.user_attrs.get("retry_of") == first.number]
-                 and client.get_run(first.user_attrs["mlflow_run_id"]).info.status == "KILLED",
-                 "the sweep to repair its dead worker's trial", [sweep])
+        wait_for(
+            lambda: (
+                [t for t in trials("scale", storage) if t.user_attrs.get("retry_of") == first.number]
+                and client.get_run(first.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+            ),
+            "the sweep to repair its dead worker's trial",
+            [sweep],
+        )
         second = wait_for(lambda: running(exclude={first.user_attrs["worker"]}), "the other worker in a trial", [sweep])
         os.killpg(sweep.pid, signal.SIGKILL)
         sweep.wait(30)
@@ -324,8 +381,10 @@ def test_killed_workers_on_the_journal_storage(tmp_path, capsys):
     complete = [t for t in ts.values() if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["budget_slot"] for t in complete) == [0, 1, 2]
     assert grid_points(complete) == sorted({grid_points([t])[0] for t in complete})  # no point twice
-    for victim, reason in ((first, f"repair: worker process {first.user_attrs['worker']} died (exit seen by the sweep"),
-                           (second, f"repair: worker {second.user_attrs['worker']} is not running (pinnlab sweep --repair")):
+    for victim, reason in (
+        (first, f"repair: worker process {first.user_attrs['worker']} died (exit seen by the sweep"),
+        (second, f"repair: worker {second.user_attrs['worker']} is not running (pinnlab sweep --repair"),
+    ):
         run = client.get_run(victim.user_attrs["mlflow_run_id"])
         assert run.info.status == "KILLED" and run.data.tags[CLOSED].startswith(reason)
         (retry,) = [t for t in complete if t.user_attrs.get("retry_of") == victim.number]
@@ -350,12 +409,20 @@ def test_worker_errors_are_one_line_and_write_nothing(tmp_path, capsys, pg_url, 
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", f"journal:{journal}")
     assert f"Optuna storage 'journal:{journal}': no Optuna journal at '{journal}'" in err and not journal.exists()
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
-    assert ": no SQLite database at" in err and err.startswith("pinnlab worker: error: Optuna storage 'sqlite:") and not (tmp_path / "none.db").exists()
+    assert (
+        ": no SQLite database at" in err
+        and err.startswith("pinnlab worker: error: Optuna storage 'sqlite:")
+        and not (tmp_path / "none.db").exists()
+    )
 
     closed = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/pinnlab"
     t0 = time.monotonic()
     err = one_line_error(capsys, "worker", "--study-name", "x", "--storage", closed)
-    assert "Optuna storage 'postgresql://postgres:***@127.0.0.1:" in err and "cannot open it" in err and "secret" not in err
+    assert (
+        "Optuna storage 'postgresql://postgres:***@127.0.0.1:" in err
+        and "cannot open it" in err
+        and "secret" not in err
+    )
     assert "refused" in err.lower() and time.monotonic() - t0 < 15
 
     # a database without Optuna's tables stays without them
@@ -370,14 +437,26 @@ def test_worker_errors_are_one_line_and_write_nothing(tmp_path, capsys, pg_url, 
     assert tables == []
 
     # a study that does not exist, in a storage that has others
-    cli_json(capsys, "sweep", str(sweep_file(tmp_path)), "--storage", f"journal:{tmp_path / 'j.journal'}",
-             "--no-track", "--workers", "0", "--json")
+    cli_json(
+        capsys,
+        "sweep",
+        str(sweep_file(tmp_path)),
+        "--storage",
+        f"journal:{tmp_path / 'j.journal'}",
+        "--no-track",
+        "--workers",
+        "0",
+        "--json",
+    )
     err = one_line_error(capsys, "worker", "--study-name", "nope", "--storage", f"journal:{tmp_path / 'j.journal'}")
-    assert err.endswith("--study-name: 'nope' is not a study in journal:" + str(tmp_path / "j.journal") + " (studies: scale)")
+    assert err.endswith(
+        "--study-name: 'nope' is not a study in journal:" + str(tmp_path / "j.journal") + " (studies: scale)"
+    )
     err = one_line_error(capsys, "worker", "--study-name", "scale", "--storage", "mysql://nobody@127.0.0.1/x")
     assert err.startswith("pinnlab worker: error: Optuna storage 'mysql://nobody@127.0.0.1/x': cannot open it")
-    err = one_line_error(capsys, "worker", "--study-name", "scale", "--storage", f"journal:{tmp_path / 'j.journal'}",
-                         "--n-trials", "0")
+    err = one_line_error(
+        capsys, "worker", "--study-name", "scale", "--storage", f"journal:{tmp_path / 'j.journal'}", "--n-trials", "0"
+    )
     assert err.endswith("--n-trials: 0 is not allowed: must be >= 1")
     monkeypatch.setenv("PINNLAB_GRACE_PERIOD", "soon")
     err = one_line_error(capsys, "worker", "--study-name", "scale", "--storage", pg_url)

@@ -28,7 +28,7 @@ from tests.test_bad_input import TF_NOISE
 GRACE = 2  # PINNLAB_STOP_GRACE of every case
 LIMIT = 240  # seconds a case may take to reach its moment (TensorFlow starts on a busy machine)
 
-LAUNCHER = '''
+LAUNCHER = """
 import functools, importlib, os, sys, time
 
 
@@ -70,13 +70,23 @@ if __name__ == "__main__":  # spawned sweep workers import this module too, as _
     from pinnlab.cli import main
 
     sys.exit(main())
-'''
+"""
 
 TINY_RUN = ["run", "seed-fixed", "--set", "training.steps=40", "--quiet"]
 # one step of this takes minutes (width 1000, 15,000 points, second derivatives): a stop that waits
 # for the next step would not come
-SLOW_RUN = ["run", "poisson2d", "--set", "model.width=1000", "--set", "problem.params.n_residual=15000",
-            "--set", "training.steps=3", "--set", "training.jit_compile=false"]
+SLOW_RUN = [
+    "run",
+    "poisson2d",
+    "--set",
+    "model.width=1000",
+    "--set",
+    "problem.params.n_residual=15000",
+    "--set",
+    "training.steps=3",
+    "--set",
+    "training.jit_compile=false",
+]
 SWEEP = """\
 base: seed-fixed
 overrides:
@@ -101,41 +111,110 @@ BATCH_RUN = ["sweep", "sigs-batch.yaml", "--workers", "1", "--batch", "4", "--qu
 ENDED = {"FINISHED", "KILLED"}
 CASES = [
     # the run's end: after training, while its metrics, status and artifacts are written
-    ("run-end-flush-term", TINY_RUN, ("pause", "pinnlab.tracking.writer:RunTracker.flush"), "SIGTERM",
-     ["interrupted by SIGTERM"], ENDED),
-    ("run-end-status-int", TINY_RUN, ("pause", "pinnlab.tracking.writer:set_terminated"), "SIGINT",
-     ["interrupted by SIGINT"], ENDED),
-    ("run-artifacts-int", TINY_RUN, ("pause", "pinnlab.tracking.writer:RunTracker._log_artifacts"), "SIGINT",
-     ["interrupted by SIGINT"], {"KILLED"}),
+    (
+        "run-end-flush-term",
+        TINY_RUN,
+        ("pause", "pinnlab.tracking.writer:RunTracker.flush"),
+        "SIGTERM",
+        ["interrupted by SIGTERM"],
+        ENDED,
+    ),
+    (
+        "run-end-status-int",
+        TINY_RUN,
+        ("pause", "pinnlab.tracking.writer:set_terminated"),
+        "SIGINT",
+        ["interrupted by SIGINT"],
+        ENDED,
+    ),
+    (
+        "run-artifacts-int",
+        TINY_RUN,
+        ("pause", "pinnlab.tracking.writer:RunTracker._log_artifacts"),
+        "SIGINT",
+        ["interrupted by SIGINT"],
+        {"KILLED"},
+    ),
     # start-up: the config, the store, TensorFlow's import
     ("run-config-int", TINY_RUN, ("pause", "pinnlab.config:load_config"), "SIGINT", ["interrupted by SIGINT"], set()),
-    ("run-store-open-term", TINY_RUN, ("pause", "pinnlab.tracking.writer:open_experiment"), "SIGTERM",
-     ["interrupted by SIGTERM"], set()),
+    (
+        "run-store-open-term",
+        TINY_RUN,
+        ("pause", "pinnlab.tracking.writer:open_experiment"),
+        "SIGTERM",
+        ["interrupted by SIGTERM"],
+        set(),
+    ),
     ("run-tf-import-int", TINY_RUN, ("import", "tensorflow"), "SIGINT-group", ["interrupted by SIGINT"], {"KILLED"}),
     # after the summary was printed, while the background plots are waited for
-    ("run-after-summary-int", TINY_RUN, ("pause", "pinnlab.cli:_wait_background"), "SIGINT-group",
-     ["interrupted by SIGINT"], {"FINISHED"}),
+    (
+        "run-after-summary-int",
+        TINY_RUN,
+        ("pause", "pinnlab.cli:_wait_background"),
+        "SIGINT-group",
+        ["interrupted by SIGINT"],
+        {"FINISHED"},
+    ),
     # a step that takes minutes: the watchdog stops the run after the grace; a second signal at once
-    ("run-slow-step-term", SLOW_RUN, ("slow", 3), "SIGTERM", ["interrupted by SIGTERM", f"within {GRACE} s", "KILLED"],
-     {"KILLED"}),
-    ("run-slow-step-twice", SLOW_RUN, ("twice", 1), "SIGINT-group", ["interrupted by SIGINT", "SIGINT again",
-                                                                      "KILLED"], {"KILLED"}),
+    (
+        "run-slow-step-term",
+        SLOW_RUN,
+        ("slow", 3),
+        "SIGTERM",
+        ["interrupted by SIGTERM", f"within {GRACE} s", "KILLED"],
+        {"KILLED"},
+    ),
+    (
+        "run-slow-step-twice",
+        SLOW_RUN,
+        ("twice", 1),
+        "SIGINT-group",
+        ["interrupted by SIGINT", "SIGINT again", "KILLED"],
+        {"KILLED"},
+    ),
     # a reproduction whose first run's step does not come back within the grace: its parent run KILLED too
-    ("reproduce-first-run-int", ["reproduce", "seed", "--quick"], ("pause", "pinnlab.reproduce.base:Session.train"),
-     "SIGINT-group", ["interrupted by SIGINT", "parent run", "KILLED"], {"KILLED"}),
+    (
+        "reproduce-first-run-int",
+        ["reproduce", "seed", "--quick"],
+        ("pause", "pinnlab.reproduce.base:Session.train"),
+        "SIGINT-group",
+        ["interrupted by SIGINT", "parent run", "KILLED"],
+        {"KILLED"},
+    ),
     # sweeps with two workers: before the workers start, mid-trial, while the summary prints
-    ("sweep-before-workers-int", SWEEP_RUN, ("pause", "pinnlab.sweep.runner:enqueue_slots"), "SIGINT-group",
-     ["interrupted by SIGINT"], {"KILLED"}),
+    (
+        "sweep-before-workers-int",
+        SWEEP_RUN,
+        ("pause", "pinnlab.sweep.runner:enqueue_slots"),
+        "SIGINT-group",
+        ["interrupted by SIGINT"],
+        {"KILLED"},
+    ),
     ("sweep-mid-trial-term", SWEEP_RUN, ("running", 2), "SIGTERM", ["interrupted by SIGTERM"], ENDED),
     ("sweep-mid-trial-int", SWEEP_RUN, ("running", 2), "SIGINT-group", ["interrupted by SIGINT"], ENDED),
-    ("sweep-summary-int", SWEEP_RUN, ("pause", "pinnlab.cli:_print_sweep"), "SIGINT-group", ["interrupted by SIGINT"],
-     {"FINISHED"}),
+    (
+        "sweep-summary-int",
+        SWEEP_RUN,
+        ("pause", "pinnlab.cli:_print_sweep"),
+        "SIGINT-group",
+        ["interrupted by SIGINT"],
+        {"FINISHED"},
+    ),
     # a batch of 4 trials mid-step: every unfinished trial of the batch FAIL and queued again
     ("sweep-batch-mid-trial-int", BATCH_RUN, ("running", 4), "SIGINT-group", ["interrupted by SIGINT"], ENDED),
 ]
 # left out by default (-m slow runs them): the file's default cases take about a minute
-SLOW = {"run-end-flush-term", "run-artifacts-int", "run-after-summary-int", "run-slow-step-term", "run-slow-step-twice",
-        "sweep-mid-trial-term", "sweep-mid-trial-int", "sweep-summary-int", "sweep-batch-mid-trial-int"}
+SLOW = {
+    "run-end-flush-term",
+    "run-artifacts-int",
+    "run-after-summary-int",
+    "run-slow-step-term",
+    "run-slow-step-twice",
+    "sweep-mid-trial-term",
+    "sweep-mid-trial-int",
+    "sweep-summary-int",
+    "sweep-batch-mid-trial-int",
+}
 
 
 def _statuses(home: Path) -> list[str]:
@@ -153,7 +232,6 @@ def _trial_states(home: Path) -> list[str]:
     journal = home / "optuna.journal"
     if not journal.exists():
         return []
-    import optuna
 
     from pinnlab.sweep.study import open_storage
 
@@ -187,8 +265,14 @@ def test_a_signal_at_this_moment(tmp_path, argv, moment, signame, words, allowed
     (tmp_path / "sigs-batch.yaml").write_text(BATCH_SWEEP)
     home = tmp_path / "pinnlab-runs"
     marker = tmp_path / "paused"
-    env = {**os.environ, "PINNLAB_HOME": str(home), "PINNLAB_STOP_GRACE": str(GRACE), "PAUSE_FILE": str(marker),
-           "PAUSE_SECONDS": str(GRACE + 2), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "PINNLAB_HOME": str(home),
+        "PINNLAB_STOP_GRACE": str(GRACE),
+        "PAUSE_FILE": str(marker),
+        "PAUSE_SECONDS": str(GRACE + 2),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     kind, where = moment
     if kind == "pause":
@@ -197,8 +281,9 @@ def test_a_signal_at_this_moment(tmp_path, argv, moment, signame, words, allowed
         env["PAUSE_IMPORT"] = where
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("w") as o, err.open("w") as e:
-        proc = subprocess.Popen([sys.executable, "launch.py", *argv], cwd=tmp_path, env=env, stdout=o, stderr=e,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "launch.py", *argv], cwd=tmp_path, env=env, stdout=o, stderr=e, start_new_session=True
+        )
     try:
         if kind in ("pause", "import"):
             _wait(marker.exists, proc, f"the pause at {where}")

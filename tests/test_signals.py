@@ -99,8 +99,13 @@ def _probe(tmp_path, action: bool, steps: int, signals: int):
 
     marker = tmp_path / "aborted"
     env = {**os.environ, "PINNLAB_STOP_GRACE": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(marker) if action else "", str(steps)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, str(marker) if action else "", str(steps)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout.readline() == "ready\n"
     t0 = time.monotonic()
     for _ in range(signals):
@@ -125,4 +130,7 @@ def test_a_second_signal_stops_at_once(tmp_path):
 def test_without_open_work_the_first_signal_waits_for_the_check(tmp_path):
     # nothing to abandon (start-up: a store being created): no exit mid-write, the check comes later
     rc, err, took, aborted = _probe(tmp_path, action=False, steps=25, signals=1)
-    assert not aborted and took > 2 and rc == -signal.SIGINT and "KeyboardInterrupt: interrupted by SIGINT" in err, (rc, err)
+    assert not aborted and took > 2 and rc == -signal.SIGINT and "KeyboardInterrupt: interrupted by SIGINT" in err, (
+        rc,
+        err,
+    )

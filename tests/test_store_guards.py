@@ -56,8 +56,13 @@ STORAGE_USERS = {  # commands that take --storage: sweep may create a storage, t
     "report": ["report", "sw"],
     "dashboard": ["dashboard", "sw"],
 }
-IN_MEMORY = ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite:///:memory:",
-             "sqlite:///file::memory:?cache=shared"]
+IN_MEMORY = [
+    "sqlite://",
+    "sqlite:///",
+    "sqlite:///:memory:",
+    "sqlite+pysqlite:///:memory:",
+    "sqlite:///file::memory:?cache=shared",
+]
 # tracking URIs no command may use, and what the one line says
 FOREIGN_TRACKING = {
     "optuna-db": ("sqlite:///opt.db", ["opt.db", "is an Optuna storage"]),
@@ -105,10 +110,16 @@ def _storage_cases() -> list[tuple[str, list[str], list[str]]]:
         table = FOREIGN_STORAGE | (MISSING_STORAGE if cmd != "sweep" else {})
         for name, (uri, words) in table.items():
             cases.append((f"{cmd}-storage-{name}", [*argv, "--storage", uri], words))
-        cases.append((f"{cmd}-storage-silent-postgres", [*argv, "--storage", SILENT_PG], ["Optuna storage", "no answer"]))
-    cases.append(("sweep-one-file-for-both-stores",
-                  ["sweep", "sw.yaml", "--storage", "sqlite:///both.db", "--tracking-uri", "sqlite:///both.db"],
-                  ["both.db", "MLflow tracking store's database too"]))
+        cases.append(
+            (f"{cmd}-storage-silent-postgres", [*argv, "--storage", SILENT_PG], ["Optuna storage", "no answer"])
+        )
+    cases.append(
+        (
+            "sweep-one-file-for-both-stores",
+            ["sweep", "sw.yaml", "--storage", "sqlite:///both.db", "--tracking-uri", "sqlite:///both.db"],
+            ["both.db", "MLflow tracking store's database too"],
+        )
+    )
     return cases
 
 
@@ -133,7 +144,7 @@ def _silent_listener() -> tuple[int, threading.Event]:
         while not stop.is_set():
             try:
                 held.append(server.accept()[0])
-            except socket.timeout:
+            except TimeoutError:
                 continue
         for conn in held:
             conn.close()
@@ -170,16 +181,25 @@ def templates(tmp_path_factory):
     home.mkdir()
     (home / "sw.yaml").write_text(FILES["sw.yaml"])
     env = {**os.environ, "PINNLAB_HOME": str(home / "pinnlab-runs")}
-    proc = subprocess.run([sys.executable, "-m", "pinnlab", "sweep", "sw.yaml", "--workers", "0", "--quiet"],
-                          cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pinnlab", "sweep", "sw.yaml", "--workers", "0", "--quiet"],
+        cwd=home,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return root
 
 
 def _fingerprint(root: Path) -> dict[str, str]:
     """Every file under ``root`` with a hash of its bytes (a table or row added shows)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 @pytest.mark.parametrize("argv, words", [pytest.param(a, w, id=i) for i, a, w in CASES])
@@ -201,8 +221,18 @@ def test_store_is_refused_up_front(workdir, templates, silent_port, capsys, monk
     assert after == before, f"written: {sorted(k for k in after if after.get(k) != before.get(k))}"
 
 
-@pytest.mark.parametrize("value, seconds", [("1", 1.0), ("0.5", 0.5), ("0", PROBE_SECONDS), ("-3", PROBE_SECONDS),
-                                            ("inf", PROBE_SECONDS), ("nan", PROBE_SECONDS), ("soon", PROBE_SECONDS)])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("1", 1.0),
+        ("0.5", 0.5),
+        ("0", PROBE_SECONDS),
+        ("-3", PROBE_SECONDS),
+        ("inf", PROBE_SECONDS),
+        ("nan", PROBE_SECONDS),
+        ("soon", PROBE_SECONDS),
+    ],
+)
 def test_the_probe_time_is_the_variable_when_it_is_a_positive_number(monkeypatch, value, seconds):
     monkeypatch.setenv(PROBE_ENV, value)
     assert probe_seconds() == seconds
@@ -285,9 +315,14 @@ def test_storage_lost_mid_sweep(pg_cluster, tmp_path):
     env = {**os.environ, "PINNLAB_HOME": str(home), "PINNLAB_HEARTBEAT_INTERVAL": "1", "PINNLAB_GRACE_PERIOD": "3"}
     err_file = tmp_path / "sweep.err"
     with err_file.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "pinnlab", "sweep", "pg.yaml", "--workers", "2", "--quiet",
-                                 "--storage", pg_cluster], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=err,
-                                text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pinnlab", "sweep", "pg.yaml", "--workers", "2", "--quiet", "--storage", pg_cluster],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 180
             while _running_trials(pg_cluster) < 2:  # both workers inside a trial, their MLflow runs open
@@ -305,7 +340,9 @@ def test_storage_lost_mid_sweep(pg_cluster, tmp_path):
     assert "Traceback" not in "\n".join(lines), "\n".join(lines)[-3000:]
     assert proc.returncode == 2 and out == "", (proc.returncode, out, lines)
     assert len(lines) == 1, lines
-    assert lines[0].startswith("pinnlab sweep: error: Optuna storage 'postgresql://") and "lost the connection" in lines[0]
+    assert (
+        lines[0].startswith("pinnlab sweep: error: Optuna storage 'postgresql://") and "lost the connection" in lines[0]
+    )
     assert seconds < 15, f"the sweep took {seconds:.1f} s to stop"
     with sqlite3.connect(f"file:{home / 'mlflow.db'}?mode=ro", uri=True) as con:
         statuses = dict(con.execute("SELECT name, status FROM runs").fetchall())
@@ -338,7 +375,11 @@ PG_CASES = [
     ("sweep-storage-is-mlflow", ["sweep", "sw.yaml", "--storage", "{mlf}"], ["Optuna storage", "is an MLflow"]),
     ("report-storage-is-mlflow", ["report", "sw", "--storage", "{mlf}"], ["Optuna storage", "is an MLflow"]),
     ("run-tracking-is-optuna", ["run", "seed", "--tracking-uri", "{opt}"], ["MLflow tracking store", "is an Optuna"]),
-    ("plots-tracking-is-optuna", ["plots", RUN_ID, "--tracking-uri", "{opt}"], ["MLflow tracking store", "is an Optuna"]),
+    (
+        "plots-tracking-is-optuna",
+        ["plots", RUN_ID, "--tracking-uri", "{opt}"],
+        ["MLflow tracking store", "is an Optuna"],
+    ),
 ]
 
 
@@ -358,8 +399,9 @@ def test_postgres_database_of_the_other_tool_is_refused(workdir, capsys):  # noq
 
     with postgres.or_skip(), postgres.postgres_url() as url:
         base = url.rsplit("/", 1)[0]
-        admin = sqlalchemy.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres",
-                                         isolation_level="AUTOCOMMIT")
+        admin = sqlalchemy.create_engine(
+            base.replace("postgresql://", "postgresql+psycopg://", 1) + "/postgres", isolation_level="AUTOCOMMIT"
+        )
         names = {k: f"{k}_{os.getpid()}_{int(time.time() * 1000) % 10**8}" for k in ("mlf", "opt")}
         with admin.connect() as con:
             for name in names.values():

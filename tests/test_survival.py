@@ -23,11 +23,20 @@ def study() -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["trial", "a", "outcome", "divergence_step", "nan_onset_step", "steps_run"])
     frame["outcome"] = frame["outcome"].astype(str)
     frame["state"] = "COMPLETE"
-    rep = {"trial": 5, "a": "y", "outcome": str(Outcome.NAN), "divergence_step": 2, "nan_onset_step": 2,
-           "steps_run": 3, "state": "PRUNED",
-           "replicates": 3, "divergence_rate": 2 / 3,
-           "replicate_outcomes": [str(Outcome.NAN), str(Outcome.STABLE), str(Outcome.UNBOUNDED)],
-           "replicate_onsets": [2, None, 6], "replicate_steps_run": [3, 10, 6]}
+    rep = {
+        "trial": 5,
+        "a": "y",
+        "outcome": str(Outcome.NAN),
+        "divergence_step": 2,
+        "nan_onset_step": 2,
+        "steps_run": 3,
+        "state": "PRUNED",
+        "replicates": 3,
+        "divergence_rate": 2 / 3,
+        "replicate_outcomes": [str(Outcome.NAN), str(Outcome.STABLE), str(Outcome.UNBOUNDED)],
+        "replicate_onsets": [2, None, 6],
+        "replicate_steps_run": [3, 10, 6],
+    }
     frame = pd.concat([frame, pd.DataFrame([rep])], ignore_index=True)
     for col in ("divergence_step", "nan_onset_step", "steps_run"):
         frame[col] = pd.to_numeric(frame[col]).astype("Int64")
@@ -37,8 +46,14 @@ def study() -> pd.DataFrame:
 def test_units_one_per_seed_events_and_censoring():
     u = units(study(), ["a"]).sort_values(["trial", "seed"])
     assert list(zip(u["trial"], u["seed"], u["event"], u["step"])) == [
-        (0, 0, True, 3), (1, 0, False, 10), (2, 0, True, 8), (3, 0, False, 5), (4, 0, True, 6),
-        (5, 0, True, 2), (5, 1, False, 10), (5, 2, True, 6),
+        (0, 0, True, 3),
+        (1, 0, False, 10),
+        (2, 0, True, 8),
+        (3, 0, False, 5),
+        (4, 0, True, 6),
+        (5, 0, True, 2),
+        (5, 1, False, 10),
+        (5, 2, True, 6),
     ]  # the crash is no unit; the replicate trial is three
 
 

@@ -53,7 +53,11 @@ def test_seed_divergence_space_is_the_one_asked_for():
     [
         ({"space": {"model.widht": {"choices": [1]}}}, "space.model.widht", "unknown key"),
         ({"space": {"model.activation": {"choices": ["rleu"]}}}, "space.model.activation", "'rleu' is not one of"),
-        ({"space": {"optimizer.learning_rate": {"low": 1, "high": 0.1}}}, "space.optimizer.learning_rate", "low <= high"),
+        (
+            {"space": {"optimizer.learning_rate": {"low": 1, "high": 0.1}}},
+            "space.optimizer.learning_rate",
+            "low <= high",
+        ),
         ({"space": {"model.width": {"low": 0, "high": 10, "log": True}}}, "space.model.width", "low > 0"),
         ({"space": {"model.width": {"low": 1}}}, "space.model.width", "both low and high"),
         ({"objective": {"metric": "foo"}}, "objective.metric", "'foo' is not one of"),
@@ -214,7 +218,9 @@ def test_optuna_account_of_a_surplus_or_stopped_trial_is_dropped():
         return logging.LogRecord("optuna", logging.WARNING, __file__, 1, message, None, info)
 
     err = Surplus("every slot of the budget was taken")
-    assert not quiet.filter(record(f"Trial 4 failed with parameters: {{}} because of the following error: {err!r}.", err))
+    assert not quiet.filter(
+        record(f"Trial 4 failed with parameters: {{}} because of the following error: {err!r}.", err)
+    )
     assert not quiet.filter(record("Trial 4 failed with value None."))
     boom = RuntimeError("boom")
     assert quiet.filter(record("Trial 5 failed with parameters: {} because of the following error: boom.", boom))

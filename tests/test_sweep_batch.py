@@ -37,8 +37,12 @@ def _study(tmp_path, capsys, name: str, batch: int, data=GRID) -> dict:
     assert main(["worker", "--study-name", name, "--storage", storage, "--batch", str(batch), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["ran_now"] == data["n_trials"]
-    study = optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))))
+    study = optuna.load_study(
+        study_name=name,
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+        ),
+    )
     return {tuple(sorted(t.params.items())): t for t in study.get_trials()}
 
 

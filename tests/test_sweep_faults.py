@@ -1,8 +1,8 @@
 """A sweep whose parent process is killed outright (SIGKILL) on the default local stores.
 
-Issue 14: the two workers of a killed sweep ran on unsupervised, a plain re-run stopped at
-"7/8, 1 RUNNING" with exit code 0 while they lived, and trials and runs stayed RUNNING until
-``--repair``.  Now the workers stop within seconds of their parent (their trial FAIL, its run
+Without supervision the two workers of a killed sweep would run on, a plain re-run would stop at
+"7/8, 1 RUNNING" with exit code 0 while they lived, and trials and runs would stay RUNNING until
+``--repair``.  The workers stop within seconds of their parent (their trial FAIL, its run
 KILLED, the slot queued again) and a plain re-run of the same command completes the study: every
 counted trial COMPLETE or PRUNED, the killed ones FAIL, no trial and no MLflow run RUNNING, the
 parent run FINISHED.  Tiny trials; the test takes as long as two TensorFlow start-ups per worker.

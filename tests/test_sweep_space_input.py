@@ -33,9 +33,12 @@ from pinnlab.summary import OBJECTIVE_METRICS
 from pinnlab.sweep.objective import objective_metrics, pruner_metrics
 from pinnlab.sweep.space import MAX_CORNERS, corners
 from pinnlab.sweep.spec import ParamSpec, load_sweep
-from tests.test_bad_input import _listing, check_one_line
+from tests.test_bad_input import (
+    _listing,
+    check_one_line,
+    workdir,  # noqa: F401 (a fixture)
+)
 from tests.test_bad_input import test_bad_input as check_case  # renamed: not collected here again
-from tests.test_bad_input import workdir  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "sweeps").glob("*.yaml"))}
@@ -77,8 +80,10 @@ def _range_shapes(low, high, log: bool) -> dict[str, tuple[dict[str, Any], list[
         "low-true": ({"low": True, "high": high}, [".low", "True", "a number"]),
         "high-false": ({"low": low, "high": False}, [".high", "False", "a number"]),
         "low-string": ({"low": "small", "high": high}, [".low", "'small'", "a number"]),
-        "int-type-fractional-low": ({"low": low + 0.5 if ints else low, "high": high, "type": "int", "log": log},
-                                    ["type int", "integral"]),
+        "int-type-fractional-low": (
+            {"low": low + 0.5 if ints else low, "high": high, "type": "int", "log": log},
+            ["type int", "integral"],
+        ),
         "log-with-step": ({"low": low, "high": high, "log": True, "step": width}, ["step and log"]),
         "low-above-high": ({"low": high, "high": low, "log": log}, ["low <= high"]),
         "low-equals-high": ({"low": low, "high": low, "log": log}, ["not a range", "overrides"]),
@@ -123,59 +128,131 @@ for stem, data in SHIPPED.items():
 
 for stem, data in SHIPPED.items():
     metric = data["objective"]["metric"]
-    case(f"{stem}-objective-typo", variant(stem, objective={"metric": metric[:-1]}),
-         ["objective.metric", repr(metric[:-1]), f"did you mean {metric!r}", "PRUNED", "allowed:"])
+    case(
+        f"{stem}-objective-typo",
+        variant(stem, objective={"metric": metric[:-1]}),
+        ["objective.metric", repr(metric[:-1]), f"did you mean {metric!r}", "PRUNED", "allowed:"],
+    )
     if data.get("replicates", 1) == 1:  # a pruner is refused with replicates (test_boundary.py)
-        case(f"{stem}-pruner-typo", variant(stem, pruner={"name": "median", "metric": "loss/totl"}),
-             ["pruner.metric", "'loss/totl'", "did you mean 'loss/total'", "allowed:"])
+        case(
+            f"{stem}-pruner-typo",
+            variant(stem, pruner={"name": "median", "metric": "loss/totl"}),
+            ["pruner.metric", "'loss/totl'", "did you mean 'loss/total'", "allowed:"],
+        )
 
 SEED = {"base": "seed", "overrides": {"training.steps": 50}, "space": {"model.width": {"choices": [5, 10]}}}
 POISSON = {"base": "poisson2d", "overrides": {"training.steps": 50}, "space": {"model.width": {"choices": [5, 10]}}}
 
 METRICS = [
-    ("rel-l2-error-without-exact-solution", {**SEED, "objective": {"metric": "rel_l2_error"}},
-     ["objective.metric", "'rel_l2_error'", "no exact solution"]),
-    ("error-history-without-exact-solution", {**SEED, "objective": {"metric": "error/rel_l2"}},
-     ["objective.metric", "'error/rel_l2'", "no exact solution"]),
-    ("rel-l2-error-seed-anchor", {**SEED, "overrides": {"problem.params.constraint": "anchor"},
-                                  "objective": {"metric": "rel_l2_error"}}, ["objective.metric", "no exact solution"]),
-    ("pruner-ntk-trace-off", {**POISSON, "pruner": {"name": "median", "metric": "ntk_trace/residual"}},
-     ["pruner.metric", "'ntk_trace/residual'", "diagnostics.ntk_trace: true"]),
-    ("pruner-error-flag-off", {**POISSON, "overrides": {"diagnostics.error": False},
-                               "pruner": {"name": "median", "metric": "error/rel_l2"}},
-     ["pruner.metric", "diagnostics.error: true"]),
-    ("pruner-sharpness-off", {**POISSON, "overrides": {"diagnostics.sharpness": False},
-                              "pruner": {"name": "halving", "metric": "sharpness/top"}},
-     ["pruner.metric", "'sharpness/top'", "diagnostics.sharpness: true"]),
-    ("pruner-per-layer-off", {**POISSON, "overrides": {"diagnostics.per_layer": False},
-                              "pruner": {"name": "median", "metric": "weight_norm/dense_1/kernel"}},
-     ["pruner.metric", "diagnostics.per_layer: true"]),
-    ("objective-update-ratio-off", {**POISSON, "overrides": {"diagnostics.update_ratio": False},
-                                    "objective": {"metric": "update_ratio/dense_1/kernel"}},
-     ["objective.metric", "diagnostics.update_ratio: true"]),
-    ("objective-lambda-with-fixed-weights", {**POISSON, "objective": {"metric": "lambda/boundary"}},
-     ["objective.metric", "'lambda/boundary'", "allowed:"]),
-    ("objective-l2-loss-when-l2-can-be-zero",
-     {**SEED, "space": {"regularization.l2": {"choices": [0.0, 1.0e-4]}}, "objective": {"metric": "loss/l2"}},
-     ["objective.metric", "trials with regularization.l2=0.0", "those trials would be PRUNED"]),
-    ("objective-layer-beyond-the-shallow-end",
-     {**POISSON, "space": {"model.depth": {"low": 1, "high": 4}}, "objective": {"metric": "weight_norm/dense_4/kernel"}},
-     ["objective.metric", "trials with model.depth=1"]),
-    ("pruner-layer-beyond-every-depth",
-     {**POISSON, "space": {"model.depth": {"low": 1, "high": 4}}, "pruner": {"name": "median",
-                                                                           "metric": "weight_norm/dense_9/kernel"}},
-     ["pruner.metric", "'weight_norm/dense_9/kernel'", "never see it"]),
-    ("objective-not-a-trial-metric", {**SEED, "objective": {"metric": "initial_loss"}},
-     ["objective.metric", "'initial_loss'", "allowed:"]),
+    (
+        "rel-l2-error-without-exact-solution",
+        {**SEED, "objective": {"metric": "rel_l2_error"}},
+        ["objective.metric", "'rel_l2_error'", "no exact solution"],
+    ),
+    (
+        "error-history-without-exact-solution",
+        {**SEED, "objective": {"metric": "error/rel_l2"}},
+        ["objective.metric", "'error/rel_l2'", "no exact solution"],
+    ),
+    (
+        "rel-l2-error-seed-anchor",
+        {**SEED, "overrides": {"problem.params.constraint": "anchor"}, "objective": {"metric": "rel_l2_error"}},
+        ["objective.metric", "no exact solution"],
+    ),
+    (
+        "pruner-ntk-trace-off",
+        {**POISSON, "pruner": {"name": "median", "metric": "ntk_trace/residual"}},
+        ["pruner.metric", "'ntk_trace/residual'", "diagnostics.ntk_trace: true"],
+    ),
+    (
+        "pruner-error-flag-off",
+        {**POISSON, "overrides": {"diagnostics.error": False}, "pruner": {"name": "median", "metric": "error/rel_l2"}},
+        ["pruner.metric", "diagnostics.error: true"],
+    ),
+    (
+        "pruner-sharpness-off",
+        {
+            **POISSON,
+            "overrides": {"diagnostics.sharpness": False},
+            "pruner": {"name": "halving", "metric": "sharpness/top"},
+        },
+        ["pruner.metric", "'sharpness/top'", "diagnostics.sharpness: true"],
+    ),
+    (
+        "pruner-per-layer-off",
+        {
+            **POISSON,
+            "overrides": {"diagnostics.per_layer": False},
+            "pruner": {"name": "median", "metric": "weight_norm/dense_1/kernel"},
+        },
+        ["pruner.metric", "diagnostics.per_layer: true"],
+    ),
+    (
+        "objective-update-ratio-off",
+        {
+            **POISSON,
+            "overrides": {"diagnostics.update_ratio": False},
+            "objective": {"metric": "update_ratio/dense_1/kernel"},
+        },
+        ["objective.metric", "diagnostics.update_ratio: true"],
+    ),
+    (
+        "objective-lambda-with-fixed-weights",
+        {**POISSON, "objective": {"metric": "lambda/boundary"}},
+        ["objective.metric", "'lambda/boundary'", "allowed:"],
+    ),
+    (
+        "objective-l2-loss-when-l2-can-be-zero",
+        {**SEED, "space": {"regularization.l2": {"choices": [0.0, 1.0e-4]}}, "objective": {"metric": "loss/l2"}},
+        ["objective.metric", "trials with regularization.l2=0.0", "those trials would be PRUNED"],
+    ),
+    (
+        "objective-layer-beyond-the-shallow-end",
+        {
+            **POISSON,
+            "space": {"model.depth": {"low": 1, "high": 4}},
+            "objective": {"metric": "weight_norm/dense_4/kernel"},
+        },
+        ["objective.metric", "trials with model.depth=1"],
+    ),
+    (
+        "pruner-layer-beyond-every-depth",
+        {
+            **POISSON,
+            "space": {"model.depth": {"low": 1, "high": 4}},
+            "pruner": {"name": "median", "metric": "weight_norm/dense_9/kernel"},
+        },
+        ["pruner.metric", "'weight_norm/dense_9/kernel'", "never see it"],
+    ),
+    (
+        "objective-not-a-trial-metric",
+        {**SEED, "objective": {"metric": "initial_loss"}},
+        ["objective.metric", "'initial_loss'", "allowed:"],
+    ),
     ("objective-empty", {**SEED, "objective": {"metric": ""}}, ["objective.metric", "''"]),
-    ("objective-sharpness-ratio-with-lbfgs",
-     {**POISSON, "overrides": {"optimizer.name": "lbfgs", "training.steps": 50},
-      "objective": {"metric": "sharpness/ratio"}}, ["objective.metric", "'sharpness/ratio'"]),
-    ("objective-ntk-trace-not-logged",
-     {**POISSON, "overrides": {"training.replicates": 2, "training.steps": 50},
-      "objective": {"metric": "ntk_trace/residual"}}, ["objective.metric", "'ntk_trace/residual'"]),
-    ("objective-unknown-term", {**POISSON, "objective": {"metric": "loss/initial"}},
-     ["objective.metric", "'loss/initial'"]),
+    (
+        "objective-sharpness-ratio-with-lbfgs",
+        {
+            **POISSON,
+            "overrides": {"optimizer.name": "lbfgs", "training.steps": 50},
+            "objective": {"metric": "sharpness/ratio"},
+        },
+        ["objective.metric", "'sharpness/ratio'"],
+    ),
+    (
+        "objective-ntk-trace-not-logged",
+        {
+            **POISSON,
+            "overrides": {"training.replicates": 2, "training.steps": 50},
+            "objective": {"metric": "ntk_trace/residual"},
+        },
+        ["objective.metric", "'ntk_trace/residual'"],
+    ),
+    (
+        "objective-unknown-term",
+        {**POISSON, "objective": {"metric": "loss/initial"}},
+        ["objective.metric", "'loss/initial'"],
+    ),
 ]
 for case_id, data, words in METRICS:
     case(case_id, data, words)
@@ -183,95 +260,230 @@ for case_id, data, words in METRICS:
 # ---- combinations that config validation rejects (corners), and paths that are no single value
 
 COMBINATIONS = [
-    ("steps-and-epochs-sampled", {"base": "seed", "space": {"training.steps": {"low": 10, "high": 20},
-                                                            "training.epochs": {"low": 1, "high": 2}}},
-     ["space:", "training.steps=10", "training.epochs=1", "not both"]),
-    ("steps-sampled-epochs-in-overrides", {"base": "seed", "overrides": {"training.epochs": 2},
-                                           "space": {"training.steps": {"low": 10, "high": 20}}},
-     ["space.training.steps", "training.epochs is set in overrides"]),
-    ("epochs-sampled-steps-in-overrides", {"base": "poisson2d", "overrides": {"training.steps": 50},
-                                           "space": {"training.epochs": {"choices": [1, 2]}}},
-     ["space.training.epochs", "training.steps is set in overrides"]),
-    ("path-in-overrides-and-space", {"base": "seed", "overrides": {"model.width": 10},
-                                     "space": {"model.width": {"choices": [5, 20]}}},
-     ["space.model.width", "model.width is set in overrides"]),
-    ("lbfgs-with-grad-norm", {"base": "poisson2d", "space": {"optimizer.name": {"choices": ["adam", "lbfgs"]},
-                                                             "loss.weighting.scheme": {"choices": ["fixed", "grad_norm"]}}},
-     ["space:", "optimizer.name='lbfgs'", "loss.weighting.scheme='grad_norm'", "first-order optimizer"]),
-    ("lbfgs-with-ntk", {"base": "poisson2d", "space": {"loss.weighting.scheme": {"choices": ["ntk", "fixed"]},
-                                                       "optimizer.name": {"choices": ["sgd", "lbfgs"]}}},
-     ["space:", "optimizer.name='lbfgs'", "loss.weighting.scheme='ntk'"]),
-    ("lbfgs-with-grad-norm-among-others",
-     {"base": "poisson2d", "space": {"model.activation": {"choices": ["tanh", "sin"]},
-                                     "model.width": {"low": 5, "high": 50},
-                                     "optimizer.name": {"choices": ["adam", "sgd", "lbfgs"]},
-                                     "optimizer.learning_rate": {"low": 1.0e-4, "high": 1.0e-2, "log": True},
-                                     "loss.weighting.scheme": {"choices": ["fixed", "grad_norm"]}}},
-     ["space: trials with optimizer.name='lbfgs', loss.weighting.scheme='grad_norm' are invalid"]),
-    ("replicates-with-lbfgs", {"base": "poisson2d", "space": {"training.replicates": {"choices": [1, 2]},
-                                                              "optimizer.name": {"choices": ["adam", "lbfgs"]}}},
-     ["space:", "training.replicates=2", "optimizer.name='lbfgs'", "replicates"]),
-    ("replicates-with-literal-seed", {"base": "seed", "space": {"training.replicates": {"low": 1, "high": 3},
-                                                               "problem.params.literal": {"choices": [False, True]}}},
-     ["space:", "training.replicates=3", "problem.params.literal=True"]),
-    ("batch-larger-than-sampled-points",
-     {"base": "poisson2d", "space": {"training.batch_size": {"choices": [None, 150]},
-                                     "problem.params.n_residual": {"choices": [100, 400]}}},
-     ["space:", "training.batch_size=150", "problem.params.n_residual=100", "larger than"]),
-    ("section-as-categorical", {"base": "seed", "space": {"model": {"choices": ["small", "large"]}}},
-     ["space.model", "config section", "width"]),
-    ("section-as-range", {"base": "seed", "space": {"optimizer": {"low": 1, "high": 2}}},
-     ["space.optimizer", "config section", "learning_rate"]),
-    ("schedule-section", {"base": "seed", "space": {"optimizer.schedule": {"choices": ["a", "b"]}}},
-     ["space.optimizer.schedule", "config section", "decay_steps"]),
-    ("problem-params-section", {"base": "convection1d", "space": {"problem.params": {"choices": ["x", "y"]}}},
-     ["space.problem.params", "config section", "beta"]),
-    ("loss-weights-mapping", {"base": "poisson2d", "space": {"loss.weights": {"choices": ["a", "b"]}}},
-     ["space.loss.weights", "config section"]),
-    ("section-choices-are-mappings",
-     {"base": "seed", "space": {"model": {"choices": [{"width": 5}, {"width": 10}]}}},
-     ["space.model:", "not a mapping or list"]),
-    ("problem-params-choices-are-mappings",
-     {"base": "convection1d", "space": {"problem.params": {"choices": [{"beta": 1.0}, {"beta": 2.0}]}}},
-     ["space.problem.params:", "not a mapping or list"]),
-    ("bool-and-int-choices", {"base": "seed", "space": {"training.batch_size": {"choices": [True, 1]}}},
-     ["they mix booleans and numbers"]),
-    ("equal-int-and-float-choices", {"base": "seed", "space": {"optimizer.learning_rate": {"choices": [1, 1.0]}}},
-     ["1.0", "given twice"]),
-    ("too-many-choices", {"base": "seed", "space": {"model.width": {"choices": list(range(1, 1202))}}},
-     ["space.model.width:", "1201 choices", "at most 1000"]),
-    ("type-int-fractional-step", {"base": "seed", "space": {"model.width": {"low": 4, "high": 10, "step": 1.5,
-                                                                            "type": "int"}}},
-     ["space.model.width", "type int", "step=1.5"]),
-    ("float-step-larger-than-range", {"base": "seed", "space": {"optimizer.learning_rate": {
-        "low": 0.001, "high": 0.01, "step": 0.02}}}, ["space.optimizer.learning_rate", "larger than the range"]),
-    ("choices-with-log", {"base": "seed", "space": {"model.width": {"choices": [5, 10], "log": True}}},
-     ["space.model.width", "either choices or low/high"]),
-    ("grid-without-step", {"base": "seed", "space": {"optimizer.learning_rate": {"low": 0.001, "high": 0.01}},
-                           "sampler": {"name": "grid"}}, ["space.optimizer.learning_rate", "needs `step`"]),
-    ("grid-too-large", {"base": "poisson2d", "space": {"model.width": {"low": 1, "high": 1000, "step": 1},
-                                                       "model.depth": {"low": 1, "high": 200, "step": 1}},
-                        "sampler": {"name": "grid"}}, ["space", "200000 points", "at most 100000"]),
-    ("grid-width-a-billion", {"base": "seed", "space": {"training.seed": {"low": 0, "high": 1000000000, "step": 1}},
-                              "sampler": {"name": "grid"}}, ["space", "1000000001 points"]),
+    (
+        "steps-and-epochs-sampled",
+        {
+            "base": "seed",
+            "space": {"training.steps": {"low": 10, "high": 20}, "training.epochs": {"low": 1, "high": 2}},
+        },
+        ["space:", "training.steps=10", "training.epochs=1", "not both"],
+    ),
+    (
+        "steps-sampled-epochs-in-overrides",
+        {"base": "seed", "overrides": {"training.epochs": 2}, "space": {"training.steps": {"low": 10, "high": 20}}},
+        ["space.training.steps", "training.epochs is set in overrides"],
+    ),
+    (
+        "epochs-sampled-steps-in-overrides",
+        {"base": "poisson2d", "overrides": {"training.steps": 50}, "space": {"training.epochs": {"choices": [1, 2]}}},
+        ["space.training.epochs", "training.steps is set in overrides"],
+    ),
+    (
+        "path-in-overrides-and-space",
+        {"base": "seed", "overrides": {"model.width": 10}, "space": {"model.width": {"choices": [5, 20]}}},
+        ["space.model.width", "model.width is set in overrides"],
+    ),
+    (
+        "lbfgs-with-grad-norm",
+        {
+            "base": "poisson2d",
+            "space": {
+                "optimizer.name": {"choices": ["adam", "lbfgs"]},
+                "loss.weighting.scheme": {"choices": ["fixed", "grad_norm"]},
+            },
+        },
+        ["space:", "optimizer.name='lbfgs'", "loss.weighting.scheme='grad_norm'", "first-order optimizer"],
+    ),
+    (
+        "lbfgs-with-ntk",
+        {
+            "base": "poisson2d",
+            "space": {
+                "loss.weighting.scheme": {"choices": ["ntk", "fixed"]},
+                "optimizer.name": {"choices": ["sgd", "lbfgs"]},
+            },
+        },
+        ["space:", "optimizer.name='lbfgs'", "loss.weighting.scheme='ntk'"],
+    ),
+    (
+        "lbfgs-with-grad-norm-among-others",
+        {
+            "base": "poisson2d",
+            "space": {
+                "model.activation": {"choices": ["tanh", "sin"]},
+                "model.width": {"low": 5, "high": 50},
+                "optimizer.name": {"choices": ["adam", "sgd", "lbfgs"]},
+                "optimizer.learning_rate": {"low": 1.0e-4, "high": 1.0e-2, "log": True},
+                "loss.weighting.scheme": {"choices": ["fixed", "grad_norm"]},
+            },
+        },
+        ["space: trials with optimizer.name='lbfgs', loss.weighting.scheme='grad_norm' are invalid"],
+    ),
+    (
+        "replicates-with-lbfgs",
+        {
+            "base": "poisson2d",
+            "space": {"training.replicates": {"choices": [1, 2]}, "optimizer.name": {"choices": ["adam", "lbfgs"]}},
+        },
+        ["space:", "training.replicates=2", "optimizer.name='lbfgs'", "replicates"],
+    ),
+    (
+        "replicates-with-literal-seed",
+        {
+            "base": "seed",
+            "space": {
+                "training.replicates": {"low": 1, "high": 3},
+                "problem.params.literal": {"choices": [False, True]},
+            },
+        },
+        ["space:", "training.replicates=3", "problem.params.literal=True"],
+    ),
+    (
+        "batch-larger-than-sampled-points",
+        {
+            "base": "poisson2d",
+            "space": {
+                "training.batch_size": {"choices": [None, 150]},
+                "problem.params.n_residual": {"choices": [100, 400]},
+            },
+        },
+        ["space:", "training.batch_size=150", "problem.params.n_residual=100", "larger than"],
+    ),
+    (
+        "section-as-categorical",
+        {"base": "seed", "space": {"model": {"choices": ["small", "large"]}}},
+        ["space.model", "config section", "width"],
+    ),
+    (
+        "section-as-range",
+        {"base": "seed", "space": {"optimizer": {"low": 1, "high": 2}}},
+        ["space.optimizer", "config section", "learning_rate"],
+    ),
+    (
+        "schedule-section",
+        {"base": "seed", "space": {"optimizer.schedule": {"choices": ["a", "b"]}}},
+        ["space.optimizer.schedule", "config section", "decay_steps"],
+    ),
+    (
+        "problem-params-section",
+        {"base": "convection1d", "space": {"problem.params": {"choices": ["x", "y"]}}},
+        ["space.problem.params", "config section", "beta"],
+    ),
+    (
+        "loss-weights-mapping",
+        {"base": "poisson2d", "space": {"loss.weights": {"choices": ["a", "b"]}}},
+        ["space.loss.weights", "config section"],
+    ),
+    (
+        "section-choices-are-mappings",
+        {"base": "seed", "space": {"model": {"choices": [{"width": 5}, {"width": 10}]}}},
+        ["space.model:", "not a mapping or list"],
+    ),
+    (
+        "problem-params-choices-are-mappings",
+        {"base": "convection1d", "space": {"problem.params": {"choices": [{"beta": 1.0}, {"beta": 2.0}]}}},
+        ["space.problem.params:", "not a mapping or list"],
+    ),
+    (
+        "bool-and-int-choices",
+        {"base": "seed", "space": {"training.batch_size": {"choices": [True, 1]}}},
+        ["they mix booleans and numbers"],
+    ),
+    (
+        "equal-int-and-float-choices",
+        {"base": "seed", "space": {"optimizer.learning_rate": {"choices": [1, 1.0]}}},
+        ["1.0", "given twice"],
+    ),
+    (
+        "too-many-choices",
+        {"base": "seed", "space": {"model.width": {"choices": list(range(1, 1202))}}},
+        ["space.model.width:", "1201 choices", "at most 1000"],
+    ),
+    (
+        "type-int-fractional-step",
+        {"base": "seed", "space": {"model.width": {"low": 4, "high": 10, "step": 1.5, "type": "int"}}},
+        ["space.model.width", "type int", "step=1.5"],
+    ),
+    (
+        "float-step-larger-than-range",
+        {"base": "seed", "space": {"optimizer.learning_rate": {"low": 0.001, "high": 0.01, "step": 0.02}}},
+        ["space.optimizer.learning_rate", "larger than the range"],
+    ),
+    (
+        "choices-with-log",
+        {"base": "seed", "space": {"model.width": {"choices": [5, 10], "log": True}}},
+        ["space.model.width", "either choices or low/high"],
+    ),
+    (
+        "grid-without-step",
+        {
+            "base": "seed",
+            "space": {"optimizer.learning_rate": {"low": 0.001, "high": 0.01}},
+            "sampler": {"name": "grid"},
+        },
+        ["space.optimizer.learning_rate", "needs `step`"],
+    ),
+    (
+        "grid-too-large",
+        {
+            "base": "poisson2d",
+            "space": {
+                "model.width": {"low": 1, "high": 1000, "step": 1},
+                "model.depth": {"low": 1, "high": 200, "step": 1},
+            },
+            "sampler": {"name": "grid"},
+        },
+        ["space", "200000 points", "at most 100000"],
+    ),
+    (
+        "grid-width-a-billion",
+        {
+            "base": "seed",
+            "space": {"training.seed": {"low": 0, "high": 1000000000, "step": 1}},
+            "sampler": {"name": "grid"},
+        },
+        ["space", "1000000001 points"],
+    ),
 ]
 for case_id, data, words in COMBINATIONS:
     case(case_id, data, words)
 
 # ---- --smoke: the same checks, and the corners of the smoke configs too
 
-case("smoke-overrides-lbfgs-with-grad-norm", {**POISSON, "space": {"loss.weighting.scheme": {"choices": ["fixed", "grad_norm"]}},
-                                    "smoke": {"overrides": {"training.steps": 20, "optimizer.name": "lbfgs"}}},
-     ["space:", "loss.weighting.scheme='grad_norm'", "(with smoke.overrides)", "first-order"], "--smoke")
-case("smoke-batch-larger-than-points",
-     {**POISSON, "space": {"problem.params.n_residual": {"choices": [100, 400]}},
-      "smoke": {"overrides": {"training.steps": 20, "training.batch_size": 200}}},
-     ["space:", "problem.params.n_residual=100", "(with smoke.overrides)", "larger than"], "--smoke")
-case("smoke-budget-replaced-by-sampled-epochs",
-     {"base": "poisson2d", "space": {"training.epochs": {"choices": [1, 2]}}},
-     ["space.training.epochs", "training.steps is set in smoke.overrides (by default)"], "--smoke")
-for source in ("steps-and-epochs-sampled", "lbfgs-with-grad-norm", "section-as-categorical",
-               "rel-l2-error-without-exact-solution", "pruner-ntk-trace-off", "grid-too-large"):
+case(
+    "smoke-overrides-lbfgs-with-grad-norm",
+    {
+        **POISSON,
+        "space": {"loss.weighting.scheme": {"choices": ["fixed", "grad_norm"]}},
+        "smoke": {"overrides": {"training.steps": 20, "optimizer.name": "lbfgs"}},
+    },
+    ["space:", "loss.weighting.scheme='grad_norm'", "(with smoke.overrides)", "first-order"],
+    "--smoke",
+)
+case(
+    "smoke-batch-larger-than-points",
+    {
+        **POISSON,
+        "space": {"problem.params.n_residual": {"choices": [100, 400]}},
+        "smoke": {"overrides": {"training.steps": 20, "training.batch_size": 200}},
+    },
+    ["space:", "problem.params.n_residual=100", "(with smoke.overrides)", "larger than"],
+    "--smoke",
+)
+case(
+    "smoke-budget-replaced-by-sampled-epochs",
+    {"base": "poisson2d", "space": {"training.epochs": {"choices": [1, 2]}}},
+    ["space.training.epochs", "training.steps is set in smoke.overrides (by default)"],
+    "--smoke",
+)
+for source in (
+    "steps-and-epochs-sampled",
+    "lbfgs-with-grad-norm",
+    "section-as-categorical",
+    "rel-l2-error-without-exact-solution",
+    "pruner-ntk-trace-off",
+    "grid-too-large",
+):
     _, argv, words = next(c for c in CASES if c[0] == source)
     CASES.append((f"smoke-{source}", [*argv, "--smoke"], words))
 
@@ -291,8 +503,9 @@ def test_bad_sweep_space(sweepdir, capsys, argv, words):
     assert time.monotonic() - t0 < 15
 
 
-@pytest.mark.parametrize("case_id", ["lbfgs-with-grad-norm", "rel-l2-error-without-exact-solution",
-                                     "smoke-steps-and-epochs-sampled"])
+@pytest.mark.parametrize(
+    "case_id", ["lbfgs-with-grad-norm", "rel-l2-error-without-exact-solution", "smoke-steps-and-epochs-sampled"]
+)
 def test_bad_sweep_space_through_the_command(sweepdir, case_id):
     """The installed command, where a traceback would reach the terminal (and start-up counts)."""
     _, argv, words = next(c for c in CASES if c[0] == case_id)
@@ -315,20 +528,37 @@ GOOD = [
     {"base": "seed", "space": {"training.batch_size": {"choices": [None, 10]}}},  # null is the default
     {"base": "seed", "space": {"model.width": {"choices": [5]}}},  # one choice: a constant kept as a column
     {"base": "seed", "space": {"optimizer.learning_rate": {"choices": [1, 0.1]}}},  # ints and floats are numbers
-    {"base": "seed", "space": {"optimizer.learning_rate": {"low": 0.1, "high": 0.3, "step": 0.1}}},  # 0.3-0.1 in decimals
+    {
+        "base": "seed",
+        "space": {"optimizer.learning_rate": {"low": 0.1, "high": 0.3, "step": 0.1}},
+    },  # 0.3-0.1 in decimals
     {"base": "seed", "space": {"model.width": {"low": 5.0, "high": 11.0, "step": 2, "type": "int"}}},
-    {"base": "seed", "space": {"training.epochs": {"choices": [1, 2]}},  # replaces the preset's epochs
-     "smoke": {"overrides": {"diagnostics.every": 10}}},  # a smoke that keeps the sampled budget
-    {"base": "poisson2d", "overrides": {"loss.weighting.scheme": "grad_norm"},
-     "space": {"model.width": {"choices": [5, 10]}}, "objective": {"metric": "lambda/boundary"},
-     "pruner": {"name": "median", "metric": "lambda/boundary"}},
-    {"base": "poisson2d", "overrides": {"diagnostics.ntk_trace": True}, "space": {"model.width": {"choices": [5, 10]}},
-     "pruner": {"name": "median", "metric": "ntk_trace/boundary"}},
+    {
+        "base": "seed",
+        "space": {"training.epochs": {"choices": [1, 2]}},  # replaces the preset's epochs
+        "smoke": {"overrides": {"diagnostics.every": 10}},
+    },  # a smoke that keeps the sampled budget
+    {
+        "base": "poisson2d",
+        "overrides": {"loss.weighting.scheme": "grad_norm"},
+        "space": {"model.width": {"choices": [5, 10]}},
+        "objective": {"metric": "lambda/boundary"},
+        "pruner": {"name": "median", "metric": "lambda/boundary"},
+    },
+    {
+        "base": "poisson2d",
+        "overrides": {"diagnostics.ntk_trace": True},
+        "space": {"model.width": {"choices": [5, 10]}},
+        "pruner": {"name": "median", "metric": "ntk_trace/boundary"},
+    },
     {"base": "seed", "space": {"regularization.l2": {"choices": [1.0e-4, 1.0e-2]}}, "objective": {"metric": "loss/l2"}},
     {"base": "seed", "space": {"model.width": {"choices": [5, 10]}}, "objective": {"metric": "deriv/u_xy+u_yy"}},
     {"base": "seed-fixed", "space": {"model.width": {"choices": [5, 10]}}, "objective": {"metric": "rel_l2_error"}},
-    {"base": "poisson2d", "space": {"model.depth": {"low": 1, "high": 4}},  # some trials report it: enough to prune
-     "pruner": {"name": "median", "metric": "weight_norm/dense_5/kernel"}},
+    {
+        "base": "poisson2d",
+        "space": {"model.depth": {"low": 1, "high": 4}},  # some trials report it: enough to prune
+        "pruner": {"name": "median", "metric": "weight_norm/dense_5/kernel"},
+    },
     {"base": "poisson2d", "space": {"optimizer.name": {"choices": ["adam", "lbfgs"]}}},
 ]
 
@@ -362,8 +592,11 @@ DATA_DEPENDENT = {"trend/ln_weight_norm", "trend/loss"}  # fitted once the windo
     "preset, overrides",
     [
         ("seed", ["model.width=8", "training.batch_size=null"]),  # sgd, raw loss, own derivatives
-        ("poisson2d", SMALL + ["loss.weighting.scheme=grad_norm", "regularization.l2=1e-4",
-                               "optimizer.name=rmsprop", "model.depth=2"]),
+        (
+            "poisson2d",
+            SMALL
+            + ["loss.weighting.scheme=grad_norm", "regularization.l2=1e-4", "optimizer.name=rmsprop", "model.depth=2"],
+        ),
         ("poisson2d", SMALL + ["optimizer.name=lbfgs"]),
         ("poisson1d", ["training.replicates=2", "model.width=8", "regularization.l1=1e-4"]),
     ],
@@ -400,11 +633,15 @@ def test_a_spec_stored_with_a_study_is_held_to_optunas_rules_only():
     that Optuna could not run (or that is not a spec) is a one-line error, not a traceback."""
     from pinnlab.sweep.spec import SweepSpec
 
-    lax = {"base": "seed", "study_name": "old", "space": {
-        "model.width": {"low": 5, "high": 5},
-        "model.depth": {"choices": [1, 1]},
-        "optimizer.learning_rate": {"low": 0.001, "high": 0.01, "step": 0.004},
-    }}
+    lax = {
+        "base": "seed",
+        "study_name": "old",
+        "space": {
+            "model.width": {"low": 5, "high": 5},
+            "model.depth": {"choices": [1, 1]},
+            "optimizer.learning_rate": {"low": 0.001, "high": 0.01, "step": 0.004},
+        },
+    }
     assert SweepSpec.from_dict(lax).space["model.depth"].choices == [1, 1]
     with pytest.raises(ConfigError) as info:
         SweepSpec.from_dict({**lax, "space": {"model.width": {"low": 10, "high": 5}}})

@@ -110,7 +110,10 @@ def test_default_store_and_uri_precedence(tmp_path, monkeypatch):
     [
         (lambda tmp: "nosuch://x", "cannot open it (Model registry functionality is unavailable"),
         (lambda tmp: f"sqlite:///{tmp / 'a-file' / 'sub' / 'mlflow.db'}", "cannot open it ([Errno 20] Not a directory"),
-        (lambda tmp: f"sqlite:///{tmp / 'not-a-db.db'}", "cannot open it ((sqlite3.DatabaseError) file is not a database"),
+        (
+            lambda tmp: f"sqlite:///{tmp / 'not-a-db.db'}",
+            "cannot open it ((sqlite3.DatabaseError) file is not a database",
+        ),
     ],
     ids=["bad-scheme", "directory-cannot-be-created", "not-a-database"],
 )
@@ -170,8 +173,10 @@ def test_cli_prints_a_store_error_as_one_line_with_exit_2(tmp_path, capsys):
 
     (tmp_path / "a-file").write_text("")
     uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
-    assert main(["run", "poisson2d", *[a for s in TINY_POISSON for a in ("--set", s)], "--quiet",
-                 "--tracking-uri", uri]) == 2
+    assert (
+        main(["run", "poisson2d", *[a for s in TINY_POISSON for a in ("--set", s)], "--quiet", "--tracking-uri", uri])
+        == 2
+    )
     out, err = capsys.readouterr()
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"pinnlab run: error: MLflow tracking store {uri!r}: cannot create"), err

@@ -131,7 +131,9 @@ def test_gradient_clipping_bounds_the_update():
 
 
 def test_max_norm_constraint_holds():
-    t = Trainer(load_config("poisson2d", SMALL_POISSON + ["regularization.max_norm=0.5", "optimizer.learning_rate=0.1"]))
+    t = Trainer(
+        load_config("poisson2d", SMALL_POISSON + ["regularization.max_norm=0.5", "optimizer.learning_rate=0.1"])
+    )
     t.fit()
     for k in t.kernels:
         assert np.linalg.norm(k.numpy(), axis=0).max() <= 0.5 + 1e-5
@@ -156,7 +158,17 @@ def test_lbfgs_one_row_per_iteration_and_converges():
 
 
 def test_exponential_schedule_decays():
-    t = Trainer(load_config("poisson2d", SMALL_POISSON + ["optimizer.schedule.name=exponential", "optimizer.schedule.decay_steps=10", "optimizer.schedule.decay_rate=0.5"]))
+    t = Trainer(
+        load_config(
+            "poisson2d",
+            SMALL_POISSON
+            + [
+                "optimizer.schedule.name=exponential",
+                "optimizer.schedule.decay_steps=10",
+                "optimizer.schedule.decay_rate=0.5",
+            ],
+        )
+    )
     t.fit()
     assert float(t.optimizer.learning_rate) == pytest.approx(1e-3 * 0.5**3, rel=1e-5)
 
@@ -236,8 +248,9 @@ def test_silent_failure_needs_low_loss_and_a_wrong_answer():
 def test_term_gradients_add_up_to_the_total_gradient():
     import tensorflow as tf
 
-    cfg = load_config("helmholtz2d", ["model.width=8", "training.steps=3", "loss.weights.boundary=3.0",
-                                      "regularization.l2=1e-3"])
+    cfg = load_config(
+        "helmholtz2d", ["model.width=8", "training.steps=3", "loss.weights.boundary=3.0", "regularization.l2=1e-3"]
+    )
     t = Trainer(cfg)
     per_term = t.term_gradients()
     assert set(per_term) == {"residual", "boundary", "l2"}
@@ -311,8 +324,16 @@ def test_recorder_rows_diagnostics_and_callbacks():
     assert r.outcome == Outcome.STABLE and r.steps_run == 4 and r.steps_budget == 10
     assert r.history["loss/total"].tolist() == [1.0, 0.5, 1 / 3, 0.25]
     assert r.history["x/y"].isna().tolist() == [False, True, False, True]
-    assert log.calls == [("begin", None), ("diagnostics", 0), ("step", 0), ("step", 1), ("diagnostics", 2),
-                         ("step", 2), ("step", 3), ("end", 4)]
+    assert log.calls == [
+        ("begin", None),
+        ("diagnostics", 0),
+        ("step", 0),
+        ("step", 1),
+        ("diagnostics", 2),
+        ("step", 2),
+        ("step", 3),
+        ("end", 4),
+    ]
     assert rec.norms[:4].tolist() == [2.0] * 4 and np.isnan(rec.norms[4:]).all()
 
 
@@ -387,8 +408,9 @@ def test_lbfgs_loop_one_row_per_accepted_iterate_and_weights_left_there():
 
 
 def test_lbfgs_nan_forensics_names_the_residual():
-    r = train({"problem": {"name": "tests.user_problem:Blows"}, "optimizer": {"name": "lbfgs"},
-               "training": {"steps": 5}})
+    r = train(
+        {"problem": {"name": "tests.user_problem:Blows"}, "optimizer": {"name": "lbfgs"}, "training": {"steps": 5}}
+    )
     assert r.outcome == Outcome.NAN and r.nan_onset_step == 0 and r.steps_run == 1
     assert r.first_nonfinite == "residual/residual"
     assert r.reason == "first non-finite value at iteration 0: residual/residual"
@@ -432,8 +454,10 @@ def test_diverging_fires_on_steady_weight_growth_and_not_on_settling_growth():
     assert v is not None and v.outcome == Outcome.DIVERGING and "d ln||W||/dstep" in v.reason
     assert classify_trend(_trend_cfg(), norms=settling, losses=flat_loss, end=399, unbounded_terms=[]) is None
     # the projection is to horizon x the budget: at horizon 1 the same growth is not diverging
-    assert classify_trend(_trend_cfg("divergence.horizon=1"), norms=steady, losses=flat_loss, end=399,
-                          unbounded_terms=[]) is None
+    assert (
+        classify_trend(_trend_cfg("divergence.horizon=1"), norms=steady, losses=flat_loss, end=399, unbounded_terms=[])
+        is None
+    )
 
 
 def test_diverging_on_an_unbounded_loss_counts_the_windows_mean_weight_rate():
@@ -457,7 +481,9 @@ def test_diverging_on_an_unbounded_loss_counts_the_windows_mean_weight_rate():
     slow = 2.0 * np.exp(5e-5 * steps)
     assert classify_trend(_trend_cfg(), norms=slow, losses=falling, end=399, unbounded_terms=["residual"]) is None
     converging = np.exp(-steps / 50) + 0.05 * rng.standard_normal(400)
-    assert classify_trend(_trend_cfg(), norms=wobbling, losses=converging, end=399, unbounded_terms=["residual"]) is None
+    assert (
+        classify_trend(_trend_cfg(), norms=wobbling, losses=converging, end=399, unbounded_terms=["residual"]) is None
+    )
     noise = 0.05 * rng.standard_normal(400)
     assert classify_trend(_trend_cfg(), norms=wobbling, losses=noise, end=399, unbounded_terms=["residual"]) is None
 
@@ -471,7 +497,9 @@ def test_diverging_projects_a_bounded_step_optimizers_norm_linearly():
     norms = 2.0 * np.exp(3e-3 * steps)
     flat = np.ones(300)
     assert classify_trend(_trend_cfg(), norms=norms, losses=flat, end=299, unbounded_terms=[]) is not None
-    assert classify_trend(_trend_cfg(), norms=norms, losses=flat, end=299, unbounded_terms=[], bounded_step=True) is None
+    assert (
+        classify_trend(_trend_cfg(), norms=norms, losses=flat, end=299, unbounded_terms=[], bounded_step=True) is None
+    )
     fast = 2.0 * (1 + 0.5 * steps)  # linear, x150 already: x1500 at 10x the budget
     v = classify_trend(_trend_cfg(), norms=fast, losses=flat, end=299, unbounded_terms=[], bounded_step=True)
     assert v is not None and "linearly" in v.reason
@@ -483,8 +511,13 @@ def test_diverging_counts_as_divergent():
 
 
 def test_a_raw_loss_still_falling_at_the_end_is_diverging_not_stable():
-    seed_tiny = ["model.width=8", "training.batch_size=3600", "training.steps=80", "diagnostics.every=40",
-                 "diagnostics.sharpness=false"]
+    seed_tiny = [
+        "model.width=8",
+        "training.batch_size=3600",
+        "training.steps=80",
+        "diagnostics.every=40",
+        "diagnostics.sharpness=false",
+    ]
     r = train("seed", seed_tiny + ["model.activation=tanh", "optimizer.learning_rate=0.1"])
     assert r.outcome == Outcome.DIVERGING and r.diverged, (r.outcome, r.reason)
     assert "still" in r.reason  # the weight trend or the unbounded loss, whichever fires first

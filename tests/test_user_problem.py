@@ -30,7 +30,11 @@ def test_the_documented_heat_problem_runs_through_the_command(tmp_path):
     env.pop("PYTHONPATH", None)  # found because it is in the current directory, not on a path
     proc = subprocess.run(
         [exe, "run", "heat.yaml", "--set", "training.steps=30", "--set", "diagnostics.every=10", "--json", "--quiet"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)

@@ -21,15 +21,18 @@ def finished(**kw):
     return classify_finished(CFG, **{**base, **kw})
 
 
-@pytest.mark.parametrize("kw,outcome", [
-    (dict(rel_l2_error=0.1), "stable"),  # right
-    (dict(final_loss=0.05), "silent_failure"),  # wrong at 5e-3 of its initial loss
-    (dict(final_loss=1.0), "stable"),  # wrong, loss at 0.1x: still training
-    (dict(final_loss=9.0), "stalled"),  # wrong, loss barely moved
-    (dict(rel_l2_error=None, final_loss=9.0), "stalled"),  # no exact solution: the loss decides
-    (dict(rel_l2_error=None, final_loss=1.0), "stable"),
-    (dict(rel_l2_error=None, heldout_ratio=1e4, final_loss=1e-4), "silent_failure"),
-])
+@pytest.mark.parametrize(
+    "kw,outcome",
+    [
+        (dict(rel_l2_error=0.1), "stable"),  # right
+        (dict(final_loss=0.05), "silent_failure"),  # wrong at 5e-3 of its initial loss
+        (dict(final_loss=1.0), "stable"),  # wrong, loss at 0.1x: still training
+        (dict(final_loss=9.0), "stalled"),  # wrong, loss barely moved
+        (dict(rel_l2_error=None, final_loss=9.0), "stalled"),  # no exact solution: the loss decides
+        (dict(rel_l2_error=None, final_loss=1.0), "stable"),
+        (dict(rel_l2_error=None, heldout_ratio=1e4, final_loss=1e-4), "silent_failure"),
+    ],
+)
 def test_the_fit_classes(kw, outcome):
     assert finished(**kw)[0] == outcome
 
@@ -73,8 +76,15 @@ def test_a_run_that_worked_has_risks_not_causes():
     from pinnlab.training import train
 
     # boundary data weighted 100x over the residual: term_imbalance holds, yet the run trains
-    r = train("seed-fixed", ["training.steps=200", "loss.weights.boundary=100", "optimizer.learning_rate=1e-4",
-                             "diagnostics.sharpness=false"])
+    r = train(
+        "seed-fixed",
+        [
+            "training.steps=200",
+            "loss.weights.boundary=100",
+            "optimizer.learning_rate=1e-4",
+            "diagnostics.sharpness=false",
+        ],
+    )
     assert r.outcome.worked, r.reason
     assert r.causes == [] and "term_imbalance" in r.risk_names
     assert r.summary()["risk_names"] == r.risk_names
@@ -87,15 +97,19 @@ def test_the_best_trial_of_a_sweep_is_one_that_worked(tmp_path):
     study = optuna.create_study(study_name="s", storage=storage, direction="minimize")
     dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
     for x, value, outcome in ((0.1, 0.01, "stalled"), (0.2, 0.02, "silent_failure"), (0.3, 0.5, "stable")):
-        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=value,
-                                                  user_attrs={"outcome": outcome}))
+        study.add_trial(
+            optuna.trial.create_trial(params={"x": x}, distributions=dist, value=value, user_attrs={"outcome": outcome})
+        )
     best = best_trial(study, study.get_trials())
     assert best.params == {"x": 0.3} and best.value == 0.5
 
 
 # the three larger presets take 5-15 s each: marked slow (run with -m slow)
-WELL_POSED = ["seed-fixed", "poisson1d", *(pytest.param(p, marks=pytest.mark.slow)
-                                          for p in ("poisson2d", "helmholtz2d", "convection1d"))]
+WELL_POSED = [
+    "seed-fixed",
+    "poisson1d",
+    *(pytest.param(p, marks=pytest.mark.slow) for p in ("poisson2d", "helmholtz2d", "convection1d")),
+]
 
 
 @pytest.mark.parametrize("preset", WELL_POSED)
@@ -114,8 +128,14 @@ def test_no_well_posed_preset_is_diverging_at_any_budget(preset):
     losses = r.history["loss/total"].to_numpy()
     terms = unbounded_terms(cfg, resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
     for budget in (40, 100, 200, 400, 700, 1000):
-        v = classify_trend(cfg.divergence, norms=norms, losses=losses, end=budget - 1, unbounded_terms=terms,
-                           bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step)
+        v = classify_trend(
+            cfg.divergence,
+            norms=norms,
+            losses=losses,
+            end=budget - 1,
+            unbounded_terms=terms,
+            bounded_step=OPTIMIZERS.get(cfg.optimizer.name).bounded_step,
+        )
         assert v is None, f"{preset} at {budget} steps: {v.reason}"
 
 
@@ -126,8 +146,16 @@ def test_relu_on_poisson2d_stalls():
     """Its Laplacian is zero almost everywhere: the loss stays at 0.98x its start, the error near 1."""
     from pinnlab.training import train
 
-    r = train("poisson2d", [*SMALL, "model.activation=relu", "training.steps=300", "problem.params.n_residual=500",
-                            "problem.params.n_boundary=100"])
+    r = train(
+        "poisson2d",
+        [
+            *SMALL,
+            "model.activation=relu",
+            "training.steps=300",
+            "problem.params.n_residual=500",
+            "problem.params.n_boundary=100",
+        ],
+    )
     assert r.outcome == Outcome.STALLED, r.reason
     assert "vanishing_derivative" in r.cause_names and r.risks == []
 
@@ -138,6 +166,15 @@ def test_convection_at_beta_30_fails_silently():
     label benchmark's truth run of ``convection1d beta30``)."""
     from pinnlab.training import train
 
-    r = train("convection1d", [*SMALL, "problem.params.beta=30", "problem.params.n_residual=400",
-                               "problem.params.n_initial=64", "problem.params.n_boundary=32", "training.steps=4000"])
+    r = train(
+        "convection1d",
+        [
+            *SMALL,
+            "problem.params.beta=30",
+            "problem.params.n_residual=400",
+            "problem.params.n_initial=64",
+            "problem.params.n_boundary=32",
+            "training.steps=4000",
+        ],
+    )
     assert r.outcome == Outcome.SILENT_FAILURE, r.reason

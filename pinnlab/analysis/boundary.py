@@ -42,8 +42,16 @@ import pandas as pd
 from pinnlab.analysis.compare import level_label
 from pinnlab.analysis.survival import units
 
-__all__ = ["METHOD", "N_BOOT", "critical_value", "fit_boundary", "numeric_factors", "group_factor",
-           "boundary_rows", "boundary_report"]
+__all__ = [
+    "METHOD",
+    "N_BOOT",
+    "critical_value",
+    "fit_boundary",
+    "numeric_factors",
+    "group_factor",
+    "boundary_rows",
+    "boundary_report",
+]
 
 METHOD = (
     "logistic fit of P(divergent) per seed against the factor (log10 for log ranges), per level of the most "
@@ -137,9 +145,18 @@ def _from_log10(v: float) -> float:
 def fit_boundary(x: np.ndarray, y: np.ndarray, log: bool, *, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
     """Critical value of x with its bootstrap interval (module docstring); x > 0 when ``log``."""
     x, y = np.asarray(x, float), np.asarray(y, int)
-    row: dict[str, Any] = {"n": int(len(y)), "diverged": int(y.sum()), "min": float(x.min()) if len(x) else None,
-                           "max": float(x.max()) if len(x) else None, "log": log, "critical": None,
-                           "low": None, "high": None, "direction": None, "status": "too_few"}
+    row: dict[str, Any] = {
+        "n": int(len(y)),
+        "diverged": int(y.sum()),
+        "min": float(x.min()) if len(x) else None,
+        "max": float(x.max()) if len(x) else None,
+        "log": log,
+        "critical": None,
+        "low": None,
+        "high": None,
+        "direction": None,
+        "status": "too_few",
+    }
     if len(y) < MIN_UNITS:
         return row
     z = np.log10(x) if log else x
@@ -164,8 +181,12 @@ def numeric_factors(trials: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     out = []
     for f in factors:
         v = trials[f].dropna()
-        if len(v) and pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v) \
-                and v.nunique() >= MIN_VALUES:
+        if (
+            len(v)
+            and pd.api.types.is_numeric_dtype(v)
+            and not pd.api.types.is_bool_dtype(v)
+            and v.nunique() >= MIN_VALUES
+        ):
             out.append(f)
     return out
 

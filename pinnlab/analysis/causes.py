@@ -42,7 +42,9 @@ def causes_by_factor(
     for f in factors:
         levels = factor_levels(t, f, (space or {}).get(f))
         for level, idx in t.groupby(levels, observed=True, sort=True).groups.items():
-            rows.append({"factor": f, "level": level, "n": len(idx), **{c: int(d.loc[idx, c].sum()) for c in d.columns}})
+            rows.append(
+                {"factor": f, "level": level, "n": len(idx), **{c: int(d.loc[idx, c].sum()) for c in d.columns}}
+            )
     return pd.DataFrame(rows, columns=["factor", "level", "n", *d.columns])
 
 

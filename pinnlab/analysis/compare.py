@@ -175,8 +175,15 @@ def divergence_by_pair(
         for (la, lb), group in t.groupby([levels[a], levels[b]], observed=True, sort=True):
             s = _rate_stats(group)
             rows.append(
-                {"factor_a": a, "level_a": la, "factor_b": b, "level_b": lb, "n": s["n"], "diverged": s["diverged"],
-                 "rate": s["rate"]}
+                {
+                    "factor_a": a,
+                    "level_a": la,
+                    "factor_b": b,
+                    "level_b": lb,
+                    "n": s["n"],
+                    "diverged": s["diverged"],
+                    "rate": s["rate"],
+                }
             )
     return pd.DataFrame(rows, columns=["factor_a", "level_a", "factor_b", "level_b", "n", "diverged", "rate"])
 
@@ -229,9 +236,7 @@ def weight_growth(history: pd.DataFrame, metric: str = GROWTH_METRIC) -> pd.Seri
     return pd.Series(out, name="weight_growth_rate", dtype=float)
 
 
-def growth_by_group(
-    trials: pd.DataFrame, factors: Sequence[str], space: dict[str, dict] | None = None
-) -> pd.DataFrame:
+def growth_by_group(trials: pd.DataFrame, factors: Sequence[str], space: dict[str, dict] | None = None) -> pd.DataFrame:
     """Distribution of ``weight_growth_rate`` (a trials column) per factor level and overall."""
     return step_distribution(trials, factors, "weight_growth_rate", space)
 
@@ -243,7 +248,9 @@ def stable_ranking(
 
     Columns: rank, trial, value, the factors, weight_growth_rate (if present), mlflow_run_id.
     """
-    t = trials[(trials["outcome"] == Outcome.STABLE) & trials["value"].map(lambda v: v is not None and math.isfinite(v))]
+    t = trials[
+        (trials["outcome"] == Outcome.STABLE) & trials["value"].map(lambda v: v is not None and math.isfinite(v))
+    ]
     t = t.sort_values(["value", "trial"], ascending=[direction != "maximize", True])
     cols = ["trial", "value", *factors] + [c for c in ("weight_growth_rate", "mlflow_run_id") if c in t.columns]
     out = t[cols].reset_index(drop=True)

@@ -155,8 +155,19 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
-        columns = ["trial", "state", *factors, *_ATTR_COLUMNS, "diverged", "value", *_SUMMARY_COLUMNS,
-                   *REPLICATE_ATTRS, "mlflow_run_id", "run_status", "artifact_uri"]
+        columns = [
+            "trial",
+            "state",
+            *factors,
+            *_ATTR_COLUMNS,
+            "diverged",
+            "value",
+            *_SUMMARY_COLUMNS,
+            *REPLICATE_ATTRS,
+            "mlflow_run_id",
+            "run_status",
+            "artifact_uri",
+        ]
         frame = pd.DataFrame(columns=list(dict.fromkeys(columns)))  # a study without trials: a row's columns
     finals = sorted(c for c in frame.columns if c.startswith("final/"))
     tail = ["mlflow_run_id", "run_status", "artifact_uri"]
@@ -176,9 +187,7 @@ def _matches(name: str, patterns: Sequence[str] | None) -> bool:
     return patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _history_long(
-    trials: pd.DataFrame, tracking_uri: str | None, metrics: Sequence[str] | None
-) -> pd.DataFrame:
+def _history_long(trials: pd.DataFrame, tracking_uri: str | None, metrics: Sequence[str] | None) -> pd.DataFrame:
     from pinnlab.tracking.reader import run_history
 
     parts = []
@@ -237,8 +246,10 @@ def load_study_data(
         factors += [p for p in t.params if p not in factors]
     notes: list[str] = []
     if not any(t.state in FINISHED_STATES for t in record.trials):  # created, or only queued: still a valid study
-        notes.append(f"study {study_name!r} has no finished trials yet ({len(record.trials)} queued or running): "
-                     "every table is empty; run its sweep or workers first")
+        notes.append(
+            f"study {study_name!r} has no finished trials yet ({len(record.trials)} queued or running): "
+            "every table is empty; run its sweep or workers first"
+        )
     uri = resolve_tracking_uri(tracking_uri) if record.parent_run_id else None
     runs = _runs_by_trial(record, tracking_uri, notes)  # unresolved: errors name the setting used
     trials = _trial_rows(record, runs, factors)
@@ -275,7 +286,8 @@ def check_factors(data: StudyData, factors: Sequence[str]) -> list[str]:
     for f in factors:
         if f not in data.factors:
             raise ConfigError(
-                "--factors", f"{f!r} is not a factor of study {data.name!r} (factors: {', '.join(data.factors) or 'none'})"
+                "--factors",
+                f"{f!r} is not a factor of study {data.name!r} (factors: {', '.join(data.factors) or 'none'})",
             )
     return list(factors)
 

@@ -122,8 +122,17 @@ def divergence_importance(
         rows.append(row)
     out = pd.DataFrame(
         rows,
-        columns=["factor", "levels", "n", "mutual_info_bits", "uncertainty", "chance", "importance", "p_value",
-                 "rate_spread"],
+        columns=[
+            "factor",
+            "levels",
+            "n",
+            "mutual_info_bits",
+            "uncertainty",
+            "chance",
+            "importance",
+            "p_value",
+            "rate_spread",
+        ],
     )
     order = {f: i for i, f in enumerate(factors)}
     out["_order"] = out["factor"].map(order)

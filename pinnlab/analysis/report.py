@@ -100,8 +100,11 @@ def build_report(data: StudyData) -> dict[str, Any]:
         "nan_onset": _records(compare.step_distribution(trials, f, "nan_onset_step", space)),
         "divergence_step": _records(compare.step_distribution(trials, f, "divergence_step", space)),
         "weight_growth": _records(compare.growth_by_group(trials, f, space)),
-        "causes": {"found": cause_totals(trials), "known_before_training": cause_totals(trials, "known_causes"),
-                   "risks": cause_totals(trials, "risk_names")},
+        "causes": {
+            "found": cause_totals(trials),
+            "known_before_training": cause_totals(trials, "known_causes"),
+            "risks": cause_totals(trials, "risk_names"),
+        },
         "causes_by_factor": _records(causes_by_factor(trials, f, space)),
         "stable_ranking": _records(compare.stable_ranking(trials, f, data.direction)),
         "importance": {
@@ -128,22 +131,37 @@ def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd
     return [
         ("divergence_by_factor", "Divergence rate by factor", pd.DataFrame(rep["divergence_by_factor"])),
         ("divergence_by_pair", "Divergence rate by pair of factors", pd.DataFrame(rep["divergence_by_pair"])),
-        ("nan_onset", "NaN onset step (levels where a trial went NaN)",
-         _counted(rep["nan_onset"], "no trial went non-finite")),
-        ("divergence_step", "Step at which divergence was detected (levels where a rule fired)",
-         _counted(rep["divergence_step"], "no divergence rule fired in any trial")),
-        ("weight_growth", "Weight growth rate: slope of ln ||W|| per step",
-         _counted(rep["weight_growth"], "no trial has a weight-norm history")),
-        ("causes_by_factor", "Causes found, trials per factor level (pinnlab.causes)",
-         pd.DataFrame(rep["causes_by_factor"])),
+        (
+            "nan_onset",
+            "NaN onset step (levels where a trial went NaN)",
+            _counted(rep["nan_onset"], "no trial went non-finite"),
+        ),
+        (
+            "divergence_step",
+            "Step at which divergence was detected (levels where a rule fired)",
+            _counted(rep["divergence_step"], "no divergence rule fired in any trial"),
+        ),
+        (
+            "weight_growth",
+            "Weight growth rate: slope of ln ||W|| per step",
+            _counted(rep["weight_growth"], "no trial has a weight-norm history"),
+        ),
+        (
+            "causes_by_factor",
+            "Causes found, trials per factor level (pinnlab.causes)",
+            pd.DataFrame(rep["causes_by_factor"]),
+        ),
         (
             "stable_ranking",
             f"Stable configurations by {obj['metric']} ({obj['direction']})",
             ranking,
         ),
         ("importance", "What drives divergence", pd.DataFrame(rep["importance"]["factors"])),
-        ("survival", "Steps to divergence (Kaplan-Meier, non-divergent runs censored)",
-         pd.DataFrame(rep["survival"]["rows"])),
+        (
+            "survival",
+            "Steps to divergence (Kaplan-Meier, non-divergent runs censored)",
+            pd.DataFrame(rep["survival"]["rows"]),
+        ),
         ("boundary", "Critical values: P(divergent) = 0.5", pd.DataFrame(rep["boundary"]["rows"])),
     ]
 
@@ -168,10 +186,15 @@ def _header(rep: dict[str, Any]) -> list[str]:
         f"divergent ({'/'.join(rep['divergent_outcomes'])}): {o['diverged']} of {o['n']} judged trials ({rate})",
         f"optuna storage: {rep['storage']}",
         f"mlflow: {rep['tracking_uri'] or '-'} (parent run {rep['parent_run_id'] or '-'})",
-        *[f"{title}: " + ", ".join(f"{k} {v}" for k, v in table.items())
-          for title, table in (("known before training", rep.get("causes", {}).get("known_before_training")),
-                               ("causes found", rep.get("causes", {}).get("found")),
-                               ("risks (in trials that worked)", rep.get("causes", {}).get("risks"))) if table],
+        *[
+            f"{title}: " + ", ".join(f"{k} {v}" for k, v in table.items())
+            for title, table in (
+                ("known before training", rep.get("causes", {}).get("known_before_training")),
+                ("causes found", rep.get("causes", {}).get("found")),
+                ("risks (in trials that worked)", rep.get("causes", {}).get("risks")),
+            )
+            if table
+        ],
         *[f"note: {n}" for n in rep["notes"]],
     ]
 
@@ -254,9 +277,7 @@ def render_report(rep: dict[str, Any], fmt: str = "table") -> str:
     return "\n".join(out) + "\n"
 
 
-def report(
-    study_name: str, storage: str | None = None, tracking_uri: str | None = None, fmt: str = "table"
-) -> str:
+def report(study_name: str, storage: str | None = None, tracking_uri: str | None = None, fmt: str = "table") -> str:
     """Load the study, build and render its report (``pinnlab report``)."""
     data = load_study_data(study_name, storage, tracking_uri, metrics=[compare.GROWTH_METRIC])
     return render_report(build_report(data), fmt)

@@ -31,8 +31,7 @@ PROBLEMS: Registry[type[Problem]] = Registry("problem", allow_import=True)
 
 from pinnlab.problems import convection1d, helmholtz2d, poisson1d, poisson2d, seed  # noqa: E402
 
-for _cls in (seed.Seed, poisson2d.Poisson2D, convection1d.Convection1D, helmholtz2d.Helmholtz2D,
-             poisson1d.Poisson1D):
+for _cls in (seed.Seed, poisson2d.Poisson2D, convection1d.Convection1D, helmholtz2d.Helmholtz2D, poisson1d.Poisson1D):
     PROBLEMS.register(_cls.name, _cls)
 
 

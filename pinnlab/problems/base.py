@@ -15,8 +15,22 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["Problem", "Params", "Residuals", "LazyModule", "uniform", "grid", "box_boundary",
-           "SCALE_MAX", "MAX_FREQUENCY", "INT32_MAX", "INT64_MAX", "Scale", "Frequency", "BOUND_REASONS"]
+__all__ = [
+    "Problem",
+    "Params",
+    "Residuals",
+    "LazyModule",
+    "uniform",
+    "grid",
+    "box_boundary",
+    "SCALE_MAX",
+    "MAX_FREQUENCY",
+    "INT32_MAX",
+    "INT64_MAX",
+    "Scale",
+    "Frequency",
+    "BOUND_REASONS",
+]
 
 # Bounds on numbers of a config (and of problem params) that end up in float32 tensors.  Finite
 # in Python is not enough: 1e300 becomes inf in float32 and the run "diverges" at step 0 for a
@@ -110,8 +124,10 @@ class Params(BaseModel):
             if isinstance(value, float) and abs(value) > SCALE_MAX:
                 from pinnlab.errors import ConfigError
 
-                raise ConfigError(f"problem.params.{name}", f"{value!r} is not allowed: its size must be at most "
-                                                              f"{SCALE_MAX:g} ({BOUND_REASONS[SCALE_MAX]})")
+                raise ConfigError(
+                    f"problem.params.{name}",
+                    f"{value!r} is not allowed: its size must be at most {SCALE_MAX:g} ({BOUND_REASONS[SCALE_MAX]})",
+                )
         return self
 
 
@@ -165,8 +181,9 @@ class Problem:
         if missing:
             errors.append(f"it does not define {', '.join(missing)} (see pinnlab.problems.Problem)")
         for name in cls.derivatives:
-            if not isinstance(name, str) or not (name == "u" or (name.startswith("u_") and len(name) > 2
-                                                                  and all(c in coords for c in name[2:]))):
+            if not isinstance(name, str) or not (
+                name == "u" or (name.startswith("u_") and len(name) > 2 and all(c in coords for c in name[2:]))
+            ):
                 errors.append(
                     f"derivative {name!r} is not u_ followed by its coordinates {', '.join(coords) or '-'} "
                     "(e.g. u_x, u_tt, u_xy)"
@@ -202,8 +219,11 @@ class Problem:
             from pinnlab.errors import ConfigError
 
             listed = ", ".join(self.derivatives) or "none"
-            raise ConfigError("problem.name", f"{name!r}: pde reads d[{reads[0]!r}], which its derivatives do not "
-                                              f"list ({listed}); add it to derivatives (d['u'] is u itself)")
+            raise ConfigError(
+                "problem.name",
+                f"{name!r}: pde reads d[{reads[0]!r}], which its derivatives do not "
+                f"list ({listed}); add it to derivatives (d['u'] is u itself)",
+            )
 
     def params_dict(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")
@@ -309,4 +329,3 @@ def box_boundary(rng: np.random.Generator, lo, hi, n_per_face: int) -> list[np.n
             pts[:, axis] = value
             faces.append(pts)
     return faces
-

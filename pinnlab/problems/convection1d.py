@@ -65,4 +65,3 @@ class Convection1D(Problem):
         xs = np.linspace(0, TWO_PI, 256, endpoint=False)
         ts = np.linspace(0, 1, 100)
         return np.stack([m.ravel() for m in np.meshgrid(xs, ts, indexing="ij")], axis=1)
-

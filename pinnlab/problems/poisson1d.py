@@ -19,7 +19,9 @@ from pinnlab.problems.base import Frequency, Params, Problem, tf
 
 
 class Poisson1DParams(Params):
-    a: Frequency = 4.0  # (bounded: MAX_FREQUENCY) u = sin(4πx): the frequency at which plain training fails in the paper
+    a: Frequency = (
+        4.0  # (bounded: MAX_FREQUENCY) u = sin(4πx): the frequency at which plain training fails in the paper
+    )
     n_residual: int = Field(100, gt=1)  # the authors' 100 equally spaced points
     n_boundary: int = Field(100, ge=2)  # 50 copies of x = 0 and 50 of x = 1
 

@@ -152,7 +152,9 @@ class StudyResult:
 
             lines += ["", title, pd.DataFrame(rows).to_string(index=False)]
         lines.append("")
-        lines.append(f"{len(self.runs)} training runs in {self.wall_seconds:.0f} s; figures and result.json in {self.out}")
+        lines.append(
+            f"{len(self.runs)} training runs in {self.wall_seconds:.0f} s; figures and result.json in {self.out}"
+        )
         for f in self.figures:
             lines.append(f"  {f}")
         if self.mlflow_run_id:
@@ -197,8 +199,9 @@ class Session:
     def parts(self) -> dict[str, Any]:
         return self.result.parts
 
-    def claim(self, part: str, claim: str, source: str, ours: str, ok: bool | None, criterion: str = "",
-              partly: bool = False) -> None:
+    def claim(
+        self, part: str, claim: str, source: str, ours: str, ok: bool | None, criterion: str = "", partly: bool = False
+    ) -> None:
         self.result.claims.append(Claim(part, claim, source, ours, agreement(ok, partly), criterion))
 
     def table(self, title: str, rows: list[dict[str, Any]]) -> None:

@@ -61,7 +61,7 @@ def seed_figures(session, question: Sequence, pictures: Mapping[str, np.ndarray 
     paths = []
     fig, axes = _figure(1, 2)
     ax = axes[0, 0]
-    for result, trainer in question:
+    for result, _trainer in question:
         seed = result.config.training.seed
         _line(ax, result.history["weight_norm/total"], label=f"seed {seed} ({result.outcome})")
         if result.nan_onset_step is not None:
@@ -90,13 +90,14 @@ def seed_figures(session, question: Sequence, pictures: Mapping[str, np.ndarray 
         if u is None:
             ax.text(0.5, 0.5, "diverged\n(no finite u)", ha="center", va="center", transform=ax.transAxes)
         else:
-            im = ax.imshow(u.reshape(60, 60).T, origin="lower", extent=(-3, 2.9, -3, 2.9), cmap="RdBu_r",
-                           vmin=-lim, vmax=lim)
+            im = ax.imshow(
+                u.reshape(60, 60).T, origin="lower", extent=(-3, 2.9, -3, 2.9), cmap="RdBu_r", vmin=-lim, vmax=lim
+            )
             fig.colorbar(im, ax=ax, fraction=0.046)
             ax.set_xlabel(f"std(u) = {np.std(u):.3g}", fontsize=8)
         title = "reference: u = x − y²/2 (Dirichlet data)" if label == "reference" else label
         ax.set_title(title, fontsize=8)
-    for ax in axes.ravel()[len(shown):]:
+    for ax in axes.ravel()[len(shown) :]:
         ax.axis("off")
     paths.append(_save(fig, out / "seed_remedies.png"))
     return paths
@@ -152,11 +153,21 @@ def helmholtz_figures(
     colors = {"plain": "tab:red", "annealing": "tab:blue", "modified": "tab:orange", "modified+annealing": "tab:green"}
     for (method, seed), h in curves.items():
         if "error/rel_l2" in h:
-            _line(axes[0, 0], h["error/rel_l2"], color=colors[method], alpha=0.5 + 0.5 * (seed == 0),
-                  label=f"{method}, seed {seed}")
+            _line(
+                axes[0, 0],
+                h["error/rel_l2"],
+                color=colors[method],
+                alpha=0.5 + 0.5 * (seed == 0),
+                label=f"{method}, seed {seed}",
+            )
         if "lambda/boundary" in h:
-            _line(axes[0, 1], h["lambda/boundary"], color=colors[method], alpha=0.5 + 0.5 * (seed == 0),
-                  label=f"{method}, seed {seed}")
+            _line(
+                axes[0, 1],
+                h["lambda/boundary"],
+                color=colors[method],
+                alpha=0.5 + 0.5 * (seed == 0),
+                label=f"{method}, seed {seed}",
+            )
     for ax, title in ((axes[0, 0], "relative L2 error"), (axes[0, 1], "annealed boundary weight λ")):
         ax.set_yscale("log")
         ax.set_xlabel("step")
@@ -198,8 +209,12 @@ def causal_figures(session, curves: Mapping) -> list[Path]:
             _line(axes[0, 0], h["error/rel_l2"], color=colors[method], alpha=alpha, label=f"{method}, seed {seed}")
         if "causal/w_min" in h:
             w = h["causal/w_min"].dropna()
-            axes[0, 1].plot(*_decimate(w.index.to_numpy(), w.to_numpy(dtype=float)), color=colors[method],
-                            alpha=alpha, label=f"seed {seed}")
+            axes[0, 1].plot(
+                *_decimate(w.index.to_numpy(), w.to_numpy(dtype=float)),
+                color=colors[method],
+                alpha=alpha,
+                label=f"seed {seed}",
+            )
     axes[0, 0].set_yscale("log")
     axes[0, 0].set_title("relative L2 error")
     axes[0, 1].set_ylim(-0.02, 1.02)

@@ -184,7 +184,10 @@ def run(session: Session) -> None:
         "architecture",
         "Annealing and the modified MLP together (M4) improve the accuracy by 50–100× over a plain MLP (M1)",
         W21,
-        "per seed: M1 " + ", ".join(fmt(p["error"]) for p in plain) + " vs M4 " + ", ".join(fmt(d["error"]) for d in m4)
+        "per seed: M1 "
+        + ", ".join(fmt(p["error"]) for p in plain)
+        + " vs M4 "
+        + ", ".join(fmt(d["error"]) for d in m4)
         + f" ({', '.join(fmt(g) for g in gains_m4)}× better; M3 alone: {', '.join(fmt(g) for g in gains_m3)}×)",
         all(g is not None and g >= 50 for g in gains_m4),
         "≥ 50× on every seed (partly: ≥ 5×)",

@@ -36,8 +36,12 @@ def ntk_figures(session, curves: Mapping, spectra: Mapping[str, Mapping[str, np.
             _line(ax, h["error/rel_l2"], color=_COLORS[method], alpha=alpha, label=f"{method}, seed {seed}")
         if method == "ntk":
             ls = "-" if opt == "gd" else ":"
-            _line(axes[0, 2], h["lambda/boundary"], color="tab:blue", ls=ls, alpha=alpha, label=f"λ_u {opt}, seed {seed}")
-            _line(axes[0, 2], h["lambda/residual"], color="tab:green", ls=ls, alpha=alpha, label=f"λ_r {opt}, seed {seed}")
+            _line(
+                axes[0, 2], h["lambda/boundary"], color="tab:blue", ls=ls, alpha=alpha, label=f"λ_u {opt}, seed {seed}"
+            )
+            _line(
+                axes[0, 2], h["lambda/residual"], color="tab:green", ls=ls, alpha=alpha, label=f"λ_r {opt}, seed {seed}"
+            )
     titles = ("error, gradient descent 1e-5", "error, Adam 1e-3 (×0.9 / 1000)", "NTK weights λ")
     for ax, title in zip(axes[0], titles):
         ax.set_yscale("log")
@@ -55,8 +59,13 @@ def ntk_figures(session, curves: Mapping, spectra: Mapping[str, Mapping[str, np.
                 method, when = moment.split(", ")
                 ev = np.asarray(blocks[term])
                 ev = ev[ev > 1e-6 * ev.max()]  # the rest is float32 round-off (K_uu has rank 2: two distinct points)
-                ax.plot(np.arange(1, len(ev) + 1), ev, color=_COLORS[method], ls="-" if when == "end" else "--",
-                        label=moment)
+                ax.plot(
+                    np.arange(1, len(ev) + 1),
+                    ev,
+                    color=_COLORS[method],
+                    ls="-" if when == "end" else "--",
+                    label=moment,
+                )
             ax.set_yscale("log")
             ax.set_xscale("log")
             ax.set_xlabel("index")

@@ -57,23 +57,32 @@ def run(session: Session) -> None:
     curves: dict[tuple[str, int], Any] = {}
     for seed in b["seeds"]:
         for arm in ARMS:
-            cfg = session.config("convection1d", {
-                "problem.params.beta": b["beta"], "training.steps": b["steps"], "training.seed": seed,
-                "diagnostics.every": b["every"], **_arm(arm, b["switch"])})
+            cfg = session.config(
+                "convection1d",
+                {
+                    "problem.params.beta": b["beta"],
+                    "training.steps": b["steps"],
+                    "training.seed": seed,
+                    "diagnostics.every": b["every"],
+                    **_arm(arm, b["switch"]),
+                },
+            )
             result, _ = session.train(cfg, arm, part=arm)
             h = result.history
             newton = h["newton/step_size"].dropna() if "newton/step_size" in h else None
-            rows.append({
-                "seed": seed,
-                "arm": arm,
-                "error": result.rel_l2_error,
-                "outcome": result.outcome,
-                "final_loss": result.final_loss,
-                "loss_at_switch": [float(h["loss/total"].iloc[s - 1]) for s in b["switch"] if s <= len(h)],
-                "newton_step_size_median": None if newton is None or newton.empty else float(newton.median()),
-                "newton_cg_iters_median": None if newton is None else float(h["newton/cg_iters"].dropna().median()),
-                "wall_seconds": result.wall_seconds,
-            })
+            rows.append(
+                {
+                    "seed": seed,
+                    "arm": arm,
+                    "error": result.rel_l2_error,
+                    "outcome": result.outcome,
+                    "final_loss": result.final_loss,
+                    "loss_at_switch": [float(h["loss/total"].iloc[s - 1]) for s in b["switch"] if s <= len(h)],
+                    "newton_step_size_median": None if newton is None or newton.empty else float(newton.median()),
+                    "newton_cg_iters_median": None if newton is None else float(h["newton/cg_iters"].dropna().median()),
+                    "wall_seconds": result.wall_seconds,
+                }
+            )
             curves[(arm, seed)] = h
     session.parts["runs"] = rows
     session.parts["budget"] = b
@@ -83,25 +92,46 @@ def run(session: Session) -> None:
     errors = {arm: [by[(arm, s)]["error"] for s in b["seeds"]] for arm in ARMS}
     session.table(
         f"relative L2 error after {b['steps']:,} rows, convection β = {b['beta']:g}",
-        [{"seed": s, **{arm: fmt(by[(arm, s)]["error"]) for arm in ARMS},
-          "outcomes": ", ".join(str(by[(arm, s)]["outcome"]) for arm in ARMS)} for s in b["seeds"]]
+        [
+            {
+                "seed": s,
+                **{arm: fmt(by[(arm, s)]["error"]) for arm in ARMS},
+                "outcomes": ", ".join(str(by[(arm, s)]["outcome"]) for arm in ARMS),
+            }
+            for s in b["seeds"]
+        ]
         + [{"seed": "published", **{arm: fmt(PUBLISHED[arm]) for arm in ARMS}, "outcomes": "β = 40, their setup"}],
     )
 
     gains = []
     for part, before, after, claim, label in (
-        ("lbfgs", "adam", "adam+lbfgs",
-         "L-BFGS after Adam lowers the error that Adam alone reaches (their table: 5.96e-2 → 4.19e-3)",
-         "Adam → Adam+L-BFGS"),
-        ("newton", "adam+lbfgs", "adam+lbfgs+nncg",
-         "A Newton–CG phase after L-BFGS lowers it again (their table: 4.19e-3 → 1.94e-3)",
-         "Adam+L-BFGS → +NNCG"),
+        (
+            "lbfgs",
+            "adam",
+            "adam+lbfgs",
+            "L-BFGS after Adam lowers the error that Adam alone reaches (their table: 5.96e-2 → 4.19e-3)",
+            "Adam → Adam+L-BFGS",
+        ),
+        (
+            "newton",
+            "adam+lbfgs",
+            "adam+lbfgs+nncg",
+            "A Newton–CG phase after L-BFGS lowers it again (their table: 4.19e-3 → 1.94e-3)",
+            "Adam+L-BFGS → +NNCG",
+        ),
     ):
         pairs = list(zip(errors[before], errors[after]))
         lower = [x is not None and y is not None and x > y for x, y in pairs]
         gains.append(lower)
-        session.claim(part, claim, R24, f"per seed, {label}: " + ", ".join(f"{fmt(x)} → {fmt(y)}" for x, y in pairs),
-                      all(lower), "lower on every seed", partly=any(lower))
+        session.claim(
+            part,
+            claim,
+            R24,
+            f"per seed, {label}: " + ", ".join(f"{fmt(x)} → {fmt(y)}" for x, y in pairs),
+            all(lower),
+            "lower on every seed",
+            partly=any(lower),
+        )
     lbfgs_gain, nncg_gain = gains
     ordering = [x and y for x, y in zip(lbfgs_gain, nncg_gain)]
     session.claim(

@@ -126,8 +126,9 @@ def part_a(session: Session, b: dict) -> list:
         cfg = session.config("seed", {"training.seed": seed, "divergence.stop_early": b["stop_early"]})
         result, trainer = session.train(cfg, "question (100 relu, raw u_x+u_yy)", part="a")
         runs.append((result, trainer))
-    rows = [_divergence_summary(r) | {"seed": s, "kernel_norms": _kernel_norms(r, t)}
-            for (r, t), s in zip(runs, b["seeds"])]
+    rows = [
+        _divergence_summary(r) | {"seed": s, "kernel_norms": _kernel_norms(r, t)} for (r, t), s in zip(runs, b["seeds"])
+    ]
     session.parts["a"] = {"runs": rows}
     divergent = all(r.diverged for r, _ in runs)
     rates = [row["growth_rate"] for row in rows]
@@ -154,7 +155,7 @@ def part_a(session: Session, b: dict) -> list:
             "NaN 'after the first epoch'",
             QUESTION,
             f"first non-finite value on {count_span(nan_steps)} (epochs {span(epochs)}), first in "
-            + ", ".join(sorted({str(row['first_nonfinite']) for row in rows}))
+            + ", ".join(sorted({str(row["first_nonfinite"]) for row in rows}))
             + f"; {PRE_ENGINE}: 8,560–8,680",
             all(s is not None and s < 2 * STEPS_PER_EPOCH for s in nan_steps),
             "NaN within 2 epochs on every seed",
@@ -178,7 +179,10 @@ def part_b(session: Session, b: dict) -> None:
         cfg = session.config("seed-answer", {"training.seed": seed, "divergence.stop_early": b["stop_early"]})
         initial = {}
         result, trainer = session.train(
-            cfg, "answer (5 softplus, raw u_x+u_yy)", part="b", before=lambda t, i=initial: i.update(signs=_sign_pattern(t))
+            cfg,
+            "answer (5 softplus, raw u_x+u_yy)",
+            part="b",
+            before=lambda t, i=initial: i.update(signs=_sign_pattern(t)),
         )
         runs.append((result, trainer, seed, initial["signs"]))
     rows = []
@@ -198,8 +202,11 @@ def part_b(session: Session, b: dict) -> None:
         "Dense(5, softplus) → Dense(1, softplus) diverges as well",
         ANSWER,
         f"{sum(r.diverged for r, *_ in runs)}/{len(runs)} seeds divergent; "
-        + (f"NaN on {count_span([row['nan_onset_step'] for row in rows])} ({PRE_ENGINE}: 5,700–8,050)"
-           if not b["stop_early"] else f"detected at steps {span([row['divergence_step'] for row in rows])}"),
+        + (
+            f"NaN on {count_span([row['nan_onset_step'] for row in rows])} ({PRE_ENGINE}: 5,700–8,050)"
+            if not b["stop_early"]
+            else f"detected at steps {span([row['divergence_step'] for row in rows])}"
+        ),
         all(r.diverged for r, *_ in runs),
         "every seed divergent",
     )
@@ -259,7 +266,9 @@ def part_c(session: Session, b: dict, intended: list) -> None:
             # the literal "u_yy" adds, over the whole grid?
             x = tf.constant(Seed.question_grid(), trainer.dtype)
             _, d = partials(trainer.model, x, [(1, 1), (0, 1)])
-            initial["mixed"] = float(np.mean(np.abs(d[(0, 1)].numpy())) / max(np.mean(np.abs(d[(1, 1)].numpy())), 1e-30))
+            initial["mixed"] = float(
+                np.mean(np.abs(d[(0, 1)].numpy())) / max(np.mean(np.abs(d[(1, 1)].numpy())), 1e-30)
+            )
 
         r_lit, _ = session.train(cfg, "literal loss df1[0,0] + df2[0,1]", part="c", before=mixed_term)
         lit0 = float(r_lit.history["loss/total"].iloc[0])
@@ -424,8 +433,10 @@ def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
             if not b["stop_early"]:
                 nans = [r["nan_onset_step"] for r in rows]
                 ours += f"; NaN on {count_span(nans)} vs {count_span(nan_no_decay)} without decay"
-                delayed = delayed and all(x is not None for x in nans + nan_no_decay) and bool(
-                    np.median(nans) > np.median(nan_no_decay)
+                delayed = (
+                    delayed
+                    and all(x is not None for x in nans + nan_no_decay)
+                    and bool(np.median(nans) > np.median(nan_no_decay))
                 )
             ok = ok and delayed
         if key in ("raw+l2=1", "squared", "squared+anchor") and exp_stable:
@@ -440,9 +451,15 @@ def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
             )
             + ("; spread < 0.1 (near-constant u)" if key in ("raw+l2=1", "squared", "squared+anchor") else "")
         )
-        session.claim("d", claim, PRE_ENGINE if key != "squared+dirichlet" else ANSWER + " + " + PRE_ENGINE, ours, ok, criterion)
-    session.parts["d"] = {"remedies": table, "seeds": b["remedy_seeds"], "epochs": b["remedy_epochs"],
-                          "meaningful_means": f"relative L2 error vs u = x - y^2/2 <= {MEANINGFUL_ERROR}"}
+        session.claim(
+            "d", claim, PRE_ENGINE if key != "squared+dirichlet" else ANSWER + " + " + PRE_ENGINE, ours, ok, criterion
+        )
+    session.parts["d"] = {
+        "remedies": table,
+        "seeds": b["remedy_seeds"],
+        "epochs": b["remedy_epochs"],
+        "meaningful_means": f"relative L2 error vs u = x - y^2/2 <= {MEANINGFUL_ERROR}",
+    }
     session.table("d: remedies (stable = finite and no growth rule fired; meaningful = u ≈ x − y²/2)", table)
     return pictures
 

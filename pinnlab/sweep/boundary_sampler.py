@@ -73,11 +73,7 @@ mean over 10 sampler seeds; decades of learning rate):
   whole space needs.  The bisection phase does not explore: it visits every level by
   construction, and a random trial costs an eighth of a budget of 8.
 
-Also tried: bisection without sharing (a level without a bracket probes the largest empty ball of
-its own trials): 0.111, every level halves the whole range on its own.  A one-class level probing
-the *midpoint* between its trial and the nearest other-class trial of another level (halving rather
-than copying): 0.256, since about half the time the level sees its own class again, ends without a
-bracket of its own, and its estimate falls back to the range.
+Variants measured and not used: docs/design.md.
 
 Determinism: every random draw of trial n comes from a generator seeded with (seed, n), and the
 bisection is a function of the finished (and running) trials, so the proposals are a function of
@@ -169,8 +165,15 @@ def _empty_ball(points: np.ndarray, rng: np.random.Generator, dim: int) -> np.nd
 class BoundarySampler(optuna.samplers.BaseSampler):
     """Per-level bisection, then maximum-entropy sampling of P(divergent | params) (module docstring)."""
 
-    def __init__(self, *, seed: int = 0, n_startup: int = 0, n_bisect: int = 4, explore: float = 0.2,
-                 n_candidates: int = N_CANDIDATES):
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        n_startup: int = 0,
+        n_bisect: int = 4,
+        explore: float = 0.2,
+        n_candidates: int = N_CANDIDATES,
+    ):
         if not 0 <= explore <= 1:
             raise ValueError(f"`0 <= explore <= 1` must hold, but got ({explore=}).")
         self.seed = seed
@@ -199,8 +202,9 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         finished = study.get_trials(deepcopy=False, states=LABELLED_STATES)
         labelled = [(t, divergent_label(t.user_attrs)) for t in finished if set(search_space) <= set(t.params)]
         labelled = [(t, y) for t, y in labelled if y is not None]
-        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                   if t.number != trial.number]
+        running = [
+            t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number != trial.number
+        ]
         proposal = self._bisect(search_space, labelled, running, rng)
         if proposal is not None:
             return proposal
@@ -216,8 +220,11 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         return pool[int(np.argmax(entropy))]
 
     def _bisect(
-        self, space: dict[str, BaseDistribution], labelled: list[tuple[FrozenTrial, bool]],
-        running: list[FrozenTrial], rng: np.random.Generator,
+        self,
+        space: dict[str, BaseDistribution],
+        labelled: list[tuple[FrozenTrial, bool]],
+        running: list[FrozenTrial],
+        rng: np.random.Generator,
     ) -> dict[str, Any] | None:
         """The bisection phase's proposal (module docstring), or None once it is over."""
         cat = [n for n, d in space.items() if isinstance(d, CategoricalDistribution)]

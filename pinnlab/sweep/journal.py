@@ -64,10 +64,15 @@ def _damaged(url: str, path: Path, line: int, what: str) -> StoreError:
     """The error for line ``line`` (1-based) being ``what``: the file is no journal when it is the
     first line, else the records before it are intact and can be kept."""
     if line == 1:
-        return StoreError(StoreError.OPTUNA, url, f"{str(path)!r} is not an Optuna journal ({what} on line 1)",
-                          "give the journal the sweep used, or move that file away")
+        return StoreError(
+            StoreError.OPTUNA,
+            url,
+            f"{str(path)!r} is not an Optuna journal ({what} on line 1)",
+            "give the journal the sweep used, or move that file away",
+        )
     return StoreError(
-        StoreError.OPTUNA, url,
+        StoreError.OPTUNA,
+        url,
         f"line {line} of {str(path)!r} is {what} (damage a repair of the last line cannot undo)",
         f"keep a copy, then recover the {line - 1} records before it: "
         f"head -n {line - 1} {path} > {path}.fixed and give journal:{path}.fixed",
@@ -139,8 +144,12 @@ def repair_tail(url: str, path: Path) -> str | None:
             if kind and line.endswith(b"\n"):
                 return None
             if kind is False:
-                raise StoreError(StoreError.OPTUNA, url, f"the last line of {str(path)!r} is JSON but not an Optuna "
-                                 "operation", "give the journal the sweep used, or move that file away")
+                raise StoreError(
+                    StoreError.OPTUNA,
+                    url,
+                    f"the last line of {str(path)!r} is JSON but not an Optuna operation",
+                    "give the journal the sweep used, or move that file away",
+                )
             if kind:
                 f.seek(0, os.SEEK_END)
                 f.write(b"\n")
@@ -156,10 +165,16 @@ def repair_tail(url: str, path: Path) -> str | None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise StoreError(StoreError.OPTUNA, url, f"cannot repair its damaged last line ({exc.strerror or exc})",
-                         "free space or fix permissions, then run the command again") from None
-    return (f"cut a damaged last line ({len(line)} bytes, an interrupted write; copied to {backup.name}); "
-            "every complete record is kept")
+        raise StoreError(
+            StoreError.OPTUNA,
+            url,
+            f"cannot repair its damaged last line ({exc.strerror or exc})",
+            "free space or fix permissions, then run the command again",
+        ) from None
+    return (
+        f"cut a damaged last line ({len(line)} bytes, an interrupted write; copied to {backup.name}); "
+        "every complete record is kept"
+    )
 
 
 def _backup_name(path: Path) -> Path:
@@ -191,8 +206,12 @@ def _clear_stale_lock(url: str, path: Path) -> None:
     except OSError as exc:
         raise StoreError(StoreError.OPTUNA, url, f"cannot check its lock {str(lock)!r} ({exc.strerror})") from None
     if lock.is_dir() and not lock.is_symlink():
-        raise StoreError(StoreError.OPTUNA, url, f"{str(lock)!r} is a directory where the journal's lock goes",
-                         "remove it (no pinnlab or Optuna process makes one)")
+        raise StoreError(
+            StoreError.OPTUNA,
+            url,
+            f"{str(lock)!r} is a directory where the journal's lock goes",
+            "remove it (no pinnlab or Optuna process makes one)",
+        )
     age = time.time() - st.st_mtime
     if age < LOCK_GRACE and lock.exists():
         return  # held now: Optuna waits for it, and releases it by force after LOCK_GRACE
@@ -225,7 +244,7 @@ class GuardedJournalBackend(JournalFileBackend):
                 try:
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 except OSError as exc:
                     try:  # leave the journal as it was before this write
@@ -234,7 +253,8 @@ class GuardedJournalBackend(JournalFileBackend):
                     except OSError:  # the next command that writes cuts the partial record
                         pass
                     raise StoreError(
-                        StoreError.OPTUNA, self._url,
+                        StoreError.OPTUNA,
+                        self._url,
                         f"cannot write to it ({exc.strerror or exc}); every record before this write is kept",
                         "free space (or raise the file size limit), then run the same command again",
                     ) from None
@@ -271,7 +291,9 @@ def open_journal(url: str, path: Path, *, create: bool, read_only: bool) -> Jour
         raise StoreError(StoreError.OPTUNA, url, f"{str(path)!r} is a directory", "name a journal file")
     if (not create or read_only) and not path.is_file():
         raise StoreError(
-            StoreError.OPTUNA, url, f"no Optuna journal at {str(path)!r}",
+            StoreError.OPTUNA,
+            url,
+            f"no Optuna journal at {str(path)!r}",
             "run `pinnlab sweep FILE` first (in this directory, or with the same $PINNLAB_HOME), "
             "or give the storage the sweep used",
         )
@@ -279,8 +301,11 @@ def open_journal(url: str, path: Path, *, create: bool, read_only: bool) -> Jour
     try:
         if read_only:
             if tail is not None:
-                _notice(path, f"its last line is damaged or still being written; reading the {tail.records} "
-                        "complete records before it (the next command that writes to it repairs it)")
+                _notice(
+                    path,
+                    f"its last line is damaged or still being written; reading the {tail.records} "
+                    "complete records before it (the next command that writes to it repairs it)",
+                )
             backend: JournalFileBackend = _ReadOnlyBackend(str(path), None if tail is None else tail.keep)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,12 +317,20 @@ def open_journal(url: str, path: Path, *, create: bool, read_only: bool) -> Jour
                 if done:
                     _notice(path, done)
     except OSError as exc:
-        raise StoreError(StoreError.OPTUNA, url, f"cannot open it ({exc.strerror or exc})",
-                         "give a journal path whose directory can be created and written") from None
+        raise StoreError(
+            StoreError.OPTUNA,
+            url,
+            f"cannot open it ({exc.strerror or exc})",
+            "give a journal path whose directory can be created and written",
+        ) from None
     try:
         return JournalStorage(backend)
     except StoreError:
         raise
     except Exception as exc:  # a record with an operation's code but not its fields
-        raise StoreError(StoreError.OPTUNA, url, f"cannot replay it ({type(exc).__name__}: {first_line(exc)})",
-                         "give the journal the sweep used, or move that file away") from None
+        raise StoreError(
+            StoreError.OPTUNA,
+            url,
+            f"cannot replay it ({type(exc).__name__}: {first_line(exc)})",
+            "give the journal the sweep used, or move that file away",
+        ) from None

@@ -31,15 +31,15 @@ from typing import Any
 
 import optuna
 
-from pinnlab.errors import first_line
 from pinnlab import keys
+from pinnlab.errors import first_line
 from pinnlab.keys import BATCH_ATTR, MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
+from pinnlab.outcomes import Outcome
+from pinnlab.runs import Tracking, run_config
+from pinnlab.summary import OBJECTIVE_METRICS, TRIAL_ATTRS
 from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
-from pinnlab.runs import Tracking, run_config
-from pinnlab.outcomes import Outcome
-from pinnlab.summary import OBJECTIVE_METRICS, TRIAL_ATTRS
 from pinnlab.training import Callback, StopTraining
 
 DIVERGENCE_CONSTRAINT = "divergence"  # the Optuna constraint of a divergent trial (> 0: infeasible)
@@ -100,8 +100,9 @@ def _has_exact(problem) -> bool:
         return False
     try:
         probe = _Probe()
-        call = types.FunctionType(fn.__code__, {**fn.__globals__, "tf": probe}, fn.__name__, fn.__defaults__,
-                                  fn.__closure__)
+        call = types.FunctionType(
+            fn.__code__, {**fn.__globals__, "tf": probe}, fn.__name__, fn.__defaults__, fn.__closure__
+        )
         return call(problem, probe) is not None
     except Exception:
         return True
@@ -116,14 +117,27 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     terms = list(problem.term_names())
     reg, lc, d = cfg.regularization, cfg.loss, cfg.diagnostics
     loss_terms = terms + [t for t, c in (("l2", reg.l2), ("l1", reg.l1)) if c > 0]
-    adaptive = {"fixed": [], "causal": [], "ntk": terms, "grad_norm": [t for t in terms if t not in problem.residual_terms]}
+    adaptive = {
+        "fixed": [],
+        "causal": [],
+        "ntk": terms,
+        "grad_norm": [t for t in terms if t not in problem.residual_terms],
+    }
     encoders = ["encoder_1", "encoder_2"] if cfg.model.architecture == "modified_mlp" else []
-    layers = [f"{n}/{v}" for n in [*(f"dense_{i + 1}" for i in range(cfg.model.depth + 1)), *encoders]
-              for v in ("kernel", "bias")]
-    step = ["loss/total", *(f"loss/{t}" for t in loss_terms), "grad_norm/total", "weight_norm/total",
-            *(f"lambda/{t}" for t in adaptive[lc.weighting.scheme]),
-            *(["causal/w_min"] if lc.weighting.scheme == "causal" else []),
-            *(["optimizer/phase"] if cfg.optimizer.then else [])]
+    layers = [
+        f"{n}/{v}"
+        for n in [*(f"dense_{i + 1}" for i in range(cfg.model.depth + 1)), *encoders]
+        for v in ("kernel", "bias")
+    ]
+    step = [
+        "loss/total",
+        *(f"loss/{t}" for t in loss_terms),
+        "grad_norm/total",
+        "weight_norm/total",
+        *(f"lambda/{t}" for t in adaptive[lc.weighting.scheme]),
+        *(["causal/w_min"] if lc.weighting.scheme == "causal" else []),
+        *(["optimizer/phase"] if cfg.optimizer.then else []),
+    ]
     diag = ["trend/ln_weight_norm"]
     if "newton_cg" in (name for name, _ in cfg.optimizer.phases()):  # pinnlab.training.loops.NewtonCGLoop
         diag += ["newton/step_size", "newton/cg_iters", "newton/cg_residual"]
@@ -135,7 +149,9 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     if d.per_layer:
         diag += [f"{k}/{n}" for n in layers for k in ("weight_norm", "grad_norm")]
     if d.derivatives:
-        own = type(problem).pde_residuals is not Problem.pde_residuals or type(problem).residuals is not Problem.residuals
+        own = (
+            type(problem).pde_residuals is not Problem.pde_residuals or type(problem).residuals is not Problem.residuals
+        )
         if own:  # a problem that computes its own derivatives names them itself
             families.append("deriv/")
         else:
@@ -327,8 +343,13 @@ class Objective:
         ids = [r.mlflow_run_id for r in runs] if self.track else []
         summaries = [r.summary() for r in results]
         values = [objective_value(s, spec.objective.metric) for s in summaries]
-        verdict = aggregate(summaries, values, [r.config.training.seed for r in results], ids,
-                            replicate_rate=cfg.divergence.replicate_rate)
+        verdict = aggregate(
+            summaries,
+            values,
+            [r.config.training.seed for r in results],
+            ids,
+            replicate_rate=cfg.divergence.replicate_rate,
+        )
         rep = summaries[verdict["representative"]]
         for key in TRIAL_ATTRS:
             trial.set_user_attr(key, rep.get(key))
@@ -339,7 +360,9 @@ class Objective:
         for key, value in verdict["attrs"].items():
             trial.set_user_attr(key, value)
         attrs = verdict["attrs"]
-        trial.set_constraint(DIVERGENCE_CONSTRAINT, float(attrs[keys.DIVERGENCE_RATE_ATTR]) if verdict["divergent"] else 0.0)
+        trial.set_constraint(
+            DIVERGENCE_CONSTRAINT, float(attrs[keys.DIVERGENCE_RATE_ATTR]) if verdict["divergent"] else 0.0
+        )
         diverged = sum(Outcome(o).divergent for o in attrs[keys.REPLICATE_OUTCOMES_ATTR])
         if verdict["divergent"]:
             median = verdict["value"]
@@ -347,7 +370,9 @@ class Objective:
                 trial.report(median, int(rep.get("steps_run") or 0))
             raise optuna.TrialPruned(f"{diverged} of {len(results)} seeds diverged")
         if verdict["value"] is None:
-            raise optuna.TrialPruned(f"objective {spec.objective.metric!r} has no finite value on the non-divergent seeds")
+            raise optuna.TrialPruned(
+                f"objective {spec.objective.metric!r} has no finite value on the non-divergent seeds"
+            )
         return float(verdict["value"])
 
     def run_batch(self, trials: Sequence[optuna.Trial]) -> None:

@@ -59,8 +59,11 @@ def _die_with_parent(parent_pid: int) -> None:
         if not armed:
             os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(ORPHAN_GRACE)
-        print(f"pinnlab sweep: worker pid {os.getpid()}: the sweep died and the trial did not stop "
-              f"within {ORPHAN_GRACE} s; exiting (the next `pinnlab sweep` repairs the trial)", file=sys.stderr)
+        print(
+            f"pinnlab sweep: worker pid {os.getpid()}: the sweep died and the trial did not stop "
+            f"within {ORPHAN_GRACE} s; exiting (the next `pinnlab sweep` repairs the trial)",
+            file=sys.stderr,
+        )
         os._exit(137)
 
     threading.Thread(target=watch, name="pinnlab-parent-watch", daemon=True).start()

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from pinnlab.errors import ConfigError
 from pinnlab.keys import PARENT_ATTR, SPEC_ATTR
 from pinnlab.sweep.study import _load, budget_kinds, open_storage

@@ -63,7 +63,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinnlab.sweep.spec import SweepSpec
 from pinnlab.keys import (
     FINISHED_TAG,
     KIND_TAG,
@@ -73,8 +72,10 @@ from pinnlab.keys import (
     TRACKING_ATTR,
 )
 from pinnlab.outcomes import Outcome, trial_outcome
+from pinnlab.sweep.spec import SweepSpec
 from pinnlab.sweep.stops import QuietStop, abandon, kill_parent, lost_storage_is_one_line, quiet_lost_threads, stopped
 from pinnlab.sweep.study import (
+    StorageLost,
     budget,
     budget_kinds,
     create_or_load_study,
@@ -83,7 +84,6 @@ from pinnlab.sweep.study import (
     enqueue_slots,
     heartbeat_settings,
     load_study,
-    StorageLost,
     uses_heartbeat,
 )
 
@@ -119,8 +119,14 @@ class SweepReport:
 def best_trial(study, trials) -> Any:
     """The best COMPLETE trial that worked (``Outcome.worked``): a stalled or silently failed
     trial keeps its value as a result but is never the answer of the sweep; None if none."""
-    ok = [t for t in trials if t.state.name == "COMPLETE" and t.values and len(t.values) == 1
-          and (Outcome.parse(t.user_attrs.get("outcome")) or Outcome.STABLE).worked]
+    ok = [
+        t
+        for t in trials
+        if t.state.name == "COMPLETE"
+        and t.values
+        and len(t.values) == 1
+        and (Outcome.parse(t.user_attrs.get("outcome")) or Outcome.STABLE).worked
+    ]
     if not ok:
         return None
     pick = min if study.direction.name == "MINIMIZE" else max
@@ -219,7 +225,9 @@ def run_worker(
         from pinnlab.tracking import check_parent_run
 
         if parent is None:
-            raise ConfigError("--tracking-uri", f"study {study_name!r} was created with --no-track: it has no MLflow parent run")
+            raise ConfigError(
+                "--tracking-uri", f"study {study_name!r} was created with --no-track: it has no MLflow parent run"
+            )
         check_parent_run(tracking_uri, parent)  # checks the store read-only first (never creates one)
     from pinnlab.sweep.objective import Objective, Surplus
 
@@ -237,13 +245,18 @@ def run_worker(
         callbacks=[terminate],
     )
     try:
-        with lost_storage_is_one_line(storage), quiet_lost_threads(), terminate.installed(
-            [signal.SIGTERM, signal.SIGINT]
-        ), terminate.deferred(), on_abort(lambda: abandon(study, recovery, terminate.received)):
+        with (
+            lost_storage_is_one_line(storage),
+            quiet_lost_threads(),
+            terminate.installed([signal.SIGTERM, signal.SIGINT]),
+            terminate.deferred(),
+            on_abort(lambda: abandon(study, recovery, terminate.received)),
+        ):
             # a trial of k seeds is one stacked training already; batching such trials would only
             # change what the sampler sees pending, so they are asked for one at a time
-            ran = _work(study, spec, storage, objective, terminate, n_trials,
-                        1 if spec.replicates > 1 else batch or spec.batch)
+            ran = _work(
+                study, spec, storage, objective, terminate, n_trials, 1 if spec.replicates > 1 else batch or spec.batch
+            )
     except KeyboardInterrupt as exc:
         with lost_storage_is_one_line(storage):  # the stop's own account needs the storage
             account = stopped(study, objective, recovery, str(exc))
@@ -318,9 +331,7 @@ def _work(study, spec, storage, objective, terminate, limit, batch: int = 1) -> 
 def _close_study_runs(study, tracking_uri, parent) -> None:
     """The budget is spent: no child run may stay RUNNING, and the parent run is FINISHED."""
     from pinnlab.sweep.recovery import close_orphan_runs, worker_id
-    from pinnlab.tracking import close_runs
-
-    from pinnlab.tracking import end_run
+    from pinnlab.tracking import close_runs, end_run
 
     close_orphan_runs(study, tracking_uri)
     close_runs(tracking_uri, [parent], {FINISHED_TAG: f"worker {worker_id()} (budget spent)"}, status="FINISHED")
@@ -371,8 +382,12 @@ def run_sweep(
             experiment,
             run_name=spec.study_name,
             tags={STUDY_TAG: spec.study_name, KIND_TAG: "study", STORAGE_TAG: display_url(storage)},
-            params={"n_trials": spec.n_trials, "sampler": spec.sampler.name, "objective": spec.objective.metric,
-                    "space": ",".join(spec.space)},
+            params={
+                "n_trials": spec.n_trials,
+                "sampler": spec.sampler.name,
+                "objective": spec.objective.metric,
+                "space": ",".join(spec.space),
+            },
         )
         study.set_user_attr(PARENT_ATTR, parent)
         study.set_user_attr(TRACKING_ATTR, tracking_uri)
@@ -402,8 +417,9 @@ def run_sweep(
             else:
                 from pinnlab.sweep.processes import run_processes
 
-                run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds,
-                              recovery)
+                run_processes(
+                    study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery
+                )
     except KeyboardInterrupt:
         status = "KILLED"
         raise
@@ -454,7 +470,12 @@ def _attach_analysis(spec: SweepSpec, storage: str, tracking_uri: str, parent: s
     except Exception as exc:  # anything: see the docstring
         logging.getLogger("pinnlab.sweep").warning(
             "the report and dashboard of study %s were not logged to its parent run %s (%s: %s); "
-            "`pinnlab report` and `pinnlab dashboard` make them", spec.study_name, parent, type(exc).__name__, exc)
+            "`pinnlab report` and `pinnlab dashboard` make them",
+            spec.study_name,
+            parent,
+            type(exc).__name__,
+            exc,
+        )
 
 
 def _experiment_id(tracking_uri: str | None, parent: str | None) -> str | None:
@@ -477,8 +498,12 @@ def _check_apart(storage: str, tracking_uri: str) -> None:
 
     db, other = sqlite_path(storage), sqlite_path(tracking_uri)
     if db is not None and other is not None and db.expanduser().resolve() == other.expanduser().resolve():
-        raise StoreError(StoreError.OPTUNA, storage, "is the MLflow tracking store's database too",
-                         "give the sweep a storage of its own (a journal or another database file)")
+        raise StoreError(
+            StoreError.OPTUNA,
+            storage,
+            "is the MLflow tracking store's database too",
+            "give the sweep a storage of its own (a journal or another database file)",
+        )
 
 
 def _end_parent(study, spec, tracking_uri, parent, status) -> None:

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -68,7 +68,6 @@ MAX_TRIALS = 100_000
 # Each choice is validated as a config (and paired with the other dimensions' values), and no sampler
 # learns anything about a categorical of thousands of levels from a budget of trials.
 MAX_CHOICES = 1000
-
 
 
 class ParamSpec(StrictModel):
@@ -181,8 +180,11 @@ def _check_range(low: float, high: float, step: float | None, kind: str | None) 
             "parameter)"
         )
     if kind == "int":
-        bad = [f"{k}={v}" for k, v in (("low", low), ("high", high), ("step", step))
-               if v is not None and not float(v).is_integer()]
+        bad = [
+            f"{k}={v}"
+            for k, v in (("low", low), ("high", high), ("step", step))
+            if v is not None and not float(v).is_integer()
+        ]
         if bad:
             raise ValueError(f"type int needs integral bounds and step, got {', '.join(bad)}")
     if step is not None:
@@ -266,8 +268,10 @@ class SweepSpec(StrictModel):
     @classmethod
     def _space(cls, value):
         if not value:
-            raise ValueError("{} is not allowed: name at least one dotted config path to vary, "
-                             "e.g. model.width: {low: 10, high: 100}")
+            raise ValueError(
+                "{} is not allowed: name at least one dotted config path to vary, "
+                "e.g. model.width: {low: 10, high: 100}"
+            )
         return value
 
     @field_validator("study_name", "experiment")
@@ -304,8 +308,9 @@ class SweepSpec(StrictModel):
         try:
             return cls.model_validate(data, context={"stored": True})
         except ValidationError as exc:
-            raise ConfigError("", f"the sweep spec stored with this study cannot be run: "
-                                  f"{config_error_from_validation(exc, cls)}") from None
+            raise ConfigError(
+                "", f"the sweep spec stored with this study cannot be run: {config_error_from_validation(exc, cls)}"
+            ) from None
 
 
 def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepSpec:
@@ -348,7 +353,9 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     except ConfigError as exc:
         raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
     if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.replicates
-        raise ConfigError("pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none")
+        raise ConfigError(
+            "pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none"
+        )
     _check_corners(spec, base)
     return spec.model_copy(update={"base_config": base})
 
@@ -402,7 +409,9 @@ def _show(corner: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in corner.items())
 
 
-def _minimal(corner: dict[str, Any], space: dict[str, ParamSpec], same: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+def _minimal(
+    corner: dict[str, Any], space: dict[str, ParamSpec], same: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     """The dimensions of ``corner`` that matter to a failure: those where another of their corner
     values (the rest of the corner kept) makes ``same`` false, i.e. fails otherwise or not at all."""
     return {
@@ -442,9 +451,16 @@ def _check_corners(spec: SweepSpec, base: dict[str, Any], where: str = "") -> No
             raise ConfigError("space", f"trials with {_show(corner)}{with_smoke} are invalid: {cfg}")
         if objective not in objective_metrics(cfg):
             corner = _minimal(corner, spec.space, lambda c: lacks(c, objective, objective_metrics))
-            _metric_error("objective.metric", objective, cfg, corner, objective_metrics,
-                          "those trials would be PRUNED without a value" if corner else
-                          "every trial would be PRUNED without a value")
+            _metric_error(
+                "objective.metric",
+                objective,
+                cfg,
+                corner,
+                objective_metrics,
+                "those trials would be PRUNED without a value"
+                if corner
+                else "every trial would be PRUNED without a value",
+            )
         found = found or pruner in pruner_metrics(cfg)
     if not found:
         _metric_error("pruner.metric", pruner, config({}), {}, pruner_metrics, "the pruner would never see it")
@@ -467,5 +483,6 @@ def _metric_error(field: str, metric: str, cfg: RunConfig, corner: dict[str, Any
 
     if metric in ("rel_l2_error", "error/rel_l2") and "rel_l2_error" not in objective_metrics(cfg):
         why = f" (problem {cfg.problem.name} has no exact solution with these params)"
-    raise ConfigError(field, f"{metric!r} is not one of the metrics {who}{why}, so {consequence}; allowed: "
-                             f"{allowed.describe()}")
+    raise ConfigError(
+        field, f"{metric!r} is not one of the metrics {who}{why}, so {consequence}; allowed: {allowed.describe()}"
+    )

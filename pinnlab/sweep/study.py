@@ -96,7 +96,6 @@ GRACE_PERIOD = 30  # a trial silent this long belongs to a dead worker and is ma
 # 3 missed heartbeats: a worker whose database connection stalls for one interval is not declared dead
 
 
-
 def uses_heartbeat(url: str) -> bool:
     """Whether trials in this storage send heartbeats (RDB storages; not the journal)."""
     return journal_path(url) is None
@@ -143,7 +142,9 @@ def open_storage(
     if path is not None:
         return open_journal(url, Path(path), create=create, read_only=read_only)
     if "://" not in url:
-        raise StoreError(StoreError.OPTUNA, url, "not a storage URL", "give postgresql://…, sqlite:///… or journal:PATH")
+        raise StoreError(
+            StoreError.OPTUNA, url, "not a storage URL", "give postgresql://…, sqlite:///… or journal:PATH"
+        )
     check_rdb_storage(url, create)
     interval, grace = heartbeat_settings()
     engine_url, engine_kwargs = url, {}
@@ -164,9 +165,7 @@ def open_storage(
                 skip_table_creation=not create,
             )
     except Exception as exc:  # bad dialect, unreachable server, missing driver, no Optuna tables
-        raise StoreError(
-            StoreError.OPTUNA, url, f"cannot open it ({first_line(_root(exc))})", _CHECK_SERVER
-        ) from None
+        raise StoreError(StoreError.OPTUNA, url, f"cannot open it ({first_line(_root(exc))})", _CHECK_SERVER) from None
 
 
 def check_rdb_storage(url: str, create: bool = True) -> None:
@@ -177,8 +176,12 @@ def check_rdb_storage(url: str, create: bool = True) -> None:
     server that does not answer (:func:`~pinnlab.tracking.uri.check_server`) or whose database is
     MLflow's (:func:`~pinnlab.tracking.uri.foreign_server_problem`).  Only reads."""
     if in_memory(url):
-        raise StoreError(StoreError.OPTUNA, url, "an in-memory database is lost when the command ends and "
-                         "workers cannot share it", "give sqlite:///PATH, postgresql://… or journal:PATH")
+        raise StoreError(
+            StoreError.OPTUNA,
+            url,
+            "an in-memory database is lost when the command ends and workers cannot share it",
+            "give sqlite:///PATH, postgresql://… or journal:PATH",
+        )
     db = sqlite_path(url)
     problem = sqlite_problem(db, "optuna", create) if db is not None else None
     if problem is None and db is None:
@@ -221,7 +224,9 @@ class StorageLost(StoreError):
 def lost_storage_error(url: str, root: BaseException) -> StorageLost:
     """The one line for a storage lost mid-command (see :func:`storage_lost`)."""
     return StorageLost(
-        StoreError.OPTUNA, url, f"lost the connection to it ({first_line(root)})",
+        StoreError.OPTUNA,
+        url,
+        f"lost the connection to it ({first_line(root)})",
         "once the database server answers again, run the same command: it repairs the trials left RUNNING",
     )
 
@@ -246,8 +251,9 @@ def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSample
     if spec.sampler.name == "boundary":
         from pinnlab.sweep.boundary_sampler import BoundarySampler
 
-        return BoundarySampler(seed=seed, n_startup=spec.sampler.n_startup, n_bisect=spec.sampler.n_bisect,
-                               explore=spec.sampler.explore)
+        return BoundarySampler(
+            seed=seed, n_startup=spec.sampler.n_startup, n_bisect=spec.sampler.n_bisect, explore=spec.sampler.explore
+        )
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
@@ -310,7 +316,8 @@ def _load(study_name: str, storage: optuna.storages.BaseStorage, url: str, **kwa
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         raise ConfigError(
-            "--study-name", f"{study_name!r} is not a study in {display_url(url)} (studies: {', '.join(names) or 'none'})"
+            "--study-name",
+            f"{study_name!r} is not a study in {display_url(url)} (studies: {', '.join(names) or 'none'})",
         ) from None
     except Exception as exc:  # e.g. a PostgreSQL database without Optuna's tables
         raise StoreError(

@@ -11,11 +11,7 @@ The thread is not a daemon: the interpreter waits for queued plots at exit (``co
 joins its workers then), so ``pinnlab run`` prints its summary first and the process ends once the
 plots are logged.  :func:`wait` does the same on demand (tests, notebooks).  A process killed
 with SIGKILL loses its queued plots; the history is already logged, and ``pinnlab.plots`` draws
-them again from it.
-
-What else was tried: MLflow's own asynchronous logging for everything (slower here: its writer
-thread competed with the training loop for the GIL on every batch); plots only on demand (users of
-the MLflow UI expect them with each run).
+them again from it.  Alternatives: docs/design.md.
 """
 
 from __future__ import annotations

@@ -96,7 +96,9 @@ def plot_run(run_id: str, tracking_uri: str | None = None) -> list[str]:
             raise PinnlabError(f"{exc.strerror or exc}; nothing was logged") from None
         for drawn in paths if dest is not None else []:  # a link would be written through
             if (dest / drawn.name).is_symlink():
-                raise ConfigError("RUN_ID", f"{str(dest / drawn.name)!r} is a link; plots are not written through links")
+                raise ConfigError(
+                    "RUN_ID", f"{str(dest / drawn.name)!r} is a link; plots are not written through links"
+                )
         try:
             c.log_artifacts(run_id, str(Path(tmp) / "plots"), artifact_path="plots")
         except OSError as exc:  # a full disk under the artifact store

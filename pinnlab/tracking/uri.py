@@ -211,6 +211,8 @@ def probe_seconds() -> float:
     except ValueError:
         return PROBE_SECONDS
     return value if 0 < value < float("inf") else PROBE_SECONDS
+
+
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "http": 80, "https": 443}
 # PostgreSQL's SSLRequest: the shortest message a server must answer (one byte, 'S' or 'N'), sent
@@ -226,8 +228,19 @@ _KINDS = {  # kind: (what it is, how a missing one reads, its tables)
 _SERVER_ENGINES = {"postgresql", "mysql", "mssql"}
 # The schemes MLflow's tracking store registry knows without plugins (plugins add theirs through
 # the ``mlflow.tracking_store`` entry points).
-_MLFLOW_SCHEMES = {"", "file", "databricks", "databricks-uc", "uc", "http", "https",
-                   "postgresql", "mysql", "sqlite", "mssql"}
+_MLFLOW_SCHEMES = {
+    "",
+    "file",
+    "databricks",
+    "databricks-uc",
+    "uc",
+    "http",
+    "https",
+    "postgresql",
+    "mysql",
+    "sqlite",
+    "mssql",
+}
 
 
 def _mlflow_error(tracking_uri: str | None, problem: str, fix: str) -> StoreError:
@@ -261,7 +274,7 @@ def check_server(url: str, timeout: float | None = None) -> str | None:
             if scheme in ("postgresql", "mysql") and not sock.recv(1):
                 return f"{host}:{port} closed the connection without answering"
             return None
-    except socket.timeout:
+    except TimeoutError:
         return f"no answer from {host}:{port} within {timeout:g} s"
     except OSError as exc:
         return f"{host}:{port}: {exc.strerror or exc}"
@@ -354,10 +367,14 @@ def _revision_problem(revision: str | None) -> tuple[str, str] | None:
     if not head or revision == head:
         return None
     if revision in known:
-        return (f"its MLflow schema is at revision {revision}, older than this MLflow's {head}",
-                "back it up, then run `mlflow db upgrade <URI>` (pinnlab does not migrate a store)")
-    return (f"its MLflow schema revision {revision} is unknown to this MLflow (expects {head})",
-            "use the MLflow version that wrote it")
+        return (
+            f"its MLflow schema is at revision {revision}, older than this MLflow's {head}",
+            "back it up, then run `mlflow db upgrade <URI>` (pinnlab does not migrate a store)",
+        )
+    return (
+        f"its MLflow schema revision {revision} is unknown to this MLflow (expects {head})",
+        "use the MLflow version that wrote it",
+    )
 
 
 def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
@@ -383,8 +400,10 @@ def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
             while not above.exists() and above != above.parent:
                 above = above.parent
             if not above.is_dir() or not os.access(above, os.W_OK | os.X_OK):
-                return (f"cannot create {str(db)!r} ({str(above)!r} is not a writable directory)",
-                        "give a path whose directory can be created and written")
+                return (
+                    f"cannot create {str(db)!r} ({str(above)!r} is not a writable directory)",
+                    "give a path whose directory can be created and written",
+                )
             return None
         with db.open("rb") as f:
             head = f.read(16)
@@ -400,8 +419,10 @@ def sqlite_problem(db: Path, kind: str, create: bool) -> tuple[str, str] | None:
     if other <= tables:
         return f"{str(db)!r} is {other_what}, not {what}", f"give {what}'s URI (keep the two stores apart)"
     if tables:
-        return (f"{str(db)!r} holds other tables ({', '.join(sorted(tables)[:4])}), not {what}",
-                "give the URI of the store, or a new file")
+        return (
+            f"{str(db)!r} holds other tables ({', '.join(sorted(tables)[:4])}), not {what}",
+            "give the URI of the store, or a new file",
+        )
     if not create:
         return f"{str(db)!r} is an empty database, not {what}", "give the URI of the store the runs were written to"
     return None
@@ -421,13 +442,19 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float | None 
     uri = resolve_tracking_uri(tracking_uri)
     timeout = probe_seconds() if timeout is None else timeout
     if in_memory(uri):
-        raise _mlflow_error(tracking_uri, "an in-memory database keeps nothing once the command ends",
-                            "give a database file (sqlite:///PATH/mlflow.db) or a tracking server")
+        raise _mlflow_error(
+            tracking_uri,
+            "an in-memory database keeps nothing once the command ends",
+            "give a database file (sqlite:///PATH/mlflow.db) or a tracking server",
+        )
     scheme = urlparse(uri).scheme.lower()
     base = "" if len(scheme) == 1 else scheme.split("+", 1)[0]  # a Windows drive letter is a path
     if base not in _MLFLOW_SCHEMES | _plugin_schemes():
-        raise _mlflow_error(tracking_uri, f"MLflow has no tracking store for scheme {scheme!r}",
-                            "give http(s)://HOST:PORT, sqlite:///PATH, postgresql://..., mysql://... or mssql://...")
+        raise _mlflow_error(
+            tracking_uri,
+            f"MLflow has no tracking store for scheme {scheme!r}",
+            "give http(s)://HOST:PORT, sqlite:///PATH, postgresql://..., mysql://... or mssql://...",
+        )
     if base in ("http", "https"):
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
@@ -435,7 +462,9 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float | None 
             pass  # it answered
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            text = "timed out" if isinstance(reason, socket.timeout) else str(getattr(reason, "strerror", None) or reason)
+            text = (
+                "timed out" if isinstance(reason, socket.timeout) else str(getattr(reason, "strerror", None) or reason)
+            )
             raise _mlflow_error(
                 tracking_uri,
                 f"the tracking server does not answer ({text}; waited at most {timeout:g} s)",
@@ -451,8 +480,11 @@ def check_tracking_store(tracking_uri: str | None = None, timeout: float | None 
     if "://" in uri:
         problem = check_server(uri, timeout)
         if problem:
-            raise _mlflow_error(tracking_uri, f"the database server cannot be reached ({problem})",
-                                "start it or give a URI it answers on")
+            raise _mlflow_error(
+                tracking_uri,
+                f"the database server cannot be reached ({problem})",
+                "start it or give a URI it answers on",
+            )
         foreign = foreign_server_problem(uri, "mlflow") if base in _SERVER_ENGINES else None
         if foreign:
             raise _mlflow_error(tracking_uri, *foreign)

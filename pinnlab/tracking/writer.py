@@ -134,8 +134,7 @@ def abbreviations(paths: Iterable[str]) -> dict[str, str]:
         seen: dict[str, list[str]] = {}
         for p, text in labels.items():
             seen.setdefault(text, []).append(p)
-        clashes = [p for group in seen.values() if len(group) > 1 for p in group
-                   if levels[p] < len(p.split("."))]
+        clashes = [p for group in seen.values() if len(group) > 1 for p in group if levels[p] < len(p.split("."))]
         if not clashes:
             return labels
         for p in clashes:
@@ -342,7 +341,9 @@ class RunTracker(Callback):
 
     def describe(self) -> str:
         """One line: the run id, the store and how to look at it."""
-        return f"tracked: run {self.run_id} in {self.tracking_uri} ({ui_command(self.tracking_uri, self.experiment_id)})"
+        return (
+            f"tracked: run {self.run_id} in {self.tracking_uri} ({ui_command(self.tracking_uri, self.experiment_id)})"
+        )
 
     # ---------------------------------------------------------------- metric buffer
     def _add(self, step: int, metrics: Mapping[str, float], keys: Iterable[str] | None = None) -> None:

@@ -1,31 +1,19 @@
 """Functions that run eagerly for their first calls in a trainer's life, then compiled: :class:`Compiled`.
 
-Why: tracing a ``tf.function`` whose body differentiates through the residual's input derivatives
-costs 0.1-2 s on 2 cores, and a function called only a few times never earns that back.  Measured
-on the seed problem's networks (``benchmarks/eager_costs.py``; eager call / trace and first call /
-compiled call): the diagnostics 0.008-0.011 / 0.12-0.15 / 0.001-0.002 s (poisson2d: 0.073 / 1.8 /
-0.008 s), the update ratio 0.001-0.002 / 0.04-0.07 / 0.001 s, the evaluation grid's prediction
-0.002-0.003 / 0.014-0.24 / 0.001 s.  A run knows how many calls
-it makes at most (one per ``diagnostics.every`` steps of its budget; :meth:`Compiled.plan`): a run
-whose calls stay within what is left of the function's eager budget (about as many calls as its
-trace costs, :data:`EAGER_CALLS`) runs it eagerly, a longer one compiled from its first call.  A
-sweep trial of 50 steps calls each of them once or twice and never traces; a run of 3,600 steps
-with diagnostics every 100 steps traces them at its first call.
+Tracing a ``tf.function`` that differentiates through the residual's input derivatives costs
+0.1-2 s on 2 cores, so a function called only a few times (the diagnostics, the update ratio, the
+evaluation grid's prediction) never earns its trace back.  A run knows how many calls it makes at
+most (one per ``diagnostics.every`` steps, :meth:`Compiled.plan`): while they fit in what is left of
+the function's eager budget (:data:`EAGER_CALLS`, about what a trace costs in eager calls) it runs
+eagerly, otherwise compiled from its first call.  The budget spans the trainer's life, so a trainer
+reused for the next sweep trial (:mod:`pinnlab.training.reuse`) traces once its short runs' calls
+add up to it (the ski-rental rule: at most about twice the cheaper of all-eager and compiled from
+the start).  The measurements behind these numbers: docs/design.md, "Eager or compiled".
 
-The budget spans the trainer's life, not one run: a trainer reused for the next sweep trial
-(:mod:`pinnlab.training.reuse`) goes on counting, and traces once its short runs' calls add up to
-the budget (the ski-rental rule: over any number of reuses, at most about twice the cheaper of
-all-eager and compiled-from-the-start).  In the README sweep most reused trainers serve one or two
-more trials; compiled from their second run on, such a trial paid 0.35-0.4 s of Python tracing
-for its diagnostics, HVP, held-out residual and update ratio (``benchmarks/trial_breakdown.py``'s
-trace log on a checkout of 10766e1), more than all their eager calls.
-Eager and traced evaluations of the same function agree to float rounding, not always bit for bit
-(graph optimisations may reorder sums), so a reused trainer's diagnostics can differ from a fresh
-one's in the last bits; the training steps, always compiled, are identical (tests/test_reuse.py).
-The sharpness check follows the same rule (a :class:`Compiled` that counts its checks) with an
-eager form of its own (:mod:`pinnlab.training.sharpness`).
-
-The training step itself is always compiled: its numbers must not depend on the budget.
+Eager and traced evaluations agree to float rounding, not always bit for bit (graph optimisations
+may reorder sums); the training step is always compiled, so its numbers never depend on the budget.
+The sharpness check follows the same rule with an eager form of its own
+(:mod:`pinnlab.training.sharpness`).
 """
 
 from __future__ import annotations

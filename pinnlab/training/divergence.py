@@ -97,15 +97,21 @@ class DivergenceMonitor:
         if self.initial is None:
             self.initial = weight_norm
         if loss < cfg.loss_floor:
-            return Verdict(Outcome.UNBOUNDED, step, f"loss {loss:.3g} fell below divergence.loss_floor={cfg.loss_floor:g}")
+            return Verdict(
+                Outcome.UNBOUNDED, step, f"loss {loss:.3g} fell below divergence.loss_floor={cfg.loss_floor:g}"
+            )
         ratio = weight_norm / self.initial if self.initial > 0 else math.inf
         if ratio >= cfg.max_weight_ratio:
             return Verdict(
-                Outcome.BLOWUP, step, f"weight norm grew {ratio:.3g}x (divergence.max_weight_ratio={cfg.max_weight_ratio:g})"
+                Outcome.BLOWUP,
+                step,
+                f"weight norm grew {ratio:.3g}x (divergence.max_weight_ratio={cfg.max_weight_ratio:g})",
             )
         if weight_norm >= cfg.max_weight_norm:
             return Verdict(
-                Outcome.BLOWUP, step, f"weight norm {weight_norm:.3g} >= divergence.max_weight_norm={cfg.max_weight_norm:g}"
+                Outcome.BLOWUP,
+                step,
+                f"weight norm {weight_norm:.3g} >= divergence.max_weight_norm={cfg.max_weight_norm:g}",
             )
         if step >= cfg.growth_window and step % self.check_every == 0 and ratio >= cfg.growth_min_ratio:
             lo = step - cfg.growth_window + 1
@@ -129,11 +135,15 @@ def wrong_answer(cfg, *, rel_l2_error, heldout_ratio, loss_ratio, bounded: bool)
     if rel_l2_error is not None and rel_l2_error > cfg.max_rel_error:
         wrong.append(f"relative L2 error {rel_l2_error:.3g} > divergence.max_rel_error={cfg.max_rel_error:g}")
     if heldout_ratio is not None and heldout_ratio > cfg.max_heldout_ratio:
-        wrong.append(f"held-out residual {heldout_ratio:.3g}x the training residual "
-                     f"(divergence.max_heldout_ratio={cfg.max_heldout_ratio:g})")
+        wrong.append(
+            f"held-out residual {heldout_ratio:.3g}x the training residual "
+            f"(divergence.max_heldout_ratio={cfg.max_heldout_ratio:g})"
+        )
     if rel_l2_error is None and bounded and loss_ratio is not None and loss_ratio > cfg.stalled_loss_ratio:
-        wrong.append(f"no exact solution, and the loss is still {loss_ratio:.3g}x its initial value "
-                     f"(divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})")
+        wrong.append(
+            f"no exact solution, and the loss is still {loss_ratio:.3g}x its initial value "
+            f"(divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})"
+        )
     return wrong
 
 
@@ -167,20 +177,28 @@ def classify_finished(
     if not wrong:
         return Outcome.STABLE, "finished its budget with finite values", warnings
     if bounded and ratio is not None and ratio <= cfg.low_loss_ratio:
-        return Outcome.SILENT_FAILURE, f"training loss fell to {ratio:.3g}x its initial value, but " + "; ".join(wrong), warnings
+        return (
+            Outcome.SILENT_FAILURE,
+            f"training loss fell to {ratio:.3g}x its initial value, but " + "; ".join(wrong),
+            warnings,
+        )
     target = None if ratio is None else cfg.stalled_loss_ratio * initial_loss
     reaches = descent is not None and target is not None and projected_descent(descent, cfg.horizon) <= target
     if bounded and ratio is not None and (ratio < cfg.stalled_loss_ratio or reaches):
-        how = (f"the loss is {ratio:.3g}x its initial value (divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})"
-               if ratio < cfg.stalled_loss_ratio else
-               f"the loss still descends (mean {descent[0]:.3g} over the first half of the run, {descent[1]:.3g} over "
-               f"the second; carried to {cfg.horizon:g} x the steps, {projected_descent(descent, cfg.horizon):.3g}, "
-               f"under {cfg.stalled_loss_ratio:g} x its initial value)")
+        how = (
+            f"the loss is {ratio:.3g}x its initial value (divergence.stalled_loss_ratio={cfg.stalled_loss_ratio:g})"
+            if ratio < cfg.stalled_loss_ratio
+            else f"the loss still descends (mean {descent[0]:.3g} over the first half of the run, {descent[1]:.3g} over "
+            f"the second; carried to {cfg.horizon:g} x the steps, {projected_descent(descent, cfg.horizon):.3g}, "
+            f"under {cfg.stalled_loss_ratio:g} x its initial value)"
+        )
         warnings.append(f"not converged: {'; '.join(wrong)}; still training: {how}")
         return Outcome.STABLE, f"finite and still training: {how}", warnings
     if improving is not None and rel_l2_error is not None and improving.projected <= cfg.max_rel_error:
-        warnings.append(f"not converged: {'; '.join(wrong)}; still improving ({improving.describe()}: "
-                        f"{improving.projected:.3g} at {cfg.horizon:g} x the budget)")
+        warnings.append(
+            f"not converged: {'; '.join(wrong)}; still improving ({improving.describe()}: "
+            f"{improving.projected:.3g} at {cfg.horizon:g} x the budget)"
+        )
         return Outcome.STABLE, "finite and still improving: " + improving.describe(), warnings
     loss = "" if ratio is None else f"the loss at {ratio:.3g}x its initial value"
     err = "" if improving is None or rel_l2_error is None else f"{improving.describe()}"

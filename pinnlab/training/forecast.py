@@ -106,13 +106,27 @@ class Forecaster:
     def _rules(self, step, ratio, wt, lt, initial_loss) -> Alarm | None:
         cfg = self.cfg
         if len(self.ratios) == 1 and math.isfinite(ratio) and ratio >= cfg.alarm_sharpness_initial:
-            return Alarm(step, "sharpness", ratio, f"sharpness {ratio:.3g}x the stability threshold before the first "
-                         f"update (divergence.alarm_sharpness_initial={cfg.alarm_sharpness_initial:g})")
+            return Alarm(
+                step,
+                "sharpness",
+                ratio,
+                f"sharpness {ratio:.3g}x the stability threshold before the first "
+                f"update (divergence.alarm_sharpness_initial={cfg.alarm_sharpness_initial:g})",
+            )
         k = cfg.alarm_sharpness_persist
         last = self.ratios[-k:]
-        if len(self.ratios) > 1 and len(last) == k and all(math.isfinite(r) and r >= cfg.alarm_sharpness_ratio for r in last):
-            return Alarm(step, "sharpness", ratio, f"sharpness at least {cfg.alarm_sharpness_ratio:g}x the stability "
-                         f"threshold at {k} checks in a row ({', '.join(f'{r:.3g}' for r in last)})")
+        if (
+            len(self.ratios) > 1
+            and len(last) == k
+            and all(math.isfinite(r) and r >= cfg.alarm_sharpness_ratio for r in last)
+        ):
+            return Alarm(
+                step,
+                "sharpness",
+                ratio,
+                f"sharpness at least {cfg.alarm_sharpness_ratio:g}x the stability "
+                f"threshold at {k} checks in a row ({', '.join(f'{r:.3g}' for r in last)})",
+            )
         falls = lt is not None and lt.steady_fall and bool(lt.blocks) and lt.blocks[-1] < initial_loss
         if wt is not None and wt.log_ratio >= math.log(cfg.alarm_min_weight_ratio):
             run = runaway(cfg, wt, self.budget, bounded_step=self.bounded_step, loss_falls=False)
@@ -121,6 +135,11 @@ class Forecaster:
         if falls:
             run = runaway(cfg, wt, self.budget, bounded_step=self.bounded_step, loss_falls=True)
             if run is not None:
-                return Alarm(step, "unbounded_loss", lt.slope, f"loss unbounded below ({', '.join(self.unbounded)}) "
-                             f"falling steadily at {lt.slope:.3g} per step; {run.describe(cfg)} (the end of the budget)")
+                return Alarm(
+                    step,
+                    "unbounded_loss",
+                    lt.slope,
+                    f"loss unbounded below ({', '.join(self.unbounded)}) "
+                    f"falling steadily at {lt.slope:.3g} per step; {run.describe(cfg)} (the end of the budget)",
+                )
         return None

@@ -294,5 +294,9 @@ def chain(trainer: Trainer) -> list:
     loops = []
     for (name, start), end in zip(phases, ends):
         kind = {"lbfgs": LBFGSLoop, "newton_cg": NewtonCGLoop}.get(name, FirstOrderLoop)
-        loops.append(kind(trainer, budget=end - start) if kind is FirstOrderLoop else kind(trainer, budget=end - start, start=start))
+        loops.append(
+            kind(trainer, budget=end - start)
+            if kind is FirstOrderLoop
+            else kind(trainer, budget=end - start, start=start)
+        )
     return loops

@@ -40,8 +40,8 @@ from pinnlab.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
 from pinnlab.training.forecast import Forecaster
-from pinnlab.training.trends import Improvement, descending, improvement
 from pinnlab.training.result import RunResult
+from pinnlab.training.trends import Improvement, descending, improvement
 
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
@@ -79,8 +79,9 @@ class Recorder:
     ``unit`` names a step in messages ("step", or "iteration" for L-BFGS).
     """
 
-    def __init__(self, trainer: Trainer, budget: int, unit: str = "step", *, callbacks=None, end_callbacks=None,
-                 run_callbacks=()):
+    def __init__(
+        self, trainer: Trainer, budget: int, unit: str = "step", *, callbacks=None, end_callbacks=None, run_callbacks=()
+    ):
         self.trainer = trainer
         self.cfg = cfg = trainer.cfg
         self.callbacks = list(trainer.callbacks if callbacks is None else callbacks)

@@ -47,8 +47,17 @@ from pinnlab.losses import grad_norm_lambda_hat, penalties
 from pinnlab.models import ACTIVATIONS, INITIALIZERS, build_mlp, variable_name
 from pinnlab.training.diagnostics import global_norm
 
-__all__ = ["Axis", "One", "Stacked", "axis_for", "ReplicaView",
-           "StackedMLP", "per_replicate", "replicate_norm", "interleave"]
+__all__ = [
+    "Axis",
+    "One",
+    "Stacked",
+    "axis_for",
+    "ReplicaView",
+    "StackedMLP",
+    "per_replicate",
+    "replicate_norm",
+    "interleave",
+]
 
 
 class Axis:
@@ -151,9 +160,13 @@ class Stacked(Axis):
         out = {}
         dtype = weights[0].dtype
         if np.any(l2 > 0):
-            out["l2"] = tf.constant(l2, dtype) * tf.add_n([tf.reduce_sum(tf.square(w), axis=range(1, w.shape.rank)) for w in weights])
+            out["l2"] = tf.constant(l2, dtype) * tf.add_n(
+                [tf.reduce_sum(tf.square(w), axis=range(1, w.shape.rank)) for w in weights]
+            )
         if np.any(l1 > 0):
-            out["l1"] = tf.constant(l1, dtype) * tf.add_n([tf.reduce_sum(tf.abs(w), axis=range(1, w.shape.rank)) for w in weights])
+            out["l1"] = tf.constant(l1, dtype) * tf.add_n(
+                [tf.reduce_sum(tf.abs(w), axis=range(1, w.shape.rank)) for w in weights]
+            )
         return out
 
     def norm(self, tensors) -> tf.Tensor:

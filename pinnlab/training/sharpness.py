@@ -52,14 +52,8 @@ full one.
 
 Also here, for Adam-type optimizers: ``adam/g2_over_v`` = Σg² / Σv̂ (Bai et al. 2025: Adam's loss
 spikes follow g² falling far below v, so that a returning gradient meets a tiny denominator).
-It is recorded as evidence; the forecast does not alarm on it alone (docs/verdicts.md).
-
-Tried and not used: forward-over-reverse HVPs with ``tf.autodiff.ForwardAccumulator`` (nested
-accumulators gave wrong weight gradients inside ``tf.function``; run
-eagerly for the first check they agree with the nested tapes but were several times slower, the
-accumulator doing Python work per op); finite-difference HVPs through the compiled gradient
-(cheap, but wrong for ReLU networks: the gradient jumps at a kink between w ± εv, which reads as a
-curvature of order 1/ε).
+It is recorded as evidence; the forecast does not alarm on it alone (docs/verdicts.md).  Alternatives measured and not used:
+docs/design.md.
 """
 
 from __future__ import annotations
@@ -76,7 +70,13 @@ if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
 __all__ = [
-    "EAGER_CHECKS", "Lanczos", "Sharpness", "threshold", "hessian_vector_product", "hessian_vector_products", "lanczos_top"
+    "EAGER_CHECKS",
+    "Lanczos",
+    "Sharpness",
+    "threshold",
+    "hessian_vector_product",
+    "hessian_vector_products",
+    "lanczos_top",
 ]
 
 EAGER_CHECKS = 4  # a trainer's checks run eagerly before the HVP is traced (Sharpness.__init__)
@@ -94,7 +94,9 @@ def threshold(opt_cfg, learning_rate: float) -> float | None:
         return 2.0 / learning_rate
     if name in ("lbfgs", "newton_cg"):
         return None
-    raise ValueError(f"optimizer.name: {name!r} has no stability threshold (known: sgd, adam, adamw, rmsprop, lbfgs, newton_cg)")
+    raise ValueError(
+        f"optimizer.name: {name!r} has no stability threshold (known: sgd, adam, adamw, rmsprop, lbfgs, newton_cg)"
+    )
 
 
 def hessian_vector_products(loss_fn, variables):
@@ -293,12 +295,14 @@ class Sharpness:
         for r, rng in enumerate(self.rngs):
             cold = self.vectors[r] is None
             start = np.concatenate([rng.standard_normal(s).ravel() for s in self._shapes]) if cold else self.vectors[r]
-            lanczos.append(Lanczos(
-                start,
-                diag.sharpness_cold_iters if cold else diag.sharpness_iters,
-                min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
-                tol=diag.sharpness_tol if cold else 0.0,
-            ))
+            lanczos.append(
+                Lanczos(
+                    start,
+                    diag.sharpness_cold_iters if cold else diag.sharpness_iters,
+                    min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
+                    tol=diag.sharpness_tol if cold else 0.0,
+                )
+            )
         g2 = []
         if self._hvp.count_call():
             product = self._products(points, precond)

@@ -91,8 +91,12 @@ class Trainer:
         lc = cfg.loss
         self.forms = {t: formulation(lc.formulations.get(t, lc.formulation)) for t in self.terms}
         self.lambdas = {
-            t: tf.Variable(self._per_replica(lambda c: c.loss.weights.get(t, 1.0)), trainable=False, dtype=self.dtype,
-                           name=f"lambda_{t}")
+            t: tf.Variable(
+                self._per_replica(lambda c: c.loss.weights.get(t, 1.0)),
+                trainable=False,
+                dtype=self.dtype,
+                name=f"lambda_{t}",
+            )
             for t in self.terms
         }
         # per-replicate numeric settings (equal across replicates unless given replica_configs)
@@ -106,7 +110,9 @@ class Trainer:
         rates = np.array([c.optimizer.learning_rate for c in self.replica_cfgs], np.float64)
         self.lr_scale = None if np.all(rates == rates[0]) else (rates / rates[0]).astype(self.dtype.as_numpy_dtype)
         self.adaptive = (
-            [t for t in self.terms if t not in self.problem.residual_terms] if lc.weighting.scheme == "grad_norm" else []
+            [t for t in self.terms if t not in self.problem.residual_terms]
+            if lc.weighting.scheme == "grad_norm"
+            else []
         )
         if lc.weighting.scheme == "ntk":  # NTK weights every term (pinnlab.training.ntk_weighting)
             self.adaptive = list(self.terms)
@@ -226,8 +232,11 @@ class Trainer:
         from pinnlab.training.causal import causal_loss
 
         if isinstance(r, list) or r.shape[0] != x.shape[0]:  # a residual not one row per residual point
-            raise ConfigError("loss.weighting.scheme", f"'causal' needs {self.problem.name}'s residual as one value per "
-                              "point of its 'residual' set, to find each value's time")
+            raise ConfigError(
+                "loss.weighting.scheme",
+                f"'causal' needs {self.problem.name}'s residual as one value per "
+                "point of its 'residual' set, to find each value's time",
+            )
         w = self.cfg.loss.weighting
         i = self.problem.coords.index("t")
         lo, hi = self.problem.domain
@@ -266,7 +275,9 @@ class Trainer:
             for v, b in zip(self.vars, self.backup):
                 v.assign(b + (v - b) * Stacked.bcast(tf.constant(self.lr_scale), v))
         if self.max_norm is not None:
-            max_norm = self.max_norm if self.k == 1 else Stacked.bcast(tf.constant(self.max_norm, self.dtype), self.kernels[0])
+            max_norm = (
+                self.max_norm if self.k == 1 else Stacked.bcast(tf.constant(self.max_norm, self.dtype), self.kernels[0])
+            )
             for w in self.kernels:
                 w.assign(w * tf.minimum(1.0, max_norm / tf.maximum(axis.column_norms(w), 1e-12)))
         axis.keep(self.vars, self.backup, self.active)
@@ -407,8 +418,14 @@ class Trainer:
         for r in range(self.k):
             run_cbs = self.callbacks if r == 0 else []
             recorders.append(
-                Recorder(ReplicaView(self, r), self.steps_budget, unit=loops[0].unit, callbacks=[*run_cbs, *cbs[r]],
-                         end_callbacks=[*(run_cbs if self.k == 1 else []), *cbs[r]], run_callbacks=self.callbacks)
+                Recorder(
+                    ReplicaView(self, r),
+                    self.steps_budget,
+                    unit=loops[0].unit,
+                    callbacks=[*run_cbs, *cbs[r]],
+                    end_callbacks=[*(run_cbs if self.k == 1 else []), *cbs[r]],
+                    run_callbacks=self.callbacks,
+                )
             )
         t0 = time.perf_counter()
         for i, loop in enumerate(loops):  # one loop, or a chain's phases while the run goes on

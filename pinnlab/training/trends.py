@@ -34,13 +34,8 @@ did-it-train classes of :mod:`pinnlab.training.divergence` and its veto on ``div
 bounded below descends when the later half of the run's mean is more than three standard errors
 below the earlier half's and the last window is not rising; carried forward as a power law (the
 same factor per doubling of the steps, the shape of a slowing descent) it says where the loss, or
-the error against an exact solution, would be at the horizon.
-
-Tried first: one slope over the whole window against an absolute threshold.  The well-posed
-``seed-fixed`` run grows its weights at d ln‖W‖/dstep ≈ 6e-4 around step 1,000 and stops at
-×2.6–3 (the rate decays), while the README's raw-loss tanh run grows at ≈ 1.7e-3 and keeps going:
-an absolute rate cannot separate "still growing" from "still settling"; the ratio of the later to
-the earlier rate does.
+the error against an exact solution, would be at the horizon.  Why a ratio of rates and not one
+slope: docs/design.md.
 """
 
 from __future__ import annotations
@@ -50,8 +45,20 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["WeightTrend", "LossTrend", "Runaway", "Improvement", "slope", "weight_trend", "loss_trend",
-           "projected_log_ratio", "runaway", "improvement", "descending", "projected_descent"]
+__all__ = [
+    "WeightTrend",
+    "LossTrend",
+    "Runaway",
+    "Improvement",
+    "slope",
+    "weight_trend",
+    "loss_trend",
+    "projected_log_ratio",
+    "runaway",
+    "improvement",
+    "descending",
+    "projected_descent",
+]
 
 
 def slope(steps: np.ndarray, values: np.ndarray) -> float:
@@ -134,8 +141,10 @@ class Runaway:
         where = f"{math.exp(min(self.projected, 700)):.3g}x initial by step {self.horizon:.0f}"
         if self.rule == "max_weight_ratio":
             return f"{self.basis}: {where} (divergence.max_weight_ratio={cfg.max_weight_ratio:g})"
-        return (f"{self.basis}: {where}, still growing at {self.rate:.3g} per step past "
-                f"divergence.growth_min_ratio={cfg.growth_min_ratio:g}x (divergence.growth_rate={cfg.growth_rate:g})")
+        return (
+            f"{self.basis}: {where}, still growing at {self.rate:.3g} per step past "
+            f"divergence.growth_min_ratio={cfg.growth_min_ratio:g}x (divergence.growth_rate={cfg.growth_rate:g})"
+        )
 
 
 def runaway(cfg, wt: WeightTrend | None, horizon: float, *, bounded_step: bool, loss_falls: bool) -> Runaway | None:
@@ -162,7 +171,10 @@ def runaway(cfg, wt: WeightTrend | None, horizon: float, *, bounded_step: bool, 
         if wt.steady(cfg.trend_steady, cfg.trend_min_rate):
             rate, basis = wt.late, f"d ln||W||/dstep = {wt.late:.3g} at the end (earlier {wt.early:.3g})"
         elif loss_falls and wt.mean >= cfg.trend_min_rate:
-            rate, basis = wt.mean, f"d ln||W||/dstep = {wt.mean:.3g} over the window (the loss unbounded below still falling)"
+            rate, basis = (
+                wt.mean,
+                f"d ln||W||/dstep = {wt.mean:.3g} over the window (the loss unbounded below still falling)",
+            )
         else:
             return None
         projected = projected_log_ratio(wt, horizon, rate)
@@ -196,8 +208,8 @@ def descending(losses: np.ndarray, end: int, window: int) -> tuple[float, float]
     if not ma - mb > 3 * float(b.std(ddof=1)) / math.sqrt(len(b)):
         return None
     w = min(window, half)
-    tail = x[len(x) - w:]
-    p, q = tail[: w // 2], tail[w // 2:]
+    tail = x[len(x) - w :]
+    p, q = tail[: w // 2], tail[w // 2 :]
     if len(p) >= 2 and len(q) >= 2:
         se = math.sqrt(p.var(ddof=1) / len(p) + q.var(ddof=1) / len(q))
         if q.mean() - p.mean() > 3 * se:
@@ -258,8 +270,10 @@ class Improvement:
         return (self.after / self.before) ** (1 / n) if n > 0 and self.before > 0 else 1.0
 
     def describe(self) -> str:
-        return (f"{self.measure} {self.before:.3g} at step {self.start} -> {self.after:.3g} at step {self.end}, "
-                f"x{self.per_doubling:.3g} per doubling of the steps")
+        return (
+            f"{self.measure} {self.before:.3g} at step {self.start} -> {self.after:.3g} at step {self.end}, "
+            f"x{self.per_doubling:.3g} per doubling of the steps"
+        )
 
 
 def improvement(measure: str, steps: np.ndarray, values: np.ndarray, end: int, horizon: float) -> Improvement | None:
