@@ -60,7 +60,7 @@ def run(arm: str, seed: int, n_trials: int, workdir: Path) -> dict:
     """One sweep command of ``arm``; its trials' outcomes in trial order and the wall time."""
     import optuna
 
-    from pinnlab.outcomes import Outcome
+    from pinnlab.core.outcomes import Outcome
 
     journal = workdir / f"{arm}-{seed}.journal"
     args = [

@@ -13,7 +13,7 @@ full batch, Adam 1e-3, loss = mean((-Δu - f)²) + mean(u_b²)):
     check, history rows, divergence monitor) and the diagnostics every ``diagnostics.every`` steps;
 (b) a hand-written ``tf.function`` step on the same network (same spec, weights copied), the same
     points and the same loss, with the Laplacian from two nested ``tf.GradientTape``\\ s looping over
-    the two input coordinates (written out here; pinnlab.derivatives is not used).
+    the two input coordinates (written out here; pinnlab.numerics.derivatives is not used).
 
 Method
 ------
@@ -66,7 +66,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pinnlab.config import load_config  # noqa: E402
+from pinnlab.core.config import load_config  # noqa: E402
 from pinnlab.training.callbacks import Callback  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 

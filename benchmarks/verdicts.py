@@ -78,7 +78,7 @@ from _env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pinnlab.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
+from pinnlab.core.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
@@ -539,7 +539,7 @@ def run_one(entry: dict) -> dict:
     import logging
 
     logging.disable(logging.WARNING)
-    from pinnlab.config import load_config
+    from pinnlab.core.config import load_config
     from pinnlab.training.trainer import Trainer
 
     T = entry["T"]

@@ -28,8 +28,8 @@ from plotly.subplots import make_subplots
 from pinnlab.analysis import boundary, survival
 from pinnlab.analysis.compare import factor_levels, level_label
 from pinnlab.analysis.frames import StudyData
+from pinnlab.core.outcomes import Outcome
 from pinnlab.dashboards.page import Panel
-from pinnlab.outcomes import Outcome
 
 __all__ = ["survival_figure", "aligned_figure", "boundary_figure", "boundary_panels", "log_placement"]
 

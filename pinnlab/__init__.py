@@ -17,7 +17,7 @@ import os
 # Silence TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) unless asked for.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pinnlab.errors import ConfigError, PinnlabError, UnknownNameError  # noqa: E402
+from pinnlab.core.errors import ConfigError, PinnlabError, UnknownNameError  # noqa: E402
 
 __all__ = [
     "ConfigError",
@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 _LAZY = {  # imports only when wanted: the command line installs its signal handlers before them
-    "RunConfig": "pinnlab.config",
-    "load_config": "pinnlab.config",
+    "RunConfig": "pinnlab.core.config",
+    "load_config": "pinnlab.core.config",
     "train": "pinnlab.training",
     "RunResult": "pinnlab.training",
     "Trainer": "pinnlab.training",

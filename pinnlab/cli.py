@@ -21,9 +21,9 @@ import os
 import signal
 import sys
 
-from pinnlab.errors import ConfigError, PinnlabError, first_line
-from pinnlab.preflight import check_name
-from pinnlab.signals import Terminate as _Terminate
+from pinnlab.core.errors import ConfigError, PinnlabError, first_line
+from pinnlab.runs.preflight import check_name
+from pinnlab.runs.signals import Terminate as _Terminate
 
 __all__ = ["main", "build_parser"]
 
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    from pinnlab.config import load_config
+    from pinnlab.core.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     if not args.no_track:
@@ -203,7 +203,7 @@ def _cmd_run(args) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    from pinnlab.causes import static_causes
+    from pinnlab.core.causes import static_causes
     from pinnlab.runs import Tracking, run_config
     from pinnlab.training import ProgressBar
 
@@ -375,7 +375,7 @@ def _cmd_worker(args) -> int:
     return 0
 
 
-# Budget kinds that `study_report` counts beside the outcomes (pinnlab.outcomes.trial_outcome): FAIL
+# Budget kinds that `study_report` counts beside the outcomes (pinnlab.core.outcomes.trial_outcome): FAIL
 # trials that never produced a result, shown apart from the outcomes in the summary.
 _UNCOUNTED = {"retried": "run again after their worker died or was stopped", "surplus": "never trained"}
 
@@ -413,7 +413,7 @@ def _cmd_presets(args) -> int:
     import textwrap
     from importlib import resources
 
-    from pinnlab.config import preset_names
+    from pinnlab.core.config import preset_names
 
     names = preset_names()
     width = max(map(len, names))
@@ -464,7 +464,7 @@ def _cmd_report(args) -> int:
 
 def _cmd_dashboard(args) -> int:
     from pinnlab.dashboards.divergence import write_dashboard
-    from pinnlab.preflight import check_output_file
+    from pinnlab.runs.preflight import check_output_file
 
     check_name("STUDY", args.study)
     _not_empty("--storage", args.storage)
@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("PINNLAB_DEBUG", "") not in ("", "0")
     # SIGTERM and Ctrl-C alike: the commands that write are stopped at a safe point (runs KILLED,
-    # trials FAIL, never RUNNING), or by the stop watchdog after its grace (pinnlab.signals)
+    # trials FAIL, never RUNNING), or by the stop watchdog after its grace (pinnlab.runs.signals)
     _SIGTERM.reset()
     _SIGTERM.label = f"pinnlab {args.command}"
     try:

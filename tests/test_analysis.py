@@ -31,8 +31,8 @@ from pinnlab.analysis import (
     trials_frame,
 )
 from pinnlab.cli import main
-from pinnlab.errors import ConfigError, StoreError
-from pinnlab.outcomes import DIVERGENT as _DIVERGENT
+from pinnlab.core.errors import ConfigError, StoreError
+from pinnlab.core.outcomes import DIVERGENT as _DIVERGENT
 from pinnlab.training.divergence import growth_rate
 
 # the dashboard's sections in page order (their ids)

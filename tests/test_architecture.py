@@ -1,4 +1,4 @@
-"""``model.architecture: modified_mlp`` (pinnlab.models): the gated forward pass as the paper writes it,
+"""``model.architecture: modified_mlp`` (pinnlab.numerics.models): the gated forward pass as the paper writes it,
 its variables named like an MLP's plus two encoders, and what it cannot be combined with."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pinnlab.config import load_config
-from pinnlab.errors import ConfigError
-from pinnlab.models import build_mlp
+from pinnlab.core.config import load_config
+from pinnlab.core.errors import ConfigError
+from pinnlab.numerics.models import build_mlp
 from pinnlab.training import build_trainer
 
 

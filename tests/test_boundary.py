@@ -13,12 +13,12 @@ import optuna
 import pytest
 import yaml
 
-from pinnlab import keys
 from pinnlab.analysis.boundary import fit_boundary
 from pinnlab.cli import main
-from pinnlab.errors import ConfigError
-from pinnlab.outcomes import Outcome
-from pinnlab.replicates import aggregate, divergent_label
+from pinnlab.core import keys
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.outcomes import Outcome
+from pinnlab.core.replicates import aggregate, divergent_label
 from pinnlab.sweep.boundary_sampler import BoundarySampler
 from pinnlab.sweep.spec import load_sweep
 

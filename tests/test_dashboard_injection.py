@@ -35,7 +35,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from pinnlab.dashboards.divergence import write_dashboard
 from pinnlab.dashboards.page import render_page, text
-from pinnlab.preflight import PAGE_MARKER
+from pinnlab.runs.preflight import PAGE_MARKER
 from tests.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401 (a fixture)
 from tests.test_dashboard_browser import VIEWS, RecordingProxy, chromium, classes, needs_chromium, sections
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pinnlab.derivatives import (
+from pinnlab.numerics.derivatives import (
     canonical,
     derivative,
     derivative_name,
@@ -16,7 +16,7 @@ from pinnlab.derivatives import (
     parse_derivative,
     partials,
 )
-from pinnlab.models import build_mlp
+from pinnlab.numerics.models import build_mlp
 
 RNG = np.random.default_rng(1234)
 

@@ -20,18 +20,18 @@ HEAVY = ("tensorflow", "keras", "mlflow")
 SWEEPS = sorted(str(p) for p in (ROOT / "sweeps").glob("*.yaml"))
 
 CHECKS = {
-    "import-config": "import pinnlab.config",
+    "import-config": "import pinnlab.core.config",
     "import-sweep-spec": "import pinnlab.sweep.spec",
-    "import-names-and-problems": "import pinnlab.names, pinnlab.problems",
+    "import-names-and-problems": "import pinnlab.core.names, pinnlab.problems",
     "every-preset": (
-        "from pinnlab.config import load_config, preset_names\nfor name in preset_names():\n    load_config(name)"
+        "from pinnlab.core.config import load_config, preset_names\nfor name in preset_names():\n    load_config(name)"
     ),
     "every-sweep-file": (
         f"from pinnlab.sweep.spec import load_sweep\nfor path in {SWEEPS!r}:\n    load_sweep(path).for_smoke()"
     ),
     "bad-override": (
-        "from pinnlab.config import load_config\n"
-        "from pinnlab.errors import ConfigError\n"
+        "from pinnlab.core.config import load_config\n"
+        "from pinnlab.core.errors import ConfigError\n"
         "try:\n"
         "    load_config('seed', ['model.activation=rleu'])\n"
         "except ConfigError:\n"

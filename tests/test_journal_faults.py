@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from pinnlab.errors import StoreError
+from pinnlab.core.errors import StoreError
 from pinnlab.sweep.journal import LOCK_SUFFIX, scan_journal
 from pinnlab.sweep.read import read_study
 from pinnlab.sweep.study import open_storage
@@ -341,7 +341,7 @@ def _limit(size: int) -> Callable[[], None]:
 
 APPEND_UNTIL_FULL = """
 import sys, optuna
-from pinnlab.errors import StoreError
+from pinnlab.core.errors import StoreError
 from pinnlab.sweep.study import open_storage
 study = optuna.load_study(study_name="tiny", storage=open_storage(sys.argv[1], create=False))
 try:

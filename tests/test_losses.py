@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pinnlab import names
-from pinnlab.errors import UnknownNameError
-from pinnlab.losses import formulation, grad_norm_lambda_hat, penalties
+from pinnlab.core import names
+from pinnlab.core.errors import UnknownNameError
+from pinnlab.numerics.losses import formulation, grad_norm_lambda_hat, penalties
 
 R = [-2.0, 0.0, 0.5, 3.0]  # |r| below, at and above the Huber thresholds used here
 

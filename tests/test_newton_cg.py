@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pinnlab.config import load_config
-from pinnlab.errors import ConfigError
-from pinnlab.outcomes import Outcome
+from pinnlab.core.config import load_config
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.outcomes import Outcome
 from pinnlab.training import train
 from pinnlab.training.newton_cg import ARMIJO_DECREASE, armijo, nystrom, pcg
 

@@ -14,10 +14,10 @@ import pytest
 import tensorflow as tf
 
 from pinnlab.cli import main
-from pinnlab.config import load_config, preset_names
-from pinnlab.errors import ConfigError
-from pinnlab.models import build_mlp
-from pinnlab.ntk import TermNTK, ntk_lambdas, spectrum
+from pinnlab.core.config import load_config, preset_names
+from pinnlab.core.errors import ConfigError
+from pinnlab.numerics.models import build_mlp
+from pinnlab.numerics.ntk import TermNTK, ntk_lambdas, spectrum
 from pinnlab.problems import resolve_problem
 from pinnlab.reproduce import STUDIES, reproduce
 from pinnlab.training import Trainer

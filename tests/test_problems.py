@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pinnlab.derivatives import parse_derivative
+from pinnlab.numerics.derivatives import parse_derivative
 from pinnlab.problems import PROBLEMS, Problem, resolve_problem
 from pinnlab.problems.base import Params
 from tests.user_problem import Heat1D

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pinnlab.outcomes import Outcome
+from pinnlab.core.outcomes import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -1,4 +1,4 @@
-"""The registry, and the contract between the TensorFlow-free catalogue (:mod:`pinnlab.names`) and
+"""The registry, and the contract between the TensorFlow-free catalogue (:mod:`pinnlab.core.names`) and
 the implementation modules: the same names on both sides, entry by entry, and metadata that is
 true to the implementation (a formulation said to be bounded below is)."""
 
@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pinnlab import losses, models, names, optimizers
-from pinnlab.config import OptimizerConfig
-from pinnlab.errors import UnknownNameError
-from pinnlab.registry import Registry
+from pinnlab.core import names
+from pinnlab.core.config import OptimizerConfig
+from pinnlab.core.errors import UnknownNameError
+from pinnlab.core.registry import Registry
+from pinnlab.numerics import losses, models, optimizers
 
 # ------------------------------------------------------------------------------------------
 # Registry
@@ -90,8 +91,8 @@ ENTRIES = [(kind, name) for kind, (cat, impl) in PAIRS.items() for name in sorte
 @pytest.mark.parametrize("kind, name", ENTRIES, ids=[f"{k}-{n}" for k, n in ENTRIES])
 def test_catalogue_and_implementation_list_the_same_name(kind, name):
     catalogue, implementation = PAIRS[kind]
-    assert name in catalogue, f"{name!r} is implemented but missing from pinnlab.names"
-    assert name in implementation, f"{name!r} is in pinnlab.names but has no implementation"
+    assert name in catalogue, f"{name!r} is implemented but missing from pinnlab.core.names"
+    assert name in implementation, f"{name!r} is in pinnlab.core.names but has no implementation"
     assert catalogue.kind == implementation.kind  # the same words in "unknown <kind>"
 
 

@@ -136,7 +136,14 @@ CASES = [
         {"KILLED"},
     ),
     # start-up: the config, the store, TensorFlow's import
-    ("run-config-int", TINY_RUN, ("pause", "pinnlab.config:load_config"), "SIGINT", ["interrupted by SIGINT"], set()),
+    (
+        "run-config-int",
+        TINY_RUN,
+        ("pause", "pinnlab.core.config:load_config"),
+        "SIGINT",
+        ["interrupted by SIGINT"],
+        set(),
+    ),
     (
         "run-store-open-term",
         TINY_RUN,

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pinnlab.analysis.survival import survival_report, units
-from pinnlab.outcomes import Outcome
+from pinnlab.core.outcomes import Outcome
 
 
 def study() -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pinnlab.cli import main
-from pinnlab.errors import ConfigError
+from pinnlab.core.errors import ConfigError
 from pinnlab.sweep.objective import objective_value
 from pinnlab.sweep.space import grid_space, suggest
 from pinnlab.sweep.spec import ParamSpec, load_sweep
@@ -207,7 +207,7 @@ def test_optuna_account_of_a_surplus_or_stopped_trial_is_dropped():
     any other trial's warnings pass."""
     import logging
 
-    from pinnlab.signals import Terminate
+    from pinnlab.runs.signals import Terminate
     from pinnlab.sweep.objective import Surplus
     from pinnlab.sweep.stops import QuietStop
 

@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import yaml
 
-from pinnlab.config import load_config
-from pinnlab.errors import ConfigError
-from pinnlab.summary import OBJECTIVE_METRICS
+from pinnlab.core.config import load_config
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.summary import OBJECTIVE_METRICS
 from pinnlab.sweep.objective import objective_metrics, pruner_metrics
 from pinnlab.sweep.space import MAX_CORNERS, corners
 from pinnlab.sweep.spec import ParamSpec, load_sweep

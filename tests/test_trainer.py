@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pinnlab import load_config
-from pinnlab.outcomes import Outcome
+from pinnlab.core.outcomes import Outcome
 from pinnlab.training import Callback, StopTraining, Trainer, train
 from pinnlab.training.divergence import (
     DivergenceMonitor,

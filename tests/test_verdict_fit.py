@@ -8,8 +8,8 @@ import numpy as np
 import optuna
 import pytest
 
-from pinnlab.config import load_config
-from pinnlab.outcomes import Outcome
+from pinnlab.core.config import load_config
+from pinnlab.core.outcomes import Outcome
 from pinnlab.training.divergence import classify_finished, classify_trend
 from pinnlab.training.trends import descending, improvement
 
@@ -116,7 +116,7 @@ WELL_POSED = [
 def test_no_well_posed_preset_is_diverging_at_any_budget(preset):
     """One 1,000-step run judged at budgets 40 ... 1,000: a run of T steps is this run's first T
     steps (same seed, points and schedule), so its end-of-run label is ``classify_trend`` there."""
-    from pinnlab.names import OPTIMIZERS
+    from pinnlab.core.names import OPTIMIZERS
     from pinnlab.problems import resolve_problem
     from pinnlab.training import train
     from pinnlab.training.recorder import unbounded_terms

@@ -1,9 +1,9 @@
-"""Causes in a study: how many trials each cause (pinnlab.causes) was found in, per factor level
+"""Causes in a study: how many trials each cause (pinnlab.core.causes) was found in, per factor level
 and per outcome.
 
 Read from the trials frame's ``cause_names`` column (found in the run) and ``known_causes`` column
 (known from the config before training), both comma-separated summary fields
-(:mod:`pinnlab.summary`).  A trial counts once per cause.
+(:mod:`pinnlab.core.summary`).  A trial counts once per cause.
 """
 
 from __future__ import annotations

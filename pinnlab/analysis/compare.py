@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.outcomes import DIVERGENT, RUN_OUTCOMES, UNJUDGED, Outcome
+from pinnlab.core.outcomes import DIVERGENT, RUN_OUTCOMES, UNJUDGED, Outcome
 from pinnlab.training.divergence import growth_rate
 
 __all__ = [

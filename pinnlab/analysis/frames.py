@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pinnlab.keys import MLFLOW_RUN_ID, REPLICATE_ATTRS, TRIAL_TAG
-from pinnlab.outcomes import trial_outcome
-from pinnlab.summary import INT_FIELDS, TRIAL_ATTRS
+from pinnlab.core.keys import MLFLOW_RUN_ID, REPLICATE_ATTRS, TRIAL_TAG
+from pinnlab.core.outcomes import trial_outcome
+from pinnlab.core.summary import INT_FIELDS, TRIAL_ATTRS
 from pinnlab.tracking.uri import display_url
 
 __all__ = [
@@ -143,7 +143,7 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
         row["outcome"] = None if outcome is None else str(outcome)
         row["diverged"] = None if outcome is None or not outcome.judged else outcome.divergent
         row["value"] = t.value
-        for name in _SUMMARY_COLUMNS + REPLICATE_ATTRS:  # replicate lists: pinnlab.replicates
+        for name in _SUMMARY_COLUMNS + REPLICATE_ATTRS:  # replicate lists: pinnlab.core.replicates
             row[name] = attrs.get(name)
         if run:
             for key, value in sorted(run["metrics"].items()):
@@ -279,7 +279,7 @@ def default_dashboard_path(study_name: str) -> Path:
 
 def check_factors(data: StudyData, factors: Sequence[str]) -> list[str]:
     """``factors`` if each is a swept parameter of the study; a ConfigError naming the bad one otherwise."""
-    from pinnlab.errors import ConfigError
+    from pinnlab.core.errors import ConfigError
 
     if len(set(factors)) != len(factors):
         raise ConfigError("--factors", f"{' '.join(factors)}: give two different factors")

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.analysis.compare import factor_levels, judged
-from pinnlab.outcomes import DIVERGENT
+from pinnlab.core.outcomes import DIVERGENT
 
 __all__ = ["METHOD", "JUSTIFICATION", "divergence_importance", "top_factors"]
 

@@ -11,7 +11,7 @@ problem's ``Params``, loss-term names, batch size against the point counts) stay
 metadata is class-level data (``name``, ``coords``, ``Params``, ``residual_terms``,
 ``constraint_terms``, ``derivatives``, ``max_order``) and its samplers are NumPy; the methods that
 compute (``pde``, ``constraints``, ``exact``) use ``tf`` from :mod:`pinnlab.problems.base`, which
-imports TensorFlow at its first use, and ``pinnlab.derivatives`` is imported inside the methods
+imports TensorFlow at its first use, and ``pinnlab.numerics.derivatives`` is imported inside the methods
 that differentiate.  Splitting each problem into a metadata class and a TensorFlow class was the
 other design considered: it keeps every import at the top, but puts one problem's equation, terms
 and parameters in two places that must agree, where the chosen form keeps one file per problem that
@@ -21,9 +21,9 @@ loads TensorFlow, which only costs that config the start-up time.
 
 from __future__ import annotations
 
-from pinnlab.errors import ConfigError
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.registry import Registry
 from pinnlab.problems.base import Problem, Residuals, box_boundary, grid, uniform
-from pinnlab.registry import Registry
 
 __all__ = ["PROBLEMS", "Problem", "Residuals", "resolve_problem", "uniform", "grid", "box_boundary"]
 

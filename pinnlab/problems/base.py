@@ -47,7 +47,7 @@ SCALE_MAX = 1e19
 MAX_FREQUENCY = 1e6
 # TensorFlow makes a Python int an int32 tensor when it fits, else int64, and fails past int64
 # (a decay_steps of 1e23 did, after the run had started).  Seeds are held in 32 bits.  Counts that
-# size memory (steps, widths, points) are bounded far lower by pinnlab.resources.
+# size memory (steps, widths, points) are bounded far lower by pinnlab.core.resources.
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 Scale = Annotated[float, Field(ge=-SCALE_MAX, le=SCALE_MAX)]
@@ -112,7 +112,7 @@ class _ClassProperty:
 
 class Params(BaseModel):
     """Base of a problem's parameters: unknown keys fail; ints and bools are strict (floats take
-    ints); floats are finite (as in every config, see pinnlab.config.StrictModel) and, unless a
+    ints); floats are finite (as in every config, see pinnlab.core.config.StrictModel) and, unless a
     field declares a tighter bound (:data:`Frequency`), at most :data:`SCALE_MAX` in size: a
     parameter of a user problem is a coefficient of its equation as much as a built-in one's."""
 
@@ -122,7 +122,7 @@ class Params(BaseModel):
     def _scale(self):
         for name, value in self:
             if isinstance(value, float) and abs(value) > SCALE_MAX:
-                from pinnlab.errors import ConfigError
+                from pinnlab.core.errors import ConfigError
 
                 raise ConfigError(
                     f"problem.params.{name}",
@@ -157,7 +157,7 @@ class Problem:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Problem:
-        from pinnlab.config import config_error_from_validation
+        from pinnlab.core.config import config_error_from_validation
 
         try:
             p = cls.Params.model_validate(params)
@@ -216,7 +216,7 @@ class Problem:
         else:
             return  # a read caught by pde itself (d.get, try/except) breaks nothing
         if reads:
-            from pinnlab.errors import ConfigError
+            from pinnlab.core.errors import ConfigError
 
             listed = ", ".join(self.derivatives) or "none"
             raise ConfigError(
@@ -288,7 +288,7 @@ class Problem:
 
     def pde_residuals(self, net: Net, x: tf.Tensor) -> Residuals:
         """``({"residual": r}, {"u_x": ..., ...})`` at the points ``x``."""
-        from pinnlab.derivatives import parse_derivative, partials
+        from pinnlab.numerics.derivatives import parse_derivative, partials
 
         idx = {name: parse_derivative(name, self.coords) for name in self.derivatives}
         u, ds = partials(net, x, idx.values())

@@ -79,7 +79,7 @@ class Seed(Problem):
     def pde_residuals(self, net, x):
         if not self.params.literal:
             return super().pde_residuals(net, x)
-        from pinnlab.derivatives import gradient_of_sum
+        from pinnlab.numerics.derivatives import gradient_of_sum
 
         df1, df2 = gradient_of_sum(net, x)
         r = df1[0:1, 0:1] + df2[0:1, 1:2]  # the question's loss: first sample, mixed "u_yy"

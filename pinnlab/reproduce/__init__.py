@@ -27,9 +27,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from pinnlab.errors import ConfigError
-from pinnlab.preflight import check_output_dir
+from pinnlab.core.errors import ConfigError
 from pinnlab.reproduce.base import Claim, Session, StudyResult
+from pinnlab.runs.preflight import check_output_dir
 
 __all__ = ["STUDIES", "reproduce", "Claim", "StudyResult"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pinnlab.outcomes import Outcome
+from pinnlab.core.outcomes import Outcome
 from pinnlab.reproduce.base import Session, fmt, span
 
 TITLE = "convection: PINN failure modes for u_t + β u_x = 0, plain vs curriculum (L-BFGS)"

@@ -10,7 +10,7 @@ edges' mean squares; 40,001 steps.
 * **annealing** (``loss.weighting.scheme: grad_norm``): every 10 steps
   λ̂ = max|∇_W L_r| / mean over layers of mean|∇_W (λ·L_bc)| and λ ← 0.9 λ + 0.1 λ̂ (kernels only),
   loss = L_r + λ·L_bc.  This is the reference code's form; the paper's equation divides by
-  mean|∇_W L_bc| without λ, whose fixed point differs (see :mod:`pinnlab.losses`).
+  mean|∇_W L_bc| without λ, whose fixed point differs (see :mod:`pinnlab.numerics.losses`).
 
 The paper's four models: M1 plain, M2 annealing, M3 the improved (modified) MLP
 (``model.architecture: modified_mlp``), M4 the modified MLP with annealing; the 50–100× of the

@@ -7,7 +7,7 @@ here through a warm start: neither is a config option); plain gradient descent 1
 
 * **plain**: loss = L_r + L_u;
 * **ntk** (``loss.weighting.scheme: ntk``): every 100 steps λ_i = tr(K)/tr(K_ii) from the exact
-  per-point gradients (:mod:`pinnlab.ntk`), loss = λ_r L_r + λ_u L_u.
+  per-point gradients (:mod:`pinnlab.numerics.ntk`), loss = λ_r L_r + λ_u L_u.
 
 Both again under Adam 1e-3 decayed ×0.9 every 1,000 steps: the issue's measurements (not the
 paper's) found that the gain from NTK weights does not carry over, and claim (d) reports what we
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.ntk import spectrum
+from pinnlab.numerics.ntk import spectrum
 from pinnlab.reproduce.base import Session, fmt, span
 
 TITLE = "ntk: when and why PINNs fail to train, and NTK loss weighting"

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from pinnlab.outcomes import Outcome
+from pinnlab.core.outcomes import Outcome
 from pinnlab.reproduce.base import Session, count_span, fmt, span
 
 TITLE = "seed: derivatives of the network output in a Keras loss (u_x + u_yy)"
@@ -251,7 +251,7 @@ def part_b(session: Session, b: dict) -> None:
 def part_c(session: Session, b: dict, intended: list) -> None:
     import tensorflow as tf
 
-    from pinnlab.derivatives import partials
+    from pinnlab.numerics.derivatives import partials
     from pinnlab.problems.seed import Seed
 
     rows = []

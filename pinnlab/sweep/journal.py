@@ -6,7 +6,7 @@ newline, but appends the next record straight onto it: the glued line then break
 
 - every open scans the file: a line that is not an Optuna record followed by more lines (damage
   inside the journal), or a complete JSON line that is not an Optuna operation, is a one-line
-  :class:`~pinnlab.errors.StoreError` naming the line and how to recover the records before it;
+  :class:`~pinnlab.core.errors.StoreError` naming the line and how to recover the records before it;
 - a damaged *last* line (a write cut short by a full disk or a kill, garbage or NUL bytes at the
   end) is a cut tail: a command that writes cuts it (its bytes go to ``<journal>.damaged-<time>``
   first) with one notice line on stderr; a complete last record that only lacks its newline gets
@@ -35,7 +35,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.storages.journal._storage import JournalOperation
 
-from pinnlab.errors import StoreError, first_line
+from pinnlab.core.errors import StoreError, first_line
 
 __all__ = ["open_journal", "scan_journal", "repair_tail", "GuardedJournalBackend", "LOCK_GRACE", "Tail"]
 

@@ -12,7 +12,7 @@
 * an exception -> FAIL with user attribute ``error`` (``Type: first line``; the study goes on);
 * a trial that did not come from the queue of budget slots (its worker lost the race for the last
   one, see :mod:`pinnlab.sweep.study`) -> FAIL with user attribute ``surplus``, before any training;
-* KeyboardInterrupt (SIGTERM / SIGINT through :class:`pinnlab.signals.Terminate`, passed in
+* KeyboardInterrupt (SIGTERM / SIGINT through :class:`pinnlab.runs.signals.Terminate`, passed in
   ``callbacks``) -> FAIL, MLflow run KILLED; the trial number is kept in ``interrupted`` for the
   worker's recovery.
 
@@ -31,12 +31,12 @@ from typing import Any
 
 import optuna
 
-from pinnlab import keys
-from pinnlab.errors import first_line
-from pinnlab.keys import BATCH_ATTR, MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
-from pinnlab.outcomes import Outcome
+from pinnlab.core import keys
+from pinnlab.core.errors import first_line
+from pinnlab.core.keys import BATCH_ATTR, MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
+from pinnlab.core.outcomes import Outcome
+from pinnlab.core.summary import OBJECTIVE_METRICS, TRIAL_ATTRS
 from pinnlab.runs import Tracking, run_config
-from pinnlab.summary import OBJECTIVE_METRICS, TRIAL_ATTRS
 from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
@@ -110,7 +110,7 @@ def _has_exact(problem) -> bool:
 
 def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     """(columns of every step, columns of diagnostics steps, families, exact solution known) of a run of ``cfg``."""
-    from pinnlab.names import FORMULATIONS
+    from pinnlab.core.names import FORMULATIONS
     from pinnlab.problems import Problem, resolve_problem
 
     problem = resolve_problem(cfg.problem.name, cfg.problem.params)
@@ -292,7 +292,7 @@ class Objective:
         """Train the job unless ``run`` (its batch's) is given; judge the result (module docstring)."""
         spec = self.spec
         trial = job.trial
-        if spec.replicates > 1:  # k seeds, one verdict (pinnlab.replicates)
+        if spec.replicates > 1:  # k seeds, one verdict (pinnlab.core.replicates)
             return self._finish_seeds(job)
         if run is None:
             run = run_config(
@@ -319,9 +319,9 @@ class Objective:
 
     def _finish_seeds(self, job: Job) -> float:
         """Train the job's config on ``spec.replicates`` seeds (stacked), record them on its trial,
-        and return the median objective (or raise TrialPruned: :func:`pinnlab.replicates.aggregate`'s
-        rule; MLflow, one run per seed: the module docstring of :mod:`pinnlab.replicates`)."""
-        from pinnlab.replicates import aggregate, run_replicates
+        and return the median objective (or raise TrialPruned: :func:`pinnlab.core.replicates.aggregate`'s
+        rule; MLflow, one run per seed: the module docstring of :mod:`pinnlab.core.replicates`)."""
+        from pinnlab.core.replicates import aggregate, run_replicates
 
         spec, trial, cfg, tags = self.spec, job.trial, job.cfg, job.tags
         callbacks = [*job.callbacks, *self.callbacks]
@@ -376,14 +376,14 @@ class Objective:
         return float(verdict["value"])
 
     def run_batch(self, trials: Sequence[optuna.Trial]) -> None:
-        """Run asked ``trials`` together: those whose configs share a :func:`pinnlab.replicates.group_key`
+        """Run asked ``trials`` together: those whose configs share a :func:`pinnlab.core.replicates.group_key`
         train as replicates of one stacked training, each with its own hyperparameters, MLflow run
         and pruner; the others alone.  Each trial's ``(value, state)`` for ``study.tell`` goes into
         ``batch_ends`` as it ends (a KeyboardInterrupt propagates, with the batch's unfinished
         trials in ``interrupted``)."""
         from optuna.trial import TrialState
 
-        from pinnlab.replicates import group_key, stackable
+        from pinnlab.core.replicates import group_key, stackable
 
         self.batch_ends = out = {}  # trial number -> (value, state), as the trials end
 

@@ -19,8 +19,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-from pinnlab.outcomes import Outcome
-from pinnlab.signals import checkpoint, on_abort, stop_grace
+from pinnlab.core.outcomes import Outcome
+from pinnlab.runs.signals import checkpoint, on_abort, stop_grace
 from pinnlab.sweep.study import budget_kinds
 
 __all__ = ["run_processes", "ORPHAN_GRACE"]
@@ -38,7 +38,7 @@ def _die_with_parent(parent_pid: int) -> None:
     (trial FAIL, run KILLED, slot queued again): on Linux through ``prctl(PR_SET_PDEATHSIG)`` at
     once, elsewhere from a thread that polls the parent's pid every second.  A step can be far away
     (a trace being compiled, TensorFlow still starting): the stop watchdog of
-    :mod:`pinnlab.signals` ends a trial in progress after its grace (trial FAIL, run KILLED); if
+    :mod:`pinnlab.runs.signals` ends a trial in progress after its grace (trial FAIL, run KILLED); if
     the process still runs :data:`ORPHAN_GRACE` seconds later it exits outright, and a trial it
     leaves RUNNING is repaired by the next ``pinnlab sweep`` (its worker is a dead process of this
     machine).  A parent already
@@ -77,8 +77,8 @@ def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
     from pinnlab.backend import quiet_process
 
     quiet_process()
-    from pinnlab.errors import PinnlabError, first_line
-    from pinnlab.signals import Terminate
+    from pinnlab.core.errors import PinnlabError, first_line
+    from pinnlab.runs.signals import Terminate
     from pinnlab.sweep.runner import run_worker
     from pinnlab.sweep.study import StorageLost
 
@@ -172,7 +172,7 @@ def run_processes(study, spec, storage, tracking_uri, track, workers, done, prog
     except BaseException as exc:  # Ctrl-C, or the storage lost: no worker runs on unwatched
         if isinstance(exc, KeyboardInterrupt):
             # a Ctrl-C reached the whole process group: the workers stop by themselves; a SIGTERM
-            # now would be their second signal, which stops them at once (pinnlab.signals)
+            # now would be their second signal, which stops them at once (pinnlab.runs.signals)
             deadline = time.monotonic() + stop_grace()
             while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
                 time.sleep(0.1)

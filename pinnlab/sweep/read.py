@@ -5,7 +5,7 @@ study comes through :func:`read_study`: the spec the study was created with (``p
 MLflow parent run id (``mlflow_parent_run_id``) and one :class:`TrialRecord` per trial.
 
 Reading never creates anything: a journal file or a study that does not exist is a
-:class:`~pinnlab.errors.ConfigError` naming what was looked for and which studies exist, instead of
+:class:`~pinnlab.core.errors.ConfigError` naming what was looked for and which studies exist, instead of
 the empty journal that opening a storage for writing would leave behind.
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinnlab.errors import ConfigError
-from pinnlab.keys import PARENT_ATTR, SPEC_ATTR
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.keys import PARENT_ATTR, SPEC_ATTR
 from pinnlab.sweep.study import _load, budget_kinds, open_storage
 
 __all__ = ["TrialRecord", "StudyRecord", "read_study"]

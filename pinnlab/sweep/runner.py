@@ -24,10 +24,10 @@ still RUNNING whose trial is not and ends the parent run FINISHED, so a study ru
 workers is closed too.
 
 Signals: SIGTERM and SIGINT stop a worker at its trainer's next step
-(:class:`pinnlab.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
+(:class:`pinnlab.runs.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
 KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.  A step that
 does not end within the stop grace (or a second signal) is not waited for: the watchdog of
-:mod:`pinnlab.signals` does the same (:func:`abandon`) and exits the process.
+:mod:`pinnlab.runs.signals` does the same (:func:`abandon`) and exits the process.
 
 No ``gc_after_trial``: a full ``gc.collect()`` in a process holding TensorFlow costs about a
 quarter of a short trial, and without it the memory stays bounded (docs/benchmarks.md, "gc after
@@ -63,7 +63,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinnlab.keys import (
+from pinnlab.core.keys import (
     FINISHED_TAG,
     KIND_TAG,
     PARENT_ATTR,
@@ -71,7 +71,7 @@ from pinnlab.keys import (
     STUDY_TAG,
     TRACKING_ATTR,
 )
-from pinnlab.outcomes import Outcome, trial_outcome
+from pinnlab.core.outcomes import Outcome, trial_outcome
 from pinnlab.sweep.spec import SweepSpec
 from pinnlab.sweep.stops import QuietStop, abandon, kill_parent, lost_storage_is_one_line, quiet_lost_threads, stopped
 from pinnlab.sweep.study import (
@@ -102,7 +102,7 @@ class SweepReport:
     done: int = 0  # trials counted in the budget (see pinnlab.sweep.study.Budget)
     counts: dict[str, int] = field(default_factory=dict)  # every trial by Optuna state
     outcomes: dict[str, int] = field(default_factory=dict)  # by pinnlab outcome
-    causes: dict[str, int] = field(default_factory=dict)  # trials per cause found in the run (pinnlab.causes)
+    causes: dict[str, int] = field(default_factory=dict)  # trials per cause found in the run (pinnlab.core.causes)
     known_causes: dict[str, int] = field(default_factory=dict)  # trials per cause known before training
     risks: dict[str, int] = field(default_factory=dict)  # trials that worked per rule that held (a risk, not a cause)
     best_value: float | None = None
@@ -205,7 +205,7 @@ def run_worker(
     """
     import optuna
 
-    from pinnlab.signals import Terminate, current, on_abort
+    from pinnlab.runs.signals import Terminate, current, on_abort
     from pinnlab.sweep.recovery import TrialRecovery
 
     t0 = time.time()
@@ -221,7 +221,7 @@ def run_worker(
     if track is None:
         track = parent is not None
     if track:
-        from pinnlab.errors import ConfigError
+        from pinnlab.core.errors import ConfigError
         from pinnlab.tracking import check_parent_run
 
         if parent is None:
@@ -356,7 +356,7 @@ def run_sweep(
     or the local store.  ``repair``: first fail and queue again the trials of workers that are gone
     (:func:`pinnlab.sweep.recovery.repair_trials`) and close runs left RUNNING.
     """
-    from pinnlab.signals import Once, checkpoint, on_abort
+    from pinnlab.runs.signals import Once, checkpoint, on_abort
     from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
     from pinnlab.tracking import default_store, resolve_tracking_uri, start_parent_run
     from pinnlab.tracking.uri import check_tracking_store
@@ -493,7 +493,7 @@ def _experiment_id(tracking_uri: str | None, parent: str | None) -> str | None:
 def _check_apart(storage: str, tracking_uri: str) -> None:
     """Refuse one SQLite file as both the Optuna storage and the MLflow store: each tool would
     create its schema in the other's database."""
-    from pinnlab.errors import StoreError
+    from pinnlab.core.errors import StoreError
     from pinnlab.tracking.uri import sqlite_path
 
     db, other = sqlite_path(storage), sqlite_path(tracking_uri)
@@ -510,7 +510,7 @@ def _end_parent(study, spec, tracking_uri, parent, status) -> None:
     """End the parent run: FINISHED only when the budget is spent; a sweep whose workers ended with
     trials missing (crashed workers, retry limit) ends FAILED with tag ``pinnlab.incomplete``, and
     the run that completes the budget later ends it FINISHED."""
-    from pinnlab.keys import INCOMPLETE_TAG
+    from pinnlab.core.keys import INCOMPLETE_TAG
     from pinnlab.tracking import end_run, set_tags
 
     if status == "FINISHED":  # a stopped sweep, or one whose storage was lost, reads no counts

@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pinnlab.config import (
+from pinnlab.core.config import (
     MAX_SEED,
     Bool,
     Int,
@@ -56,10 +56,10 @@ from pinnlab.config import (
     resolve_bases,
     validate_config,
 )
-from pinnlab.config_sources import EXCLUSIVE
-from pinnlab.errors import ConfigError
-from pinnlab.preflight import check_name
-from pinnlab.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
+from pinnlab.core.config_sources import EXCLUSIVE
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
+from pinnlab.runs.preflight import check_name
 
 __all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS", "MAX_TRIALS"]
 
@@ -253,7 +253,7 @@ class SweepSpec(StrictModel):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     n_trials: Int = Field(20, gt=0, le=MAX_TRIALS)
-    replicates: Int = Field(1, gt=0, le=100)  # seeds per trial (pinnlab.replicates); 100: a rate to 1 %
+    replicates: Int = Field(1, gt=0, le=100)  # seeds per trial (pinnlab.core.replicates); 100: a rate to 1 %
     # trials a worker asks for at a time; those that share a network shape and optimizer train as
     # replicates of one stacked step, each with its own hyperparameters (pinnlab.sweep.runner)
     batch: Int = Field(1, gt=0, le=MAX_BATCH)
@@ -352,7 +352,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         validate_config(apply_overrides(base, list(spec.smoke.overrides.items())))
     except ConfigError as exc:
         raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
-    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.replicates
+    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.core.replicates
         raise ConfigError(
             "pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none"
         )

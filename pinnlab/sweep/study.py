@@ -51,9 +51,9 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from pinnlab.errors import ConfigError, StoreError, first_line
-from pinnlab.keys import SLOT_ATTR, SPEC_ATTR, SURPLUS_ATTR
-from pinnlab.outcomes import Outcome
+from pinnlab.core.errors import ConfigError, StoreError, first_line
+from pinnlab.core.keys import SLOT_ATTR, SPEC_ATTR, SURPLUS_ATTR
+from pinnlab.core.outcomes import Outcome
 from pinnlab.sweep.internals import fixed_params, retried_numbers
 from pinnlab.sweep.journal import open_journal
 from pinnlab.sweep.space import grid_space

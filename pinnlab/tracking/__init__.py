@@ -13,7 +13,7 @@ on top of :mod:`~pinnlab.tracking.store` (the MLflow client, batched writes, sto
 
 Importing this package, or :mod:`pinnlab.tracking.uri`, does not import mlflow (~2 s): the names
 below resolve on first use, so the sweep parent, the analysis and ``pinnlab --help`` stay light.
-A store that cannot be opened or read raises :class:`pinnlab.errors.StoreError`.
+A store that cannot be opened or read raises :class:`pinnlab.core.errors.StoreError`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the runs of dead or stopped processes (:mod:`pinnlab.sweep.recovery`, ``pinnlab 
 
 A process killed by SIGKILL leaves its MLflow run RUNNING forever; whoever notices (a live worker
 through Optuna's heartbeat, the sweep that started the worker, a repair) tags it with why
-(:data:`pinnlab.keys.CLOSED_TAG`) and ends it with :func:`close_runs`.
+(:data:`pinnlab.core.keys.CLOSED_TAG`) and ends it with :func:`close_runs`.
 """
 
 from __future__ import annotations

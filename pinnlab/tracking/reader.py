@@ -16,8 +16,8 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
-from pinnlab.errors import first_line
-from pinnlab.keys import PARENT_RUN_TAG
+from pinnlab.core.errors import first_line
+from pinnlab.core.keys import PARENT_RUN_TAG
 from pinnlab.tracking.store import STORE_FAILURES, client, store_error
 from pinnlab.tracking.uri import check_tracking_store, local_path, resolve_tracking_uri, sqlite_path
 

@@ -22,9 +22,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from pinnlab.errors import ConfigError, PinnlabError
-from pinnlab.preflight import first_existing
-from pinnlab.summary import FIELD, INT_FIELDS
+from pinnlab.core.errors import ConfigError, PinnlabError
+from pinnlab.core.summary import FIELD, INT_FIELDS
+from pinnlab.runs.preflight import first_existing
 from pinnlab.tracking.reader import run_history
 from pinnlab.tracking.store import client as open_client
 from pinnlab.tracking.uri import local_path, resolve_tracking_uri, sqlite_path

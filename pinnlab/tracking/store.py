@@ -3,7 +3,7 @@
 Every function takes the tracking URI explicitly and uses its own ``MlflowClient``: no global
 MLflow state (``mlflow.set_tracking_uri``, active runs) is touched, so several trackers can coexist
 in one process.  Here live the pieces the three roles share: a client per URI, experiments, writes
-batched within MLflow's limits, ending a run, and :class:`~pinnlab.errors.StoreError` for a store
+batched within MLflow's limits, ending a run, and :class:`~pinnlab.core.errors.StoreError` for a store
 that cannot be opened.
 
 Which exceptions mean "the store failed" (:data:`STORE_FAILURES`), as measured against MLflow 3 with
@@ -32,7 +32,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 from sqlalchemy.exc import SQLAlchemyError
 
-from pinnlab.errors import StoreError, first_line
+from pinnlab.core.errors import StoreError, first_line
 from pinnlab.tracking.uri import resolve_tracking_uri, uri_origin
 
 __all__ = [

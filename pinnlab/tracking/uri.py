@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from pinnlab.errors import ConfigError, StoreError
+from pinnlab.core.errors import ConfigError, StoreError
 
 __all__ = [
     "STORE_DIRNAME",

@@ -12,12 +12,12 @@ What a run records
   scalars (``true``, ``null``, ``0.001``), so ``--set key=value`` reproduces them.
 * tags at start: ``problem``, any caller tags (swept factors, study, trial number, ...),
   ``mlflow.parentRunId`` for a child run; at the end: the summary fields marked ``tag`` in
-  :mod:`pinnlab.summary` (``outcome``, ``reason``, ``nan_onset_step``, ``first_nonfinite``,
+  :mod:`pinnlab.core.summary` (``outcome``, ``reason``, ``nan_onset_step``, ``first_nonfinite``,
   ``divergence_step``, ``stopped_by``: ``"none"`` when there is none), ``diverged``
   (``true``/``false``) and ``warnings`` (one per line, ``""`` for none).  Run status: FINISHED
   whenever training returned (a diverged run is a result: its outcome is a tag), KILLED on
   ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by the CLI) and when the stop
-  watchdog of :mod:`pinnlab.signals` ends the process, FAILED with tag ``error`` on any other
+  watchdog of :mod:`pinnlab.runs.signals` ends the process, FAILED with tag ``error`` on any other
   exception; the exception is always re-raised.
 * metrics: the per-step metrics (``loss/*``, ``grad_norm/total``, ``weight_norm/total``,
   ``lambda/*``) every ``metric_every`` steps and on the last step, and every diagnostics row
@@ -62,9 +62,9 @@ import mlflow
 from mlflow.entities import Metric, RunTag
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from pinnlab.causes import cause_tags
-from pinnlab.config import RunConfig, flatten
-from pinnlab.keys import (
+from pinnlab.core.causes import cause_tags
+from pinnlab.core.config import RunConfig, flatten
+from pinnlab.core.keys import (
     DIVERGED_TAG,
     ERROR_TAG,
     PARENT_RUN_TAG,
@@ -74,8 +74,8 @@ from pinnlab.keys import (
     TRIAL_TAG,
     WARNINGS_TAG,
 )
-from pinnlab.signals import checkpoint, on_abort, stop_grace
-from pinnlab.summary import NUMERIC_FIELDS, TAG_FIELDS
+from pinnlab.core.summary import NUMERIC_FIELDS, TAG_FIELDS
+from pinnlab.runs.signals import checkpoint, on_abort, stop_grace
 from pinnlab.tracking.store import (
     STORE_FAILURES,
     base_tags,
@@ -242,7 +242,7 @@ class RunTracker(Callback):
         self._last_diag_logged = -1
         self._ended = False
         # held while the run is created and while it is ended: the stop watchdog's KILLED
-        # (pinnlab.signals) and the main thread's own end never both write a final status
+        # (pinnlab.runs.signals) and the main thread's own end never both write a final status
         self._end_lock = threading.Lock()
         self._abort_scope = contextlib.ExitStack()
 
@@ -263,7 +263,7 @@ class RunTracker(Callback):
     def start(self) -> str:
         """Create the run (status RUNNING), log params, start tags and ``config.yaml``.
 
-        A store that cannot be opened is a :class:`~pinnlab.errors.StoreError`, before any run exists.
+        A store that cannot be opened is a :class:`~pinnlab.core.errors.StoreError`, before any run exists.
         """
         if self.run_id is not None:
             raise RuntimeError(f"this RunTracker already recorded run {self.run_id}; create one tracker per run")
@@ -322,7 +322,7 @@ class RunTracker(Callback):
                 log.warning("tracking: could not mark run %s %s (%s)", self.run_id, status, exc)
 
     def _abort(self) -> str | None:
-        """The stop watchdog's action (:func:`pinnlab.signals.on_abort`, on its own thread): end
+        """The stop watchdog's action (:func:`pinnlab.runs.signals.on_abort`, on its own thread): end
         the run KILLED unless the main thread ended it or is ending it (then its status stands)."""
         if not self._end_lock.acquire(timeout=stop_grace()):
             return f"MLflow run {self.run_id} was being ended and may stay RUNNING"
@@ -401,7 +401,7 @@ class RunTracker(Callback):
         tags = {k: summary[k] for k in TAG_FIELDS}
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
-        tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.causes)
+        tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.core.causes)
         tags.update(cause_tags(result.risks, "risk"))  # risk.<name>: the same rules on a run that worked
         self.run_name = tags[RUN_NAME_TAG] = self.label(str(result.outcome))
         if len(self._buffer) <= MAX_METRICS_PER_BATCH and len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:

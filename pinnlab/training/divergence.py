@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pinnlab.outcomes import Outcome
+from pinnlab.core.outcomes import Outcome
 from pinnlab.training.trends import Improvement, descending, loss_trend, projected_descent, runaway, weight_trend
 
 __all__ = ["Verdict", "DivergenceMonitor", "classify_finished", "classify_trend", "growth_rate"]

@@ -4,7 +4,7 @@
 (default 100, the authors' interval) λ̂_i = Σ_j m_j / m_i from the mean traces
 m_i = tr(K_ii) / n_i of every loss term (penalties excluded), and λ_i ← α λ_i + (1 − α) λ̂_i with
 ``loss.weighting.alpha`` (default 0 for ntk: the authors set λ outright; grad_norm keeps its 0.9).
-The math lives in :mod:`pinnlab.ntk`; this module only compiles it against the trainer's state.
+The math lives in :mod:`pinnlab.numerics.ntk`; this module only compiles it against the trainer's state.
 
 λ lives in the trainer's ``tf.Variable``\\ s and is changed with ``assign`` inside one compiled
 function whose only inputs are the point tensors and a ``(2,)`` seed tensor (for Hutchinson
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pinnlab.ntk import TermNTK, ntk_lambdas
+from pinnlab.numerics.ntk import TermNTK, ntk_lambdas
 
 __all__ = ["NTKWeighting"]
 
@@ -39,7 +39,7 @@ class NTKWeighting:
         self.latest: dict[str, tf.Tensor] = {}  # the traces of the latest λ update
         points = trainer.train_points
         args = (trainer.problem, trainer.model, trainer.vars, points, trainer.terms)
-        k = trainer.k  # stacked replicates: every trace and λ per replicate (pinnlab.ntk)
+        k = trainer.k  # stacked replicates: every trace and λ per replicate (pinnlab.numerics.ntk)
         self.weighting = TermNTK(*args, estimator=w.ntk_estimator, probes=w.ntk_probes, dtype=trainer.dtype, replicas=k)
         self.exact = TermNTK(*args, dtype=trainer.dtype, replicas=k) if w.ntk_estimator != "exact" else self.weighting
         compiled = dict(jit_compile=cfg.training.jit_compile, autograph=False)

@@ -7,7 +7,7 @@ clipping, max-norm, diagnostics, divergence monitor and outcome.  The trainer is
 against an :class:`Axis`; the axis says how a per-point tensor, a weight and a norm look per
 replicate:
 
-* :class:`One` (k = 1): the Keras network of :func:`pinnlab.models.build_mlp` and the reductions of
+* :class:`One` (k = 1): the Keras network of :func:`pinnlab.numerics.models.build_mlp` and the reductions of
   a single run (a scalar loss, ``tf.clip_by_global_norm``).  A plain run keeps it because it is
   measurably faster than a stack of one (``benchmarks/replicate_cost.py``: the stacked network's
   transposes and batched matmuls) and because its numbers are those every earlier run logged.
@@ -31,7 +31,7 @@ separate runs' counts are equal.  A replicate whose run would have ended is *fro
 keeps its pre-step weights (``w ← where(active, w_new, w_before)``) while the others go on.
 
 Initial weights: replicate ``r`` with seed ``s`` gets exactly the draws a separate run with seed
-``s`` gets from :func:`pinnlab.models.build_mlp` (the initializer class and seed ``s·1000 + i`` per
+``s`` gets from :func:`pinnlab.numerics.models.build_mlp` (the initializer class and seed ``s·1000 + i`` per
 layer, called with the same shape); biases start at zero.
 """
 
@@ -43,8 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.losses import grad_norm_lambda_hat, penalties
-from pinnlab.models import ACTIVATIONS, INITIALIZERS, build_mlp, variable_name
+from pinnlab.numerics.losses import grad_norm_lambda_hat, penalties
+from pinnlab.numerics.models import ACTIVATIONS, INITIALIZERS, build_mlp, variable_name
 from pinnlab.training.diagnostics import global_norm
 
 __all__ = [
@@ -266,7 +266,7 @@ def _activation(name: str, field: str):
 
 
 class StackedMLP:
-    """``k`` copies of :func:`pinnlab.models.build_mlp`'s network, one per seed in ``seeds``.
+    """``k`` copies of :func:`pinnlab.numerics.models.build_mlp`'s network, one per seed in ``seeds``.
 
     Calling it maps interleaved points ``x: (n·k, d)`` to ``u: (n·k, 1)``.  ``variables`` are
     ``dense_i/kernel: (k, fan_in, fan_out)`` and ``dense_i/bias: (k, fan_out)`` in the order of a
@@ -287,7 +287,7 @@ class StackedMLP:
         standardize: tuple[np.ndarray, np.ndarray] | None = None,
         architecture: str = "mlp",
     ):
-        if architecture != "mlp":  # pinnlab.replicates.check_replicates refuses it at config time
+        if architecture != "mlp":  # pinnlab.core.replicates.check_replicates refuses it at config time
             raise ValueError(f"model.architecture: {architecture!r} has no stacked form (only 'mlp')")
         self.k = k = len(seeds)
         self.input_dim = input_dim

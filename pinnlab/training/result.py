@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from pinnlab.outcomes import Outcome
-from pinnlab.summary import SUMMARY_FIELDS
+from pinnlab.core.outcomes import Outcome
+from pinnlab.core.summary import SUMMARY_FIELDS
 
 NO_FORECAST = {"first_alarm_step": None, "signal": None, "value": None}
 
@@ -54,8 +54,8 @@ class RunResult:
     forecast: dict[str, Any] = field(default_factory=dict)  # {first_alarm_step, signal, value}
     causes: list[dict[str, str]] = field(default_factory=list)  # [{cause, evidence, remedy}]
     risks: list[dict[str, str]] = field(default_factory=list)  # the same rules on a run that worked
-    known_causes: str = ""  # causes known before training (pinnlab.causes.static_causes), comma-separated
-    # training.replicates > 1: one row per seed (pinnlab.replicates.combine); None for one run
+    known_causes: str = ""  # causes known before training (pinnlab.core.causes.static_causes), comma-separated
+    # training.replicates > 1: one row per seed (pinnlab.core.replicates.combine); None for one run
     replicates: list[dict[str, Any]] | None = None
     divergence_rate: float | None = None  # fraction of replicates that diverged (one run: 0 or 1)
     replicate_results: list[RunResult] = field(default_factory=list, repr=False)  # each seed's result
@@ -100,7 +100,7 @@ class RunResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary (what ``pinnlab run --json`` prints): the fields of
-        :data:`pinnlab.summary.SUMMARY_FIELDS`, in that order, non-finite numbers as None."""
+        :data:`pinnlab.core.summary.SUMMARY_FIELDS`, in that order, non-finite numbers as None."""
         out: dict[str, Any] = {}
         for f in SUMMARY_FIELDS:
             value = getattr(self, f.name)

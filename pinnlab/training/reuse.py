@@ -14,7 +14,7 @@ from variables, or what the host loop reads, can share one built :class:`Trainer
 
 Taking the next config (:func:`reset`): assign the initial weights a fresh ``Trainer`` with that
 seed would draw (:class:`~pinnlab.training.replicas.StackedMLP` with one seed, proved equal to
-:func:`~pinnlab.models.build_mlp` in tests/test_replicas.py), zero the optimizer's slots and
+:func:`~pinnlab.numerics.models.build_mlp` in tests/test_replicas.py), zero the optimizer's slots and
 iteration count, assign the learning rate and the λ, and redo the per-run state
 (``Trainer._prepare_run``: points from the new seed, batching, budget).  tests/test_reuse.py checks
 that a reused trainer's steps equal a fresh one's bit for bit (its diagnostics to float rounding: a
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from pinnlab import names
+from pinnlab.core import names
 
 __all__ = ["FREE", "MAX_TRAINERS", "TrainerCache", "reuse_key", "reset"]
 
@@ -47,7 +47,7 @@ def reuse_key(cfg) -> str | None:
     """The fields that change shapes or the graph, as a string; None when not reusable."""
     if cfg.training.replicates > 1 or names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
         return None
-    from pinnlab.config import dict_without
+    from pinnlab.core.config import dict_without
 
     d = dict_without(cfg, FREE)
     if cfg.optimizer.schedule.name == "constant":
@@ -59,7 +59,7 @@ def reset(trainer, cfg, callbacks: Sequence[Any] = ()) -> None:
     """Make a built ``trainer`` start the run of ``cfg`` (same :func:`reuse_key`) from scratch."""
     import tensorflow as tf
 
-    from pinnlab.models import mlp_kwargs
+    from pinnlab.numerics.models import mlp_kwargs
     from pinnlab.training.replicas import StackedMLP
 
     trainer.cfg = cfg

@@ -34,11 +34,11 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.config import RunConfig, budget, load_config
-from pinnlab.errors import ConfigError
-from pinnlab.losses import formulation
-from pinnlab.models import ACTIVATIONS, mlp_kwargs
-from pinnlab.optimizers import build_optimizer
+from pinnlab.core.config import RunConfig, budget, load_config
+from pinnlab.core.errors import ConfigError
+from pinnlab.numerics.losses import formulation
+from pinnlab.numerics.models import ACTIVATIONS, mlp_kwargs
+from pinnlab.numerics.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
 from pinnlab.training.compiled import Compiled
@@ -156,7 +156,7 @@ class Trainer:
             return self._given_configs
         if self.k == 1:
             return [self.cfg]
-        from pinnlab.replicates import replicate_config
+        from pinnlab.core.replicates import replicate_config
 
         return [replicate_config(self.cfg, r) for r in range(self.k)]
 
@@ -410,7 +410,7 @@ class Trainer:
 
         One :class:`Recorder` per replicate (its history, monitor and result); the run's callbacks
         hear replicate 0 while it trains and, with k > 1, the combined result at the end
-        (:func:`pinnlab.replicates.combine`).
+        (:func:`pinnlab.core.replicates.combine`).
         """
         loops = chain(self)
         cbs = self.replica_callbacks or [[] for _ in range(self.k)]
@@ -440,7 +440,7 @@ class Trainer:
         results = [rec.finish() for rec in recorders]
         if self.k == 1:
             return results[0]
-        from pinnlab.replicates import combine
+        from pinnlab.core.replicates import combine
 
         result = combine(self.cfg, results, wall_seconds=time.perf_counter() - t0)
         for cb in self.callbacks:

@@ -1,7 +1,7 @@
 """Registries of pluggable parts, keyed by the name used in YAML.
 
 One ``Registry`` per kind (problems, activations, formulations, optimizers, ...).  A duplicate name
-raises; a miss raises :class:`~pinnlab.errors.UnknownNameError` listing the valid names.  A name of
+raises; a miss raises :class:`~pinnlab.core.errors.UnknownNameError` listing the valid names.  A name of
 the form ``package.module:Name`` is imported (never ``eval``-ed), so users extend pinnlab without
 touching it: ``problem.name: mypkg.problems:Burgers``.
 """
@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from pinnlab.errors import ConfigError, UnknownNameError, first_line
+from pinnlab.core.errors import ConfigError, UnknownNameError, first_line
 
 __all__ = ["Registry", "import_object"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pinnlab.errors import ConfigError
+from pinnlab.core.errors import ConfigError
 
 __all__ = [
     "MAX_NAME_LENGTH",

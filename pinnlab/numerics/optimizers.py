@@ -1,7 +1,7 @@
-"""Optimizers and learning-rate schedules, attached to the names of :mod:`pinnlab.names`.
+"""Optimizers and learning-rate schedules, attached to the names of :mod:`pinnlab.core.names`.
 
 ``OPTIMIZERS`` maps a name to a builder ``(OptimizerConfig) -> keras.optimizers.Optimizer``.
-``lbfgs`` and ``newton_cg`` are different in kind (``full_batch`` in :data:`pinnlab.names.OPTIMIZERS`:
+``lbfgs`` and ``newton_cg`` are different in kind (``full_batch`` in :data:`pinnlab.core.names.OPTIMIZERS`:
 second-order methods over the flattened weights); they are registered with builder ``None`` and the
 trainer runs them itself (:mod:`pinnlab.training.loops`).
 ``SCHEDULES`` maps ``optimizer.schedule.name`` to ``(OptimizerConfig) -> learning rate``.
@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 import keras
 
-from pinnlab import names
-from pinnlab.registry import Registry
+from pinnlab.core import names
+from pinnlab.core.registry import Registry
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "learning_rate"]
 

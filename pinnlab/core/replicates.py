@@ -22,7 +22,7 @@ The rules a trial follows (:func:`aggregate`)
   not one to call stable;
 * its ``outcome`` is the most common outcome among the seeds on the winning side (divergent
   classes when divergent, stable / silent_failure otherwise; ties go to the first in
-  :class:`~pinnlab.outcomes.Outcome` order; so the outcome alone says which side won), and its other summary attributes (``nan_onset_step``,
+  :class:`~pinnlab.core.outcomes.Outcome` order; so the outcome alone says which side won), and its other summary attributes (``nan_onset_step``,
   ``divergence_step``, ``steps_run``, ..., ``mlflow_run_id``) are those of the first seed with that
   outcome, the *representative* seed: so the trials frame, the report's tables and the dashboard's
   trajectories read one coherent run per trial;
@@ -31,7 +31,7 @@ The rules a trial follows (:func:`aggregate`)
   value of a configuration that works on the others; divergent seeds have no meaningful value (a
   last finite loss before a blowup ranks nothing).  No such value -> PRUNED.
 
-Per-seed attributes (names in :mod:`pinnlab.keys`): ``replicates``, ``divergence_rate``,
+Per-seed attributes (names in :mod:`pinnlab.core.keys`): ``replicates``, ``divergence_rate``,
 ``replicate_seeds``, ``replicate_outcomes``, ``replicate_onsets`` (the step at which each divergent
 seed was detected: ``divergence_step``, else ``nan_onset_step``), ``replicate_steps_run``,
 ``replicate_values`` and ``replicate_run_ids``; the survival analysis treats every seed as a unit.
@@ -86,8 +86,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pinnlab import keys, names
-from pinnlab.outcomes import Outcome
+from pinnlab.core import keys, names
+from pinnlab.core.outcomes import Outcome
 
 if TYPE_CHECKING:
     from pinnlab.training.result import RunResult
@@ -110,7 +110,7 @@ __all__ = [
 def replicate_config(cfg, i: int):
     """The config of replicate ``i`` as a separate run: seed ``training.seed + i``, one replicate,
     validated like any run config (its MLflow params are a single run's)."""
-    from pinnlab.config import apply_overrides, validate_config
+    from pinnlab.core.config import apply_overrides, validate_config
 
     overrides = [("training.seed", cfg.training.seed + i), ("training.replicates", 1)]
     return validate_config(apply_overrides(cfg.to_dict(), overrides))
@@ -142,7 +142,7 @@ def run_replicates(
     seeds = [replicate_config(cfg, i) for i in range(k)]
     trackings = [tracking(i, c) if tracking is not None else None for i, c in enumerate(seeds)]
     if k > 1 and stackable(cfg):
-        from pinnlab.config import apply_overrides, validate_config
+        from pinnlab.core.config import apply_overrides, validate_config
 
         stacked = validate_config(apply_overrides(cfg.to_dict(), [("training.replicates", k)]))
         return run_replicas(stacked, trackings, callbacks=callbacks)
@@ -163,7 +163,7 @@ def _winner(outcomes: Sequence[Outcome]) -> Outcome:
 def verdict(outcomes: Sequence[Outcome], replicate_rate: float) -> tuple[Outcome, bool, float]:
     """(outcome, divergent, divergence rate) of a set of replicates: divergent when the share of
     divergent outcomes is at least ``replicate_rate``; the outcome is the most common one on the
-    winning side (ties: the first in :class:`~pinnlab.outcomes.Outcome` order)."""
+    winning side (ties: the first in :class:`~pinnlab.core.outcomes.Outcome` order)."""
     bad = [o.divergent for o in outcomes]
     rate = sum(bad) / len(outcomes)
     divergent = rate >= replicate_rate
@@ -231,7 +231,7 @@ def group_key(cfg: Any) -> str:
     :data:`PER_REPLICA` and the values (not the presence) of the penalties, clipping and max-norm."""
     import json
 
-    from pinnlab.config import dict_without
+    from pinnlab.core.config import dict_without
 
     d = dict_without(cfg, PER_REPLICA)
     reg = d["regularization"]

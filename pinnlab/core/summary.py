@@ -40,7 +40,7 @@ class SummaryField:
 
 
 SUMMARY_FIELDS: tuple[SummaryField, ...] = (
-    SummaryField("outcome", str, "the outcome class (pinnlab.outcomes.Outcome)", tag=True),
+    SummaryField("outcome", str, "the outcome class (pinnlab.core.outcomes.Outcome)", tag=True),
     SummaryField("reason", str, "the rule that fired, with its numbers", tag=True),
     SummaryField("nan_onset_step", int, "step whose update first went non-finite (null if none)", tag=True),
     SummaryField("first_nonfinite", str, "the first non-finite tensor of that step, in computation order", tag=True),
@@ -73,7 +73,7 @@ SUMMARY_FIELDS: tuple[SummaryField, ...] = (
     SummaryField(
         "alarm_signal", str, "the signal that raised it (sharpness, weight_growth, unbounded_loss, ...)", tag=True
     ),
-    SummaryField("causes", list, "likely causes of a failure: [{cause, evidence, remedy}] (pinnlab.causes)"),
+    SummaryField("causes", list, "likely causes of a failure: [{cause, evidence, remedy}] (pinnlab.core.causes)"),
     SummaryField("cause_names", str, "the causes' names, comma-separated", tag=True),
     SummaryField("risks", list, "the same rules holding on a run that worked: [{cause, evidence, remedy}]"),
     SummaryField("risk_names", str, "the risks' names, comma-separated", tag=True),

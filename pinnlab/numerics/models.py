@@ -1,9 +1,9 @@
 """Multilayer perceptrons and the activations they use.
 
 ``ACTIVATIONS`` maps each YAML name to an :class:`Activation`: the TensorFlow-free metadata of
-:data:`pinnlab.names.ACTIVATIONS` (``vanishes_from``, the derivative order from which the
+:data:`pinnlab.core.names.ACTIVATIONS` (``vanishes_from``, the derivative order from which the
 activation's derivatives are zero almost everywhere, and its note) with the Keras callable attached.
-``INITIALIZERS`` attaches Keras initializer classes to :data:`pinnlab.names.INITIALIZERS`.
+``INITIALIZERS`` attaches Keras initializer classes to :data:`pinnlab.core.names.INITIALIZERS`.
 
 Layers are named ``dense_1 … dense_{depth+1}`` (the last is the output layer), independent of how
 many models the process has built, so metric names such as ``weight_norm/dense_1/kernel`` mean the
@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pinnlab import names
-from pinnlab.registry import Registry
+from pinnlab.core import names
+from pinnlab.core.registry import Registry
 
 __all__ = ["Activation", "ACTIVATIONS", "INITIALIZERS", "build_mlp", "mlp_kwargs", "Standardize", "variable_name"]
 

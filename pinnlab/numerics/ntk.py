@@ -8,7 +8,7 @@ Perdikaris (2022) weight term ``i`` by ``λ_i = tr(K) / tr(K_ii)`` with ``tr(K) 
 How per-point gradients are computed
 ------------------------------------
 ``tf.vectorized_map`` over the term's points, with the residual (nested input-derivative tapes
-inside, :mod:`pinnlab.derivatives`) and a weight tape evaluated on *one point* per map element:
+inside, :mod:`pinnlab.numerics.derivatives`) and a weight tape evaluated on *one point* per map element:
 measured at 1.9–2.8 ms for 200 points of the 1-D Poisson case, also under XLA.
 ``tape.jacobian(r, θ, experimental_use_pfor=True)`` gives the same numbers in 42–64 ms: it
 vectorises over *cotangents*, so every one of the ``n`` backward passes runs over all ``n`` points
@@ -18,7 +18,7 @@ Which points belong to a term is not declared by problems, so :func:`term_layout
 eagerly: the point set whose input gradient is connected to the term.  A term given as a list of
 ``g`` parts (helmholtz2d's four edges, ``tf.split`` of its set) is evaluated on groups of ``g``
 rows taken ``n/g`` apart, so that each part receives exactly one row.  Rows must be independent
-(a plain MLP, as :func:`pinnlab.derivatives.partials` already assumes).
+(a plain MLP, as :func:`pinnlab.numerics.derivatives.partials` already assumes).
 
 When exact is too big or impossible
 -----------------------------------

@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from pinnlab.names import ACTIVATIONS, FORMULATIONS
+from pinnlab.core.names import ACTIVATIONS, FORMULATIONS
 
 __all__ = ["Cause", "CAUSES", "static_causes", "run_causes", "cause_tags"]
 

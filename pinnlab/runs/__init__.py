@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pinnlab.keys import MLFLOW_RUN_ID
-from pinnlab.signals import on_abort
+from pinnlab.core.keys import MLFLOW_RUN_ID
+from pinnlab.runs.signals import on_abort
 
 __all__ = ["Tracking", "Run", "run_config", "run_replicas"]
 
@@ -97,7 +97,7 @@ def run_config(
     from pinnlab.training import build_trainer
 
     tracker = _tracker(cfg, tracking)
-    # open work for the stop watchdog (pinnlab.signals.on_abort): it may end the process anywhere
+    # open work for the stop watchdog (pinnlab.runs.signals.on_abort): it may end the process anywhere
     # in here, tracked or not, once the grace passed; the tracker's own action ends its run KILLED
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext(), on_abort(lambda: None):
         if tracker is not None and on_start is not None:
@@ -126,7 +126,7 @@ def run_replicas(
     (a StopTraining from one of them stops only it).  ``replica_configs``: the replicates' own
     configs (a sweep's batch of trials; default: ``cfg`` with seeds ``seed + r``); ``on_start[r]``
     is called with replicate r's MLflow run id once it exists."""
-    from pinnlab.replicates import replicate_config
+    from pinnlab.core.replicates import replicate_config
 
     configs = list(replica_configs or [replicate_config(cfg, r) for r in range(len(trackings))])
     trackers = [_tracker(c, t) for c, t in zip(configs, trackings)]

@@ -3,9 +3,9 @@
 A config is a YAML mapping.  It may name a ``base`` (a preset name or another YAML file, relative
 to the file) and then contain only overrides of it; ``--set dotted.key=value`` overrides apply last.
 Validation happens once, here, at the edge: unknown keys, wrong types, impossible values and names
-missing from a registry fail with a one-line :class:`~pinnlab.errors.ConfigError` naming the dotted
+missing from a registry fail with a one-line :class:`~pinnlab.core.errors.ConfigError` naming the dotted
 path, the value and what is allowed.  Names are checked against the TensorFlow-free catalogue
-(:mod:`pinnlab.names`, and the problems' class-level metadata in :mod:`pinnlab.problems`), so a bad
+(:mod:`pinnlab.core.names`, and the problems' class-level metadata in :mod:`pinnlab.problems`), so a bad
 value is reported in well under a second.  Everything downstream receives a frozen :class:`RunConfig`
 whose ``problem.params`` are resolved (defaults filled in), so the logged config is the whole truth.
 
@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from pinnlab import names
-from pinnlab.config_sources import (  # re-exported: pinnlab.config is the public entry
+from pinnlab.core import names
+from pinnlab.core.config_sources import (  # re-exported: pinnlab.core.config is the public entry
     apply_overrides,
     deep_merge,
     flatten,
@@ -41,10 +41,10 @@ from pinnlab.config_sources import (  # re-exported: pinnlab.config is the publi
     read_yaml_file,
     resolve_bases,
 )
-from pinnlab.errors import ConfigError
+from pinnlab.core.errors import ConfigError
+from pinnlab.core.registry import Registry
 from pinnlab.problems import resolve_problem
 from pinnlab.problems.base import BOUND_REASONS, INT64_MAX, SCALE_MAX
-from pinnlab.registry import Registry
 
 __all__ = [
     "StrictModel",
@@ -138,7 +138,7 @@ class ModelConfig(StrictModel):
     dtype: Literal["float32", "float64"] = "float32"  # float64 for derivative checks, 2-3x slower
     standardize: Bool = False  # map the problem's domain to zero mean / unit variance first
     # mlp: depth Dense layers; modified_mlp: two input encoders U, V gate every hidden layer,
-    # h <- z*U + (1-z)*V (Wang, Teng & Perdikaris 2021's improved architecture; pinnlab.models)
+    # h <- z*U + (1-z)*V (Wang, Teng & Perdikaris 2021's improved architecture; pinnlab.numerics.models)
     architecture: Literal["mlp", "modified_mlp"] = "mlp"
 
     _act = _known(names.ACTIVATIONS, "model.activation")
@@ -320,7 +320,7 @@ class DivergenceConfig(StrictModel):
     loss_floor: Float = Field(-1e6, lt=0)
     # a set of replicates (a run's `training.replicates`, a sweep trial's `replicates`) is divergent when
     # at least this share of its seeds diverged: a configuration that fails one seed in two is not one to
-    # call stable, and with two seeds one divergent seed already decides (pinnlab.replicates.verdict)
+    # call stable, and with two seeds one divergent seed already decides (pinnlab.core.replicates.verdict)
     replicate_rate: Float = Field(0.5, gt=0, le=1)
     max_rel_error: Float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
     max_heldout_ratio: Float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
@@ -368,7 +368,7 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _replicates(self):
         if self.training.replicates > 1:
-            from pinnlab.replicates import check_replicates
+            from pinnlab.core.replicates import check_replicates
 
             check_replicates(self)
         return self
@@ -448,7 +448,7 @@ def validate_config(data: Mapping) -> RunConfig:
         )
     if cfg.loss.weighting.scheme == "causal":
         _check_causal(cfg, problem)
-    from pinnlab.resources import check_resources, declared_counts, sampled_counts
+    from pinnlab.core.resources import check_resources, declared_counts, sampled_counts
 
     check_resources(cfg, problem, declared_counts(problem))  # before sampling: n_residual=1e12
     counts = sampled_counts(problem)

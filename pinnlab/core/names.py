@@ -3,19 +3,19 @@
 Validating a config needs to know which names exist and a few facts about them (is this loss
 bounded below? is this optimizer the full-batch L-BFGS?), never how they compute.  Keeping those
 facts here, in a module that imports nothing heavier than the standard library, lets
-``pinnlab.config``, ``pinnlab.sweep.spec`` and ``pinnlab.analysis`` answer a bad ``--set`` value in
+``pinnlab.core.config``, ``pinnlab.sweep.spec`` and ``pinnlab.analysis`` answer a bad ``--set`` value in
 well under a second instead of waiting 7–13 s for TensorFlow to load.  Optuna splits itself the same
 way: ``optuna.distributions`` imports without any sampler backend.
 
 The implementation modules attach their TensorFlow callables to these same names:
-``pinnlab.models`` (activations, initializers), ``pinnlab.losses`` (formulations) and
-``pinnlab.optimizers`` (optimizers, schedules).  ``tests/test_registry.py`` checks, entry by entry,
+``pinnlab.numerics.models`` (activations, initializers), ``pinnlab.numerics.losses`` (formulations) and
+``pinnlab.numerics.optimizers`` (optimizers, schedules).  ``tests/test_registry.py`` checks, entry by entry,
 that both sides list the same names and that each formulation's ``bounded_below`` is true to its
 values.  Problems carry their metadata as class attributes in ``pinnlab.problems``, which is itself
 TensorFlow-free (see its docstring).
 
-Every catalogue is a :class:`~pinnlab.registry.Registry`, so a miss raises
-:class:`~pinnlab.errors.UnknownNameError` listing the valid names, and its ``kind`` (the word in
+Every catalogue is a :class:`~pinnlab.core.registry.Registry`, so a miss raises
+:class:`~pinnlab.core.errors.UnknownNameError` listing the valid names, and its ``kind`` (the word in
 "unknown activation") is shared with the implementation registry of the same names.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pinnlab.registry import Registry
+from pinnlab.core.registry import Registry
 
 __all__ = [
     "ActivationInfo",

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pinnlab.errors import ConfigError, first_line
+from pinnlab.core.errors import ConfigError, first_line
 
 __all__ = [
     "MEMORY_FRACTION",
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 MEMORY_FRACTION = 0.5
-NTK_EXACT_FLOATS = 2**24  # pinnlab.ntk's max_floats: exact per-point gradients are chunked past it
+NTK_EXACT_FLOATS = 2**24  # pinnlab.numerics.ntk's max_floats: exact per-point gradients are chunked past it
 EVAL_POINTS_PER_AXIS = 101  # Problem.eval_points' default grid
 
 
@@ -142,8 +142,8 @@ def sampled_counts(problem) -> dict[str, int]:
 
 
 def _budget(cfg, n_residual: int) -> tuple[int, str]:
-    """The run's steps (:func:`pinnlab.config.budget`) and the field that set them."""
-    from pinnlab.config import budget
+    """The run's steps (:func:`pinnlab.core.config.budget`) and the field that set them."""
+    from pinnlab.core.config import budget
 
     t = cfg.training
     steps = budget(cfg, n_residual)[2]

@@ -52,7 +52,7 @@ SPEC_ATTR = "pinnlab_spec"  # the validated sweep spec the study was created wit
 PARENT_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
 TRACKING_ATTR = "mlflow_tracking_uri"  # where that run lives
 
-# MLflow run tags (besides the summary fields marked `tag` in pinnlab.summary)
+# MLflow run tags (besides the summary fields marked `tag` in pinnlab.core.summary)
 STUDY_TAG = "study"
 TRIAL_TAG = "trial"
 KIND_TAG = "pinnlab.kind"  # "study" on a sweep's parent run
@@ -67,7 +67,7 @@ ERROR_TAG = "error"  # first line of the exception of a FAILED run
 PLOT_ERROR_TAG = "plot_error"  # why the run's PNGs are missing
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: a trial's run -> its study's parent run
 
-# trial user attributes of a sweep with `replicates: k` (pinnlab.replicates)
+# trial user attributes of a sweep with `replicates: k` (pinnlab.core.replicates)
 REPLICATES_ATTR = "replicates"  # k, the seeds run for the trial's configuration
 DIVERGENCE_RATE_ATTR = "divergence_rate"  # share of those seeds whose outcome is divergent
 REPLICATE_SEEDS_ATTR = "replicate_seeds"  # training.seed of each seed, in run order

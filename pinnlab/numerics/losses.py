@@ -6,7 +6,7 @@ reduces one residual to a scalar; a *weighting* multiplies each scalar by λ_ter
 name everything downstream: ``loss/boundary``, ``lambda/boundary``, ``grad_norm/boundary``.
 
 Formulations (``FORMULATIONS``) attach a TensorFlow function ``(r, delta, axis=None) -> scalar`` to each name of
-:data:`pinnlab.names.FORMULATIONS`, which holds their formulas and which are bounded below (all but
+:data:`pinnlab.core.names.FORMULATIONS`, which holds their formulas and which are bounded below (all but
 ``raw``, the seed question's mean(r)).  ``axis`` reduces one axis only: stacked replicates reduce
 ``(n, k)`` over axis 0 to one loss per replicate (:mod:`pinnlab.training.replicas`).
 
@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from pinnlab import names
-from pinnlab.registry import Registry
+from pinnlab.core import names
+from pinnlab.core.registry import Registry
 
 __all__ = ["FORMULATIONS", "formulation", "grad_norm_lambda_hat", "penalties"]
 

@@ -1,6 +1,6 @@
 """Where a config comes from: YAML text, presets, base chains and dotted overrides.
 
-:mod:`pinnlab.config` validates; this module only reads and merges, so both stay short enough to
+:mod:`pinnlab.core.config` validates; this module only reads and merges, so both stay short enough to
 hold in mind.  YAML is read strictly: a key given twice is an error naming it and its lines (YAML
 itself keeps the last one silently), and ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``).
 A config names a ``base`` (a preset name or another YAML file, relative to the file) and holds only
@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from pinnlab.errors import ConfigError
+from pinnlab.core.errors import ConfigError
 
 __all__ = [
     "load_yaml",
