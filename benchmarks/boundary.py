@@ -2,7 +2,7 @@
 
 Ground truth (real trainings): ``seed-fixed`` (the well-posed seed problem) at width 20 with plain
 SGD (batch 10) for ``--steps`` steps, on a dense grid of 3 activations (tanh, sin, silu) x 16
-learning rates log-spaced over [0.02, 2] x 4 seeds (``pinnlab.core.replicates.run_replicates``):
+learning rates log-spaced over [0.02, 2] x 4 seeds (``pinnlab.runs.run_replicates``):
 192 trainings of ~1 s each.  Why this problem: it is the study's own (sweeps/seed_boundary.yaml),
 its boundary lies inside the range (width 20: 0.1 stable, 0.3 divergent), and a divergent run is
 detected within ~10 steps, so 300 steps separate the classes at a fraction of the study's cost.
@@ -74,8 +74,9 @@ def truth_table(steps: int) -> dict:
     """Outcome of every (activation, lr, seed) of the dense grid, from real trainings."""
     import logging
 
-    from pinnlab.core.config import load_config
-    from pinnlab.core.replicates import onset, run_replicates
+    from pinnlab.config import load_config
+    from pinnlab.config.replicates import onset
+    from pinnlab.runs import run_replicates
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     cells = []

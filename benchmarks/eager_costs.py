@@ -52,7 +52,7 @@ def measure_case(base: str, overrides: list[str]) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
     from pinnlab.training import build_trainer
     from pinnlab.training.sharpness import hessian_vector_product, hessian_vector_products
 

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks._env import environment, write_results  # noqa: E402
-from pinnlab.core.config import load_config  # noqa: E402
+from pinnlab.config import load_config  # noqa: E402
 from pinnlab.numerics.ntk import TermNTK  # noqa: E402
 from pinnlab.training import Trainer  # noqa: E402
 

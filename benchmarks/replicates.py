@@ -51,7 +51,7 @@ def _uptime() -> str:
 
 def one_fit(preset: str, k: int | str, steps: int) -> dict:
     import pinnlab.training.trainer as trainer_module
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
     from pinnlab.training import build_trainer
     from pinnlab.training.replicas import Stacked, axis_for
 

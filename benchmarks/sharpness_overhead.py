@@ -37,7 +37,7 @@ CASES = {
 
 
 def _fit(preset, overrides, sharpness: bool, steps: int) -> tuple[float, float]:
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
     from pinnlab.training.trainer import Trainer
 
     cfg = load_config(

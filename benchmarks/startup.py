@@ -4,10 +4,10 @@ Measured, each in a fresh interpreter (the way a user pays them), ``--repeats`` 
 so that the machine's load (2 shared cores) hits every quantity alike; medians are reported and
 every ratio is taken within one round before its median:
 
-* ``imports``: ``import X`` alone for tensorflow, keras, mlflow, optuna, pinnlab.core.config and
+* ``imports``: ``import X`` alone for tensorflow, keras, mlflow, optuna, pinnlab.config and
   pinnlab.training (the last two must stay light: validation never waits for TensorFlow);
 * ``phases``: one in-process ``pinnlab run seed`` cut into phases with ``time.perf_counter``:
-  import pinnlab.core.config, config validation, TensorFlow (through :mod:`pinnlab.backend`), the rest
+  import pinnlab.config, config validation, TensorFlow (through :mod:`pinnlab.backend`), the rest
   of the training modules (keras, ...), model build (``Trainer(...)``), tracing (the first step),
   training, end-of-run evaluation (relative error and held-out residual), and, tracked: MLflow
   import, run start, end-of-run writes and the PNG plots;
@@ -37,14 +37,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402
 
-MODULES = ["tensorflow", "keras", "mlflow", "optuna", "pinnlab.core.config", "pinnlab.training"]
+MODULES = ["tensorflow", "keras", "mlflow", "optuna", "pinnlab.config", "pinnlab.training"]
 
 PHASES = r"""
 import json, sys, time
 t = time.perf_counter
 out = {}
-a = t(); import pinnlab.core.config; out["import_pinnlab_config"] = t() - a
-a = t(); cfg = pinnlab.core.config.load_config("seed"); out["config_validation"] = t() - a
+a = t(); import pinnlab.config; out["import_pinnlab_config"] = t() - a
+a = t(); cfg = pinnlab.config.load_config("seed"); out["config_validation"] = t() - a
 a = t()
 from pinnlab.backend import import_tensorflow
 import_tensorflow(); out["import_tensorflow"] = t() - a

@@ -159,8 +159,8 @@ def measure_workers(args, directory: Path) -> dict:
 # ------------------------------------------------------------------------------ storage overhead
 def storage_ms_per_trial(url: str, trials: int, summary: dict) -> list[float]:
     """Milliseconds per trial of the worker loop with training replaced by ``summary``."""
+    from pinnlab.core.signals import Terminate
     from pinnlab.core.summary import TRIAL_ATTRS
-    from pinnlab.runs.signals import Terminate
     from pinnlab.sweep.objective import Objective
     from pinnlab.sweep.runner import _work
     from pinnlab.sweep.space import suggest
@@ -203,7 +203,7 @@ def storage_ms_per_trial(url: str, trials: int, summary: dict) -> list[float]:
 def measure_storage(args, directory: Path) -> dict:
     import optuna
 
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
     from pinnlab.training import Trainer
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

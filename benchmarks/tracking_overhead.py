@@ -57,7 +57,7 @@ from _env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pinnlab.core.config import load_config  # noqa: E402
+from pinnlab.config import load_config  # noqa: E402
 from pinnlab.tracking import RunTracker  # noqa: E402
 from pinnlab.training import Trainer  # noqa: E402
 

@@ -66,7 +66,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pinnlab.core.config import load_config  # noqa: E402
+from pinnlab.config import load_config  # noqa: E402
 from pinnlab.training.callbacks import Callback  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 

@@ -539,7 +539,7 @@ def run_one(entry: dict) -> dict:
     import logging
 
     logging.disable(logging.WARNING)
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
     from pinnlab.training.trainer import Trainer
 
     T = entry["T"]

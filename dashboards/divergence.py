@@ -14,7 +14,7 @@
                        choice index (labelled), log-sampled ones as log10
 ``grad_terms``         distribution of ``grad_norm/<term>`` (residual vs boundary ...) over every
                        diagnostics step, per loss term and outcome, log y
-``causes``             trials per cause found (:mod:`pinnlab.core.causes`), stacked by outcome; each
+``causes``             trials per cause found (:mod:`pinnlab.training.causes`), stacked by outcome; each
                        trial's causes are also in its hover text in ``trajectories``
 =====================  ==========================================================================
 
@@ -47,9 +47,9 @@ from pinnlab.analysis.frames import (
     load_study_data,
 )
 from pinnlab.core.outcomes import DIVERGENT, Outcome
+from pinnlab.core.preflight import check_output_file
 from pinnlab.dashboards.boundary import boundary_panels, log_placement
 from pinnlab.dashboards.page import Panel, text, write_page
-from pinnlab.runs.preflight import check_output_file
 
 __all__ = ["OUTCOME_COLORS", "METRICS", "escaped", "panels", "build", "write_dashboard"]
 
@@ -494,7 +494,7 @@ def write_dashboard(
 ) -> Path:
     """Load the study, build the dashboard and write it (default ``<store>/dashboards/<study>.html``).
 
-    The destination is checked first (:func:`pinnlab.runs.preflight.check_output_file`): a page never
+    The destination is checked first (:func:`pinnlab.core.preflight.check_output_file`): a page never
     replaces a file pinnlab did not write as a page, such as the study's own journal."""
     path = check_output_file("--out", out or default_dashboard_path(study_name))
     data = load_study_data(study_name, storage, tracking_uri, metrics=METRICS)

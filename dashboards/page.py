@@ -26,7 +26,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from pinnlab.core.errors import ConfigError
-from pinnlab.runs.preflight import PAGE_MARKER
+from pinnlab.core.preflight import PAGE_MARKER
 
 __all__ = ["Panel", "text", "render_page", "write_page"]
 

@@ -33,8 +33,8 @@ __all__ = [
 ]
 
 _LAZY = {  # imports only when wanted: the command line installs its signal handlers before them
-    "RunConfig": "pinnlab.core.config",
-    "load_config": "pinnlab.core.config",
+    "RunConfig": "pinnlab.config",
+    "load_config": "pinnlab.config",
     "train": "pinnlab.training",
     "RunResult": "pinnlab.training",
     "Trainer": "pinnlab.training",

@@ -22,8 +22,8 @@ import signal
 import sys
 
 from pinnlab.core.errors import ConfigError, PinnlabError, first_line
-from pinnlab.runs.preflight import check_name
-from pinnlab.runs.signals import Terminate as _Terminate
+from pinnlab.core.preflight import check_name
+from pinnlab.core.signals import Terminate as _Terminate
 
 __all__ = ["main", "build_parser"]
 
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     if not args.no_track:
@@ -203,9 +203,9 @@ def _cmd_run(args) -> int:
     if args.print_config:
         print(cfg.to_yaml(), end="")
         return 0
-    from pinnlab.core.causes import static_causes
     from pinnlab.runs import Tracking, run_config
     from pinnlab.training import ProgressBar
+    from pinnlab.training.causes import static_causes
 
     callbacks = [] if args.quiet else [ProgressBar(desc=cfg.name or str(args.config))]
     tracking = None
@@ -413,7 +413,7 @@ def _cmd_presets(args) -> int:
     import textwrap
     from importlib import resources
 
-    from pinnlab.core.config import preset_names
+    from pinnlab.config import preset_names
 
     names = preset_names()
     width = max(map(len, names))
@@ -463,8 +463,8 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_dashboard(args) -> int:
+    from pinnlab.core.preflight import check_output_file
     from pinnlab.dashboards.divergence import write_dashboard
-    from pinnlab.runs.preflight import check_output_file
 
     check_name("STUDY", args.study)
     _not_empty("--storage", args.storage)
@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("PINNLAB_DEBUG", "") not in ("", "0")
     # SIGTERM and Ctrl-C alike: the commands that write are stopped at a safe point (runs KILLED,
-    # trials FAIL, never RUNNING), or by the stop watchdog after its grace (pinnlab.runs.signals)
+    # trials FAIL, never RUNNING), or by the stop watchdog after its grace (pinnlab.core.signals)
     _SIGTERM.reset()
     _SIGTERM.label = f"pinnlab {args.command}"
     try:

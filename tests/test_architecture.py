@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 from pinnlab.core.errors import ConfigError
 from pinnlab.numerics.models import build_mlp
 from pinnlab.training import build_trainer

@@ -32,8 +32,8 @@ import annotated_types
 import pytest
 from pydantic import BaseModel
 
-from pinnlab.core.config import MAX_NTK_PROBES, SCALE_MAX, RunConfig, load_config
-from pinnlab.core.config_sources import MAX_FILE_BYTES, MAX_YAML_DEPTH
+from pinnlab.config import MAX_NTK_PROBES, SCALE_MAX, RunConfig, load_config
+from pinnlab.config.sources import MAX_FILE_BYTES, MAX_YAML_DEPTH
 from pinnlab.problems import PROBLEMS
 from tests.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401  (workdir: a fixture)
 
@@ -438,7 +438,7 @@ def test_bounds_keep_two_factors_finite_in_float32():
 
 def test_a_bomb_is_refused_before_it_is_expanded(tmp_path):
     """Measured on the composed graph, so the refusal takes no memory or time (a 9**12 expansion)."""
-    from pinnlab.core.config_sources import load_yaml
+    from pinnlab.config.sources import load_yaml
     from pinnlab.core.errors import ConfigError
 
     t0 = time.monotonic()
@@ -450,7 +450,7 @@ def test_a_bomb_is_refused_before_it_is_expanded(tmp_path):
 
 def test_a_fifo_is_not_opened(workdir):
     """Refused from its stat alone: opening a FIFO for reading blocks until a writer comes."""
-    from pinnlab.core.config_sources import read_yaml_file
+    from pinnlab.config.sources import read_yaml_file
     from pinnlab.core.errors import ConfigError
 
     fifo = Path(workdir) / "pipe.yaml"

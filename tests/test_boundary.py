@@ -15,10 +15,10 @@ import yaml
 
 from pinnlab.analysis.boundary import fit_boundary
 from pinnlab.cli import main
+from pinnlab.config.replicates import aggregate, divergent_label
 from pinnlab.core import keys
 from pinnlab.core.errors import ConfigError
 from pinnlab.core.outcomes import Outcome
-from pinnlab.core.replicates import aggregate, divergent_label
 from pinnlab.sweep.boundary_sampler import BoundarySampler
 from pinnlab.sweep.spec import load_sweep
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 from pinnlab.core.errors import ConfigError
 from pinnlab.training.causal import causal_loss
 

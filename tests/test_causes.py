@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab import load_config
-from pinnlab.core.causes import CAUSES, cause_tags, run_causes, static_causes
+from pinnlab.training.causes import CAUSES, cause_tags, run_causes, static_causes
 
 SQUARED_TANH = ["loss.formulation=squared", "model.activation=tanh", "problem.params.constraint=dirichlet"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pinnlab.backend import import_tensorflow
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 
 tf = import_tensorflow()
 

@@ -1,4 +1,4 @@
-"""pinnlab.core.config at the API level: base chains, dotted overrides and their types, the budget rule,
+"""pinnlab.config at the API level: base chains, dotted overrides and their types, the budget rule,
 unknown keys, and every name field checked against the catalogue.  The command line's one-line
 error contract for the same inputs is in tests/test_cli_errors.py."""
 
@@ -7,8 +7,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from pinnlab.core import names
-from pinnlab.core.config import (
+from pinnlab.config import (
     RunConfig,
     StrictModel,
     apply_overrides,
@@ -17,6 +16,7 @@ from pinnlab.core.config import (
     parse_override,
     preset_names,
 )
+from pinnlab.core import names
 from pinnlab.core.errors import ConfigError, UnknownNameError
 from pinnlab.sweep import spec
 

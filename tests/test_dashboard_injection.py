@@ -33,9 +33,9 @@ import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
+from pinnlab.core.preflight import PAGE_MARKER
 from pinnlab.dashboards.divergence import write_dashboard
 from pinnlab.dashboards.page import render_page, text
-from pinnlab.runs.preflight import PAGE_MARKER
 from tests.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401 (a fixture)
 from tests.test_dashboard_browser import VIEWS, RecordingProxy, chromium, classes, needs_chromium, sections
 

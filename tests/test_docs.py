@@ -187,7 +187,7 @@ def test_every_documented_command_parses(doc, line):
     except SystemExit as exc:
         pytest.fail(f"{doc}: `{line}` does not parse (exit {exc.code})")
     if args.command == "run" and not args.config.endswith((".yaml", ".yml")):
-        from pinnlab.core.config import load_config
+        from pinnlab.config import load_config
 
         load_config(args.config, args.overrides)  # a preset with its --set overrides: a valid config
 
@@ -287,7 +287,7 @@ KEY = re.compile(r"`([a-z_]+(?:\.(?:[a-z_0-9]+|<[^>`]+>|\*))+)(?<!\.json)(?<!\.y
 
 
 def config_keys() -> list[tuple[str, str]]:
-    from pinnlab.core.config import RunConfig
+    from pinnlab.config import RunConfig
     from pinnlab.sweep.spec import SweepSpec
 
     sections = set(RunConfig.model_fields) | set(SweepSpec.model_fields)
@@ -301,7 +301,7 @@ def config_keys() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("doc,key", config_keys(), ids=lambda v: v)
 def test_every_config_key_exists(doc, key):
-    from pinnlab.core.config import RunConfig
+    from pinnlab.config import RunConfig
     from pinnlab.sweep.spec import SweepSpec
 
     parts = key.split(".")
@@ -339,13 +339,13 @@ def sweep_file(name: str) -> dict:
 
 
 def _config_default(section: str, field: str) -> Any:
-    from pinnlab.core.config import RunConfig
+    from pinnlab.config import RunConfig
 
     return getattr(getattr(RunConfig(), section), field)
 
 
 def _seed_budget() -> int:
-    from pinnlab.core.config import load_config
+    from pinnlab.config import load_config
     from pinnlab.problems.seed import Seed
 
     t = load_config("seed").training
@@ -408,31 +408,31 @@ DEFAULTS: list[tuple[str, str, Callable[[], Any]]] = [
         _attr("pinnlab.problems.base", "SCALE_MAX"),
     ),
     ("README.md", "inside a sine at most {},", _attr("pinnlab.problems.base", "MAX_FREQUENCY")),
-    ("README.md", "`loss.weighting.ntk_probes` at most {}", _attr("pinnlab.core.config", "MAX_NTK_PROBES")),
+    ("README.md", "`loss.weighting.ntk_probes` at most {}", _attr("pinnlab.config", "MAX_NTK_PROBES")),
     (
         "README.md",
         "regular UTF-8 files of at most {} MiB",
-        lambda: __import__("pinnlab.core.config_sources", fromlist=["x"]).MAX_FILE_BYTES / 2**20,
+        lambda: __import__("pinnlab.config.sources", fromlist=["x"]).MAX_FILE_BYTES / 2**20,
     ),
-    ("README.md", "at most {} levels deep", _attr("pinnlab.core.config_sources", "MAX_YAML_DEPTH")),
+    ("README.md", "at most {} levels deep", _attr("pinnlab.config.sources", "MAX_YAML_DEPTH")),
     (
         "README.md",
         "levels deep and {} values with aliases expanded",
-        _attr("pinnlab.core.config_sources", "MAX_YAML_NODES"),
+        _attr("pinnlab.config.sources", "MAX_YAML_NODES"),
     ),
-    ("README.md", "against {} of the physical memory", _attr("pinnlab.core.resources", "MEMORY_FRACTION")),
-    ("README.md", "after {} s (`PINNLAB_STOP_GRACE`)", _attr("pinnlab.runs.signals", "STOP_GRACE")),
+    ("README.md", "against {} of the physical memory", _attr("pinnlab.config.resources", "MEMORY_FRACTION")),
+    ("README.md", "after {} s (`PINNLAB_STOP_GRACE`)", _attr("pinnlab.core.signals", "STOP_GRACE")),
     (
         "README.md",
         "a server gets {} s to answer, `PINNLAB_PROBE_SECONDS`",
         _attr("pinnlab.tracking.uri", "PROBE_SECONDS"),
     ),
-    ("docs/scale-out.md", "within {} s (`PINNLAB_STOP_GRACE`", _attr("pinnlab.runs.signals", "STOP_GRACE")),
-    ("README.md", "exit code {}, one line, the MLflow run KILLED", _attr("pinnlab.runs.signals", "INTERRUPTED")),
+    ("docs/scale-out.md", "within {} s (`PINNLAB_STOP_GRACE`", _attr("pinnlab.core.signals", "STOP_GRACE")),
+    ("README.md", "exit code {}, one line, the MLflow run KILLED", _attr("pinnlab.core.signals", "INTERRUPTED")),
     (
         "docs/scale-out.md",
         "A stopped worker exits with code {} and one line",
-        _attr("pinnlab.runs.signals", "INTERRUPTED"),
+        _attr("pinnlab.core.signals", "INTERRUPTED"),
     ),
     ("README.md", "MLflow gets every {}th and the last", _metric_every),
     ("README.md", "a tiny variant ({} trials of", lambda: _smoke("n_trials")),
@@ -514,15 +514,15 @@ DEFAULTS: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/problems.md", "by default {} points per coordinate", _eval_points_per_axis),
     ("docs/verdicts.md", "(`diagnostics.every`, {})", lambda: _config_default("diagnostics", "every")),
     ("docs/verdicts.md", "on at most {} points per set", lambda: _config_default("diagnostics", "sharpness_points")),
-    ("docs/verdicts.md", "`sharpness/ratio` > {} at some check", _attr("pinnlab.core.causes", "STEP_RATIO")),
-    ("docs/verdicts.md", "a `deriv/<name>` ≤ {} × the largest", _attr("pinnlab.core.causes", "ZERO_DERIV")),
-    ("docs/verdicts.md", "more than {}× apart", _attr("pinnlab.core.causes", "IMBALANCE")),
-    ("docs/verdicts.md", "‖∇biases‖/‖∇kernels‖ < {} (measured", _attr("pinnlab.core.causes", "BIAS_RATIO")),
-    ("docs/verdicts.md", "held-out / training PDE residual > {} |", _attr("pinnlab.core.causes", "OVERFIT_RATIO")),
+    ("docs/verdicts.md", "`sharpness/ratio` > {} at some check", _attr("pinnlab.training.causes", "STEP_RATIO")),
+    ("docs/verdicts.md", "a `deriv/<name>` ≤ {} × the largest", _attr("pinnlab.training.causes", "ZERO_DERIV")),
+    ("docs/verdicts.md", "more than {}× apart", _attr("pinnlab.training.causes", "IMBALANCE")),
+    ("docs/verdicts.md", "‖∇biases‖/‖∇kernels‖ < {} (measured", _attr("pinnlab.training.causes", "BIAS_RATIO")),
+    ("docs/verdicts.md", "held-out / training PDE residual > {} |", _attr("pinnlab.training.causes", "OVERFIT_RATIO")),
     (
         "docs/verdicts.md",
         "gradient or weight norm was ≥ 3.4e38 / {} |",
-        _attr("pinnlab.core.causes", "OVERFLOW_MARGIN"),
+        _attr("pinnlab.training.causes", "OVERFLOW_MARGIN"),
     ),
 ]
 
@@ -542,7 +542,7 @@ def _config_fields() -> dict[str, list[tuple[str, Any]]]:
     """Field name -> [(section, default)] over the config sections."""
     from pydantic import BaseModel
 
-    from pinnlab.core.config import RunConfig
+    from pinnlab.config import RunConfig
 
     out: dict[str, list[tuple[str, Any]]] = {}
     cfg = RunConfig()
@@ -605,7 +605,7 @@ def test_mlflow_telemetry_setting_is_the_one_documented():
 
 
 def test_stop_grace_variable_is_the_one_documented():
-    from pinnlab.runs.signals import GRACE_ENV
+    from pinnlab.core.signals import GRACE_ENV
 
     for doc in ("README.md", "docs/scale-out.md"):
         assert f"(`{GRACE_ENV}`" in DOCS[doc]

@@ -23,7 +23,7 @@ from pinnlab.analysis.compare import MIN_BIN, factor_levels, level_label
 from pinnlab.analysis.frames import load_study_data
 from pinnlab.analysis.report import render_report
 from pinnlab.cli import _first_sentence, _print_sweep, main
-from pinnlab.core.config import load_config, preset_names
+from pinnlab.config import load_config, preset_names
 from pinnlab.core.keys import SPEC_ATTR
 from tests.test_bad_input import FILES, _listing, _main, check_one_line
 

@@ -3,7 +3,9 @@
 Validating a config or a sweep file must not wait for TensorFlow (7–13 s) or MLflow: each check
 runs in a fresh interpreter, does the imports or the validation, and prints which of the heavy
 packages ended up in ``sys.modules``.  And, read from the source with ``ast``: only the
-``pinnlab.tracking`` package imports mlflow, only ``pinnlab.sweep`` imports optuna.
+``pinnlab.tracking`` package imports mlflow, only ``pinnlab.sweep`` imports optuna; no two modules
+import each other, directly or through others; and each package imports only from the layers
+below it (:data:`LAYERS`, the README's "Layout").
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ HEAVY = ("tensorflow", "keras", "mlflow")
 SWEEPS = sorted(str(p) for p in (ROOT / "sweeps").glob("*.yaml"))
 
 CHECKS = {
-    "import-config": "import pinnlab.core.config",
+    "import-config": "import pinnlab.config",
     "import-sweep-spec": "import pinnlab.sweep.spec",
     "import-names-and-problems": "import pinnlab.core.names, pinnlab.problems",
     "every-preset": (
-        "from pinnlab.core.config import load_config, preset_names\nfor name in preset_names():\n    load_config(name)"
+        "from pinnlab.config import load_config, preset_names\nfor name in preset_names():\n    load_config(name)"
     ),
     "every-sweep-file": (
         f"from pinnlab.sweep.spec import load_sweep\nfor path in {SWEEPS!r}:\n    load_sweep(path).for_smoke()"
     ),
     "bad-override": (
-        "from pinnlab.core.config import load_config\n"
+        "from pinnlab.config import load_config\n"
         "from pinnlab.core.errors import ConfigError\n"
         "try:\n"
         "    load_config('seed', ['model.activation=rleu'])\n"
@@ -161,3 +163,146 @@ def test_training_imports_tensorflow_quietly(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     noise = [line for line in proc.stderr.splitlines() if "absl" in line or "cuda" in line.lower() or "oneDNN" in line]
     assert noise == [], noise
+
+
+# ------------------------------------------------------------------------- the house in layers
+# Lowest first (presets: the shipped YAML files).  The root package only re-exports core's errors and loads the public API lazily.
+LAYERS = [
+    "presets",
+    "core",
+    "pinnlab",
+    "backend",
+    "numerics",
+    "problems",
+    "config",
+    "training",
+    "plots",
+    "tracking",
+    "runs",
+    "sweep",
+    "reproduce",
+    "analysis",
+    "dashboards",
+    "cli",
+    "__main__",
+]
+# The one way up: a sweep ends by writing its study's report and dashboard (pinnlab.sweep.runner).
+UPWARD = {("sweep", "analysis"), ("sweep", "dashboards")}
+
+
+def _module_files() -> dict[str, Path]:
+    """Every module of the installed package by dotted name (dashboards/ is pinnlab.dashboards)."""
+    out = {}
+    for path in [*SOURCES, *sorted((ROOT / "dashboards").rglob("*.py"))]:
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[0] == "dashboards":
+            parts = ["pinnlab", *parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the pinnlab modules it imports, at any depth of the file (lazy imports count), except
+    under ``if TYPE_CHECKING:`` (annotations only).  ``from a import b`` names the module ``a.b`` when
+    there is one (a submodule), else ``a``; relative imports are resolved."""
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+        for node in ast.walk(tree):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                    package = package[: len(package) - (node.level - 1)]
+                    base = ".".join(package + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            for target in targets:
+                while target not in modules and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                if target in modules and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return "pinnlab" if len(parts) == 1 else parts[1]
+
+
+def test_no_import_cycle_between_modules():
+    assert cycles(import_graph(_module_files())) == []
+
+
+def test_every_package_imports_only_from_the_layers_below_it():
+    modules = _module_files()
+    assert {_layer(m) for m in modules} <= set(LAYERS), "a package missing from LAYERS (and the README's Layout)"
+    up = [
+        f"{a} -> {b}"
+        for a, targets in import_graph(modules).items()
+        for b in targets
+        if LAYERS.index(_layer(b)) > LAYERS.index(_layer(a)) and (_layer(a), _layer(b)) not in UPWARD
+    ]
+    assert up == []
+
+
+def test_at_most_ten_modules_directly_under_pinnlab():
+    assert len(list((ROOT / "pinnlab").glob("*.py"))) <= 10
+
+
+def test_the_graph_finds_a_cycle_and_an_upward_import(tmp_path):
+    pkg = tmp_path / "pinnlab"
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "core" / "__init__.py").write_text("")
+    (pkg / "core" / "a.py").write_text("from pinnlab.core import b\n")
+    (pkg / "core" / "b.py").write_text("def f():\n    from pinnlab.core.a import x\n")
+    (pkg / "core" / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pinnlab.core.a\n"
+    )
+    modules = {f"pinnlab.core.{n}": pkg / "core" / f"{n}.py" for n in "abc"}
+    modules["pinnlab.core"] = pkg / "core" / "__init__.py"
+    graph = import_graph(modules)
+    assert graph["pinnlab.core.a"] == {"pinnlab.core.b"} and graph["pinnlab.core.c"] == set()
+    assert cycles(graph) == [["pinnlab.core.a", "pinnlab.core.b"]]

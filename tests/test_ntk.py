@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from pinnlab.cli import main
-from pinnlab.core.config import load_config, preset_names
+from pinnlab.config import load_config, preset_names
 from pinnlab.core.errors import ConfigError
 from pinnlab.numerics.models import build_mlp
 from pinnlab.numerics.ntk import TermNTK, ntk_lambdas, spectrum
@@ -174,7 +174,7 @@ def test_ntk_weighting_logs_the_traces_of_its_updates_without_the_flag():
     for step in (0, 10, 20, 30):
         means = h.loc[step, ["ntk_trace/residual", "ntk_trace/boundary"]].to_numpy() / np.array([16, 4])
         assert h.loc[step, "lambda/boundary"] == pytest.approx(means.sum() / means[1], rel=1e-4)
-    from pinnlab.sweep.objective import objective_metrics
+    from pinnlab.sweep.metrics import objective_metrics
 
     assert "ntk_trace/residual" in objective_metrics(cfg) and "ntk_trace/boundary" in objective_metrics(cfg)
 

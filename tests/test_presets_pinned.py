@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from pinnlab.backend import import_tensorflow
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 
 import_tensorflow()
 

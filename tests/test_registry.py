@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pinnlab.config import OptimizerConfig
 from pinnlab.core import names
-from pinnlab.core.config import OptimizerConfig
 from pinnlab.core.errors import UnknownNameError
 from pinnlab.core.registry import Registry
 from pinnlab.numerics import losses, models, optimizers

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from pinnlab.backend import import_tensorflow
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 from pinnlab.core.errors import ConfigError
 
 import_tensorflow()
 
-from pinnlab.core.replicates import replicate_config  # noqa: E402
+from pinnlab.config.replicates import replicate_config  # noqa: E402
 from pinnlab.numerics.models import build_mlp  # noqa: E402
 from pinnlab.training import build_trainer  # noqa: E402
 from pinnlab.training.replicas import StackedMLP  # noqa: E402
@@ -184,10 +184,10 @@ def test_unsupported_combinations_are_one_line_errors(overrides, field):
 @pytest.mark.parametrize("seed, rate", [(1, 0.5), (1, 0.75), (5, 0.5)])
 def test_a_run_and_a_sweep_trial_judge_replicates_by_one_rule(seed, rate):
     """Stacked replicates (`pinnlab run --set training.replicates=k`) and a sweep trial's seeds
-    (pinnlab.core.replicates.aggregate) give the same outcome and verdict for the same seeds, at the
+    (pinnlab.config.replicates.aggregate) give the same outcome and verdict for the same seeds, at the
     threshold the config sets."""
+    from pinnlab.config.replicates import aggregate
     from pinnlab.core.outcomes import Outcome
-    from pinnlab.core.replicates import aggregate
 
     cfg = load_config(
         "seed-fixed",
@@ -302,8 +302,8 @@ def test_sharpness_and_grad_norm_weights_per_replicate():
 def test_replicates_with_their_own_hyperparameters_equal_separate_runs(base, overrides, per_trial):
     """A batch of trials as one stacked training (a sweep's ``batch``): each replicate its own
     seed, learning rate, penalty, clipping, max-norm and loss weights, its result its own run's."""
-    from pinnlab.core.config import apply_overrides, validate_config
-    from pinnlab.core.replicates import group_key
+    from pinnlab.config import apply_overrides, validate_config
+    from pinnlab.config.replicates import group_key
 
     cfgs = [
         validate_config(apply_overrides(load_config(base, overrides).to_dict(), list(p.items()))) for p in per_trial

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pinnlab.cli import main
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 from pinnlab.runs import Tracking, run_config
 
 

@@ -12,6 +12,9 @@ import pytest
 from pinnlab.cli import main
 from tests.test_reproduce import claims, store  # noqa: F401 (store: a module fixture, one per module)
 
+# the quick study trains 8 runs (about 45 s); the suite keeps the NTK study (tests/test_ntk.py) end to end
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def convection_quick(store):

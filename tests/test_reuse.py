@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pinnlab.backend import import_tensorflow
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 
 import_tensorflow()
 
@@ -93,12 +93,13 @@ def test_lr_of_a_schedule_is_part_of_the_key():
 
 
 def test_sweep_replicates_train_stacked_and_equal_separate_runs():
-    """A sweep trial's seeds (pinnlab.core.replicates.run_replicates): one stacked training (one trainer,
+    """A sweep trial's seeds (pinnlab.runs.run_replicates): one stacked training (one trainer,
     k = 3), each seed's run its own result, whose steps equal a fresh run of that seed to float
     rounding (batched against plain matmuls)."""
     import numpy as np
 
-    from pinnlab.core.replicates import replicate_config, run_replicates
+    from pinnlab.config.replicates import replicate_config
+    from pinnlab.runs import run_replicates
 
     cfg = load_config(
         "seed-fixed", ["model.width=7", "training.steps=15", "diagnostics.every=5", "divergence.heldout_points=64"]
@@ -115,11 +116,12 @@ def test_sweep_replicates_train_stacked_and_equal_separate_runs():
 
 
 def test_seeds_the_stack_cannot_take_run_one_after_another_on_one_trainer():
-    """A residual that reduces over its points is not stacked (pinnlab.core.replicates.check_replicates):
+    """A residual that reduces over its points is not stacked (pinnlab.config.replicates.check_replicates):
     the seeds run one after another, seed 0 builds and traces, seeds 1 and 2 reuse its trainer, bit
     for bit a fresh run's steps."""
     import pinnlab.training as training
-    from pinnlab.core.replicates import replicate_config, run_replicates
+    from pinnlab.config.replicates import replicate_config
+    from pinnlab.runs import run_replicates
 
     cfg = load_config(
         "seed",

@@ -139,7 +139,7 @@ CASES = [
     (
         "run-config-int",
         TINY_RUN,
-        ("pause", "pinnlab.core.config:load_config"),
+        ("pause", "pinnlab.config:load_config"),
         "SIGINT",
         ["interrupted by SIGINT"],
         set(),

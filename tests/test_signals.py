@@ -1,4 +1,4 @@
-"""pinnlab.runs.signals: a signal becomes a KeyboardInterrupt at a safe point, once; the stop watchdog
+"""pinnlab.core.signals: a signal becomes a KeyboardInterrupt at a safe point, once; the stop watchdog
 ends a process that reaches no safe point within the grace, or at once on a second signal."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from pinnlab.runs.signals import Once, Terminate
+from pinnlab.core.signals import Once, Terminate
 
 
 def test_outside_a_deferred_block_the_signal_interrupts_at_once():
@@ -81,7 +81,7 @@ def test_once_runs_the_first_action_only():
 # a check: its main thread sleeps, as it would inside one long training step.
 WATCHDOG = """
 import os, signal, sys, time
-from pinnlab.runs.signals import Terminate, on_abort
+from pinnlab.core.signals import Terminate, on_abort
 term = Terminate(label="probe")
 with term.installed([signal.SIGTERM, signal.SIGINT]), term.deferred():
     with on_abort(lambda: open(sys.argv[1], "w").write("KILLED") and "run KILLED") if sys.argv[1] else open(os.devnull):

@@ -207,7 +207,7 @@ def test_optuna_account_of_a_surplus_or_stopped_trial_is_dropped():
     any other trial's warnings pass."""
     import logging
 
-    from pinnlab.runs.signals import Terminate
+    from pinnlab.core.signals import Terminate
     from pinnlab.sweep.objective import Surplus
     from pinnlab.sweep.stops import QuietStop
 

@@ -4,7 +4,7 @@ A sweep file is checked when it is loaded, before any study, slot or MLflow run 
 dimension's shape (ranges, steps, choices), every config path, the whole config of every corner of
 the space (categorical choices with the ends of numeric ranges, :func:`pinnlab.sweep.space.corners`)
 and the objective and pruner metrics against what those configs produce
-(:func:`pinnlab.sweep.objective.objective_metrics`).  ``CASES`` is generated where that is natural:
+(:func:`pinnlab.sweep.metrics.objective_metrics`).  ``CASES`` is generated where that is natural:
 every numeric and every categorical dimension of the shipped ``sweeps/*.yaml`` with each bad shape,
 and their objectives and pruner metrics misspelt; the rest are combinations written out.  The
 harness (files, the ``workdir`` fixture, the one-line check) is tests/test_bad_input.py's.
@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 import yaml
 
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 from pinnlab.core.errors import ConfigError
 from pinnlab.core.summary import OBJECTIVE_METRICS
-from pinnlab.sweep.objective import objective_metrics, pruner_metrics
+from pinnlab.sweep.metrics import objective_metrics, pruner_metrics
 from pinnlab.sweep.space import MAX_CORNERS, corners
 from pinnlab.sweep.spec import ParamSpec, load_sweep
 from tests.test_bad_input import (

@@ -20,7 +20,7 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
-from pinnlab.core.config import flatten, load_config  # noqa: E402
+from pinnlab.config import flatten, load_config  # noqa: E402
 from pinnlab.core.errors import PinnlabError, StoreError  # noqa: E402
 from pinnlab.tracking import (  # noqa: E402
     RunTracker,

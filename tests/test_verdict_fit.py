@@ -8,7 +8,7 @@ import numpy as np
 import optuna
 import pytest
 
-from pinnlab.core.config import load_config
+from pinnlab.config import load_config
 from pinnlab.core.outcomes import Outcome
 from pinnlab.training.divergence import classify_finished, classify_trend
 from pinnlab.training.trends import descending, improvement

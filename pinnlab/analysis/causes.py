@@ -1,4 +1,4 @@
-"""Causes in a study: how many trials each cause (pinnlab.core.causes) was found in, per factor level
+"""Causes in a study: how many trials each cause (pinnlab.training.causes) was found in, per factor level
 and per outcome.
 
 Read from the trials frame's ``cause_names`` column (found in the run) and ``known_causes`` column

@@ -143,7 +143,7 @@ def _trial_rows(record, runs: dict[int, dict[str, Any]], factors: list[str]) -> 
         row["outcome"] = None if outcome is None else str(outcome)
         row["diverged"] = None if outcome is None or not outcome.judged else outcome.divergent
         row["value"] = t.value
-        for name in _SUMMARY_COLUMNS + REPLICATE_ATTRS:  # replicate lists: pinnlab.core.replicates
+        for name in _SUMMARY_COLUMNS + REPLICATE_ATTRS:  # replicate lists: pinnlab.config.replicates
             row[name] = attrs.get(name)
         if run:
             for key, value in sorted(run["metrics"].items()):

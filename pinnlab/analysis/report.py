@@ -15,7 +15,7 @@
 ``weight_growth``           the same for the least-squares slope of ln ‖W‖ (``weight_norm/total``)
                             over each trial's steps, per step
 ``causes``                  judged trials per cause found in the run, and per cause known before
-                            training (``known_causes``; :mod:`pinnlab.core.causes`)
+                            training (``known_causes``; :mod:`pinnlab.training.causes`)
 ``causes_by_factor``        per factor level: n and the number of trials with each cause found
 ``stable_ranking``          stable trials with a finite objective, best first
 ``importance``              ``method``, ``justification`` and one row per factor
@@ -148,7 +148,7 @@ def _sections(rep: dict[str, Any], limit: int | None) -> list[tuple[str, str, pd
         ),
         (
             "causes_by_factor",
-            "Causes found, trials per factor level (pinnlab.core.causes)",
+            "Causes found, trials per factor level (pinnlab.training.causes)",
             pd.DataFrame(rep["causes_by_factor"]),
         ),
         (

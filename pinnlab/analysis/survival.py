@@ -10,7 +10,7 @@ Kaplan–Meier estimator (lifelines' ``KaplanMeierFitter``) uses both: S(t) is t
 run is still training without divergence after step t.
 
 Units: one per *seed*.  With ``replicates: k`` every seed of a trial is a unit (its outcome, onset
-and steps from the trial's ``replicate_*`` attributes, see :mod:`pinnlab.core.replicates`); a trial without
+and steps from the trial's ``replicate_*`` attributes, see :mod:`pinnlab.config.replicates`); a trial without
 replicates is one unit.  Unjudged trials (crash, retried, surplus, unfinished) are left out.
 
 Per level of each factor (levels as in :func:`pinnlab.analysis.compare.factor_levels`, computed on
@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.analysis.compare import factor_levels, judged, level_label
+from pinnlab.config.replicates import onset
 from pinnlab.core import keys
 from pinnlab.core.outcomes import Outcome
-from pinnlab.core.replicates import onset
 
 __all__ = ["METHOD", "CONFIDENCE", "units", "km_table", "survival_report"]
 

@@ -6,7 +6,7 @@ one), the value received and what is allowed.  The CLI prints it and exits with 
 
 from __future__ import annotations
 
-__all__ = ["PinnlabError", "ConfigError", "UnknownNameError", "StoreError", "first_line"]
+__all__ = ["PinnlabError", "ConfigError", "UnknownNameError", "StoreError", "first_line", "display_url"]
 
 
 class PinnlabError(Exception):
@@ -38,6 +38,19 @@ class UnknownNameError(ConfigError, KeyError):
         return self.args[0]
 
 
+def display_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for output, tags, reports and errors)."""
+    if "://" not in url or "@" not in url:
+        return url
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL (any parse error): hide everything between scheme and host
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
 class StoreError(PinnlabError):
     """A store cannot be opened or read: the MLflow tracking store or the Optuna storage.
 
@@ -52,8 +65,6 @@ class StoreError(PinnlabError):
     OPTUNA = "Optuna storage"
 
     def __init__(self, store: str, uri: str, problem: str, fix: str = ""):
-        from pinnlab.tracking.uri import display_url  # mlflow-free; hides a password
-
         self.store = store
         self.uri = display_url(uri)
         self.problem = problem

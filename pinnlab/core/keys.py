@@ -67,7 +67,7 @@ ERROR_TAG = "error"  # first line of the exception of a FAILED run
 PLOT_ERROR_TAG = "plot_error"  # why the run's PNGs are missing
 PARENT_RUN_TAG = "mlflow.parentRunId"  # MLflow's own: a trial's run -> its study's parent run
 
-# trial user attributes of a sweep with `replicates: k` (pinnlab.core.replicates)
+# trial user attributes of a sweep with `replicates: k` (pinnlab.config.replicates)
 REPLICATES_ATTR = "replicates"  # k, the seeds run for the trial's configuration
 DIVERGENCE_RATE_ATTR = "divergence_rate"  # share of those seeds whose outcome is divergent
 REPLICATE_SEEDS_ATTR = "replicate_seeds"  # training.seed of each seed, in run order

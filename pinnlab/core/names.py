@@ -3,7 +3,7 @@
 Validating a config needs to know which names exist and a few facts about them (is this loss
 bounded below? is this optimizer the full-batch L-BFGS?), never how they compute.  Keeping those
 facts here, in a module that imports nothing heavier than the standard library, lets
-``pinnlab.core.config``, ``pinnlab.sweep.spec`` and ``pinnlab.analysis`` answer a bad ``--set`` value in
+``pinnlab.config``, ``pinnlab.sweep.spec`` and ``pinnlab.analysis`` answer a bad ``--set`` value in
 well under a second instead of waiting 7–13 s for TensorFlow to load.  Optuna splits itself the same
 way: ``optuna.distributions`` imports without any sampler backend.
 

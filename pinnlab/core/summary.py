@@ -73,7 +73,7 @@ SUMMARY_FIELDS: tuple[SummaryField, ...] = (
     SummaryField(
         "alarm_signal", str, "the signal that raised it (sharpness, weight_growth, unbounded_loss, ...)", tag=True
     ),
-    SummaryField("causes", list, "likely causes of a failure: [{cause, evidence, remedy}] (pinnlab.core.causes)"),
+    SummaryField("causes", list, "likely causes of a failure: [{cause, evidence, remedy}] (pinnlab.training.causes)"),
     SummaryField("cause_names", str, "the causes' names, comma-separated", tag=True),
     SummaryField("risks", list, "the same rules holding on a run that worked: [{cause, evidence, remedy}]"),
     SummaryField("risk_names", str, "the risks' names, comma-separated", tag=True),

@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 __all__ = [
     "Problem",
@@ -32,35 +32,16 @@ __all__ = [
     "BOUND_REASONS",
 ]
 
-# Bounds on numbers of a config (and of problem params) that end up in float32 tensors.  Finite
-# in Python is not enough: 1e300 becomes inf in float32 and the run "diverges" at step 0 for a
-# reason that has nothing to do with training.
-#
-# SCALE_MAX bounds every factor (a learning rate, a loss weight, a penalty coefficient, Huber's δ,
-# an equation's coefficient): the product of any two (lr x weight, weight x l2, δ², c² in a squared
-# residual) is at most 1e38, below float32's largest finite number 3.4e38.
-SCALE_MAX = 1e19
-# A coefficient of a coordinate inside sin(·) (a wave number a in sin(aπx), a speed β in
-# sin(x − βt)): neighbouring float32 numbers near 1 are 2**-23 apart, so at a = 1e6 the phase aπx
-# already moves 0.37 rad between them, and the exact solution and forcing of a larger a are
-# float32 rounding noise (and its residual (aπ)² u, squared, overflows from a ≈ 1e9 on).
-MAX_FREQUENCY = 1e6
-# TensorFlow makes a Python int an int32 tensor when it fits, else int64, and fails past int64
-# (a decay_steps of 1e23 did, after the run had started).  Seeds are held in 32 bits.  Counts that
-# size memory (steps, widths, points) are bounded far lower by pinnlab.core.resources.
-INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-Scale = Annotated[float, Field(ge=-SCALE_MAX, le=SCALE_MAX)]
-Frequency = Annotated[float, Field(ge=-MAX_FREQUENCY, le=MAX_FREQUENCY)]
-# The reason a bound above is what it is, appended to the one-line error that cites it.
-BOUND_REASONS = {
-    SCALE_MAX: "so that two such factors multiply to a finite float32, whose largest is 3.4e38",
-    -SCALE_MAX: "so that two such factors multiply to a finite float32, whose largest is 3.4e38",
-    MAX_FREQUENCY: "past it sin(c·x) is float32 rounding noise",
-    -MAX_FREQUENCY: "past it sin(c·x) is float32 rounding noise",
-    INT32_MAX: "NumPy and TensorFlow hold it in 32 bits",
-    INT64_MAX: "TensorFlow holds integers in at most 64 bits",
-}
+from pinnlab.core.validation import (  # noqa: E402  re-exported: problems declare their params with them
+    BOUND_REASONS,
+    INT32_MAX,
+    INT64_MAX,
+    MAX_FREQUENCY,
+    SCALE_MAX,
+    Frequency,
+    Scale,
+    config_error_from_validation,
+)
 
 
 class LazyModule:
@@ -112,7 +93,7 @@ class _ClassProperty:
 
 class Params(BaseModel):
     """Base of a problem's parameters: unknown keys fail; ints and bools are strict (floats take
-    ints); floats are finite (as in every config, see pinnlab.core.config.StrictModel) and, unless a
+    ints); floats are finite (as in every config, see pinnlab.config.StrictModel) and, unless a
     field declares a tighter bound (:data:`Frequency`), at most :data:`SCALE_MAX` in size: a
     parameter of a user problem is a coefficient of its equation as much as a built-in one's."""
 
@@ -157,8 +138,6 @@ class Problem:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Problem:
-        from pinnlab.core.config import config_error_from_validation
-
         try:
             p = cls.Params.model_validate(params)
         except ValidationError as exc:

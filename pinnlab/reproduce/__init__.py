@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pinnlab.core.errors import ConfigError
+from pinnlab.core.preflight import check_output_dir
 from pinnlab.reproduce.base import Claim, Session, StudyResult
-from pinnlab.runs.preflight import check_output_dir
 
 __all__ = ["STUDIES", "reproduce", "Claim", "StudyResult"]
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from pinnlab.core.keys import MLFLOW_RUN_ID
-from pinnlab.runs.signals import Once, on_abort, stop_grace
+from pinnlab.core.signals import Once, on_abort, stop_grace
 
 __all__ = ["Claim", "StudyResult", "Session", "agreement", "fmt", "span", "count_span"]
 
@@ -275,7 +275,7 @@ class Session:
         study asks for it: no claim reads it, and on runs of a few hundred steps its fixed cost was a
         third of the seed study's quick variant (83 s against 54 s, docs/reproductions.md).
         """
-        from pinnlab.core.config import load_config
+        from pinnlab.config import load_config
 
         if isinstance(overrides, Mapping):
             overrides = [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]

@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pinnlab.config import apply_overrides, validate_config
+from pinnlab.config.replicates import replicate_config, stackable
 from pinnlab.core.keys import MLFLOW_RUN_ID
-from pinnlab.runs.signals import on_abort
+from pinnlab.core.signals import on_abort
 
-__all__ = ["Tracking", "Run", "run_config", "run_replicas"]
+__all__ = ["Tracking", "Run", "run_config", "run_replicas", "run_replicates"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def run_config(
     from pinnlab.training import build_trainer
 
     tracker = _tracker(cfg, tracking)
-    # open work for the stop watchdog (pinnlab.runs.signals.on_abort): it may end the process anywhere
+    # open work for the stop watchdog (pinnlab.core.signals.on_abort): it may end the process anywhere
     # in here, tracked or not, once the grace passed; the tracker's own action ends its run KILLED
     with tracker or contextlib.nullcontext(), guard or contextlib.nullcontext(), on_abort(lambda: None):
         if tracker is not None and on_start is not None:
@@ -126,8 +128,6 @@ def run_replicas(
     (a StopTraining from one of them stops only it).  ``replica_configs``: the replicates' own
     configs (a sweep's batch of trials; default: ``cfg`` with seeds ``seed + r``); ``on_start[r]``
     is called with replicate r's MLflow run id once it exists."""
-    from pinnlab.core.replicates import replicate_config
-
     configs = list(replica_configs or [replicate_config(cfg, r) for r in range(len(trackings))])
     trackers = [_tracker(c, t) for c, t in zip(configs, trackings)]
     own = [list(c) for c in (replica_callbacks or [[] for _ in configs])]
@@ -148,3 +148,32 @@ def run_replicas(
         trainer = Trainer(cfg, callbacks, own, replica_configs=configs if replica_configs else None)
         combined = trainer.fit()
     return [Run(result=res, trainer=trainer, tracker=t) for res, t in zip(combined.replicate_results, trackers)]
+
+
+def run_replicates(
+    cfg,
+    k: int,
+    callbacks: Sequence[Any] = (),
+    *,
+    tracking: Callable[[int, Any], Any] | None = None,
+    reuse: bool = False,
+) -> list[Any]:
+    """Train ``cfg`` on the seeds ``training.seed + i``, i < k; returns their :class:`Run`
+    in order, each seed its own run (its own MLflow run when tracked).
+
+    The k seeds train together on the trainer's replica axis (:func:`run_replicas`), one
+    compiled step for all; a config the axis cannot take (:func:`pinnlab.config.replicates.check_replicates`: L-BFGS, a
+    residual that is not row-wise) trains them one after another through
+    :func:`run_config`, which reuses seed 0's built trainer (``reuse``).
+    ``callbacks``: trainer callbacks of the whole training (a signal handler).  ``tracking(i, cfg_i)``:
+    the :class:`Tracking` of seed i, or None for an untracked seed.  A seed that
+    diverges ends only its own run; the others go on.
+    """
+    if k < 1:
+        raise ValueError(f"`k >= 1` must hold, but got ({k=}).")
+    seeds = [replicate_config(cfg, i) for i in range(k)]
+    trackings = [tracking(i, c) if tracking is not None else None for i, c in enumerate(seeds)]
+    if k > 1 and stackable(cfg):
+        stacked = validate_config(apply_overrides(cfg.to_dict(), [("training.replicates", k)]))
+        return run_replicas(stacked, trackings, callbacks=callbacks)
+    return [run_config(c, tracking=t, callbacks=callbacks, reuse=reuse) for c, t in zip(seeds, trackings)]

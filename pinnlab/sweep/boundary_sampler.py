@@ -2,7 +2,7 @@
 
 TPE optimises: it crowds the trials into the region with the best objective and says little about
 where, and how likely, training fails.  This sampler maps the failure region instead.  Trials are
-labelled divergent or not (:func:`pinnlab.core.replicates.divergent_label`: a divergent outcome, or
+labelled divergent or not (:func:`pinnlab.config.replicates.divergent_label`: a divergent outcome, or
 ``divergence_rate >= 0.5`` with replicates; crashes have no label), and every parameter is mapped
 to the unit interval: numeric ones scaled over their range, in log space for log-sampled ones
 (learning rates act multiplicatively; the stability threshold is a ratio), categorical ones
@@ -96,7 +96,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.search_space import IntersectionSearchSpace
 from optuna.trial import FrozenTrial, TrialState
 
-from pinnlab.core.replicates import divergent_label
+from pinnlab.config.replicates import divergent_label
 
 __all__ = ["BoundarySampler", "encode", "N_CANDIDATES", "MAX_LEVELS"]
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 
 from pinnlab.core.outcomes import Outcome
-from pinnlab.runs.signals import checkpoint, on_abort, stop_grace
+from pinnlab.core.signals import checkpoint, on_abort, stop_grace
 from pinnlab.sweep.study import budget_kinds
 
 __all__ = ["run_processes", "ORPHAN_GRACE"]
@@ -38,7 +38,7 @@ def _die_with_parent(parent_pid: int) -> None:
     (trial FAIL, run KILLED, slot queued again): on Linux through ``prctl(PR_SET_PDEATHSIG)`` at
     once, elsewhere from a thread that polls the parent's pid every second.  A step can be far away
     (a trace being compiled, TensorFlow still starting): the stop watchdog of
-    :mod:`pinnlab.runs.signals` ends a trial in progress after its grace (trial FAIL, run KILLED); if
+    :mod:`pinnlab.core.signals` ends a trial in progress after its grace (trial FAIL, run KILLED); if
     the process still runs :data:`ORPHAN_GRACE` seconds later it exits outright, and a trial it
     leaves RUNNING is repaired by the next ``pinnlab sweep`` (its worker is a dead process of this
     machine).  A parent already
@@ -69,17 +69,17 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="pinnlab-parent-watch", daemon=True).start()
 
 
-def _worker_entry(kwargs: dict, parent_pid: int | None = None) -> None:
+def _worker_entry(run_worker, kwargs: dict, parent_pid: int | None = None) -> None:
     """A local worker process: one line and exit code 130 when stopped by a signal, 2 on bad input,
     1 (one line) on anything unexpected.  Its TensorFlow and Optuna start quietly as in every
     pinnlab process (:func:`pinnlab.backend.quiet_process`; the environment, MLflow's log level
-    included, is the sweep's)."""
+    included, is the sweep's).  ``run_worker``: :func:`pinnlab.sweep.runner.run_worker`, passed in
+    (pickled by name) so that this module does not import the runner that imports it."""
     from pinnlab.backend import quiet_process
 
     quiet_process()
     from pinnlab.core.errors import PinnlabError, first_line
-    from pinnlab.runs.signals import Terminate
-    from pinnlab.sweep.runner import run_worker
+    from pinnlab.core.signals import Terminate
     from pinnlab.sweep.study import StorageLost
 
     who = f"pinnlab sweep: worker {kwargs.get('worker', 0)}"
@@ -148,7 +148,9 @@ def _exit(line: str, code: int) -> None:
     os._exit(code)
 
 
-def run_processes(study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery):
+def run_processes(
+    study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery, run_worker
+):
     """Start ``workers`` spawned processes; watch until they end."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
@@ -162,7 +164,9 @@ def run_processes(study, spec, storage, tracking_uri, track, workers, done, prog
             threads=threads,
             track=track,
         )
-        p = ctx.Process(target=_worker_entry, args=(kwargs, os.getpid()), name=f"pinnlab-worker-{i}", daemon=False)
+        p = ctx.Process(
+            target=_worker_entry, args=(run_worker, kwargs, os.getpid()), name=f"pinnlab-worker-{i}", daemon=False
+        )
         with _spawn_without_sigint():
             p.start()
         procs.append(p)
@@ -172,7 +176,7 @@ def run_processes(study, spec, storage, tracking_uri, track, workers, done, prog
     except BaseException as exc:  # Ctrl-C, or the storage lost: no worker runs on unwatched
         if isinstance(exc, KeyboardInterrupt):
             # a Ctrl-C reached the whole process group: the workers stop by themselves; a SIGTERM
-            # now would be their second signal, which stops them at once (pinnlab.runs.signals)
+            # now would be their second signal, which stops them at once (pinnlab.core.signals)
             deadline = time.monotonic() + stop_grace()
             while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
                 time.sleep(0.1)

@@ -2,7 +2,7 @@
 
 How a trial loses its worker, and who notices
 ---------------------------------------------
-* **SIGTERM / SIGINT** (a preempted job, Ctrl-C): the worker's :class:`~pinnlab.runs.signals.Terminate`
+* **SIGTERM / SIGINT** (a preempted job, Ctrl-C): the worker's :class:`~pinnlab.core.signals.Terminate`
   handler raises KeyboardInterrupt at the trainer's next step; the trial's ``RunTracker`` ends the
   MLflow run KILLED and ``study.optimize`` (Optuna 5.0: ``_run_trial`` catches KeyboardInterrupt,
   tells the trial FAIL and re-raises it) ends the trial FAIL.  The worker then calls

@@ -24,10 +24,10 @@ still RUNNING whose trial is not and ends the parent run FINISHED, so a study ru
 workers is closed too.
 
 Signals: SIGTERM and SIGINT stop a worker at its trainer's next step
-(:class:`pinnlab.runs.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
+(:class:`pinnlab.core.signals.Terminate`): its trial ends FAIL with a retry queued, the MLflow run
 KILLED, and :func:`run_worker` raises KeyboardInterrupt with a one-line account.  A step that
 does not end within the stop grace (or a second signal) is not waited for: the watchdog of
-:mod:`pinnlab.runs.signals` does the same (:func:`abandon`) and exits the process.
+:mod:`pinnlab.core.signals` does the same (:func:`abandon`) and exits the process.
 
 No ``gc_after_trial``: a full ``gc.collect()`` in a process holding TensorFlow costs about a
 quarter of a short trial, and without it the memory stays bounded (docs/benchmarks.md, "gc after
@@ -102,7 +102,7 @@ class SweepReport:
     done: int = 0  # trials counted in the budget (see pinnlab.sweep.study.Budget)
     counts: dict[str, int] = field(default_factory=dict)  # every trial by Optuna state
     outcomes: dict[str, int] = field(default_factory=dict)  # by pinnlab outcome
-    causes: dict[str, int] = field(default_factory=dict)  # trials per cause found in the run (pinnlab.core.causes)
+    causes: dict[str, int] = field(default_factory=dict)  # trials per cause found in the run (pinnlab.training.causes)
     known_causes: dict[str, int] = field(default_factory=dict)  # trials per cause known before training
     risks: dict[str, int] = field(default_factory=dict)  # trials that worked per rule that held (a risk, not a cause)
     best_value: float | None = None
@@ -205,7 +205,7 @@ def run_worker(
     """
     import optuna
 
-    from pinnlab.runs.signals import Terminate, current, on_abort
+    from pinnlab.core.signals import Terminate, current, on_abort
     from pinnlab.sweep.recovery import TrialRecovery
 
     t0 = time.time()
@@ -356,7 +356,7 @@ def run_sweep(
     or the local store.  ``repair``: first fail and queue again the trials of workers that are gone
     (:func:`pinnlab.sweep.recovery.repair_trials`) and close runs left RUNNING.
     """
-    from pinnlab.runs.signals import Once, checkpoint, on_abort
+    from pinnlab.core.signals import Once, checkpoint, on_abort
     from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
     from pinnlab.tracking import default_store, resolve_tracking_uri, start_parent_run
     from pinnlab.tracking.uri import check_tracking_store
@@ -418,7 +418,17 @@ def run_sweep(
                 from pinnlab.sweep.processes import run_processes
 
                 run_processes(
-                    study, spec, storage, tracking_uri, track, workers, done, progress, poll_seconds, recovery
+                    study,
+                    spec,
+                    storage,
+                    tracking_uri,
+                    track,
+                    workers,
+                    done,
+                    progress,
+                    poll_seconds,
+                    recovery,
+                    run_worker,
                 )
     except KeyboardInterrupt:
         status = "KILLED"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from pinnlab.sweep.spec import ParamSpec
+if TYPE_CHECKING:  # annotations only: the spec module validates spaces with corners()
+    from pinnlab.sweep.spec import ParamSpec
 
 __all__ = ["suggest", "grid_space", "corners", "MAX_CORNERS"]
 

@@ -29,7 +29,7 @@ failure one line naming the field, the value and what is allowed:
   naming the dimensions and values that matter (``space: trials with optimizer.name='lbfgs',
   loss.weighting.scheme='grad_norm' are invalid: ...``);
 * ``objective.metric`` produced by every corner's config, ``pruner.metric`` by some
-  (:func:`pinnlab.sweep.objective.objective_metrics`), else the allowed names are listed;
+  (:func:`pinnlab.sweep.metrics.objective_metrics`), else the allowed names are listed;
 * the smoke variant (:meth:`SweepSpec.for_smoke`): its corners again, with the smoke overrides.
 """
 
@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from pinnlab.core.config import (
+from pinnlab.config import (
     MAX_SEED,
     Bool,
     Int,
@@ -56,10 +56,10 @@ from pinnlab.core.config import (
     resolve_bases,
     validate_config,
 )
-from pinnlab.core.config_sources import EXCLUSIVE
+from pinnlab.config.sources import EXCLUSIVE
 from pinnlab.core.errors import ConfigError
+from pinnlab.core.preflight import check_name
 from pinnlab.core.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
-from pinnlab.runs.preflight import check_name
 
 __all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS", "MAX_TRIALS"]
 
@@ -253,7 +253,7 @@ class SweepSpec(StrictModel):
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     n_trials: Int = Field(20, gt=0, le=MAX_TRIALS)
-    replicates: Int = Field(1, gt=0, le=100)  # seeds per trial (pinnlab.core.replicates); 100: a rate to 1 %
+    replicates: Int = Field(1, gt=0, le=100)  # seeds per trial (pinnlab.config.replicates); 100: a rate to 1 %
     # trials a worker asks for at a time; those that share a network shape and optimizer train as
     # replicates of one stacked step, each with its own hyperparameters (pinnlab.sweep.runner)
     batch: Int = Field(1, gt=0, le=MAX_BATCH)
@@ -352,7 +352,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         validate_config(apply_overrides(base, list(spec.smoke.overrides.items())))
     except ConfigError as exc:
         raise ConfigError(f"smoke.overrides.{exc.field}", exc.message) from None
-    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.core.replicates
+    if spec.replicates > 1 and spec.pruner.name != "none":  # why: pinnlab.config.replicates
         raise ConfigError(
             "pruner.name", f"{spec.pruner.name!r} is not allowed with replicates {spec.replicates}: use none"
         )
@@ -427,7 +427,7 @@ def _check_corners(spec: SweepSpec, base: dict[str, Any], where: str = "") -> No
     them ``pruner.metric`` (a trial without it is never pruned by it, but one without an objective
     value is PRUNED).  The first failure is one line naming the dimensions and values that matter.
     ``where`` names what was added to the base (the smoke overrides)."""
-    from pinnlab.sweep.objective import objective_metrics, pruner_metrics
+    from pinnlab.sweep.metrics import objective_metrics, pruner_metrics
     from pinnlab.sweep.space import corners
 
     def config(corner: dict[str, Any]) -> RunConfig | str:
@@ -479,7 +479,7 @@ def _metric_error(field: str, metric: str, cfg: RunConfig, corner: dict[str, Any
             if metric in which(turned):
                 why = f" (it is logged only with diagnostics.{flag}: true)"
                 break
-    from pinnlab.sweep.objective import objective_metrics
+    from pinnlab.sweep.metrics import objective_metrics
 
     if metric in ("rel_l2_error", "error/rel_l2") and "rel_l2_error" not in objective_metrics(cfg):
         why = f" (problem {cfg.problem.name} has no exact solution with these params)"

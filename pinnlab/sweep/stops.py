@@ -1,6 +1,6 @@
 """How a sweep and its workers stop: a signal (the stopped trial FAIL, its MLflow run KILLED, its
 slot queued again, in one line instead of Optuna's warnings and tracebacks), the stop watchdog's
-actions (:func:`pinnlab.runs.signals.on_abort`), and a storage that stops answering (one line naming it).
+actions (:func:`pinnlab.core.signals.on_abort`), and a storage that stops answering (one line naming it).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _retry(study, recovery, trial, signal_name: str) -> bool:
 
 
 def abandon(study, recovery, signal_name) -> str | None:
-    """The stop watchdog's action (:func:`pinnlab.runs.signals.on_abort`): this worker's RUNNING trials
+    """The stop watchdog's action (:func:`pinnlab.core.signals.on_abort`): this worker's RUNNING trials
     end FAIL and are queued again, while the main thread is still inside a step."""
     from optuna.trial import TrialState
 
@@ -122,8 +122,8 @@ def abandon(study, recovery, signal_name) -> str | None:
 
 def kill_parent(once, tracking_uri, parent) -> str | None:
     """The stop watchdog's action in the sweep process: the parent run ends KILLED, unless the
-    sweep ended it itself (``once``: :class:`pinnlab.runs.signals.Once`)."""
-    from pinnlab.runs.signals import stop_grace
+    sweep ended it itself (``once``: :class:`pinnlab.core.signals.Once`)."""
+    from pinnlab.core.signals import stop_grace
     from pinnlab.tracking import end_run
 
     if parent is None or not once(lambda: end_run(tracking_uri, parent, "KILLED"), timeout=stop_grace()):

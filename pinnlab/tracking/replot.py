@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 from pinnlab.core.errors import ConfigError, PinnlabError
+from pinnlab.core.preflight import first_existing
 from pinnlab.core.summary import FIELD, INT_FIELDS
-from pinnlab.runs.preflight import first_existing
 from pinnlab.tracking.reader import run_history
 from pinnlab.tracking.store import client as open_client
 from pinnlab.tracking.uri import local_path, resolve_tracking_uri, sqlite_path

@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
-from pinnlab.core.errors import ConfigError, StoreError
+from pinnlab.core.errors import ConfigError, StoreError, display_url
 
 __all__ = [
     "STORE_DIRNAME",
@@ -185,19 +185,6 @@ def local_path(uri: str) -> Path | None:
     if uri.startswith("file://"):
         return Path(unquote(urlparse(uri).path))
     return None
-
-
-def display_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for output, tags, reports and errors)."""
-    if "://" not in url or "@" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL (any parse error): hide everything between scheme and host
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 PROBE_SECONDS = 5.0  # a server on the network answers in milliseconds; 5 s allows a slow start

@@ -17,7 +17,7 @@ What a run records
   (``true``/``false``) and ``warnings`` (one per line, ``""`` for none).  Run status: FINISHED
   whenever training returned (a diverged run is a result: its outcome is a tag), KILLED on
   ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM turned into one by the CLI) and when the stop
-  watchdog of :mod:`pinnlab.runs.signals` ends the process, FAILED with tag ``error`` on any other
+  watchdog of :mod:`pinnlab.core.signals` ends the process, FAILED with tag ``error`` on any other
   exception; the exception is always re-raised.
 * metrics: the per-step metrics (``loss/*``, ``grad_norm/total``, ``weight_norm/total``,
   ``lambda/*``) every ``metric_every`` steps and on the last step, and every diagnostics row
@@ -62,8 +62,7 @@ import mlflow
 from mlflow.entities import Metric, RunTag
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
-from pinnlab.core.causes import cause_tags
-from pinnlab.core.config import RunConfig, flatten
+from pinnlab.config import RunConfig, flatten
 from pinnlab.core.keys import (
     DIVERGED_TAG,
     ERROR_TAG,
@@ -74,8 +73,8 @@ from pinnlab.core.keys import (
     TRIAL_TAG,
     WARNINGS_TAG,
 )
+from pinnlab.core.signals import checkpoint, on_abort, stop_grace
 from pinnlab.core.summary import NUMERIC_FIELDS, TAG_FIELDS
-from pinnlab.runs.signals import checkpoint, on_abort, stop_grace
 from pinnlab.tracking.store import (
     STORE_FAILURES,
     base_tags,
@@ -90,6 +89,7 @@ from pinnlab.tracking.store import (
 )
 from pinnlab.tracking.uri import resolve_tracking_uri, ui_command
 from pinnlab.training.callbacks import Callback
+from pinnlab.training.causes import cause_tags
 
 __all__ = [
     "RunTracker",
@@ -242,7 +242,7 @@ class RunTracker(Callback):
         self._last_diag_logged = -1
         self._ended = False
         # held while the run is created and while it is ended: the stop watchdog's KILLED
-        # (pinnlab.runs.signals) and the main thread's own end never both write a final status
+        # (pinnlab.core.signals) and the main thread's own end never both write a final status
         self._end_lock = threading.Lock()
         self._abort_scope = contextlib.ExitStack()
 
@@ -322,7 +322,7 @@ class RunTracker(Callback):
                 log.warning("tracking: could not mark run %s %s (%s)", self.run_id, status, exc)
 
     def _abort(self) -> str | None:
-        """The stop watchdog's action (:func:`pinnlab.runs.signals.on_abort`, on its own thread): end
+        """The stop watchdog's action (:func:`pinnlab.core.signals.on_abort`, on its own thread): end
         the run KILLED unless the main thread ended it or is ending it (then its status stands)."""
         if not self._end_lock.acquire(timeout=stop_grace()):
             return f"MLflow run {self.run_id} was being ended and may stay RUNNING"
@@ -401,7 +401,7 @@ class RunTracker(Callback):
         tags = {k: summary[k] for k in TAG_FIELDS}
         tags[DIVERGED_TAG] = str(result.diverged).lower()
         tags[WARNINGS_TAG] = "\n".join(result.warnings)
-        tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.core.causes)
+        tags.update(cause_tags(result.causes))  # cause.<name> = its evidence (pinnlab.training.causes)
         tags.update(cause_tags(result.risks, "risk"))  # risk.<name>: the same rules on a run that worked
         self.run_name = tags[RUN_NAME_TAG] = self.label(str(result.outcome))
         if len(self._buffer) <= MAX_METRICS_PER_BATCH and len(tags) <= MAX_PARAMS_TAGS_PER_BATCH:

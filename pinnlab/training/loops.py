@@ -183,7 +183,7 @@ class _FullBatch:
         return self.recorder.record(step, self.vec, diag)
 
     def run(self, recorders: list[Recorder]) -> None:
-        (recorder,) = recorders  # one replicate (pinnlab.core.replicates.check_replicates)
+        (recorder,) = recorders  # one replicate (pinnlab.config.replicates.check_replicates)
         t = self.trainer
         self.recorder = recorder
         ts = time.perf_counter()

@@ -278,7 +278,7 @@ class Recorder:
             divergence_step=None if verdict is None else verdict.step,
             forecast={} if self.forecaster.alarm is None else self.forecaster.alarm.as_dict(),
         )
-        from pinnlab.core.causes import run_causes, static_causes
+        from pinnlab.training.causes import run_causes, static_causes
 
         result.known_causes = ",".join(c.cause for c in static_causes(cfg))
         found = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]

@@ -287,7 +287,7 @@ class StackedMLP:
         standardize: tuple[np.ndarray, np.ndarray] | None = None,
         architecture: str = "mlp",
     ):
-        if architecture != "mlp":  # pinnlab.core.replicates.check_replicates refuses it at config time
+        if architecture != "mlp":  # pinnlab.config.replicates.check_replicates refuses it at config time
             raise ValueError(f"model.architecture: {architecture!r} has no stacked form (only 'mlp')")
         self.k = k = len(seeds)
         self.input_dim = input_dim

@@ -54,8 +54,8 @@ class RunResult:
     forecast: dict[str, Any] = field(default_factory=dict)  # {first_alarm_step, signal, value}
     causes: list[dict[str, str]] = field(default_factory=list)  # [{cause, evidence, remedy}]
     risks: list[dict[str, str]] = field(default_factory=list)  # the same rules on a run that worked
-    known_causes: str = ""  # causes known before training (pinnlab.core.causes.static_causes), comma-separated
-    # training.replicates > 1: one row per seed (pinnlab.core.replicates.combine); None for one run
+    known_causes: str = ""  # causes known before training (pinnlab.training.causes.static_causes), comma-separated
+    # training.replicates > 1: one row per seed (pinnlab.config.replicates.combine); None for one run
     replicates: list[dict[str, Any]] | None = None
     divergence_rate: float | None = None  # fraction of replicates that diverged (one run: 0 or 1)
     replicate_results: list[RunResult] = field(default_factory=list, repr=False)  # each seed's result

@@ -47,7 +47,7 @@ def reuse_key(cfg) -> str | None:
     """The fields that change shapes or the graph, as a string; None when not reusable."""
     if cfg.training.replicates > 1 or names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
         return None
-    from pinnlab.core.config import dict_without
+    from pinnlab.config import dict_without
 
     d = dict_without(cfg, FREE)
     if cfg.optimizer.schedule.name == "constant":

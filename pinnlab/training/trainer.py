@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
-from pinnlab.core.config import RunConfig, budget, load_config
+from pinnlab.config import RunConfig, budget, load_config
 from pinnlab.core.errors import ConfigError
 from pinnlab.numerics.losses import formulation
 from pinnlab.numerics.models import ACTIVATIONS, mlp_kwargs
@@ -156,7 +156,7 @@ class Trainer:
             return self._given_configs
         if self.k == 1:
             return [self.cfg]
-        from pinnlab.core.replicates import replicate_config
+        from pinnlab.config.replicates import replicate_config
 
         return [replicate_config(self.cfg, r) for r in range(self.k)]
 
@@ -410,7 +410,7 @@ class Trainer:
 
         One :class:`Recorder` per replicate (its history, monitor and result); the run's callbacks
         hear replicate 0 while it trains and, with k > 1, the combined result at the end
-        (:func:`pinnlab.core.replicates.combine`).
+        (:func:`pinnlab.config.replicates.combine`).
         """
         loops = chain(self)
         cbs = self.replica_callbacks or [[] for _ in range(self.k)]
@@ -440,7 +440,7 @@ class Trainer:
         results = [rec.finish() for rec in recorders]
         if self.k == 1:
             return results[0]
-        from pinnlab.core.replicates import combine
+        from pinnlab.config.replicates import combine
 
         result = combine(self.cfg, results, wall_seconds=time.perf_counter() - t0)
         for cb in self.callbacks:
@@ -451,6 +451,4 @@ class Trainer:
 def train(config=None, overrides: Sequence[str] = (), callbacks: Sequence[Callback] = ()) -> RunResult:
     """Train one run: ``config`` is a RunConfig, a preset name, a YAML path or a mapping."""
     cfg = config if isinstance(config, RunConfig) and not overrides else load_config(config or "poisson2d", overrides)
-    from pinnlab.training import build_trainer
-
-    return build_trainer(cfg, callbacks).fit()
+    return Trainer(cfg, callbacks).fit()

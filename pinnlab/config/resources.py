@@ -35,9 +35,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pinnlab.core import names
 from pinnlab.core.errors import ConfigError, first_line
 
 __all__ = [
+    "budget",
     "MEMORY_FRACTION",
     "Estimate",
     "estimate",
@@ -142,8 +144,7 @@ def sampled_counts(problem) -> dict[str, int]:
 
 
 def _budget(cfg, n_residual: int) -> tuple[int, str]:
-    """The run's steps (:func:`pinnlab.core.config.budget`) and the field that set them."""
-    from pinnlab.core.config import budget
+    """The run's steps (:func:`pinnlab.config.budget`) and the field that set them."""
 
     t = cfg.training
     steps = budget(cfg, n_residual)[2]
@@ -251,3 +252,16 @@ def check_resources(cfg, problem, counts: dict[str, int]) -> None:
         f"{value_text}needs about {human_bytes(est.total)} of memory, {human_bytes(part.bytes)} of it for the "
         f"{part.name} ({part.detail}), more than the limit of {human_bytes(limit)} ({why}); lower it",
     )
+
+
+def budget(cfg, n_residual: int) -> tuple[int | None, int, int]:
+    """``(batch size or None for full batch, steps per epoch, steps of the run)`` for ``n_residual``
+    residual points: ``training.steps``, else epochs of mini-batches, else 1000 (L-BFGS:
+    ``optimizer.lbfgs_max_iter`` iterations); only the residual set is mini-batched."""
+    t = cfg.training
+    bs = t.batch_size
+    batch = None if (bs is None or bs >= n_residual or t.resample) else bs
+    per_epoch = 1 if batch is None else n_residual // batch
+    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:  # one full-batch iteration per step
+        return batch, per_epoch, t.steps or (cfg.optimizer.lbfgs_max_iter if cfg.optimizer.name == "lbfgs" else 1000)
+    return batch, per_epoch, t.steps or (t.epochs * per_epoch if t.epochs else 1000)

@@ -1,6 +1,6 @@
 """Where a config comes from: YAML text, presets, base chains and dotted overrides.
 
-:mod:`pinnlab.core.config` validates; this module only reads and merges, so both stay short enough to
+:mod:`pinnlab.config` validates; this module only reads and merges, so both stay short enough to
 hold in mind.  YAML is read strictly: a key given twice is an error naming it and its lines (YAML
 itself keeps the last one silently), and ``1e-3`` is a float (YAML 1.1 wants ``1.0e-3``).
 A config names a ``base`` (a preset name or another YAML file, relative to the file) and holds only
@@ -31,6 +31,7 @@ import yaml
 from pinnlab.core.errors import ConfigError
 
 __all__ = [
+    "dict_without",
     "load_yaml",
     "read_yaml_file",
     "MAX_FILE_BYTES",
@@ -397,3 +398,15 @@ def flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = value
     return out
+
+
+def dict_without(cfg, dotted: Iterable[str]) -> dict[str, Any]:
+    """``cfg.to_dict()`` without the fields (``section.leaf``) or sections (``section``) named."""
+    d = cfg.to_dict()
+    for path in dotted:
+        section, _, leaf = path.partition(".")
+        if leaf:
+            d[section].pop(leaf, None)
+        else:
+            d.pop(section, None)
+    return d

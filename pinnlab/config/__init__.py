@@ -30,10 +30,11 @@ from pydantic import (
     model_validator,
 )
 
-from pinnlab.core import names
-from pinnlab.core.config_sources import (  # re-exported: pinnlab.core.config is the public entry
+from pinnlab.config.resources import budget  # re-exported: the run's steps from its config
+from pinnlab.config.sources import (  # re-exported: pinnlab.config is the public entry
     apply_overrides,
     deep_merge,
+    dict_without,
     flatten,
     load_yaml,
     parse_override,
@@ -41,12 +42,15 @@ from pinnlab.core.config_sources import (  # re-exported: pinnlab.core.config is
     read_yaml_file,
     resolve_bases,
 )
+from pinnlab.core import names
 from pinnlab.core.errors import ConfigError
 from pinnlab.core.registry import Registry
+from pinnlab.core.validation import BOUND_REASONS, INT64_MAX, SCALE_MAX, config_error_from_validation
 from pinnlab.problems import resolve_problem
-from pinnlab.problems.base import BOUND_REASONS, INT64_MAX, SCALE_MAX
 
 __all__ = [
+    "budget",
+    "dict_without",
     "StrictModel",
     "Int",
     "Bool",
@@ -320,7 +324,7 @@ class DivergenceConfig(StrictModel):
     loss_floor: Float = Field(-1e6, lt=0)
     # a set of replicates (a run's `training.replicates`, a sweep trial's `replicates`) is divergent when
     # at least this share of its seeds diverged: a configuration that fails one seed in two is not one to
-    # call stable, and with two seeds one divergent seed already decides (pinnlab.core.replicates.verdict)
+    # call stable, and with two seeds one divergent seed already decides (pinnlab.config.replicates.verdict)
     replicate_rate: Float = Field(0.5, gt=0, le=1)
     max_rel_error: Float = Field(0.5, gt=0)  # silent_failure: error vs exact solution above this
     max_heldout_ratio: Float = Field(100.0, gt=1)  # silent_failure: held-out / training residual
@@ -368,7 +372,7 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _replicates(self):
         if self.training.replicates > 1:
-            from pinnlab.core.replicates import check_replicates
+            from pinnlab.config.replicates import check_replicates
 
             check_replicates(self)
         return self
@@ -378,42 +382,6 @@ class RunConfig(StrictModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
-    """Field names of the (nested) model that ``loc[:-1]`` points into."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return None
-        model = ann
-    return sorted(model.model_fields)
-
-
-def config_error_from_validation(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> ConfigError:
-    """The first pydantic error as a one-line ConfigError with its dotted path."""
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    path = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + list(loc))
-    original = err.get("ctx", {}).get("error")
-    if isinstance(original, ConfigError):  # raised by a validator that knows its field already
-        return ConfigError(original.field or path, original.message)
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(model, loc)
-        hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return ConfigError(path, f"unknown key{hint}")
-    if err["type"] == "missing":  # the input is the whole enclosing mapping: not worth quoting
-        return ConfigError(path, "is required but missing")
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        return ConfigError(path, msg[len("Value error, ") :])
-    value = err.get("input")
-    limit = (
-        next(iter(err.get("ctx", {}).values()), None) if err["type"].startswith(("less_than", "greater_than")) else None
-    )
-    why = f" ({BOUND_REASONS[limit]})" if isinstance(limit, (int, float)) and limit in BOUND_REASONS else ""
-    return ConfigError(path, f"{value!r} is not allowed: {msg[0].lower()}{msg[1:]}{why}")
 
 
 def validate_config(data: Mapping) -> RunConfig:
@@ -448,7 +416,7 @@ def validate_config(data: Mapping) -> RunConfig:
         )
     if cfg.loss.weighting.scheme == "causal":
         _check_causal(cfg, problem)
-    from pinnlab.core.resources import check_resources, declared_counts, sampled_counts
+    from pinnlab.config.resources import check_resources, declared_counts, sampled_counts
 
     check_resources(cfg, problem, declared_counts(problem))  # before sampling: n_residual=1e12
     counts = sampled_counts(problem)
@@ -466,19 +434,6 @@ def validate_config(data: Mapping) -> RunConfig:
     if ":" in cfg.problem.name:  # a user problem's pde reads only its derivatives (built-ins: tests/test_problems.py)
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
-
-
-def budget(cfg: RunConfig, n_residual: int) -> tuple[int | None, int, int]:
-    """``(batch size or None for full batch, steps per epoch, steps of the run)`` for ``n_residual``
-    residual points: ``training.steps``, else epochs of mini-batches, else 1000 (L-BFGS:
-    ``optimizer.lbfgs_max_iter`` iterations); only the residual set is mini-batched."""
-    t = cfg.training
-    bs = t.batch_size
-    batch = None if (bs is None or bs >= n_residual or t.resample) else bs
-    per_epoch = 1 if batch is None else n_residual // batch
-    if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:  # one full-batch iteration per step
-        return batch, per_epoch, t.steps or (cfg.optimizer.lbfgs_max_iter if cfg.optimizer.name == "lbfgs" else 1000)
-    return batch, per_epoch, t.steps or (t.epochs * per_epoch if t.epochs else 1000)
 
 
 def _check_chain(opt: OptimizerConfig) -> None:
@@ -541,18 +496,6 @@ def _check_causal(cfg: RunConfig, problem) -> None:
                 f"loss.formulations.{term}" if term in cfg.loss.formulations else "loss.formulation",
                 f"{form!r} with loss.weighting.scheme 'causal', which weights mean squares; use 'squared'",
             )
-
-
-def dict_without(cfg: RunConfig, dotted: Iterable[str]) -> dict[str, Any]:
-    """``cfg.to_dict()`` without the fields (``section.leaf``) or sections (``section``) named."""
-    d = cfg.to_dict()
-    for path in dotted:
-        section, _, leaf = path.partition(".")
-        if leaf:
-            d[section].pop(leaf, None)
-        else:
-            d.pop(section, None)
-    return d
 
 
 def load_config(source: str | Path | Mapping | RunConfig = "poisson2d", overrides: Iterable[str] = ()) -> RunConfig:

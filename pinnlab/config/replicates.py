@@ -74,14 +74,14 @@ level would leave a killed seed's run RUNNING and be invisible to both.  In the 
 the study's runs by the ``trial`` tag to see a trial's seeds together.  The trial's
 ``mlflow_run_id`` is its representative seed's run; ``replicate_run_ids`` lists them all.
 
-TensorFlow-free apart from :func:`run_replicates`, which imports the trainer when called.
+TensorFlow-free; :func:`pinnlab.runs.run_replicates` trains a set of replicates.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,7 +95,6 @@ if TYPE_CHECKING:
 __all__ = [
     "verdict",
     "replicate_config",
-    "run_replicates",
     "onset",
     "aggregate",
     "divergent_label",
@@ -110,43 +109,9 @@ __all__ = [
 def replicate_config(cfg, i: int):
     """The config of replicate ``i`` as a separate run: seed ``training.seed + i``, one replicate,
     validated like any run config (its MLflow params are a single run's)."""
-    from pinnlab.core.config import apply_overrides, validate_config
-
-    overrides = [("training.seed", cfg.training.seed + i), ("training.replicates", 1)]
-    return validate_config(apply_overrides(cfg.to_dict(), overrides))
-
-
-def run_replicates(
-    cfg,
-    k: int,
-    callbacks: Sequence[Any] = (),
-    *,
-    tracking: Callable[[int, Any], Any] | None = None,
-    reuse: bool = False,
-) -> list[Any]:
-    """Train ``cfg`` on the seeds ``training.seed + i``, i < k; returns their :class:`pinnlab.runs.Run`
-    in order, each seed its own run (its own MLflow run when tracked).
-
-    The k seeds train together on the trainer's replica axis (:func:`pinnlab.runs.run_replicas`), one
-    compiled step for all; a config the axis cannot take (:func:`check_replicates`: L-BFGS, a
-    residual that is not row-wise) trains them one after another through
-    :func:`pinnlab.runs.run_config`, which reuses seed 0's built trainer (``reuse``).
-    ``callbacks``: trainer callbacks of the whole training (a signal handler).  ``tracking(i, cfg_i)``:
-    the :class:`pinnlab.runs.Tracking` of seed i, or None for an untracked seed.  A seed that
-    diverges ends only its own run; the others go on.
-    """
-    from pinnlab.runs import run_config, run_replicas
-
-    if k < 1:
-        raise ValueError(f"`k >= 1` must hold, but got ({k=}).")
-    seeds = [replicate_config(cfg, i) for i in range(k)]
-    trackings = [tracking(i, c) if tracking is not None else None for i, c in enumerate(seeds)]
-    if k > 1 and stackable(cfg):
-        from pinnlab.core.config import apply_overrides, validate_config
-
-        stacked = validate_config(apply_overrides(cfg.to_dict(), [("training.replicates", k)]))
-        return run_replicas(stacked, trackings, callbacks=callbacks)
-    return [run_config(c, tracking=t, callbacks=callbacks, reuse=reuse) for c, t in zip(seeds, trackings)]
+    d = cfg.to_dict()
+    d["training"] = {**d["training"], "seed": cfg.training.seed + i, "replicates": 1}
+    return type(cfg).model_validate(d)
 
 
 def onset(summary: Mapping[str, Any]) -> int | None:
@@ -231,7 +196,7 @@ def group_key(cfg: Any) -> str:
     :data:`PER_REPLICA` and the values (not the presence) of the penalties, clipping and max-norm."""
     import json
 
-    from pinnlab.core.config import dict_without
+    from pinnlab.config.sources import dict_without
 
     d = dict_without(cfg, PER_REPLICA)
     reg = d["regularization"]
@@ -310,9 +275,8 @@ def replicate_row(seed: int, res: RunResult) -> dict:
 
 
 def combine(cfg, results: list[RunResult], *, wall_seconds: float) -> RunResult:
-    """The run's result from its replicates' results (the rules are in the module docstring)."""
-    from pinnlab.training.result import RunResult
-
+    """The run's result from its replicates' results (the rules are in the module docstring), of
+    their type (:class:`pinnlab.training.result.RunResult`)."""
     seeds = [r.config.training.seed for r in results]
     counts = Counter(r.outcome for r in results)
     outcome, _, rate = verdict([r.outcome for r in results], cfg.divergence.replicate_rate)
@@ -323,7 +287,7 @@ def combine(cfg, results: list[RunResult], *, wall_seconds: float) -> RunResult:
     div = _earliest(results, "divergence_step")
     base = results[0]
     warnings = list(dict.fromkeys(w for r in results for w in r.warnings))
-    combined = RunResult(
+    combined = type(results[0])(
         config=cfg,
         outcome=outcome,
         reason=reason,
