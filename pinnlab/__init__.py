@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 
-# Silence TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) unless asked for.
+# TensorFlow's C++ INFO and WARNING lines (CUDA probing on CPU machines) off unless asked for: set
+# here, where every pinnlab process passes before TensorFlow can load (pinnlab.backend drops the rest).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pinnlab.core.errors import ConfigError, PinnlabError, UnknownNameError  # noqa: E402

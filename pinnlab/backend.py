@@ -94,7 +94,6 @@ def import_tensorflow() -> ModuleType:
     """``import tensorflow`` with its start-up notices dropped (other output is passed through)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # C++ INFO lines after start-up
     with _stderr_filtered():
         import tensorflow as tf
 
@@ -188,7 +187,6 @@ def _show_once(message, category, filename, lineno, file=None, line=None) -> Non
 def quiet_process() -> None:
     """Drop, in this process, the third-party notices named in the module docstring, and show each
     warning once (:func:`_show_once`); idempotent."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     warnings.showwarning = _show_once
     if "optuna" in sys.modules:
         _optuna_warnings_only(sys.modules["optuna"])

@@ -225,3 +225,22 @@ def test_optuna_account_of_a_surplus_or_stopped_trial_is_dropped():
     boom = RuntimeError("boom")
     assert quiet.filter(record("Trial 5 failed with parameters: {} because of the following error: boom.", boom))
     assert quiet.filter(record("Trial 5 failed with value None."))
+
+
+def test_threads_that_cannot_apply_are_said_not_ignored(monkeypatch):
+    """``--threads`` once TensorFlow runs in the process: its pools cannot change, one warning says so."""
+    import warnings
+
+    from pinnlab.backend import import_tensorflow
+    from pinnlab.sweep.runner import _limit_threads
+
+    tf = import_tensorflow()
+    tf.constant(1.0) + 1.0  # the device (and its pools) exist
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")  # so that the test's end restores the variables _limit_threads sets
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _limit_threads(current + 3)
+    assert [str(w.message) for w in caught if "--threads" in str(w.message)], [str(w.message) for w in caught]
+    assert "has no effect in this process" in str(caught[-1].message)

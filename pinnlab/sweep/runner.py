@@ -59,7 +59,9 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,16 +173,27 @@ def study_report(study, spec: SweepSpec, storage: str, tracking_uri: str | None)
 
 
 def _limit_threads(threads: int) -> None:
+    """``threads`` intra-op threads and one inter-op thread for this worker's TensorFlow: set in the
+    environment, which :mod:`pinnlab.backend` applies when TensorFlow starts.  A TensorFlow already
+    running in this process keeps its pools (they cannot change); that is said in one warning."""
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    import tensorflow as tf
-
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow already initialised in this process: keep its setting
-        pass
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            warnings.warn(
+                f"--threads {threads} has no effect in this process: its TensorFlow already runs with "
+                f"{current or 'all cores as'} intra-op threads (a new worker process applies it)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 def run_worker(
