@@ -514,15 +514,15 @@ DEFAULTS: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/problems.md", "by default {} points per coordinate", _eval_points_per_axis),
     ("docs/verdicts.md", "(`diagnostics.every`, {})", lambda: _config_default("diagnostics", "every")),
     ("docs/verdicts.md", "on at most {} points per set", lambda: _config_default("diagnostics", "sharpness_points")),
-    ("docs/verdicts.md", "`sharpness/ratio` > {} at some check", _attr("pinnlab.training.causes", "STEP_RATIO")),
-    ("docs/verdicts.md", "a `deriv/<name>` ≤ {} × the largest", _attr("pinnlab.training.causes", "ZERO_DERIV")),
-    ("docs/verdicts.md", "more than {}× apart", _attr("pinnlab.training.causes", "IMBALANCE")),
-    ("docs/verdicts.md", "‖∇biases‖/‖∇kernels‖ < {} (measured", _attr("pinnlab.training.causes", "BIAS_RATIO")),
-    ("docs/verdicts.md", "held-out / training PDE residual > {} |", _attr("pinnlab.training.causes", "OVERFIT_RATIO")),
+    ("docs/verdicts.md", "`sharpness/ratio` > {} at some check", lambda: _config_default("causes", "step_ratio")),
+    ("docs/verdicts.md", "a `deriv/<name>` ≤ {} × the largest", lambda: _config_default("causes", "zero_derivative")),
+    ("docs/verdicts.md", "more than {}× apart", lambda: _config_default("causes", "imbalance")),
+    ("docs/verdicts.md", "‖∇biases‖/‖∇kernels‖ < {} (measured", lambda: _config_default("causes", "bias_ratio")),
+    ("docs/verdicts.md", "held-out / training PDE residual > {} |", lambda: _config_default("causes", "overfit_ratio")),
     (
         "docs/verdicts.md",
         "gradient or weight norm was ≥ 3.4e38 / {} |",
-        _attr("pinnlab.training.causes", "OVERFLOW_MARGIN"),
+        lambda: _config_default("causes", "overflow_margin"),
     ),
 ]
 

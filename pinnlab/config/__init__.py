@@ -309,6 +309,25 @@ class DiagnosticsConfig(StrictModel):
     sharpness_points: Int = Field(512, gt=0)
 
 
+class CausesConfig(StrictModel):
+    """Thresholds of the cause rules (pinnlab.training.causes): evidence a cause must show."""
+
+    # sharpness/ratio above it at some check: past the stability threshold; at the edge of stability
+    # gradient descent hovers at exactly 1 (Cohen et al. 2021), hence a 10% margin
+    step_ratio: Float = Field(1.1, gt=0)
+    # a measured deriv/<name> at most this fraction of the largest one at every check is zero
+    zero_derivative: Float = Field(1e-6, gt=0, lt=1)
+    # per-term gradient norms further apart than this: the two orders of magnitude Wang et al. 2021
+    # report between PINN terms
+    imbalance: Float = Field(100.0, gt=1)
+    # median ||grad biases|| / ||grad kernels|| below it: 0.04-0.12 on the seed question's Dense(100, relu)
+    bias_ratio: Float = Field(0.1, gt=0)
+    # held-out / training PDE residual above it (silent_failure uses divergence.max_heldout_ratio = 100)
+    overfit_ratio: Float = Field(10.0, gt=1)
+    # a NaN run whose last finite values came within this factor of float32's largest: an overflow
+    overflow_margin: Float = Field(1e8, gt=1)
+
+
 class DivergenceConfig(StrictModel):
     """Thresholds of the outcome classes; see pinnlab.training.divergence."""
 
@@ -368,6 +387,7 @@ class RunConfig(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
+    causes: CausesConfig = Field(default_factory=CausesConfig)
 
     @model_validator(mode="after")
     def _replicates(self):

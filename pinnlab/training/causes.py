@@ -14,28 +14,28 @@ numbers, so the analysis can re-derive causes from stored histories too.
                            (``names.FORMULATIONS[...].bounded_below``) and the loss fell: the
                            lowest finite loss is below the initial one and the slope over the
                            last ``trend_window`` steps is negative (the slope is the evidence)
-``step_too_large``         ``sharpness/ratio`` above ``STEP_RATIO`` (1.1) at some check: the top
+``step_too_large``         ``sharpness/ratio`` above ``causes.step_ratio`` (1.1) at some check: the top
                            (preconditioned) Hessian eigenvalue is past the optimizer's stability
                            threshold.  At the edge of stability gradient descent hovers at exactly 1
                            (Cohen et al. 2021), hence the 10 % margin.  Evidence: the largest
                            ratio and its step; remedy: the learning rate that would put it at 1
 ``vanishing_derivative``   the activation's k-th derivative vanishes almost everywhere
                            (``names.ACTIVATIONS[...].vanishes_from``) and the residual uses order
-                           ≥ k, or a measured ``deriv/<name>`` is ≤ ``ZERO_DERIV`` (1e-6) × the
+                           ≥ k, or a measured ``deriv/<name>`` is ≤ ``causes.zero_derivative`` (1e-6) × the
                            largest one at every check (which ``deriv/...`` is zero)
 ``term_imbalance``         the median over checks of the per-term gradient norms
                            ``grad_norm/<term>`` (residual and constraint terms, not penalties)
-                           differ by more than ``IMBALANCE`` (100×, the two orders of magnitude Wang
+                           differ by more than ``causes.imbalance`` (100×, the two orders of magnitude Wang
                            et al. 2021 report between PINN terms)
-``bias_starvation``        median over checks of ‖∇biases‖/‖∇kernels‖ below ``BIAS_RATIO`` (0.1)
+``bias_starvation``        median over checks of ‖∇biases‖/‖∇kernels‖ below ``causes.bias_ratio`` (0.1)
                            on a loss without a weighted term on u itself (boundary, initial or
                            anchor data): measured on the seed question 0.04–0.12 for Dense(100,
                            relu), where the biases barely train because the loss sees the weights
                            only through input derivatives
-``collocation_overfit``    held-out / training PDE residual above ``OVERFIT_RATIO`` (10; the
+``collocation_overfit``    held-out / training PDE residual above ``causes.overfit_ratio`` (10; the
                            ``silent_failure`` rule uses divergence.max_heldout_ratio = 100)
 ``precision``              a NaN run whose last finite loss, gradient or weight norm was within
-                           ``OVERFLOW_MARGIN`` (1e8) of float32's largest value (3.4e38): the
+                           ``causes.overflow_margin`` (1e8) of float32's largest value (3.4e38): the
                            values overflowed, the NaN is the end of a divergence, not a bug
 =========================  =====================================================================
 
@@ -56,13 +56,7 @@ from pinnlab.core.names import ACTIVATIONS, FORMULATIONS
 
 __all__ = ["Cause", "CAUSES", "static_causes", "run_causes", "cause_tags"]
 
-STEP_RATIO = 1.1
-ZERO_DERIV = 1e-6
-IMBALANCE = 100.0
-BIAS_RATIO = 0.1
-OVERFIT_RATIO = 10.0
 FLOAT32_MAX = 3.4028235e38
-OVERFLOW_MARGIN = 1e8
 
 CAUSES = {
     "unbounded_loss": "a loss formulation unbounded below, driven down by growing the weights",
@@ -162,7 +156,7 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
                 )
             )
     ratio = _checks(history, "sharpness/ratio")
-    if len(ratio) and ratio.max() > STEP_RATIO:
+    if len(ratio) and ratio.max() > cfg.causes.step_ratio:
         step = int(ratio.idxmax())
         lr = cfg.optimizer.learning_rate
         out.append(
@@ -178,12 +172,12 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
     med = {t: float(s.median()) for t, s in grads.items() if len(s)}
     if len(med) >= 2:
         hi, lo = max(med, key=med.get), min(med, key=med.get)
-        if med[lo] <= 0 or med[hi] / med[lo] > IMBALANCE:
+        if med[lo] <= 0 or med[hi] / med[lo] > cfg.causes.imbalance:
             factor = math.inf if med[lo] <= 0 else med[hi] / med[lo]
             out.append(
                 Cause(
                     "term_imbalance",
-                    f"median grad_norm/{hi} = {med[hi]:.3g} vs grad_norm/{lo} = {med[lo]:.3g} ({factor:.3g}x > {IMBALANCE:g}x)",
+                    f"median grad_norm/{hi} = {med[hi]:.3g} vs grad_norm/{lo} = {med[lo]:.3g} ({factor:.3g}x > {cfg.causes.imbalance:g}x)",
                     f"raise loss.weights.{lo} or use loss.weighting.scheme=grad_norm",
                 )
             )
@@ -196,21 +190,21 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
         b = np.sqrt((history[bias] ** 2).sum(axis=1, min_count=1))
         k = np.sqrt((history[kern] ** 2).sum(axis=1, min_count=1))
         r = (b / k)[np.isfinite(b / k)]
-        if len(r) and float(r.median()) < BIAS_RATIO:
+        if len(r) and float(r.median()) < cfg.causes.bias_ratio:
             out.append(
                 Cause(
                     "bias_starvation",
-                    f"median ||grad biases|| / ||grad kernels|| = {float(r.median()):.3g} < {BIAS_RATIO:g}",
+                    f"median ||grad biases|| / ||grad kernels|| = {float(r.median()):.3g} < {cfg.causes.bias_ratio:g}",
                     "the loss sees the weights only through input derivatives: add terms on u itself "
                     "(boundary or anchor data, problem.params.constraint)",
                 )
             )
     held = summary.get("heldout_ratio")
-    if held is not None and held > OVERFIT_RATIO:
+    if held is not None and held > cfg.causes.overfit_ratio:
         out.append(
             Cause(
                 "collocation_overfit",
-                f"held-out / training PDE residual = {held:.3g} > {OVERFIT_RATIO:g}",
+                f"held-out / training PDE residual = {held:.3g} > {cfg.causes.overfit_ratio:g}",
                 "more residual points (problem.params.n_residual) or fresh ones each step (training.resample=true)",
             )
         )
@@ -218,7 +212,7 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
         cols = [c for c in ("loss/total", "grad_norm/total", "weight_norm/total") if c in history]
         vals = history[cols].abs().replace([np.inf], np.nan)
         peak = float(np.nanmax(vals.to_numpy())) if vals.notna().any().any() else float("nan")
-        if math.isfinite(peak) and peak >= FLOAT32_MAX / OVERFLOW_MARGIN:
+        if math.isfinite(peak) and peak >= FLOAT32_MAX / cfg.causes.overflow_margin:
             out.append(
                 Cause(
                     "precision",
@@ -237,7 +231,9 @@ def _vanishing(cfg, history: pd.DataFrame) -> list[Cause]:
     zero = []
     if derivs:
         scale = max(float(s.abs().max()) for s in derivs.values())
-        zero = [k for k, s in derivs.items() if scale > 0 and float(s.abs().max()) <= ZERO_DERIV * scale]
+        zero = [
+            k for k, s in derivs.items() if scale > 0 and float(s.abs().max()) <= cfg.causes.zero_derivative * scale
+        ]
     static = [c for c in static_causes(cfg) if c.cause == "vanishing_derivative"]
     if not zero and not static:
         return []
