@@ -1,4 +1,5 @@
-"""benchmarks/: one results schema (commit, date, machine, command) in every file of benchmarks/results/."""
+"""benchmarks/: speed/ (what things cost) and studies/ (how well pinnlab's judgements hold), one results
+schema (commit, date, machine, command) in every file of benchmarks/results/."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
-SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.startswith("_"))
+SCRIPTS = sorted(p for p in (ROOT / "benchmarks").rglob("*.py") if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.name)
@@ -38,9 +39,13 @@ def test_the_header_names_the_running_command(monkeypatch, tmp_path):
     sys.path.insert(0, str(ROOT))
     from benchmarks._env import environment, write_results
 
-    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "batch.py"), "--batches", "1", "8"])
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "benchmarks" / "speed" / "batch.py"), "--batches", "1", "8"])
     out = tmp_path / "r.json"
     write_results(out, {"figure": 1.5}, environment())
     doc = json.loads(out.read_text())
-    assert doc["command"] == "python benchmarks/batch.py --batches 1 8" and doc["figure"] == 1.5
+    assert doc["command"] == "python benchmarks/speed/batch.py --batches 1 8" and doc["figure"] == 1.5
     assert list(doc)[:4] == ["commit", "date", "machine", "command"]
+
+
+def test_benchmarks_are_split_into_speed_and_studies():
+    assert {p.parent.name for p in SCRIPTS} == {"speed", "studies"}

@@ -138,13 +138,13 @@ def test_eager_and_compiled_diagnostics_agree():
 
 
 def test_eager_costs_benchmark_measures_every_function_and_equal_products():
-    """benchmarks/eager_costs.py on one small network: every function measured three ways, the
+    """benchmarks/speed/eager_costs.py on one small network: every function measured three ways, the
     cold check's HVPs counted, and the HVPs on one recorded gradient bitwise those of separate ones."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.eager_costs import measure_case
+    from benchmarks.speed.eager_costs import measure_case
 
     case = measure_case("seed", ["model.width=5"])
     for part in ("diagnostics", "update_ratio", "prediction"):

@@ -228,7 +228,7 @@ OUTSIDE_FLAGS = {
 @cache
 def benchmark_flags() -> set[str]:
     found = set()
-    for script in (ROOT / "benchmarks").glob("*.py"):
+    for script in (ROOT / "benchmarks").rglob("*.py"):
         found |= set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", script.read_text()))
     return found
 
@@ -245,7 +245,7 @@ def test_every_flag_named_in_the_docs_exists(doc):
 def benchmark_commands() -> list[tuple[str, str]]:
     out = []
     for doc, text in DOCS.items():
-        for m in re.finditer(r"python (benchmarks/\w+\.py)((?: --?[\w-]+(?: [^\s`-][^\s`]*)?)*)", text):
+        for m in re.finditer(r"python (benchmarks/(?:\w+/)?\w+\.py)((?: --?[\w-]+(?: [^\s`-][^\s`]*)?)*)", text):
             out.append((doc, m.group(0)))
     return sorted(set(out))
 
@@ -621,10 +621,10 @@ def _verdicts(key: str, half: str | None = None) -> Any:
 
 
 def test_the_verdict_tables_are_the_benchmarks_own():
-    """docs/verdicts.md's result tables are ``benchmarks/verdicts.py --markdown`` of the JSON, verbatim."""
+    """docs/verdicts.md's result tables are ``benchmarks/studies/verdicts.py --markdown`` of the JSON, verbatim."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("verdicts_bench", ROOT / "benchmarks" / "verdicts.py")
+    spec = importlib.util.spec_from_file_location("verdicts_bench", ROOT / "benchmarks" / "studies" / "verdicts.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.markdown(results("verdicts.json")) in DOCS["docs/verdicts.md"]
@@ -666,7 +666,7 @@ MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("README.md", "holds at 10 × the budget for {} % of", lambda: 100 * _verdicts("fit_agreement", "held_out")),
     (
         "README.md",
-        "`python benchmarks/verdicts.py --workers 2`, about {} minutes",
+        "`python benchmarks/studies/verdicts.py --workers 2`, about {} minutes",
         lambda: _verdicts("wall_seconds") / 60,
     ),
     ("docs/verdicts.md", "`--workers 2`, {} s wall", lambda: _verdicts("wall_seconds")),

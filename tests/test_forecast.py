@@ -242,7 +242,7 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "verdicts.json"
     subprocess.run(
-        [sys.executable, str(root / "benchmarks" / "verdicts.py"), "--quick", "--out", str(out)],
+        [sys.executable, str(root / "benchmarks" / "studies" / "verdicts.py"), "--quick", "--out", str(out)],
         check=True,
         cwd=root,
         capture_output=True,
@@ -268,13 +268,13 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
 
 
 def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
-    """benchmarks/sharpness_accuracy.py's measurement on one small case: the default cold check
+    """benchmarks/studies/sharpness_accuracy.py's measurement on one small case: the default cold check
     (Lanczos, tol 0.05) within 1 % of the reference, Lanczos at 8 HVPs no worse than power at 12."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from benchmarks.sharpness_accuracy import measure_case
+    from benchmarks.studies.sharpness_accuracy import measure_case
 
     case = measure_case("seed", ["model.activation=tanh", "model.width=20"], starts=2)
     assert case["weights"] == 81 and case["reference"] != 0

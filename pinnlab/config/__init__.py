@@ -297,7 +297,7 @@ class DiagnosticsConfig(StrictModel):
     ntk_trace: Bool = False  # ntk_trace/<term> = tr(K_ii); off: 1.4-10 steps per call, 13-56 s first compile
     # top Hessian eigenvalue by warm-started Lanczos on Hessian-vector products, and its
     # ratio to the optimizer's stability threshold (pinnlab.training.sharpness); on because it costs
-    # under 10% of a run at every=100 (docs/benchmarks.md, benchmarks/sharpness_overhead.py)
+    # under 10% of a run at every=100 (docs/benchmarks.md, benchmarks/speed/sharpness_overhead.py)
     sharpness: Bool = True
     sharpness_iters: Int = Field(3, gt=0)  # HVPs per check, warm-started from the last eigenvector
     sharpness_cold_iters: Int = Field(12, gt=0)  # at most this many HVPs at the first check (random start)

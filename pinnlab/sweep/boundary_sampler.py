@@ -52,7 +52,7 @@ bisection phase is skipped: bracketing every combination would take the whole bu
 GP shares information across levels through its one-hot length scales instead.
 
 Defaults and their reasons (``sampler.n_startup``, ``sampler.n_bisect``, ``sampler.explore``).
-Numbers are the benchmark's error at 8 trainings over 3 activations (``benchmarks/boundary.py``,
+Numbers are the benchmark's error at 8 trainings over 3 activations (``benchmarks/studies/boundary.py``,
 mean over 10 sampler seeds; decades of learning rate):
 
 * ``n_startup = 0``: no random start.  The first trial goes to the centre of every numeric range

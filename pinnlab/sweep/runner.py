@@ -31,7 +31,7 @@ does not end within the stop grace (or a second signal) is not waited for: the w
 
 No ``gc_after_trial``: a full ``gc.collect()`` in a process holding TensorFlow costs about a
 quarter of a short trial, and without it the memory stays bounded (docs/benchmarks.md, "gc after
-each trial"; ``benchmarks/throughput.py`` records one collection as ``gc_collect_ms``).
+each trial"; ``benchmarks/speed/throughput.py`` records one collection as ``gc_collect_ms``).
 
 Threads: TensorFlow would give every process all cores; with K workers on C cores each worker gets
 ``max(1, C // K)`` intra-op threads and one inter-op thread, set before TensorFlow starts

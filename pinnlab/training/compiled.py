@@ -26,7 +26,7 @@ import tensorflow as tf
 __all__ = ["EAGER_CALLS", "Compiled"]
 
 # eager calls before the trace: a trace costs 12-25 eager diagnostics calls, 34-60 update ratios,
-# 4-73 predictions (benchmarks/eager_costs.py)
+# 4-73 predictions (benchmarks/speed/eager_costs.py)
 EAGER_CALLS = 16
 
 

@@ -38,7 +38,7 @@ The thresholds live in ``DivergenceConfig`` (``divergence.*`` in YAML).  ``nan``
 ``silent_failure`` and ``stalled`` are decided at the end (``diverging`` first: a run still running
 away is not judged on its error).  The first rule to fire names the outcome.
 
-Thresholds, checked against the label benchmark (``benchmarks/verdicts.py``, docs/verdicts.md):
+Thresholds, checked against the label benchmark (``benchmarks/studies/verdicts.py``, docs/verdicts.md):
 ``max_weight_ratio`` 1e3 is also the benchmark's truth criterion; the in-run rules are unchanged,
 and runs they leave finite but still running away (trial 6 of the seed sweep: ×17.9 and rising at
 8.6e-4 per step, under ``growth_rate``) are labelled ``diverging`` at the end instead of ``stable``.

@@ -29,7 +29,7 @@ the window is ``alarm_min_window`` steps or more):
 ``unbounded_loss``   a term unbounded below, the loss below its initial value and falling steadily
                      (:func:`pinnlab.training.trends.loss_trend`), and the weights, at the window's
                      mean rate, running away by the end of the budget (a slow fall that leaves the
-                     run finite at the end is not alarmed: benchmarks/verdicts.py counted five
+                     run finite at the end is not alarmed: benchmarks/studies/verdicts.py counted five
                      such false alarms)
 ===================  ============================================================================
 

@@ -9,7 +9,7 @@ replicate:
 
 * :class:`One` (k = 1): the Keras network of :func:`pinnlab.numerics.models.build_mlp` and the reductions of
   a single run (a scalar loss, ``tf.clip_by_global_norm``).  A plain run keeps it because it is
-  measurably faster than a stack of one (``benchmarks/replicate_cost.py``: the stacked network's
+  measurably faster than a stack of one (``benchmarks/speed/replicates.py``: the stacked network's
   transposes and batched matmuls) and because its numbers are those every earlier run logged.
 * :class:`Stacked` (k > 1): :class:`StackedMLP`, k networks on a leading axis evaluated in one
   batched matmul chain.  The networks pinnlab trains (2 -> 100 -> 1) are too small to keep two

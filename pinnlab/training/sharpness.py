@@ -33,7 +33,7 @@ that space (with its sign: a negative value, a loss curving
 down as an unbounded-below one does, counts as ratio 0), and its Ritz vector is kept.  The power
 iterate A^(k-1)v lies in the same space, so the extreme Ritz values bracket its Rayleigh quotient
 (power iteration's estimate after the same HVPs), and the estimate is usually far closer: on the presets and three README-sweep
-seed variants at initialisation (3 random starts each, ``benchmarks/sharpness_accuracy.py``), 12
+seed variants at initialisation (3 random starts each, ``benchmarks/studies/sharpness_accuracy.py``), 12
 power iterations reached between −0.34 (the wrong sign) and 1.00 of the eigenvalue, 8 Lanczos
 steps 0.98-1.00, and the default first check (next paragraph) 0.997-1.000 with 3-10 HVPs (5.5 on
 average).
@@ -220,7 +220,7 @@ class Sharpness:
         # trainer's life: a reused trainer goes on counting) runs them eagerly, a longer one
         # compiled; an eager check of 3-12 HVPs on one recorded gradient costs 0.04-0.06 s on the
         # seed networks, the HVP's trace 0.14-0.3 s (poisson2d: 0.32 and 0.98 s;
-        # benchmarks/eager_costs.py; pinnlab.training.compiled's rule)
+        # benchmarks/speed/eager_costs.py; pinnlab.training.compiled's rule)
         self._hvp = Compiled(self._product, eager_calls=EAGER_CHECKS, jit_compile=False, autograph=False)
 
     def plan(self, checks: int) -> None:

@@ -9,7 +9,7 @@ call.  Per-step costs follow from the intervals: update / ``loss.weighting.every
 and trace / ``diagnostics.every`` (default 100).  First calls (tracing + XLA compilation) are
 reported apart.  Also the Hutchinson estimate (8 probes, the default) against the exact traces.
 
-Run from the repository root: ``python benchmarks/ntk.py`` (~1-2 minutes on 2 cores); writes
+Run from the repository root: ``python benchmarks/speed/ntk.py`` (~1-2 minutes on 2 cores); writes
 ``benchmarks/results/ntk.json``.
 """
 
@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     env["loadavg_end"] = list(os.getloadavg())
     doc = {
         "benchmark": "ntk",
-        "command": "python benchmarks/ntk.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/speed/ntk.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "environment": env,
         "results": results,
         "total_seconds": time.perf_counter() - t0,

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/tracking_overhead.py [--out FILE.json] [--repeats R] [--strides 10,1] [--quick]
+    python benchmarks/speed/tracking_overhead.py [--out FILE.json] [--repeats R] [--strides 10,1] [--quick]
 
 Cases (default diagnostics interval, ``diagnostics.every=100``):
 
@@ -52,8 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks._env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -61,7 +61,7 @@ from pinnlab.config import load_config  # noqa: E402
 from pinnlab.tracking import RunTracker  # noqa: E402
 from pinnlab.training import Trainer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STRIDE = inspect.signature(RunTracker).parameters["metric_every"].default
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "tracking_overhead.json"
 # name: (preset, overrides, metric strides to time; None = --strides)

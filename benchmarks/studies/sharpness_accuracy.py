@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/sharpness_accuracy.py [--starts 3] [--out FILE.json]
+    python benchmarks/studies/sharpness_accuracy.py [--starts 3] [--out FILE.json]
 
 Method: for each case (the presets, and three seed-problem variants of the README sweep), a fresh
 trainer at initialisation and the sharpness check's own operator (the HVP of the loss on the first
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402

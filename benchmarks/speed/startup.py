@@ -17,7 +17,7 @@ every ratio is taken within one round before its median:
 
 The target ratios (docs/benchmarks.md) are in ``targets`` (value, limit, met).
 
-Usage: ``python benchmarks/startup.py [--repeats 3] [--out benchmarks/results/startup.json]``.
+Usage: ``python benchmarks/speed/startup.py [--repeats 3] [--out benchmarks/results/startup.json]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/trainer_overhead.py [--out FILE.json] [--steps N] [--repeats R] [--jit]
+    python benchmarks/speed/trainer_overhead.py [--out FILE.json] [--steps N] [--repeats R] [--jit]
 
 Compares, on the ``poisson2d`` preset (2 -> 3x50 tanh -> 1, 2000 interior + 400 boundary points,
 full batch, Adam 1e-3, loss = mean((-Δu - f)²) + mean(u_b²)):
@@ -57,8 +57,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks._env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -70,7 +70,7 @@ from pinnlab.config import load_config  # noqa: E402
 from pinnlab.training.callbacks import Callback  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "trainer_overhead.json"
 PRESET = "poisson2d"
 WINDOW = 100  # fit() timing window = the default diagnostics.every
@@ -412,7 +412,7 @@ def main(argv=None) -> int:
     env["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     doc = {
         "benchmark": "trainer_overhead",
-        "command": "python benchmarks/trainer_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python benchmarks/speed/trainer_overhead.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "preset": PRESET,
         "problem": "poisson2d: -Δu = 2π² sin(πx) sin(πy) on [0,1]², u = 0 on the boundary",
         "model": "2 -> 3x50 tanh -> 1 (glorot_normal), float32",

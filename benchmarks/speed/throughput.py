@@ -30,7 +30,7 @@
    formulation and l2 change the graph, so most trials build and trace anew); also the README
    sweep's trials per minute.  ``--overhead-only`` measures just this (~10 min on 2 loaded cores).
 
-Usage: ``python benchmarks/throughput.py [--trials 40] [--steps 600] [--repeats 2] [--out FILE.json]``
+Usage: ``python benchmarks/speed/throughput.py [--trials 40] [--steps 600] [--repeats 2] [--out FILE.json]``
 (default output ``benchmarks/results/throughput.json``; ~8 minutes on 2 cores; more trials
 amortise the workers' start-up further).  Run it with
 nothing else using the CPU (the load average is recorded at start and at the end).
@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402
@@ -362,7 +362,7 @@ def main(argv=None) -> int:
     env["loadavg_end"] = list(os.getloadavg())
     out = {
         "benchmark": "throughput",
-        "command": "python benchmarks/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/speed/throughput.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "environment": env,
         "per_trial_overhead": overhead,
         "workers": workers,

@@ -16,7 +16,7 @@ random start-up (Optuna's ``n_startup_trials``, 10), and the best value among tr
 The figure compared is the divergent trials after start-up ("wasted": TPE chose them), summed over
 the seeds.
 
-Usage: ``python benchmarks/constraint.py [--seeds 0 1 2] [--n-trials 40] [--out benchmarks/results/constraint.json]``.
+Usage: ``python benchmarks/studies/constraint.py [--seeds 0 1 2] [--n-trials 40] [--out benchmarks/results/constraint.json]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402

@@ -16,7 +16,7 @@
    commands (wall, with the TensorFlow import) and by their own ``wall_seconds``; the 8 results
    must differ.
 
-Usage: ``python benchmarks/replicates.py [--steps 300] [--repeats 2] [--out benchmarks/results/replicates.json]``.
+Usage: ``python benchmarks/speed/replicates.py [--steps 300] [--repeats 2] [--out benchmarks/results/replicates.json]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402

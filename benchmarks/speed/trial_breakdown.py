@@ -2,10 +2,10 @@
 
 Usage::
 
-    python benchmarks/trial_breakdown.py [--trials 12] [--steps 50] [--rounds 2] [--out FILE.json]
+    python benchmarks/speed/trial_breakdown.py [--trials 12] [--steps 50] [--rounds 2] [--out FILE.json]
 
 Method: the README sweep (sweeps/seed_divergence.yaml, its ``training.epochs`` replaced by
-``--steps`` steps, as ``benchmarks/throughput.py``'s ``readme`` kind) run by ``pinnlab sweep FILE
+``--steps`` steps, as ``benchmarks/speed/throughput.py``'s ``readme`` kind) run by ``pinnlab sweep FILE
 --quiet --json`` in this process (1 worker, tracked, a fresh local store), with and without
 ``diagnostics.sharpness``, alternating for ``--rounds`` rounds.  TensorFlow is imported before the
 timers start.  Wrapped (wall seconds per call, median over the trials after the first): the trial
@@ -29,11 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402
-from benchmarks.throughput import overhead_sweep_file  # noqa: E402
+from benchmarks.speed.throughput import overhead_sweep_file  # noqa: E402
 
 
 def _timers():

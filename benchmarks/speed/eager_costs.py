@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/eager_costs.py [--rounds 2] [--out FILE.json]
+    python benchmarks/speed/eager_costs.py [--rounds 2] [--out FILE.json]
 
 Method: for each network (the seed preset, three README-sweep variants: activation, width,
 formulation, l2; and poisson2d, whose step and diagnostics are XLA-compiled), a fresh trainer at initialisation, and for each function that
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402

@@ -14,7 +14,7 @@ The batch sizes run in alternating order over ``--repeats`` rounds (the machine 
 identity check uses the first round.  A sweep's ``speedup`` is the median wall at batch 1 over the
 median wall at the larger batch.
 
-Usage: ``python benchmarks/batch.py [--sweeps readme boundary grid] [--batches 1 8] [--repeats 1]
+Usage: ``python benchmarks/speed/batch.py [--sweeps readme boundary grid] [--batches 1 8] [--repeats 1]
 [--out benchmarks/results/batch.json]``.
 """
 
@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._env import environment, write_results  # noqa: E402

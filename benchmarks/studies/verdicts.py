@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/verdicts.py [--quick] [--workers 2] [--out FILE.json] [--series DIR]
-    python benchmarks/verdicts.py --markdown benchmarks/results/verdicts.json   # the docs tables
+    python benchmarks/studies/verdicts.py [--quick] [--workers 2] [--out FILE.json] [--series DIR]
+    python benchmarks/studies/verdicts.py --markdown benchmarks/results/verdicts.json   # the docs tables
 
 Method
 ------
@@ -73,14 +73,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks._env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pinnlab.core.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
 HORIZON = 10
 GOALS = {"label_agreement": 0.97, "forecast_recall": 0.8, "forecast_false_alarm_rate": 0.05}

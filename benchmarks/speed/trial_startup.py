@@ -9,7 +9,7 @@ This measures, in one worker process as a sweep runs them, for the trials of
 * ``train_seconds``: the remaining wall time of ``fit()``;
 * the share of start-up in the trial.
 
-Usage: ``python benchmarks/trial_startup.py [--trials 8] [--steps 3600] [--out FILE.json]``
+Usage: ``python benchmarks/speed/trial_startup.py [--trials 8] [--steps 3600] [--out FILE.json]``
 (default output ``benchmarks/results/trial_startup.json``; ~2 minutes on 2 cores).
 """
 
@@ -25,11 +25,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks._env import environment, write_results  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv=None) -> int:
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     later = rows[1:] or rows
     out = {
         "benchmark": "trial_startup",
-        "command": "python benchmarks/trial_startup.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python benchmarks/speed/trial_startup.py " + " ".join(argv or sys.argv[1:]),
         "sweep": "sweeps/seed_divergence.yaml",
         "environment": {
             "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),

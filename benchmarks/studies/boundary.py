@@ -37,7 +37,7 @@ divergent lr, the fit's limit on separable data):
 * ``misclassified``: share of the held-out truth cells (those the run did not evaluate at their
   exact lr) that the estimated boundary puts on the wrong side.
 
-Usage: ``python benchmarks/boundary.py [--steps 300] [--repeats 10] [--out FILE.json] [--truth EARLIER.json]``
+Usage: ``python benchmarks/studies/boundary.py [--steps 300] [--repeats 10] [--out FILE.json] [--truth EARLIER.json]``
 (default ``benchmarks/results/boundary.json``; ~10-15 minutes on 2 cores, most of it the grid).
 """
 
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

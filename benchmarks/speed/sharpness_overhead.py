@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/sharpness_overhead.py [--steps 1000] [--rounds 3] [--out FILE.json]
+    python benchmarks/speed/sharpness_overhead.py [--steps 1000] [--rounds 3] [--out FILE.json]
 
 Method: for each case (``poisson2d`` preset as in trainer_overhead.py, and the ``seed-fixed``
 preset at its batch of 10), two fresh trainers per round, sharpness on and off, in alternating
@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks._env import environment, write_results  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sharpness_overhead.json"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "results" / "sharpness_overhead.json"
 CASES = {
     "poisson2d": ("poisson2d", []),
     "seed-fixed": ("seed-fixed", []),
