@@ -306,3 +306,63 @@ def test_the_graph_finds_a_cycle_and_an_upward_import(tmp_path):
     graph = import_graph(modules)
     assert graph["pinnlab.core.a"] == {"pinnlab.core.b"} and graph["pinnlab.core.c"] == set()
     assert cycles(graph) == [["pinnlab.core.a", "pinnlab.core.b"]]
+
+
+# Imports stay at the top of a module unless they put off loading something heavy: a third-party
+# package other than these (TensorFlow, MLflow, Optuna, pandas, matplotlib, ...), or they are the
+# CLI's, which installs its signal handling before it imports what a command needs.
+LIGHT = {"numpy", "pydantic", "yaml", "__future__"}
+DEFERRING = {"pinnlab.cli"}
+
+
+def _top_level_imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> what its top-level statements import (pinnlab modules and third-party roots)."""
+    out: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names
+                }
+        out[name] = found
+    return out
+
+
+def _heavy(module: str, modules: dict[str, Path], top: dict[str, set[str]], seen: set[str] | None = None) -> set[str]:
+    """The heavy third-party packages importing ``module`` loads (its packages' ``__init__`` included)."""
+    seen = set() if seen is None else seen
+    if module in seen:
+        return set()
+    seen.add(module)
+    parts = module.split(".")
+    heavy = set().union(*(_heavy(".".join(parts[:i]), modules, top, seen) for i in range(1, len(parts))))
+    for target in top.get(module, ()):
+        root = target.split(".")[0]
+        if root == "pinnlab":
+            while target not in modules and "." in target:
+                target = target.rsplit(".", 1)[0]
+            heavy |= _heavy(target, modules, top, seen)
+        elif root not in sys.stdlib_module_names and root not in LIGHT:
+            heavy.add(root)
+    return heavy
+
+
+def test_a_pinnlab_import_inside_a_function_puts_off_something_heavy():
+    modules = _module_files()
+    top = _top_level_imports(modules)
+    full = import_graph(modules)
+    lazy = []
+    for name in modules:
+        if name in DEFERRING:
+            continue
+        own = _heavy(name, modules, top)
+        for target in sorted(full[name] - {t for t in top[name] if t in modules}):
+            if _heavy(target, modules, top) <= own:
+                lazy.append(
+                    f"{name} imports {target} inside a function: nothing heavy is put off; import it at the top"
+                )
+    assert lazy == []

@@ -39,10 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pinnlab.core.errors import ConfigError
 from pinnlab.core.keys import MLFLOW_RUN_ID, REPLICATE_ATTRS, TRIAL_TAG
 from pinnlab.core.outcomes import trial_outcome
 from pinnlab.core.summary import INT_FIELDS, TRIAL_ATTRS
-from pinnlab.tracking.uri import display_url
+from pinnlab.tracking.uri import default_storage_url, default_store, display_url, resolve_tracking_uri
 
 __all__ = [
     "StudyData",
@@ -92,7 +93,6 @@ def resolve_storage(storage: str | None) -> str:
     """``storage`` or the default of ``pinnlab sweep``: ``journal:<store>/optuna.journal``."""
     if storage:
         return storage
-    from pinnlab.tracking.uri import default_storage_url, default_store
 
     return default_storage_url(default_store())
 
@@ -235,7 +235,6 @@ def load_study_data(
     history metrics matching these names or shell patterns (``grad_norm/*``).
     """
     from pinnlab.sweep.read import read_study
-    from pinnlab.tracking.uri import resolve_tracking_uri
 
     storage = resolve_storage(storage)
     record = read_study(study_name, storage)
@@ -272,14 +271,12 @@ def load_study_data(
 
 def default_dashboard_path(study_name: str) -> Path:
     """Where ``pinnlab dashboard`` writes by default: ``<store>/dashboards/<study>.html``."""
-    from pinnlab.tracking.uri import default_store
 
     return default_store() / "dashboards" / f"{study_name}.html"
 
 
 def check_factors(data: StudyData, factors: Sequence[str]) -> list[str]:
     """``factors`` if each is a swept parameter of the study; a ConfigError naming the bad one otherwise."""
-    from pinnlab.core.errors import ConfigError
 
     if len(set(factors)) != len(factors):
         raise ConfigError("--factors", f"{' '.join(factors)}: give two different factors")

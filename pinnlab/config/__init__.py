@@ -30,7 +30,13 @@ from pydantic import (
     model_validator,
 )
 
-from pinnlab.config.resources import budget  # re-exported: the run's steps from its config
+from pinnlab.config.replicates import check_replicates
+from pinnlab.config.resources import (
+    budget,  # re-exported: the run's steps from its config
+    check_resources,
+    declared_counts,
+    sampled_counts,
+)
 from pinnlab.config.sources import (  # re-exported: pinnlab.config is the public entry
     apply_overrides,
     deep_merge,
@@ -392,8 +398,6 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _replicates(self):
         if self.training.replicates > 1:
-            from pinnlab.config.replicates import check_replicates
-
             check_replicates(self)
         return self
 
@@ -436,7 +440,6 @@ def validate_config(data: Mapping) -> RunConfig:
         )
     if cfg.loss.weighting.scheme == "causal":
         _check_causal(cfg, problem)
-    from pinnlab.config.resources import check_resources, declared_counts, sampled_counts
 
     check_resources(cfg, problem, declared_counts(problem))  # before sampling: n_residual=1e12
     counts = sampled_counts(problem)

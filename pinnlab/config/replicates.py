@@ -86,8 +86,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pinnlab.config.sources import dict_without
 from pinnlab.core import keys, names
 from pinnlab.core.outcomes import Outcome
+from pinnlab.problems import resolve_problem
 
 if TYPE_CHECKING:
     from pinnlab.training.result import RunResult
@@ -196,8 +198,6 @@ def group_key(cfg: Any) -> str:
     :data:`PER_REPLICA` and the values (not the presence) of the penalties, clipping and max-norm."""
     import json
 
-    from pinnlab.config.sources import dict_without
-
     d = dict_without(cfg, PER_REPLICA)
     reg = d["regularization"]
     for name in ("l2", "l1"):
@@ -231,7 +231,6 @@ def check_replicates(cfg: Any) -> None:
             f"training.replicates: {k} is not allowed with model.architecture {cfg.model.architecture!r} "
             "(stacked replicates are plain MLPs); use replicates: 1 or architecture: mlp"
         )
-    from pinnlab.problems import resolve_problem
 
     problem = resolve_problem(cfg.problem.name, cfg.problem.params)
     if not problem.rowwise():

@@ -37,6 +37,7 @@ from typing import Any
 
 from pinnlab.core import names
 from pinnlab.core.errors import ConfigError, first_line
+from pinnlab.problems.base import Problem
 
 __all__ = [
     "budget",
@@ -215,7 +216,6 @@ def estimate(cfg, problem, counts: dict[str, int]) -> Estimate:
 
 
 def _base_eval_points():
-    from pinnlab.problems.base import Problem
 
     return Problem.eval_points
 

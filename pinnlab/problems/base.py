@@ -32,6 +32,8 @@ __all__ = [
     "BOUND_REASONS",
 ]
 
+from pinnlab.backend import import_tensorflow
+from pinnlab.core.errors import ConfigError
 from pinnlab.core.validation import (  # noqa: E402  re-exported: problems declare their params with them
     BOUND_REASONS,
     INT32_MAX,
@@ -58,8 +60,6 @@ class LazyModule:
 
     def __getattr__(self, attr: str) -> Any:
         if self._name == "tensorflow":
-            from pinnlab.backend import import_tensorflow
-
             return getattr(import_tensorflow(), attr)  # quietly (see pinnlab.backend)
         return getattr(importlib.import_module(self._name), attr)
 
@@ -103,8 +103,6 @@ class Params(BaseModel):
     def _scale(self):
         for name, value in self:
             if isinstance(value, float) and abs(value) > SCALE_MAX:
-                from pinnlab.core.errors import ConfigError
-
                 raise ConfigError(
                     f"problem.params.{name}",
                     f"{value!r} is not allowed: its size must be at most {SCALE_MAX:g} ({BOUND_REASONS[SCALE_MAX]})",
@@ -195,8 +193,6 @@ class Problem:
         else:
             return  # a read caught by pde itself (d.get, try/except) breaks nothing
         if reads:
-            from pinnlab.core.errors import ConfigError
-
             listed = ", ".join(self.derivatives) or "none"
             raise ConfigError(
                 "problem.name",

@@ -30,6 +30,8 @@ from typing import Any
 from pinnlab.core.errors import ConfigError
 from pinnlab.core.preflight import check_output_dir
 from pinnlab.reproduce.base import Claim, Session, StudyResult
+from pinnlab.tracking import default_store
+from pinnlab.tracking.uri import check_tracking_store
 
 __all__ = ["STUDIES", "reproduce", "Claim", "StudyResult"]
 
@@ -57,13 +59,9 @@ def reproduce(
     if name not in STUDIES:
         raise ConfigError("NAME", f"{name!r} is not one of {', '.join(sorted(STUDIES))}")
     if out is None:
-        from pinnlab.tracking import default_store
-
         out = default_store() / "reproductions" / (name + ("-quick" if quick else ""))
     out = check_output_dir("--out", out)
     if track:
-        from pinnlab.tracking.uri import check_tracking_store
-
         check_tracking_store(tracking_uri)  # before the output directory or any run is created
     module = importlib.import_module(STUDIES[name])
     command = f"pinnlab reproduce {name}" + (" --quick" if quick else "")

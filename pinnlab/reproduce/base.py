@@ -29,8 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from pinnlab.config import load_config
 from pinnlab.core.keys import MLFLOW_RUN_ID
 from pinnlab.core.signals import Once, on_abort, stop_grace
+from pinnlab.runs import Tracking, run_config
+from pinnlab.tracking import end_run, log_files, log_metrics, resolve_tracking_uri, set_tags, start_parent_run
 
 __all__ = ["Claim", "StudyResult", "Session", "agreement", "fmt", "span", "count_span"]
 
@@ -223,8 +226,6 @@ class Session:
         self._log_level = self._log.level
         self._log.setLevel(logging.ERROR)
         if self.track:
-            from pinnlab.tracking import resolve_tracking_uri, start_parent_run
-
             self.tracking_uri = resolve_tracking_uri(self.tracking_uri)
             r = self.result
             self.parent = start_parent_run(
@@ -242,7 +243,6 @@ class Session:
 
     def _kill_parent(self) -> str | None:
         """The stop watchdog's action: the parent run ends KILLED unless __exit__ ended it."""
-        from pinnlab.tracking import end_run
 
         if not self._parent_end(lambda: end_run(self.tracking_uri, self.parent, "KILLED"), timeout=stop_grace()):
             return None
@@ -256,8 +256,6 @@ class Session:
             (self.out / "result.json").write_text(json.dumps(self.result.to_dict(), indent=2) + "\n")
             (self.out / "claims.txt").write_text(self.result.table() + "\n")
         if self.parent is not None:
-            from pinnlab.tracking import end_run, log_files, log_metrics, set_tags
-
             with self._abort_scope:
                 if exc_type is None:
                     log_files(self.tracking_uri, self.parent, [self.out / "result.json", self.out / "claims.txt"])
@@ -275,7 +273,6 @@ class Session:
         study asks for it: no claim reads it, and on runs of a few hundred steps its fixed cost was a
         third of the seed study's quick variant (83 s against 54 s, docs/reproductions.md).
         """
-        from pinnlab.config import load_config
 
         if isinstance(overrides, Mapping):
             overrides = [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]
@@ -299,7 +296,6 @@ class Session:
         ``weights``: warm start.  ``before(trainer)``: look at the initial state (weights, gradients)
         before training.  ``extra(result, trainer)``: figures for the runs table.
         """
-        from pinnlab.runs import Tracking, run_config
 
         seed = cfg.training.seed
         tracking = None

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pinnlab.core.outcomes import Outcome
+from pinnlab.problems.seed import Seed
 from pinnlab.reproduce.base import Session, count_span, fmt, span
 
 TITLE = "seed: derivatives of the network output in a Keras loss (u_x + u_yy)"
@@ -252,7 +253,6 @@ def part_c(session: Session, b: dict, intended: list) -> None:
     import tensorflow as tf
 
     from pinnlab.numerics.derivatives import partials
-    from pinnlab.problems.seed import Seed
 
     rows = []
     for (r_int, _), seed in zip(intended, b["seeds"]):
@@ -368,7 +368,6 @@ REMEDIES = [
 
 
 def part_d(session: Session, b: dict, question: list) -> dict[str, np.ndarray]:
-    from pinnlab.problems.seed import Seed
 
     grid = Seed.question_grid()
     centres = np.mgrid[-2.95:2.95:0.1, -2.95:2.95:0.1].reshape(2, -1).T

@@ -16,10 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pinnlab.backend import import_tensorflow
 from pinnlab.config import apply_overrides, validate_config
 from pinnlab.config.replicates import replicate_config, stackable
 from pinnlab.core.keys import MLFLOW_RUN_ID
 from pinnlab.core.signals import on_abort
+from pinnlab.tracking import RunTracker
 
 __all__ = ["Tracking", "Run", "run_config", "run_replicas", "run_replicates"]
 
@@ -62,7 +64,6 @@ class Run:
 def _tracker(cfg, tracking: Tracking | None):
     if tracking is None:
         return None
-    from pinnlab.tracking import RunTracker
 
     return RunTracker(
         cfg,
@@ -140,7 +141,6 @@ def run_replicas(
                     on_start[r](tracker.run_id)
         stack.enter_context(guard or contextlib.nullcontext())
         stack.enter_context(on_abort(lambda: None))
-        from pinnlab.backend import import_tensorflow
 
         import_tensorflow()  # first, so its start-up notices are dropped (pinnlab.backend)
         from pinnlab.training.trainer import Trainer

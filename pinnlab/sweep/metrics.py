@@ -17,7 +17,9 @@ from __future__ import annotations
 import types
 from collections.abc import Sequence
 
+from pinnlab.core.names import FORMULATIONS
 from pinnlab.core.summary import OBJECTIVE_METRICS
+from pinnlab.problems import Problem, resolve_problem
 
 __all__ = ["Metrics", "objective_metrics", "pruner_metrics"]
 
@@ -56,7 +58,6 @@ def _has_exact(problem) -> bool:
     """Whether ``problem.exact`` gives a solution, without TensorFlow: it is called with a probe as the
     points and as its module's ``tf``; returning None without using either means no exact solution
     (e.g. the seed problem without Dirichlet data); using them, or anything unforeseen, counts as one."""
-    from pinnlab.problems import Problem
 
     fn = type(problem).exact
     if fn is Problem.exact:
@@ -73,8 +74,6 @@ def _has_exact(problem) -> bool:
 
 def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     """(columns of every step, columns of diagnostics steps, families, exact solution known) of a run of ``cfg``."""
-    from pinnlab.core.names import FORMULATIONS
-    from pinnlab.problems import Problem, resolve_problem
 
     problem = resolve_problem(cfg.problem.name, cfg.problem.params)
     terms = list(problem.term_names())

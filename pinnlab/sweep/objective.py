@@ -31,12 +31,13 @@ from typing import Any
 
 import optuna
 
+from pinnlab.config.replicates import aggregate, group_key, stackable
 from pinnlab.core import keys
 from pinnlab.core.errors import first_line
 from pinnlab.core.keys import BATCH_ATTR, MLFLOW_RUN_ID, SLOT_ATTR, STUDY_TAG, SURPLUS_ATTR, TRIAL_TAG, WORKER_ATTR
 from pinnlab.core.outcomes import Outcome
 from pinnlab.core.summary import TRIAL_ATTRS
-from pinnlab.runs import Tracking, run_config
+from pinnlab.runs import Tracking, run_config, run_replicas, run_replicates
 from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.space import suggest
 from pinnlab.sweep.spec import SweepSpec
@@ -181,8 +182,6 @@ class Objective:
         """Train the job's config on ``spec.replicates`` seeds (stacked), record them on its trial,
         and return the median objective (or raise TrialPruned: :func:`pinnlab.config.replicates.aggregate`'s
         rule; MLflow, one run per seed: the module docstring of :mod:`pinnlab.config.replicates`)."""
-        from pinnlab.config.replicates import aggregate
-        from pinnlab.runs import run_replicates
 
         spec, trial, cfg, tags = self.spec, job.trial, job.cfg, job.tags
         callbacks = [*job.callbacks, *self.callbacks]
@@ -244,8 +243,6 @@ class Objective:
         trials in ``interrupted``)."""
         from optuna.trial import TrialState
 
-        from pinnlab.config.replicates import group_key, stackable
-
         self.batch_ends = out = {}  # trial number -> (value, state), as the trials end
 
         def settle(trial, work):
@@ -288,7 +285,6 @@ class Objective:
                 complete(job, lambda job=job, run=run: self._finish(job, run))
 
     def _train_group(self, group: list[Job]):
-        from pinnlab.runs import run_replicas
 
         cfgs = [job.cfg for job in group]
         for job in group:

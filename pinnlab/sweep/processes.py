@@ -19,9 +19,12 @@ import threading
 import time
 from collections.abc import Iterator
 
+from pinnlab.backend import quiet_process
+from pinnlab.core.errors import PinnlabError, first_line
 from pinnlab.core.outcomes import Outcome
-from pinnlab.core.signals import checkpoint, on_abort, stop_grace
-from pinnlab.sweep.study import budget_kinds
+from pinnlab.core.signals import Terminate, checkpoint, on_abort, stop_grace
+from pinnlab.sweep.recovery import repair_trials
+from pinnlab.sweep.study import StorageLost, budget_kinds
 
 __all__ = ["run_processes", "ORPHAN_GRACE"]
 
@@ -75,12 +78,8 @@ def _worker_entry(run_worker, kwargs: dict, parent_pid: int | None = None) -> No
     pinnlab process (:func:`pinnlab.backend.quiet_process`; the environment, MLflow's log level
     included, is the sweep's).  ``run_worker``: :func:`pinnlab.sweep.runner.run_worker`, passed in
     (pickled by name) so that this module does not import the runner that imports it."""
-    from pinnlab.backend import quiet_process
 
     quiet_process()
-    from pinnlab.core.errors import PinnlabError, first_line
-    from pinnlab.core.signals import Terminate
-    from pinnlab.sweep.study import StorageLost
 
     who = f"pinnlab sweep: worker {kwargs.get('worker', 0)}"
     _accept_sigint()
@@ -192,8 +191,6 @@ def _watch(study, spec, storage, procs, done_before, progress, poll_seconds, rec
     """Poll the storage while the workers run; one live progress line on stderr.  A worker process
     killed by a signal has its RUNNING trials repaired at once (the journal has no heartbeat)."""
     from tqdm.auto import tqdm
-
-    from pinnlab.sweep.recovery import repair_trials
 
     bar = tqdm(
         total=spec.n_trials,

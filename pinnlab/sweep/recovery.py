@@ -65,6 +65,7 @@ from pinnlab.core.keys import (
 )
 from pinnlab.sweep.internals import retried_numbers, retry_count, retry_origin
 from pinnlab.sweep.study import heartbeat_settings, uses_heartbeat
+from pinnlab.tracking import child_runs, close_runs
 
 __all__ = [
     "TrialRecovery",
@@ -131,8 +132,6 @@ class TrialRecovery:
             return []  # an untracked study
         uri = self.tracking_uri or study.user_attrs.get(TRACKING_ATTR)
         try:
-            from pinnlab.tracking import child_runs, close_runs
-
             ids = [run_id] if run_id else []
             if parent is not None:
                 ids += [
@@ -279,7 +278,6 @@ def close_orphan_runs(study: optuna.Study, tracking_uri: str | None) -> list[str
     parent = study.user_attrs.get(PARENT_ATTR)
     if parent is None:
         return []
-    from pinnlab.tracking import child_runs, close_runs
 
     uri = tracking_uri or study.user_attrs.get(TRACKING_ATTR)
     running = {str(t.number) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}

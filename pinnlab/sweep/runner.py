@@ -65,8 +65,10 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from pinnlab.core.errors import ConfigError, StoreError
 from pinnlab.core.keys import (
     FINISHED_TAG,
+    INCOMPLETE_TAG,
     KIND_TAG,
     PARENT_ATTR,
     STORAGE_TAG,
@@ -74,6 +76,9 @@ from pinnlab.core.keys import (
     TRACKING_ATTR,
 )
 from pinnlab.core.outcomes import Outcome, trial_outcome
+from pinnlab.core.signals import Once, Terminate, checkpoint, current, on_abort
+from pinnlab.sweep.processes import run_processes
+from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, fail_stale, repair_trials, worker_id
 from pinnlab.sweep.spec import SweepSpec
 from pinnlab.sweep.stops import QuietStop, abandon, kill_parent, lost_storage_is_one_line, quiet_lost_threads, stopped
 from pinnlab.sweep.study import (
@@ -88,6 +93,17 @@ from pinnlab.sweep.study import (
     load_study,
     uses_heartbeat,
 )
+from pinnlab.tracking import (
+    check_parent_run,
+    close_runs,
+    default_store,
+    end_run,
+    log_files,
+    resolve_tracking_uri,
+    set_tags,
+    start_parent_run,
+)
+from pinnlab.tracking.uri import check_tracking_store, sqlite_path
 
 __all__ = ["run_sweep", "run_worker", "SweepReport", "study_report"]
 
@@ -218,9 +234,6 @@ def run_worker(
     """
     import optuna
 
-    from pinnlab.core.signals import Terminate, current, on_abort
-    from pinnlab.sweep.recovery import TrialRecovery
-
     t0 = time.time()
     if threads:
         _limit_threads(threads)
@@ -234,9 +247,6 @@ def run_worker(
     if track is None:
         track = parent is not None
     if track:
-        from pinnlab.core.errors import ConfigError
-        from pinnlab.tracking import check_parent_run
-
         if parent is None:
             raise ConfigError(
                 "--tracking-uri", f"study {study_name!r} was created with --no-track: it has no MLflow parent run"
@@ -295,8 +305,6 @@ def run_batch(study, objective, n: int) -> None:
     from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
     from optuna.trial import TrialState
 
-    from pinnlab.sweep.recovery import fail_stale
-
     if is_heartbeat_enabled(study._storage):
         fail_stale(study)
     trials = [study.ask() for _ in range(n)]
@@ -313,7 +321,6 @@ def run_batch(study, objective, n: int) -> None:
 
 def _work(study, spec, storage, objective, terminate, limit, batch: int = 1) -> int:
     """The worker's loop (module docstring); returns how many trials it ran."""
-    from pinnlab.sweep.recovery import fail_stale
 
     poll = min(heartbeat_settings()[0], 5)
     ran = 0
@@ -343,8 +350,6 @@ def _work(study, spec, storage, objective, terminate, limit, batch: int = 1) -> 
 
 def _close_study_runs(study, tracking_uri, parent) -> None:
     """The budget is spent: no child run may stay RUNNING, and the parent run is FINISHED."""
-    from pinnlab.sweep.recovery import close_orphan_runs, worker_id
-    from pinnlab.tracking import close_runs, end_run
 
     close_orphan_runs(study, tracking_uri)
     close_runs(tracking_uri, [parent], {FINISHED_TAG: f"worker {worker_id()} (budget spent)"}, status="FINISHED")
@@ -369,10 +374,6 @@ def run_sweep(
     or the local store.  ``repair``: first fail and queue again the trials of workers that are gone
     (:func:`pinnlab.sweep.recovery.repair_trials`) and close runs left RUNNING.
     """
-    from pinnlab.core.signals import Once, checkpoint, on_abort
-    from pinnlab.sweep.recovery import TrialRecovery, close_orphan_runs, repair_trials
-    from pinnlab.tracking import default_store, resolve_tracking_uri, start_parent_run
-    from pinnlab.tracking.uri import check_tracking_store
 
     t0 = time.time()
     storage = storage or default_storage_url(default_store())
@@ -428,8 +429,6 @@ def run_sweep(
                 # one worker and no progress line to draw: run in this process (no second TF start-up)
                 run_worker(spec.study_name, storage, tracking_uri=tracking_uri, track=track)
             else:
-                from pinnlab.sweep.processes import run_processes
-
                 run_processes(
                     study,
                     spec,
@@ -481,7 +480,6 @@ def _attach_analysis(spec: SweepSpec, storage: str, tracking_uri: str, parent: s
     from pinnlab.analysis import build_report, load_study_data, render_report
     from pinnlab.dashboards.divergence import METRICS, build
     from pinnlab.dashboards.page import write_page
-    from pinnlab.tracking import log_files
 
     try:
         data = load_study_data(spec.study_name, storage, tracking_uri, metrics=METRICS)
@@ -516,8 +514,6 @@ def _experiment_id(tracking_uri: str | None, parent: str | None) -> str | None:
 def _check_apart(storage: str, tracking_uri: str) -> None:
     """Refuse one SQLite file as both the Optuna storage and the MLflow store: each tool would
     create its schema in the other's database."""
-    from pinnlab.core.errors import StoreError
-    from pinnlab.tracking.uri import sqlite_path
 
     db, other = sqlite_path(storage), sqlite_path(tracking_uri)
     if db is not None and other is not None and db.expanduser().resolve() == other.expanduser().resolve():
@@ -533,8 +529,6 @@ def _end_parent(study, spec, tracking_uri, parent, status) -> None:
     """End the parent run: FINISHED only when the budget is spent; a sweep whose workers ended with
     trials missing (crashed workers, retry limit) ends FAILED with tag ``pinnlab.incomplete``, and
     the run that completes the budget later ends it FINISHED."""
-    from pinnlab.core.keys import INCOMPLETE_TAG
-    from pinnlab.tracking import end_run, set_tags
 
     if status == "FINISHED":  # a stopped sweep, or one whose storage was lost, reads no counts
         b = budget(study.get_trials(deepcopy=False), spec.n_trials)

@@ -60,6 +60,7 @@ from pinnlab.config.sources import EXCLUSIVE
 from pinnlab.core.errors import ConfigError
 from pinnlab.core.preflight import check_name
 from pinnlab.core.summary import OBJECTIVE_METRICS  # what a trial can be judged by, besides history metrics
+from pinnlab.sweep.metrics import objective_metrics, pruner_metrics
 
 __all__ = ["SweepSpec", "ParamSpec", "load_sweep", "OBJECTIVE_METRICS", "MAX_TRIALS"]
 
@@ -427,7 +428,6 @@ def _check_corners(spec: SweepSpec, base: dict[str, Any], where: str = "") -> No
     them ``pruner.metric`` (a trial without it is never pruned by it, but one without an objective
     value is PRUNED).  The first failure is one line naming the dimensions and values that matter.
     ``where`` names what was added to the base (the smoke overrides)."""
-    from pinnlab.sweep.metrics import objective_metrics, pruner_metrics
     from pinnlab.sweep.space import corners
 
     def config(corner: dict[str, Any]) -> RunConfig | str:
@@ -479,7 +479,6 @@ def _metric_error(field: str, metric: str, cfg: RunConfig, corner: dict[str, Any
             if metric in which(turned):
                 why = f" (it is logged only with diagnostics.{flag}: true)"
                 break
-    from pinnlab.sweep.metrics import objective_metrics
 
     if metric in ("rel_l2_error", "error/rel_l2") and "rel_l2_error" not in objective_metrics(cfg):
         why = f" (problem {cfg.problem.name} has no exact solution with these params)"

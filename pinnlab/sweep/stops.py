@@ -11,7 +11,10 @@ import threading
 from collections.abc import Iterator
 
 from pinnlab.core.keys import MLFLOW_RUN_ID, WORKER_ATTR
+from pinnlab.core.signals import stop_grace
+from pinnlab.sweep.recovery import worker_id
 from pinnlab.sweep.study import StorageLost, lost_storage_error, storage_lost
+from pinnlab.tracking import end_run
 
 __all__ = ["lost_storage_is_one_line", "quiet_lost_threads", "QuietStop", "stopped", "abandon", "kill_parent"]
 
@@ -72,7 +75,6 @@ class QuietStop:
 
 def _mine(study) -> list:
     """The trials this process took (user attribute ``worker``), for the account of a stop."""
-    from pinnlab.sweep.recovery import worker_id
 
     me = worker_id()
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(WORKER_ATTR) == me]
@@ -101,7 +103,6 @@ def stopped(study, objective, recovery, signal_text: str) -> str:
 
 def _retry(study, recovery, trial, signal_name: str) -> bool:
     """Recover a trial a signal stopped (FAIL, MLflow run KILLED, queued again); whether it was."""
-    from pinnlab.sweep.recovery import worker_id
 
     return recovery(study, trial, reason=f"{signal_name}: worker {worker_id()} was stopped during the trial")
 
@@ -123,8 +124,6 @@ def abandon(study, recovery, signal_name) -> str | None:
 def kill_parent(once, tracking_uri, parent) -> str | None:
     """The stop watchdog's action in the sweep process: the parent run ends KILLED, unless the
     sweep ended it itself (``once``: :class:`pinnlab.core.signals.Once`)."""
-    from pinnlab.core.signals import stop_grace
-    from pinnlab.tracking import end_run
 
     if parent is None or not once(lambda: end_run(tracking_uri, parent, "KILLED"), timeout=stop_grace()):
         return None

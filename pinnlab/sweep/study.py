@@ -54,6 +54,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pinnlab.core.errors import ConfigError, StoreError, first_line
 from pinnlab.core.keys import SLOT_ATTR, SPEC_ATTR, SURPLUS_ATTR
 from pinnlab.core.outcomes import Outcome
+from pinnlab.sweep.boundary_sampler import BoundarySampler
 from pinnlab.sweep.internals import fixed_params, retried_numbers
 from pinnlab.sweep.journal import open_journal
 from pinnlab.sweep.space import grid_space
@@ -249,8 +250,6 @@ def make_sampler(spec: SweepSpec, worker: int = 0) -> optuna.samplers.BaseSample
     if spec.sampler.name in ("grid", "random"):
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler.name == "boundary":
-        from pinnlab.sweep.boundary_sampler import BoundarySampler
-
         return BoundarySampler(
             seed=seed, n_startup=spec.sampler.n_startup, n_bisect=spec.sampler.n_bisect, explore=spec.sampler.explore
         )

@@ -32,8 +32,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH, MAX_TAG_VAL_LENGTH
 from sqlalchemy.exc import SQLAlchemyError
 
+from pinnlab import __version__
 from pinnlab.core.errors import StoreError, first_line
-from pinnlab.tracking.uri import resolve_tracking_uri, uri_origin
+from pinnlab.tracking.uri import artifact_root_for, resolve_tracking_uri, uri_origin
 
 __all__ = [
     "STORE_FAILURES",
@@ -109,7 +110,6 @@ def get_or_create_experiment(client: mlflow.MlflowClient, name: str, artifact_ro
 
 def open_experiment(tracking_uri: str | None, experiment: str) -> tuple[mlflow.MlflowClient, str]:
     """(client, experiment id) on the store of ``tracking_uri``; a StoreError if it cannot be used."""
-    from pinnlab.tracking.uri import artifact_root_for
 
     uri = resolve_tracking_uri(tracking_uri)
     try:
@@ -195,7 +195,6 @@ def base_tags() -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
         user = "unknown"
-    from pinnlab import __version__
 
     return {
         "mlflow.user": user,

@@ -75,6 +75,7 @@ from pinnlab.core.keys import (
 )
 from pinnlab.core.signals import checkpoint, on_abort, stop_grace
 from pinnlab.core.summary import NUMERIC_FIELDS, TAG_FIELDS
+from pinnlab.tracking.background import submit
 from pinnlab.tracking.store import (
     STORE_FAILURES,
     base_tags,
@@ -435,8 +436,6 @@ class RunTracker(Callback):
         if not self.plots:
             return
         if self.background_plots:  # drawn while the next run trains (pinnlab.tracking.background)
-            from pinnlab.tracking.background import submit
-
             submit(lambda: self._log_plots(result.history, dict(summary)))
         else:
             self._log_plots(result.history, summary)

@@ -4,9 +4,11 @@
 result type and the callback base stay importable without it (analysis and tracking use them).
 """
 
+from pinnlab.backend import import_tensorflow
 from pinnlab.training.callbacks import Callback, ProgressBar, StopTraining
 from pinnlab.training.divergence import classify_finished, growth_rate
 from pinnlab.training.result import RunResult
+from pinnlab.training.reuse import TrainerCache
 
 __all__ = [
     "Callback",
@@ -34,12 +36,9 @@ def build_trainer(cfg, callbacks=(), *, reuse: bool = False):
     trials; :mod:`pinnlab.training.reuse`), reset to ``cfg``'s seed, learning rate and weights.
     """
     global _CACHE
-    from pinnlab.backend import import_tensorflow
 
     import_tensorflow()
     if reuse:
-        from pinnlab.training.reuse import TrainerCache
-
         _CACHE = _CACHE or TrainerCache()
         return _CACHE.get(cfg, callbacks, lambda c, cb: build_trainer(c, cb))
     from pinnlab.training.trainer import Trainer
@@ -49,8 +48,6 @@ def build_trainer(cfg, callbacks=(), *, reuse: bool = False):
 
 def __getattr__(name):
     if name in ("Trainer", "train"):
-        from pinnlab.backend import import_tensorflow
-
         import_tensorflow()  # first, so its start-up notices are dropped (see pinnlab.backend)
         from pinnlab.training import trainer
 

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from pinnlab.core.names import ACTIVATIONS, FORMULATIONS
+from pinnlab.problems import resolve_problem
 
 __all__ = ["Cause", "CAUSES", "static_causes", "run_causes", "cause_tags"]
 
@@ -90,7 +91,6 @@ def _unbounded_terms(cfg, terms) -> list[str]:
 
 
 def _problem(cfg):
-    from pinnlab.problems import resolve_problem
 
     return resolve_problem(cfg.problem.name, cfg.problem.params)
 

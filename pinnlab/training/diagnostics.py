@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from pinnlab.training.compiled import Compiled
+from pinnlab.training.sharpness import Sharpness
 
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
@@ -83,8 +84,6 @@ class Diagnostics:
         self._pde_mean_squares = Compiled(self._pde_mean_squares_impl, autograph=False, reduce_retracing=True)
         self.sharpness = None
         if trainer.cfg.diagnostics.sharpness:
-            from pinnlab.training.sharpness import Sharpness
-
             self.sharpness = Sharpness(trainer)
 
     def restart(self) -> None:

@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pinnlab.core.names import OPTIMIZERS
+from pinnlab.core.names import FORMULATIONS, OPTIMIZERS
 from pinnlab.core.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
+from pinnlab.training.causes import run_causes, static_causes
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
 from pinnlab.training.forecast import Forecaster
 from pinnlab.training.result import RunResult
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 
 def unbounded_terms(cfg, terms) -> list[str]:
     """The loss terms whose formulation is unbounded below (``names.FORMULATIONS``)."""
-    from pinnlab.core.names import FORMULATIONS
 
     lc = cfg.loss
     return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
@@ -278,7 +278,6 @@ class Recorder:
             divergence_step=None if verdict is None else verdict.step,
             forecast={} if self.forecaster.alarm is None else self.forecaster.alarm.as_dict(),
         )
-        from pinnlab.training.causes import run_causes, static_causes
 
         result.known_causes = ",".join(c.cause for c in static_causes(cfg))
         found = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]

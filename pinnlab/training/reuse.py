@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from pinnlab.config import dict_without
 from pinnlab.core import names
 
 __all__ = ["FREE", "MAX_TRAINERS", "TrainerCache", "reuse_key", "reset"]
@@ -47,7 +48,6 @@ def reuse_key(cfg) -> str | None:
     """The fields that change shapes or the graph, as a string; None when not reusable."""
     if cfg.training.replicates > 1 or names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:
         return None
-    from pinnlab.config import dict_without
 
     d = dict_without(cfg, FREE)
     if cfg.optimizer.schedule.name == "constant":

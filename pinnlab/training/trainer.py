@@ -35,12 +35,14 @@ import numpy as np
 import tensorflow as tf
 
 from pinnlab.config import RunConfig, budget, load_config
+from pinnlab.config.replicates import combine, replicate_config
 from pinnlab.core.errors import ConfigError
 from pinnlab.numerics.losses import formulation
 from pinnlab.numerics.models import ACTIVATIONS, mlp_kwargs
 from pinnlab.numerics.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
+from pinnlab.training.causal import causal_loss
 from pinnlab.training.compiled import Compiled
 from pinnlab.training.diagnostics import Diagnostics
 from pinnlab.training.loops import chain
@@ -156,7 +158,6 @@ class Trainer:
             return self._given_configs
         if self.k == 1:
             return [self.cfg]
-        from pinnlab.config.replicates import replicate_config
 
         return [replicate_config(self.cfg, r) for r in range(self.k)]
 
@@ -229,7 +230,6 @@ class Trainer:
 
     def _causal_term(self, r, x):
         """The causally weighted residual loss and its smallest weight (pinnlab.training.causal)."""
-        from pinnlab.training.causal import causal_loss
 
         if isinstance(r, list) or r.shape[0] != x.shape[0]:  # a residual not one row per residual point
             raise ConfigError(
@@ -440,7 +440,6 @@ class Trainer:
         results = [rec.finish() for rec in recorders]
         if self.k == 1:
             return results[0]
-        from pinnlab.config.replicates import combine
 
         result = combine(self.cfg, results, wall_seconds=time.perf_counter() - t0)
         for cb in self.callbacks:
