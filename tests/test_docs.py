@@ -913,10 +913,10 @@ def test_readme_states_no_stale_test_time():
 
 
 def _suite_count(session) -> int:
-    """The number of tests the suite selects: this session's own when it collected every test module
-    (the suite as run; an xdist worker collects all of them), else a ``--collect-only`` run."""
+    """The number of tests the suite selects: this session's own when it ran the suite (tests from
+    nearly every test module; an xdist worker collects all of them), else a ``--collect-only`` run."""
     files = {Path(str(item.fspath)).name for item in session.items}
-    if files >= {p.name for p in (ROOT / "tests").glob("test_*.py")}:
+    if len(files) >= 0.8 * len(list((ROOT / "tests").glob("test_*.py"))):
         return len(session.items)
     argv = ["--collect-only", "-q", "-n", "0", "-p", "no:randomly", "-p", "no:cacheprovider"]
     proc = subprocess.run(

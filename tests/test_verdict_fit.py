@@ -119,14 +119,13 @@ def test_no_well_posed_preset_is_diverging_at_any_budget(preset):
     from pinnlab.core.names import OPTIMIZERS
     from pinnlab.problems import resolve_problem
     from pinnlab.training import train
-    from pinnlab.training.recorder import unbounded_terms
 
     r = train(preset, ["training.steps=1000", "diagnostics.sharpness=false"])
     assert not r.outcome.divergent, r.reason
     cfg = r.config
     norms = r.history["weight_norm/total"].to_numpy()
     losses = r.history["loss/total"].to_numpy()
-    terms = unbounded_terms(cfg, resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
+    terms = cfg.loss.unbounded_terms(resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
     for budget in (40, 100, 200, 400, 700, 1000):
         v = classify_trend(
             cfg.divergence,

@@ -516,12 +516,11 @@ def right_at_horizon(truth) -> bool | None:
     """The truth run's answer is right (:func:`pinnlab.training.divergence.wrong_answer` finds nothing)."""
     from pinnlab.problems import resolve_problem
     from pinnlab.training.divergence import wrong_answer
-    from pinnlab.training.recorder import unbounded_terms
 
     cfg = truth.config
     i, f = truth.initial_loss, truth.final_loss
     ratio = f / i if i and f is not None and i > 0 else None
-    bounded = not unbounded_terms(cfg, resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
+    bounded = not cfg.loss.unbounded_terms(resolve_problem(cfg.problem.name, cfg.problem.params).term_names())
     return not wrong_answer(
         cfg.divergence,
         rel_l2_error=truth.rel_l2_error,

@@ -200,6 +200,14 @@ class LossConfig(StrictModel):
             names.FORMULATIONS.get(name, f"loss.formulations.{term}")
         return value
 
+    def formulation_of(self, term: str) -> str:
+        """The formulation of loss term ``term``: its own (``formulations``) or the default."""
+        return self.formulations.get(term, self.formulation)
+
+    def unbounded_terms(self, terms) -> list[str]:
+        """The terms of ``terms`` whose formulation is unbounded below (``names.FORMULATIONS``)."""
+        return [t for t in terms if not names.FORMULATIONS.get(self.formulation_of(t)).bounded_below]
+
 
 class RegularizationConfig(StrictModel):
     l2: Float = Field(0.0, ge=0, le=SCALE_MAX)  # coefficient of sum ||W||^2 over kernels, added as loss term `l2`
@@ -513,7 +521,7 @@ def _check_causal(cfg: RunConfig, problem) -> None:
             f"no coordinate t (its coordinates: {', '.join(problem.coords)})",
         )
     for term in problem.residual_terms:
-        form = cfg.loss.formulations.get(term, cfg.loss.formulation)
+        form = cfg.loss.formulation_of(term)
         if form != "squared":
             raise ConfigError(
                 f"loss.formulations.{term}" if term in cfg.loss.formulations else "loss.formulation",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import types
 from collections.abc import Sequence
 
-from pinnlab.core.names import FORMULATIONS
 from pinnlab.core.summary import OBJECTIVE_METRICS
 from pinnlab.problems import Problem, resolve_problem
 
@@ -103,7 +102,7 @@ def _history(cfg) -> tuple[list[str], list[str], list[str], bool]:
     diag = ["trend/ln_weight_norm"]
     if "newton_cg" in (name for name, _ in cfg.optimizer.phases()):  # pinnlab.training.loops.NewtonCGLoop
         diag += ["newton/step_size", "newton/cg_iters", "newton/cg_residual"]
-    if any(not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below for t in terms):
+    if lc.unbounded_terms(terms):
         diag.append("trend/loss")
     families = []
     if d.per_term_grads:

@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from pinnlab.core.names import ACTIVATIONS, FORMULATIONS
+from pinnlab.core.names import ACTIVATIONS
 from pinnlab.problems import resolve_problem
 
 __all__ = ["Cause", "CAUSES", "static_causes", "run_causes", "cause_tags"]
@@ -85,11 +85,6 @@ def cause_tags(causes: list[dict], prefix: str = "cause") -> dict[str, str]:
     return {f"{prefix}.{c['cause']}": c["evidence"] for c in causes}
 
 
-def _unbounded_terms(cfg, terms) -> list[str]:
-    lc = cfg.loss
-    return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
-
-
 def _problem(cfg):
 
     return resolve_problem(cfg.problem.name, cfg.problem.params)
@@ -110,9 +105,9 @@ def static_causes(cfg) -> list[Cause]:
                 "use a smooth activation (model.activation=tanh, sin or softplus)",
             )
         )
-    raw = _unbounded_terms(cfg, problem.term_names())
+    raw = cfg.loss.unbounded_terms(problem.term_names())
     if raw:
-        forms = sorted({cfg.loss.formulations.get(t, cfg.loss.formulation) for t in raw})
+        forms = sorted({cfg.loss.formulation_of(t) for t in raw})
         out.append(
             Cause(
                 "unbounded_loss",
@@ -141,7 +136,7 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
     out: list[Cause] = []
     losses = history["loss/total"].to_numpy(dtype=float) if "loss/total" in history else np.array([])
     finite = losses[np.isfinite(losses)]
-    raw = _unbounded_terms(cfg, terms)
+    raw = cfg.loss.unbounded_terms(terms)
     if raw and len(finite) >= 2 and finite.min() < finite[0]:
         w = min(cfg.divergence.trend_window, max(len(finite) // 2, 2))
         tail = finite[-w:]

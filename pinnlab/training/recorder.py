@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pinnlab.core.names import FORMULATIONS, OPTIMIZERS
+from pinnlab.core.names import OPTIMIZERS
 from pinnlab.core.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
 from pinnlab.training.causes import run_causes, static_causes
@@ -47,16 +47,9 @@ from pinnlab.training.trends import Improvement, descending, improvement
 if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
-__all__ = ["Recorder", "unbounded_terms"]
+__all__ = ["Recorder"]
 
 log = logging.getLogger(__name__)
-
-
-def unbounded_terms(cfg, terms) -> list[str]:
-    """The loss terms whose formulation is unbounded below (``names.FORMULATIONS``)."""
-
-    lc = cfg.loss
-    return [t for t in terms if not FORMULATIONS.get(lc.formulations.get(t, lc.formulation)).bounded_below]
 
 
 def _improving(cfg, history: pd.DataFrame, rel_err: float | None) -> Improvement | None:
@@ -97,7 +90,10 @@ class Recorder:
         self.monitor = DivergenceMonitor(cfg.divergence, self.norms, cfg.diagnostics.every)
         self.diag_rows: dict[int, dict[str, float]] = {}
         self.forecaster = Forecaster(
-            cfg.divergence, budget, unbounded_terms(cfg, trainer.terms), OPTIMIZERS.get(cfg.optimizer.name).bounded_step
+            cfg.divergence,
+            budget,
+            cfg.loss.unbounded_terms(trainer.terms),
+            OPTIMIZERS.get(cfg.optimizer.name).bounded_step,
         )
         self._wn = self.names.index("weight_norm/total")
         self.verdict: Verdict | None = None
@@ -221,7 +217,7 @@ class Recorder:
         if rel_err is not None and not math.isfinite(rel_err):
             rel_err = None
         heldout = held_ms = None
-        unbounded = unbounded_terms(cfg, trainer.terms)
+        unbounded = cfg.loss.unbounded_terms(trainer.terms)
         if verdict is None and nan_step is None:
             # a chain that reached a second-order phase ends on unbounded steps, whatever came first
             second = len(starts) > 0 and self.steps_run > starts[0]

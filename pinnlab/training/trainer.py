@@ -91,7 +91,7 @@ class Trainer:
         self.penalty_terms = [t for t, c in (("l2", reg.l2), ("l1", reg.l1)) if c > 0]
         self.loss_terms = self.terms + self.penalty_terms
         lc = cfg.loss
-        self.forms = {t: formulation(lc.formulations.get(t, lc.formulation)) for t in self.terms}
+        self.forms = {t: formulation(lc.formulation_of(t)) for t in self.terms}
         self.lambdas = {
             t: tf.Variable(
                 self._per_replica(lambda c: c.loss.weights.get(t, 1.0)),
@@ -204,7 +204,7 @@ class Trainer:
                 f"everywhere, but the residual of {self.problem.name} uses order {order} "
                 f"({', '.join(self.problem.derivatives)}), {where}"
             )
-        raw = [t for t in self.terms if cfg.loss.formulations.get(t, cfg.loss.formulation) == "raw"]
+        raw = [t for t in self.terms if cfg.loss.formulation_of(t) == "raw"]
         if raw:
             out.append(
                 f"loss.formulation 'raw' on {', '.join(raw)}: the mean of a residual is unbounded below; "
