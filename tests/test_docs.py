@@ -222,6 +222,7 @@ OUTSIDE_FLAGS = {
     "--owner": "createdb",
     "--dist": "pytest-xdist",
     "--collect-only": "pytest",
+    "--durations": "pytest",
 }
 
 
