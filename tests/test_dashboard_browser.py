@@ -106,21 +106,27 @@ class RecordingProxy:
         self.sock.close()
 
 
+# headless Chromium without a GPU, a sandbox (root in containers) or any background traffic
+HEADLESS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-dev-shm-usage",
+]
+
+
 def chromium(url: str, proxy: RecordingProxy, screenshot: Path | None = None, budget_ms: int = 8000) -> str:
     """Load ``url`` headless (every request through ``proxy``); returns the DOM after rendering."""
     cmd = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--enable-unsafe-swiftshader",
-        "--hide-scrollbars",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-dev-shm-usage",
+        *HEADLESS,
         f"--proxy-server=http://127.0.0.1:{proxy.port}",
         "--proxy-bypass-list=<-loopback>",
         "--window-size=1400,3000",

@@ -40,6 +40,7 @@ from tests.test_analysis import TINY
 from tests.test_dashboard_browser import (
     BIN,
     CHROMIUM,
+    HEADLESS,
     HEATMAP_GREEN,
     HEATMAP_RED,
     RecordingProxy,
@@ -132,17 +133,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [
                 CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--enable-unsafe-swiftshader",
-                "--hide-scrollbars",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-extensions",
-                "--disable-dev-shm-usage",
+                *HEADLESS,
                 "--remote-debugging-pipe",
                 f"--proxy-server=http://127.0.0.1:{proxy.port}",
                 "--proxy-bypass-list=127.0.0.1",
