@@ -225,7 +225,7 @@ def measure_storage(args, directory: Path) -> dict:
         out["postgresql_skipped"] = str(exc)
         for name, url in urls.items():
             out["ms_per_trial"][name] = [round(x, 2) for x in storage_ms_per_trial(url, args.storage_trials, summary)]
-    # what Optuna's gc_after_trial (which sweeps used to set) would add to every trial in a process
+    # what Optuna's gc_after_trial (which sweeps do not set) would add to every trial in a process
     # holding TensorFlow: a full collection, timed here after the runs above
     out["gc_collect_ms"] = [round(1000 * _timed(gc.collect), 1) for _ in range(5)]
     med = {k: round(statistics.median(v), 2) for k, v in out["ms_per_trial"].items()}

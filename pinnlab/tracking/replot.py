@@ -1,8 +1,8 @@
 """Plots of a recorded run, drawn on demand: ``pinnlab plots RUN_ID``.
 
 Why: a sweep trial of 50 steps trains in about the time its plots take to draw (~1 s, several on a
-loaded machine), so sweep trials no longer draw them (their ``history.csv``, metrics and tags are
-logged as before); this draws a run's ``plots/*.png`` from its logged history and tags, and logs
+loaded machine), so sweep trials do not draw them (their ``history.csv``, metrics and tags are
+logged); this draws a run's ``plots/*.png`` from its logged history and tags, and logs
 them to the same run, whenever someone wants to look.  ``pinnlab run`` still draws them itself (on a
 background thread, :mod:`pinnlab.tracking.background`).
 
