@@ -242,6 +242,7 @@ def ntk_quick(store):
     return json.loads(out.getvalue())
 
 
+@pytest.mark.slow  # the quick study trains for about 25 s; every reproduction's quick variant is a slow test
 def test_ntk_quick_reproduction_end_to_end(ntk_quick, store):
     _, uri = store
     assert "ntk" in STUDIES

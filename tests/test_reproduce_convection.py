@@ -12,7 +12,7 @@ import pytest
 from pinnlab.cli import main
 from tests.test_reproduce import claims, store  # noqa: F401 (store: a module fixture, one per module)
 
-# the quick study trains 8 runs (about 45 s); the suite keeps the NTK study (tests/test_ntk.py) end to end
+# the quick study trains 8 runs (about 45 s): a slow test, as every reproduction's quick variant
 pytestmark = pytest.mark.slow
 
 
