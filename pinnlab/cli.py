@@ -276,8 +276,10 @@ def _print_summary(s: dict) -> None:
         print(
             f"  seed {row['seed']:<6} {row['outcome']:<15} onset {'-' if onset is None else onset:<8} final_loss {loss}"
         )
+    said = " ".join(c["evidence"] for c in [*(s.get("causes") or []), *(s.get("risks") or [])])
     for w in s["warnings"]:
-        print(f"warning: {w}")
+        if w not in said:  # a static cause's evidence is its warning: said once, as the cause
+            print(f"warning: {w}")
 
 
 def _at_least(flag: str, value: int | None, low: int) -> None:

@@ -83,12 +83,17 @@ def test_a_run_prints_only_its_own_lines(tmp_path):
 
 
 def test_a_warning_is_printed_once_on_its_own_line(tmp_path):
-    """seed with relu: its warning once after the summary, not also glued to the progress bar."""
+    """seed with relu: its static cause said once before training (stderr) and once in the summary
+    (as the cause, a risk or the warning, on a line of its own), never glued to the progress bar."""
     proc = _run(tmp_path, "run", "seed", "--no-track", "--set", "training.steps=40")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    text = "its derivatives of order >= 2 vanish almost everywhere"
-    assert (proc.stdout + proc.stderr).count(text) == 1, proc.stdout + proc.stderr
-    assert re.search(rf"^warning: model\.activation 'relu': {re.escape(text)}", proc.stdout, re.M)
+    text = "model.activation 'relu': its derivatives of order >= 2 vanish almost everywhere"
+    assert proc.stderr.count(text) == 1, proc.stderr
+    assert re.search(rf"^known cause before training: vanishing_derivative: {re.escape(text)}", proc.stderr, re.M)
+    assert proc.stdout.count(text) == 1, proc.stdout
+    assert re.search(
+        rf"^(warning|cause: vanishing_derivative|risk: vanishing_derivative): {re.escape(text)}", proc.stdout, re.M
+    )
     assert foreign_lines(proc) == []
 
 

@@ -90,18 +90,26 @@ def _problem(cfg):
     return resolve_problem(cfg.problem.name, cfg.problem.params)
 
 
-def static_causes(cfg) -> list[Cause]:
-    """Causes known from the config alone (before training)."""
+def static_causes(cfg, problem=None) -> list[Cause]:
+    """Causes known from the config alone (before training); ``problem``: the resolved problem when
+    the caller has it.  A trainer's warnings are these causes' evidence."""
     out = []
-    problem = _problem(cfg)
+    problem = problem or _problem(cfg)
     act = ACTIVATIONS.get(cfg.model.activation)
     order = problem.max_order
     if act.degenerate_for(order):
+        out_act = ACTIVATIONS.get(cfg.model.output_activation)
+        where = (
+            "so those derivatives of the network are zero almost everywhere"
+            if out_act.degenerate_for(2) or cfg.model.output_activation == "linear"
+            else f"so they come only from the output activation {cfg.model.output_activation!r}"
+        )
         out.append(
             Cause(
                 "vanishing_derivative",
-                f"model.activation {act.name!r}: derivatives of order >= {act.vanishes_from} vanish almost everywhere; "
-                f"the {problem.name} residual uses order {order} ({', '.join(problem.derivatives)})",
+                f"model.activation {act.name!r}: its derivatives of order >= {act.vanishes_from} vanish almost "
+                f"everywhere, but the residual of {problem.name} uses order {order} "
+                f"({', '.join(problem.derivatives)}), {where}",
                 "use a smooth activation (model.activation=tanh, sin or softplus)",
             )
         )
@@ -111,7 +119,8 @@ def static_causes(cfg) -> list[Cause]:
         out.append(
             Cause(
                 "unbounded_loss",
-                f"loss.formulation {', '.join(map(repr, forms))} on {', '.join(raw)} is unbounded below",
+                f"loss.formulation {', '.join(map(repr, forms))} on {', '.join(raw)}: the mean of a residual is "
+                "unbounded below; minimising it drives the residual towards -inf by growing the weights",
                 _UNBOUNDED_REMEDY,
             )
         )
@@ -131,8 +140,9 @@ def _checks(history: pd.DataFrame, column: str) -> pd.Series:
     return s[np.isfinite(s)]
 
 
-def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Cause]:
-    """The causes whose rule holds on this run (``summary``: the RunResult summary fields)."""
+def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict, static: list[Cause] | None = None) -> list[Cause]:
+    """The causes whose rule holds on this run (``summary``: the RunResult summary fields;
+    ``static``: :func:`static_causes` of the config when the caller has them)."""
     out: list[Cause] = []
     losses = history["loss/total"].to_numpy(dtype=float) if "loss/total" in history else np.array([])
     finite = losses[np.isfinite(losses)]
@@ -145,7 +155,7 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
             out.append(
                 Cause(
                     "unbounded_loss",
-                    f"{', '.join(raw)} unbounded below ({cfg.loss.formulation}); the loss fell from {finite[0]:.3g} to "
+                    f"{', '.join(raw)} unbounded below ({', '.join(sorted({cfg.loss.formulation_of(t) for t in raw}))}); the loss fell from {finite[0]:.3g} to "
                     f"{finite.min():.3g}, at {s:.3g} per step over the last {len(tail)} steps",
                     _UNBOUNDED_REMEDY,
                 )
@@ -162,7 +172,7 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
                 f"optimizer.learning_rate <= {lr / ratio.max():.3g} puts it under the stability threshold",
             )
         )
-    out += _vanishing(cfg, history)
+    out += _vanishing(cfg, history, static_causes(cfg) if static is None else static)
     grads = {t: _checks(history, f"grad_norm/{t}") for t in terms}
     med = {t: float(s.median()) for t, s in grads.items() if len(s)}
     if len(med) >= 2:
@@ -220,7 +230,7 @@ def run_causes(cfg, history: pd.DataFrame, *, terms, summary: dict) -> list[Caus
     return out
 
 
-def _vanishing(cfg, history: pd.DataFrame) -> list[Cause]:
+def _vanishing(cfg, history: pd.DataFrame, static: list[Cause]) -> list[Cause]:
     derivs = {c[len("deriv/") :]: _checks(history, c) for c in history.columns if c.startswith("deriv/")}
     derivs = {k: s for k, s in derivs.items() if len(s)}
     zero = []
@@ -229,7 +239,7 @@ def _vanishing(cfg, history: pd.DataFrame) -> list[Cause]:
         zero = [
             k for k, s in derivs.items() if scale > 0 and float(s.abs().max()) <= cfg.causes.zero_derivative * scale
         ]
-    static = [c for c in static_causes(cfg) if c.cause == "vanishing_derivative"]
+    static = [c for c in static if c.cause == "vanishing_derivative"]
     if not zero and not static:
         return []
     measured = ", ".join(f"deriv/{k} = {float(s.iloc[-1]):.3g}" for k, s in derivs.items())

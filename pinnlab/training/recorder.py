@@ -38,7 +38,7 @@ import tensorflow as tf
 from pinnlab.core.names import OPTIMIZERS
 from pinnlab.core.outcomes import Outcome
 from pinnlab.training.callbacks import StopTraining
-from pinnlab.training.causes import run_causes, static_causes
+from pinnlab.training.causes import run_causes
 from pinnlab.training.divergence import DivergenceMonitor, Verdict, classify_finished, classify_trend
 from pinnlab.training.forecast import Forecaster
 from pinnlab.training.result import RunResult
@@ -275,8 +275,11 @@ class Recorder:
             forecast={} if self.forecaster.alarm is None else self.forecaster.alarm.as_dict(),
         )
 
-        result.known_causes = ",".join(c.cause for c in static_causes(cfg))
-        found = [c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary())]
+        static = trainer.static_causes
+        result.known_causes = ",".join(c.cause for c in static)
+        found = [
+            c.as_dict() for c in run_causes(cfg, history, terms=trainer.terms, summary=result.summary(), static=static)
+        ]
         if outcome.worked:  # nothing failed, so nothing to explain: what the rules saw is a risk
             result.risks = found
         else:

@@ -242,6 +242,7 @@ class ReplicaView:
         self.step_names = trainer.step_names
         self.terms = trainer.terms
         self.warnings = trainer.warnings
+        self.static_causes = trainer.static_causes
         self.steps_budget = trainer.steps_budget
 
     def __getattr__(self, name):  # anything else a callback reads of the run: the trainer's

@@ -38,11 +38,12 @@ from pinnlab.config import RunConfig, budget, load_config
 from pinnlab.config.replicates import combine, replicate_config
 from pinnlab.core.errors import ConfigError
 from pinnlab.numerics.losses import formulation
-from pinnlab.numerics.models import ACTIVATIONS, mlp_kwargs
+from pinnlab.numerics.models import mlp_kwargs
 from pinnlab.numerics.optimizers import build_optimizer
 from pinnlab.problems import resolve_problem
 from pinnlab.training.callbacks import Callback
 from pinnlab.training.causal import causal_loss
+from pinnlab.training.causes import static_causes
 from pinnlab.training.compiled import Compiled
 from pinnlab.training.diagnostics import Diagnostics
 from pinnlab.training.loops import chain
@@ -181,36 +182,12 @@ class Trainer:
         self.train_points = self._layout(self.replica_points)
         n_res = len(self.replica_points[0]["residual"])
         self.batch_size, self.steps_per_epoch, self.steps_budget = budget(cfg, n_res)
-        self.warnings = self._static_warnings()
+        # what the config alone says will go wrong: warnings now, causes on the result
+        self.static_causes = static_causes(cfg, self.problem)
+        self.warnings = [c.evidence for c in self.static_causes]
         self.active.assign(tf.ones((self.k,), tf.bool))
         self._final: dict[str, list] | None = None  # end-of-run evaluations, computed once
         self.diagnostics.restart()
-
-    # ------------------------------------------------------------------ static checks
-    def _static_warnings(self) -> list[str]:
-        out = []
-        cfg = self.cfg
-        act = ACTIVATIONS.get(cfg.model.activation)
-        order = self.problem.max_order
-        if act.degenerate_for(order):
-            out_act = ACTIVATIONS.get(cfg.model.output_activation)
-            where = (
-                "so those derivatives of the network are zero almost everywhere"
-                if out_act.degenerate_for(2) or cfg.model.output_activation == "linear"
-                else f"so they come only from the output activation {cfg.model.output_activation!r}"
-            )
-            out.append(
-                f"model.activation {act.name!r}: its derivatives of order >= {act.vanishes_from} vanish almost "
-                f"everywhere, but the residual of {self.problem.name} uses order {order} "
-                f"({', '.join(self.problem.derivatives)}), {where}"
-            )
-        raw = [t for t in self.terms if cfg.loss.formulation_of(t) == "raw"]
-        if raw:
-            out.append(
-                f"loss.formulation 'raw' on {', '.join(raw)}: the mean of a residual is unbounded below; "
-                "minimising it drives the residual towards -inf by growing the weights"
-            )
-        return out
 
     # ------------------------------------------------------------------ losses
     def _losses(self, points: dict[str, tf.Tensor]):
