@@ -11,8 +11,10 @@ from pinnlab.config import load_config
 tf = import_tensorflow()
 
 from pinnlab.training.compiled import Compiled  # noqa: E402
-from pinnlab.training.sharpness import EAGER_CHECKS  # noqa: E402
 from pinnlab.training.trainer import Trainer  # noqa: E402
+
+_DIAG = load_config("seed").diagnostics
+EAGER_CALLS, EAGER_CHECKS = _DIAG.eager_calls, _DIAG.eager_checks  # the config's defaults
 
 
 def test_eager_for_the_first_calls_of_a_trainers_life_then_traced_once():
@@ -42,9 +44,7 @@ def test_eager_for_the_first_calls_of_a_trainers_life_then_traced_once():
 def test_a_reused_trainer_goes_on_counting_its_eager_calls_and_checks():
     """Over a trainer's runs (pinnlab.training.reuse), the diagnostics and the sharpness check run
     eagerly until their budgets are spent, then trace once."""
-    from pinnlab.training.compiled import EAGER_CALLS
     from pinnlab.training.reuse import reset
-    from pinnlab.training.sharpness import EAGER_CHECKS
 
     shared = ["training.steps=1", "model.width=8", "diagnostics.every=1"]
     t = Trainer(load_config("seed", shared))
@@ -158,8 +158,6 @@ def test_eager_costs_benchmark_measures_every_function_and_equal_products():
 def test_a_run_longer_than_the_eager_budget_runs_compiled_from_its_first_call():
     """A run's checks are known at its start (its budget / diagnostics.every): when they would spend
     the eager budget, the diagnostics and the sharpness check are compiled from the first call."""
-    from pinnlab.training.compiled import EAGER_CALLS
-
     cfg = load_config("seed", ["training.steps=200", "model.width=8", "diagnostics.every=10"])
     assert 200 // 10 + 1 > EAGER_CALLS and 200 // 10 > EAGER_CHECKS
     t = Trainer(cfg)

@@ -273,7 +273,10 @@ def _listed(value) -> list | None:
 
 
 class TrainingConfig(StrictModel):
-    steps: Int | None = Field(None, gt=0)  # exactly one of steps / epochs; neither -> 1000 steps
+    steps: Int | None = Field(None, gt=0)  # exactly one of steps / epochs; neither -> default_steps
+    # the budget when neither steps nor epochs is set (L-BFGS: optimizer.lbfgs_max_iter): long enough
+    # for the verdict rules' trend window (divergence.trend_window) to fit, short enough for a first look
+    default_steps: Int = Field(1000, gt=0)
     epochs: Int | None = Field(None, gt=0)
     batch_size: Int | None = Field(None, gt=0)  # of the residual points; None = full batch
     resample: Bool = False  # draw fresh points every step (Wang et al.) instead of a fixed set
@@ -321,6 +324,12 @@ class DiagnosticsConfig(StrictModel):
     # HVPs on at most 512 points per set (a fixed random subset): the Hessian of a mean over a random
     # subset estimates the full one, and poisson2d's 2400 points made sharpness cost 16% of a run
     sharpness_points: Int = Field(512, gt=0)
+    # a diagnostic function runs eagerly for its first eager_calls calls over a trainer's life, then
+    # traced: a trace costs 12-25 eager diagnostics calls, 34-60 update ratios, 4-73 predictions
+    # (benchmarks/speed/eager_costs.py; pinnlab.training.compiled)
+    eager_calls: Int = Field(16, ge=0)
+    # sharpness checks run eagerly before the HVP is traced (one check is several HVPs)
+    eager_checks: Int = Field(4, ge=0)
 
 
 class CausesConfig(StrictModel):

@@ -256,12 +256,16 @@ def check_resources(cfg, problem, counts: dict[str, int]) -> None:
 
 def budget(cfg, n_residual: int) -> tuple[int | None, int, int]:
     """``(batch size or None for full batch, steps per epoch, steps of the run)`` for ``n_residual``
-    residual points: ``training.steps``, else epochs of mini-batches, else 1000 (L-BFGS:
+    residual points: ``training.steps``, else epochs of mini-batches, else ``training.default_steps`` (L-BFGS:
     ``optimizer.lbfgs_max_iter`` iterations); only the residual set is mini-batched."""
     t = cfg.training
     bs = t.batch_size
     batch = None if (bs is None or bs >= n_residual or t.resample) else bs
     per_epoch = 1 if batch is None else n_residual // batch
     if names.OPTIMIZERS.get(cfg.optimizer.name).full_batch:  # one full-batch iteration per step
-        return batch, per_epoch, t.steps or (cfg.optimizer.lbfgs_max_iter if cfg.optimizer.name == "lbfgs" else 1000)
-    return batch, per_epoch, t.steps or (t.epochs * per_epoch if t.epochs else 1000)
+        return (
+            batch,
+            per_epoch,
+            t.steps or (cfg.optimizer.lbfgs_max_iter if cfg.optimizer.name == "lbfgs" else t.default_steps),
+        )
+    return batch, per_epoch, t.steps or (t.epochs * per_epoch if t.epochs else t.default_steps)

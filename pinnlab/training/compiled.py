@@ -4,7 +4,7 @@ Tracing a ``tf.function`` that differentiates through the residual's input deriv
 0.1-2 s on 2 cores, so a function called only a few times (the diagnostics, the update ratio, the
 evaluation grid's prediction) never earns its trace back.  A run knows how many calls it makes at
 most (one per ``diagnostics.every`` steps, :meth:`Compiled.plan`): while they fit in what is left of
-the function's eager budget (:data:`EAGER_CALLS`, about what a trace costs in eager calls) it runs
+the function's eager budget (``diagnostics.eager_calls``, about what a trace costs in eager calls) it runs
 eagerly, otherwise compiled from its first call.  The budget spans the trainer's life, so a trainer
 reused for the next sweep trial (:mod:`pinnlab.training.reuse`) traces once its short runs' calls
 add up to it (the ski-rental rule: at most about twice the cheaper of all-eager and compiled from
@@ -23,11 +23,7 @@ from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["EAGER_CALLS", "Compiled"]
-
-# eager calls before the trace: a trace costs 12-25 eager diagnostics calls, 34-60 update ratios,
-# 4-73 predictions (benchmarks/speed/eager_costs.py)
-EAGER_CALLS = 16
+__all__ = ["Compiled"]
 
 
 class Compiled:
@@ -37,7 +33,7 @@ class Compiled:
     The ``tf.function`` is created at once but traced only on its first compiled call.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, eager_calls: int = EAGER_CALLS, **tf_function_kwargs: Any):
+    def __init__(self, fn: Callable[..., Any], *, eager_calls: int, **tf_function_kwargs: Any):
         self.python_function = fn
         self.eager_calls = eager_calls
         self.function = tf.function(fn, **tf_function_kwargs)

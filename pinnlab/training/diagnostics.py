@@ -79,9 +79,12 @@ class Diagnostics:
         # eager for about as many calls as a trace costs, over the trainer's life; then compiled
         # (pinnlab.training.compiled has the measured costs)
         jit = trainer.cfg.training.jit_compile
-        self.measure = Compiled(self._measure_impl, jit_compile=jit, autograph=False)
-        self.update_ratio = Compiled(self._update_ratio_impl, autograph=False)
-        self._pde_mean_squares = Compiled(self._pde_mean_squares_impl, autograph=False, reduce_retracing=True)
+        eager = trainer.cfg.diagnostics.eager_calls
+        self.measure = Compiled(self._measure_impl, eager_calls=eager, jit_compile=jit, autograph=False)
+        self.update_ratio = Compiled(self._update_ratio_impl, eager_calls=eager, autograph=False)
+        self._pde_mean_squares = Compiled(
+            self._pde_mean_squares_impl, eager_calls=eager, autograph=False, reduce_retracing=True
+        )
         self.sharpness = None
         if trainer.cfg.diagnostics.sharpness:
             self.sharpness = Sharpness(trainer)

@@ -70,7 +70,6 @@ if TYPE_CHECKING:
     from pinnlab.training.trainer import Trainer
 
 __all__ = [
-    "EAGER_CHECKS",
     "Lanczos",
     "Sharpness",
     "threshold",
@@ -78,8 +77,6 @@ __all__ = [
     "hessian_vector_products",
     "lanczos_top",
 ]
-
-EAGER_CHECKS = 4  # a trainer's checks run eagerly before the HVP is traced (Sharpness.__init__)
 
 
 def threshold(opt_cfg, learning_rate: float) -> float | None:
@@ -199,7 +196,7 @@ def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol
 class Sharpness:
     """Lanczos on Hessian-vector products for one trainer; ``__call__(points)`` returns the metrics.
 
-    A short run's checks run eagerly (up to :data:`EAGER_CHECKS` over the trainer's life,
+    A short run's checks run eagerly (up to ``diagnostics.eager_checks`` over the trainer's life,
     :meth:`plan`): one recorded forward pass and gradient, then one backward pass per HVP
     (:func:`hessian_vector_products`).  Other checks make one compiled call per HVP (the
     preconditioning and the HVP in one graph); unrolling all iterations of a check into one graph
@@ -216,12 +213,14 @@ class Sharpness:
         self.reset()
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
-        # counts checks, not HVPs: a run whose checks fit in what is left of EAGER_CHECKS (over the
+        # counts checks, not HVPs: a run whose checks fit in what is left of diagnostics.eager_checks (over the
         # trainer's life: a reused trainer goes on counting) runs them eagerly, a longer one
         # compiled; an eager check of 3-12 HVPs on one recorded gradient costs 0.04-0.06 s on the
         # seed networks, the HVP's trace 0.14-0.3 s (poisson2d: 0.32 and 0.98 s;
         # benchmarks/speed/eager_costs.py; pinnlab.training.compiled's rule)
-        self._hvp = Compiled(self._product, eager_calls=EAGER_CHECKS, jit_compile=False, autograph=False)
+        self._hvp = Compiled(
+            self._product, eager_calls=t.cfg.diagnostics.eager_checks, jit_compile=False, autograph=False
+        )
 
     def plan(self, checks: int) -> None:
         """A run starts that makes at most ``checks`` checks (:meth:`Compiled.plan`)."""

@@ -143,7 +143,9 @@ class Trainer:
         self.diagnostics = Diagnostics(self)
         self._diagnostics = self.diagnostics
         self._update_ratio = self.diagnostics.update_ratio
-        self._predict = Compiled(lambda x: self.model(x), reduce_retracing=True, autograph=False)
+        self._predict = Compiled(
+            lambda x: self.model(x), eager_calls=cfg.diagnostics.eager_calls, reduce_retracing=True, autograph=False
+        )
 
         self.eval_x = self.problem.eval_points()
         exact = self.problem.exact_numpy(self.eval_x)
