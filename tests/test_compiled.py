@@ -50,7 +50,7 @@ def test_a_reused_trainer_goes_on_counting_its_eager_calls_and_checks():
     t = Trainer(load_config("seed", shared))
     d = t.diagnostics
     runs = 0
-    while d.measure.calls <= EAGER_CALLS or d.sharpness._hvp.calls <= EAGER_CHECKS:
+    while d.measure.calls <= EAGER_CALLS or d.sharpness.compiled_hvp.calls <= EAGER_CHECKS:
         if runs:
             reset(t, load_config("seed", shared + [f"training.seed={runs}"]))
         result = t.fit()
@@ -58,8 +58,8 @@ def test_a_reused_trainer_goes_on_counting_its_eager_calls_and_checks():
         runs += 1
         compiled_calls = max(0, d.measure.calls - EAGER_CALLS)
         assert d.measure.function.experimental_get_tracing_count() == min(1, compiled_calls)
-        assert d.sharpness._hvp.function.experimental_get_tracing_count() == min(
-            1, max(0, d.sharpness._hvp.calls - EAGER_CHECKS)
+        assert d.sharpness.compiled_hvp.function.experimental_get_tracing_count() == min(
+            1, max(0, d.sharpness.compiled_hvp.calls - EAGER_CHECKS)
         )
     assert runs > EAGER_CHECKS  # several runs (one check each), one trace of each function
 
@@ -76,16 +76,16 @@ def test_the_sharpness_check_runs_eagerly_then_traces_once_however_many_hvps_eac
         calls.append(tf.executing_eagerly())
         return product(*args)
 
-    s._hvp.function = tf.function(counting, jit_compile=False, autograph=False)
+    s.compiled_hvp.function = tf.function(counting, jit_compile=False, autograph=False)
     first = s(points)[0]["sharpness/top"]
     for _ in range(EAGER_CHECKS - 1):
         assert s(points)[0]["sharpness/top"] == pytest.approx(first, rel=0.05)
-    assert calls == [] and s._hvp.function.experimental_get_tracing_count() == 0  # all eager
+    assert calls == [] and s.compiled_hvp.function.experimental_get_tracing_count() == 0  # all eager
     assert s(points)[0]["sharpness/top"] == pytest.approx(first, rel=0.05)
-    assert s._hvp.function.experimental_get_tracing_count() == 1 and calls == [False]  # one trace, 3 HVPs
+    assert s.compiled_hvp.function.experimental_get_tracing_count() == 1 and calls == [False]  # one trace, 3 HVPs
     s.reset()  # a reused trainer's next run: a cold check, compiled (the trace is paid for)
     assert s(points)[0]["sharpness/top"] == pytest.approx(first, rel=1e-4)
-    assert s._hvp.function.experimental_get_tracing_count() == 1
+    assert s.compiled_hvp.function.experimental_get_tracing_count() == 1
 
 
 def test_a_check_run_eagerly_gives_the_compiled_products():
@@ -100,7 +100,7 @@ def test_a_check_run_eagerly_gives_the_compiled_products():
         for _ in range(3):  # several products on the same recorded gradient
             v = [tf.constant(rng.standard_normal(w.shape), w.dtype) for w in t.vars]
             av_eager, g2_eager = eager(v)
-            av_compiled, g2_compiled = s._hvp.function(points, v, precond)
+            av_compiled, g2_compiled = s.compiled_hvp.function(points, v, precond)
             for a, b in zip(av_compiled, av_eager):
                 scale = float(tf.reduce_max(tf.abs(b)))
                 np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6 * scale)
@@ -124,7 +124,7 @@ def test_eager_and_compiled_diagnostics_agree():
     v = [tf.ones_like(w) for w in t.vars]
     for precond in (None, [tf.fill(w.shape, 0.5) for w in t.vars]):  # plain and preconditioned HVP
         av_eager, g2_eager = s._product(points, v, precond)
-        av_compiled, g2_compiled = s._hvp.function(points, v, precond)
+        av_compiled, g2_compiled = s.compiled_hvp.function(points, v, precond)
         for a, b in zip(av_compiled, av_eager):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6 * float(tf.reduce_max(tf.abs(b))))
         if precond is None:
@@ -165,8 +165,10 @@ def test_a_run_longer_than_the_eager_budget_runs_compiled_from_its_first_call():
     t.fit()
     assert d.measure.calls == 20 and d.measure.eager_calls == 0  # no eager call
     assert d.measure.function.experimental_get_tracing_count() == 1  # traced once, at step 0
-    assert d.sharpness._hvp.calls == 20 and d.sharpness._hvp.function.experimental_get_tracing_count() == 1
+    assert (
+        d.sharpness.compiled_hvp.calls == 20 and d.sharpness.compiled_hvp.function.experimental_get_tracing_count() == 1
+    )
     short = Trainer(load_config("seed", ["training.steps=30", "model.width=8", "diagnostics.every=10"]))
     short.fit()  # 3 checks: eager, nothing traced
     assert short.diagnostics.measure.function.experimental_get_tracing_count() == 0
-    assert short.diagnostics.sharpness._hvp.function.experimental_get_tracing_count() == 0
+    assert short.diagnostics.sharpness.compiled_hvp.function.experimental_get_tracing_count() == 0

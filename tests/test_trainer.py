@@ -107,7 +107,7 @@ def test_relu_second_derivative_warning():
 def test_epochs_budget_and_minibatches():
     t = Trainer(load_config("seed", ["training.epochs=2"]))
     assert t.steps_per_epoch == 360 and t.steps_budget == 720
-    batch = next(t._batches())
+    batch = next(t.batches())
     assert tuple(batch["residual"].shape) == (10, 2)
 
 

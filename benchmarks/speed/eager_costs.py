@@ -57,14 +57,14 @@ def measure_case(base: str, overrides: list[str]) -> dict:
     from pinnlab.training.sharpness import hessian_vector_product, hessian_vector_products
 
     t = build_trainer(load_config(base, overrides + ["training.steps=50"]))
-    points = next(t._batches())
+    points = next(t.batches())
     d = t.diagnostics
     out: dict = {}
     grid = tf.constant(t.eval_x, t.dtype)
     for name, fn, args in [
         ("diagnostics", d.measure, (points,)),
         ("update_ratio", d.update_ratio, ()),
-        ("prediction", t._predict, (grid,)),
+        ("prediction", t.predictor, (grid,)),
     ]:
         fn.python_function(*args)  # warm-up
         eager = _seconds(lambda: fn.python_function(*args))
@@ -73,29 +73,15 @@ def measure_case(base: str, overrides: list[str]) -> dict:
         out[name] = {"eager": eager, "trace_and_first_call": trace, "compiled": compiled}
 
     s = d.sharpness
-    hvps: list[int] = []
-    products = s._products
-
-    def counted(pts, precond):
-        apply = products(pts, precond)
-
-        def one(vectors):
-            hvps.append(1)
-            return apply(vectors)
-
-        return one
-
-    s._products = counted
     check = _seconds(lambda: s(points))  # the trainer's first check: eager, cold
-    s._products = products
-    sub = s._subset(points)
+    sub = s.subset(points)
     rng = np.random.default_rng(0)
     vs = [[tf.constant(rng.standard_normal(w.shape), w.dtype) for w in t.vars] for _ in range(6)]
-    trace = _seconds(lambda: s._hvp.function(sub, vs[0], None))
-    compiled = _seconds(lambda: s._hvp.function(sub, vs[1], None))
+    trace = _seconds(lambda: s.compiled_hvp.function(sub, vs[0], None))
+    compiled = _seconds(lambda: s.compiled_hvp.function(sub, vs[1], None))
     out["sharpness_check"] = {
         "eager": check,
-        "hvps": len(hvps),
+        "hvps": s.last_hvps,
         "hvp_trace_and_first_call": trace,
         "hvp_compiled": compiled,
     }

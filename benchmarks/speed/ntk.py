@@ -3,7 +3,7 @@
 For each preset (default ``poisson1d`` and ``poisson2d``, with their own ``jit_compile`` setting)
 one Trainer with ``loss.weighting.scheme: ntk`` and ``diagnostics.ntk_trace: true`` is built and
 three compiled functions are timed on the training points, interleaved in rounds so that load
-drifting on a shared machine hits all three alike: the training step (``Trainer._step``), one λ
+drifting on a shared machine hits all three alike: the training step (``Trainer.train_step``), one λ
 update (exact per-point traces of every term, then the assigns) and one ``ntk_trace`` diagnostic
 call.  Per-step costs follow from the intervals: update / ``loss.weighting.every`` (default 100)
 and trace / ``diagnostics.every`` (default 100).  First calls (tracing + XLA compilation) are
@@ -46,7 +46,7 @@ def measure(preset: str, rounds: int, steps_per_round: int) -> dict:
     trainer = Trainer(cfg)
     points = trainer._tensors(trainer.train_points)
     first = {
-        "step": _timed(trainer._step, points),
+        "step": _timed(trainer.train_step, points),
         "update": _timed(trainer.ntk.update, points),
         "trace": _timed(trainer.ntk.diagnostics, points),
     }
@@ -54,8 +54,8 @@ def measure(preset: str, rounds: int, steps_per_round: int) -> dict:
     for _ in range(rounds):
         t0 = time.perf_counter()
         for _ in range(steps_per_round):
-            trainer._step(points)
-        np.asarray(trainer._step(points))
+            trainer.train_step(points)
+        np.asarray(trainer.train_step(points))
         times["step"].append(1000 * (time.perf_counter() - t0) / (steps_per_round + 1))
         times["update"].append(_timed(trainer.ntk.update, points))
         times["trace"].append(_timed(trainer.ntk.diagnostics, points))

@@ -7,7 +7,7 @@ Usage::
 Compares, on the ``poisson2d`` preset (2 -> 3x50 tanh -> 1, 2000 interior + 400 boundary points,
 full batch, Adam 1e-3, loss = mean((-Δu - f)²) + mean(u_b²)):
 
-(a) ``Trainer._step`` (pinnlab's compiled step: losses, gradients, weight backup, update and the
+(a) ``Trainer.train_step`` (pinnlab's compiled step: losses, gradients, weight backup, update and the
     global norms it returns every step), called directly on the full-batch point dict; and
     ``Trainer.fit()``, i.e. the compiled step plus the host loop around it (``.numpy()``, finite
     check, history rows, divergence monitor) and the diagnostics every ``diagnostics.every`` steps;
@@ -30,7 +30,7 @@ Method
   used meanwhile (from /proc/stat, steal time included), per round and overall.
 * fit(): two fresh trainers, ``diagnostics.every`` = 100 (the default) and 10**9 (only the step-0
   diagnostics run), each ``fit()`` ``--fit-rounds`` times in alternation with ``training.steps=N``.
-  The trainer's ``_step``, ``_diagnostics`` and ``_update_ratio`` are wrapped (on the instance)
+  The trainer's public hooks ``train_step``, ``diagnose`` and ``update_ratio`` are wrapped (on the instance)
   with timers and a callback reads the clock at the end of every step, so each window of 100 steps
   (step 0, the compilation, excluded; at every=100 each window holds exactly one diagnostics call)
   splits into: the compiled step call, the diagnostics, and the rest = fit()'s host loop
@@ -202,22 +202,22 @@ def _busy_seconds() -> float | None:
 
 def measure_steps(jit: bool, repeats: int, block: int, warmup: int) -> dict:
     trainer = Trainer(load_config(PRESET, _overrides(jit)))
-    points = next(trainer._batches())
+    points = next(trainer.batches())
     assert set(points) == {"residual", "boundary"}, set(points)
     x_int, x_bnd = points["residual"], points["boundary"]
     hand, _ = make_hand_step(trainer, jit)
 
-    compile_info = {"pinnlab": _first_call(trainer._step, points), "hand": _first_call(hand, x_int, x_bnd)}
+    compile_info = {"pinnlab": _first_call(trainer.train_step, points), "hand": _first_call(hand, x_int, x_bnd)}
     # A second Trainer in the same process: AutoGraph's conversion of pinnlab's Python code is
     # cached per process, so this is the trace/compile cost of every later run (e.g. in a sweep).
     second = Trainer(load_config(PRESET, _overrides(jit)))
-    compile_info["pinnlab_second_trainer"] = _first_call(second._step, points)
+    compile_info["pinnlab_second_trainer"] = _first_call(second.train_step, points)
     del second
     for _ in range(warmup):
-        trainer._step(points)
+        trainer.train_step(points)
         hand(x_int, x_bnd)
 
-    runs = {"pinnlab": (trainer._step, (points,)), "hand": (hand, (x_int, x_bnd))}
+    runs = {"pinnlab": (trainer.train_step, (points,)), "hand": (hand, (x_int, x_bnd))}
     wall = {"pinnlab": [], "hand": []}
     cpu = {"pinnlab": [], "hand": []}
     other = []  # CPU cores used by other processes during each round
@@ -268,9 +268,9 @@ class _Clock(Callback):
 
     def __init__(self, trainer: Trainer):
         # fit() looks these up on the instance, so wrapping them there times exactly its calls.
-        self.step = trainer._step = _Timed(trainer._step)
-        self.diag = trainer._diagnostics = _Timed(trainer._diagnostics)
-        self.ratio = trainer._update_ratio = _Timed(trainer._update_ratio)
+        self.step = trainer.train_step = _Timed(trainer.train_step)
+        self.diag = trainer.diagnose = _Timed(trainer.diagnose)
+        self.ratio = trainer.update_ratio = _Timed(trainer.update_ratio)
         self.rows: list[tuple[float, float, float, int]] = []
 
     def on_train_begin(self, trainer) -> None:

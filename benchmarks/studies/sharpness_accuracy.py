@@ -59,7 +59,6 @@ def power(apply, start, iters: int) -> list[float]:
 
 def measure_case(base: str, overrides: list[str], starts: int) -> dict:
     import numpy as np
-    import tensorflow as tf
 
     from pinnlab.config import load_config
     from pinnlab.training import build_trainer
@@ -68,14 +67,8 @@ def measure_case(base: str, overrides: list[str], starts: int) -> dict:
     cfg = load_config(base, overrides + ["training.steps=1"])
     t = build_trainer(cfg)
     s = t.diagnostics.sharpness
-    points = s._subset(next(t._batches()))
-    shapes, splits = s._shapes, s._splits  # the check's own flattening of the weights
-    n = int(sum(int(np.prod(x)) for x in shapes))
-    hvp = s._hvp.function  # the check's own HVP, compiled (no preconditioner at initialisation)
-
-    def apply(v):
-        vs = [tf.constant(a.reshape(x), w.dtype) for a, x, w in zip(np.split(v, splits), shapes, t.vars)]
-        return np.concatenate([h.numpy().ravel() for h in hvp(points, vs, None)[0]]).astype(np.float64)
+    # the check's own HVP on its own points, compiled (no preconditioner at initialisation)
+    apply, n = s.operator(next(t.batches()))
 
     ref = lanczos_top(apply, np.random.default_rng(0).standard_normal(n), min(80, n))[0]
     d = cfg.diagnostics

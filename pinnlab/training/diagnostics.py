@@ -96,7 +96,7 @@ class Diagnostics:
         checks = -(-t.steps_budget // t.cfg.diagnostics.every)  # steps 0, every, 2·every, ... of the budget
         self.measure.plan(checks)
         self.update_ratio.plan(checks)
-        t._predict.plan(checks + 1)  # + the end of run's evaluation
+        t.predictor.plan(checks + 1)  # + the end of run's evaluation
         self._pde_mean_squares.plan(1)  # the held-out residual, at the end
         if self.sharpness is not None:
             self.sharpness.reset()
@@ -169,7 +169,7 @@ class Diagnostics:
         if t.eval_u is None:
             return [None] * t.k
         x = np.repeat(t.eval_x, t.k, axis=0)  # every replicate on the same grid, interleaved
-        u = t._predict(tf.constant(x, t.dtype)).numpy().reshape(-1, t.k)
+        u = t.predictor(tf.constant(x, t.dtype)).numpy().reshape(-1, t.k)
         return [relative_l2(u[:, r : r + 1], t.eval_u) for r in range(t.k)]
 
     def _pde_mean_squares_impl(self, x, n_first: int):

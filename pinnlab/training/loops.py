@@ -59,21 +59,21 @@ class FirstOrderLoop:
         for rec in recorders:
             rec.begin()
         live = list(range(t.k))
-        batches = t._batches()
+        batches = t.batches()
         for step in range(self.budget):
             points = next(batches)
             if t.adaptive and step % cfg.loss.weighting.every == 0:
                 t._update_lambdas(points)
-            diag = t._diagnostics(step, points) if step % every == 0 else None
+            diag = t.diagnose(step, points) if step % every == 0 else None
             ts = time.perf_counter()
-            vecs = t._step(points).numpy()
+            vecs = t.train_step(points).numpy()
             if step == 0:
                 for rec in recorders:
                     rec.compile_seconds = time.perf_counter() - ts
             finite = np.isfinite(vecs).all(axis=1)
             ratios = None
             if diag is not None and cfg.diagnostics.update_ratio and finite[live].any():
-                ratios = t.axis.rows(t._update_ratio())
+                ratios = t.axis.rows(t.update_ratio())
             ended = []
             for r in live:
                 d = None if diag is None else diag[r]
@@ -175,7 +175,7 @@ class _FullBatch:
         prev, self.accepted = self.accepted, np.array(theta)
         diag = None
         if step % t.cfg.diagnostics.every == 0:
-            diag = t._diagnostics(step, self.points)[0]
+            diag = t.diagnose(step, self.points)[0]
             if t.cfg.diagnostics.update_ratio:
                 diag.update(t.diagnostics.flat_update_ratio(theta, prev, self.sizes))
             diag.update(extra or {})
@@ -244,7 +244,9 @@ class NewtonCGLoop(_FullBatch):
 
     def __init__(self, trainer: Trainer, budget: int | None = None, start: int = 0):
         super().__init__(trainer, budget, start)
-        self.hvp = tf.function(self._hvp, jit_compile=False, autograph=False)  # never XLA (pinnlab.training.sharpness)
+        self.hvp = tf.function(
+            self.compiled_hvp, jit_compile=False, autograph=False
+        )  # never XLA (pinnlab.training.sharpness)
         self.loss_at = tf.function(self._loss_at, jit_compile=trainer.cfg.training.jit_compile, autograph=False)
 
     def _hvp(self, theta, v):

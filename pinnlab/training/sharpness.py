@@ -59,6 +59,7 @@ docs/design.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -210,6 +211,7 @@ class Sharpness:
         self._shapes = [t.axis.replica_shape(w.shape) for w in t.vars]
         self._splits = np.cumsum([int(np.prod(s)) for s in self._shapes])[:-1]
         self._rows: dict[tuple[str, int], tf.Tensor] = {}
+        self.last_hvps = 0  # Hessian-vector products of the last check
         self.reset()
         # never XLA: the second derivative through the residual's input derivatives meets
         # XlaDynamicUpdateSlice, which has no registered gradient (LookupError on poisson2d's preset)
@@ -218,13 +220,13 @@ class Sharpness:
         # compiled; an eager check of 3-12 HVPs on one recorded gradient costs 0.04-0.06 s on the
         # seed networks, the HVP's trace 0.14-0.3 s (poisson2d: 0.32 and 0.98 s;
         # benchmarks/speed/eager_costs.py; pinnlab.training.compiled's rule)
-        self._hvp = Compiled(
+        self.compiled_hvp = Compiled(
             self._product, eager_calls=t.cfg.diagnostics.eager_checks, jit_compile=False, autograph=False
         )
 
     def plan(self, checks: int) -> None:
         """A run starts that makes at most ``checks`` checks (:meth:`Compiled.plan`)."""
-        self._hvp.plan(checks)
+        self.compiled_hvp.plan(checks)
 
     def reset(self) -> None:
         """Start over for the trainer's (new) config: a cold first check and a fresh point subset
@@ -268,7 +270,7 @@ class Sharpness:
         vsum = sum(tf.reduce_sum(tf.reshape(v, (t.k, -1)), axis=1).numpy().astype(np.float64) for v in vhat)
         return [tf.math.rsqrt(tf.sqrt(v) + eps) for v in vhat], vsum
 
-    def _subset(self, points) -> dict:
+    def subset(self, points) -> dict:
         """At most ``diagnostics.sharpness_points`` rows of each replicate's point sets, always the same rows."""
         t = self.trainer
         n, k = t.cfg.diagnostics.sharpness_points, t.k
@@ -284,11 +286,29 @@ class Sharpness:
             out[key] = tf.gather(x, self._rows[(key, rows)])
         return out
 
+    def operator(self, points) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+        """``(apply, n)``: the check's own Hessian-vector product as a map of flat float64 vectors of
+        length n (all of the weights, in the check's order), on the check's subset of ``points``,
+        compiled, without a preconditioner: what a study of the eigen-solver itself needs."""
+        t = self.trainer
+        sub = self.subset(points)
+        shapes = [w.shape for w in t.vars]
+        splits = np.cumsum([int(np.prod(x)) for x in shapes])[:-1]
+
+        def apply(v: np.ndarray) -> np.ndarray:
+            vs = [tf.constant(a.reshape(x), w.dtype) for a, x, w in zip(np.split(v, splits), shapes, t.vars)]
+            return np.concatenate([h.numpy().ravel() for h in self.compiled_hvp.function(sub, vs, None)[0]]).astype(
+                np.float64
+            )
+
+        return apply, int(sum(int(np.prod(x)) for x in shapes))
+
     def __call__(self, points) -> list[dict[str, float]]:
+        """The metrics of a check on ``points``, one dict per replicate; ``last_hvps`` counts its products."""
         t = self.trainer
         diag = t.cfg.diagnostics
         axis = t.axis
-        points = self._subset(points)
+        points = self.subset(points)
         precond, vsum = self._preconditioner()
         lanczos = []
         for r, rng in enumerate(self.rngs):
@@ -303,10 +323,10 @@ class Sharpness:
                 )
             )
         g2 = []
-        if self._hvp.count_call():
+        if self.compiled_hvp.count_call():
             product = self._products(points, precond)
         else:
-            product = lambda vectors: self._hvp.function(points, vectors, precond)  # noqa: E731
+            product = lambda vectors: self.compiled_hvp.function(points, vectors, precond)  # noqa: E731
 
         def apply(qs: list[np.ndarray]) -> list[np.ndarray]:
             parts = [np.split(q, self._splits) for q in qs]
@@ -323,6 +343,7 @@ class Sharpness:
             for lz, w in zip(lanczos, apply([lz.q for lz in lanczos])):
                 if not lz.done:
                     lz.feed(w)
+        self.last_hvps = len(g2)
         opt = t.optimizer
         name = t.cfg.optimizer.name
         thresholds = [None] * t.k
