@@ -16,7 +16,7 @@ a wheel holds ``pinnlab/dashboards/*.py`` and no top-level ``dashboards``, which
 distributions also use as a name.  An editable install resolves ``pinnlab.dashboards`` through
 setuptools' import finder even where the working directory's ``./pinnlab`` shadows the installed
 package (the finder is consulted after the path finder, which finds no ``pinnlab/dashboards``).
-``tests/test_dashboard_packaging.py`` checks the list against the packages on disk and the import.
+``tests/dashboards/test_dashboard_packaging.py`` checks the list against the packages on disk and the import.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Problems for tests/test_replicas.py: one whose residual is non-finite for some seeds only."""
+"""Problems for tests/training/test_replicas.py: one whose residual is non-finite for some seeds only."""
 
 from __future__ import annotations
 

@@ -13,15 +13,15 @@ import pytest
 
 # (module under tests/, table name) -> how a case names its command
 TABLES = {
-    ("test_bad_input", "CASES"): lambda case: case[1][0],
-    ("test_journal_faults", "CASES"): lambda case: case[1][0],
-    ("test_dashboard_injection", "CASES"): lambda case: "dashboard",
-    ("test_dashboard_injection", "REFUSALS"): lambda case: case[1][0],
-    ("test_store_guards", "CASES"): lambda case: case[1][0],
-    ("test_store_guards", "PG_CASES"): lambda case: case[1][0],
-    ("test_sweep_space_input", "CASES"): lambda case: case[1][0],
-    ("test_bad_input_generated", "CASES"): lambda case: case[1][0],
-    ("test_signal_faults", "CASES"): lambda case: case[1][0],
+    ("cli.test_bad_input", "CASES"): lambda case: case[1][0],
+    ("sweep.test_journal_faults", "CASES"): lambda case: case[1][0],
+    ("dashboards.test_dashboard_injection", "CASES"): lambda case: "dashboard",
+    ("dashboards.test_dashboard_injection", "REFUSALS"): lambda case: case[1][0],
+    ("sweep.test_store_guards", "CASES"): lambda case: case[1][0],
+    ("sweep.test_store_guards", "PG_CASES"): lambda case: case[1][0],
+    ("sweep.test_sweep_space_input", "CASES"): lambda case: case[1][0],
+    ("cli.test_bad_input_generated", "CASES"): lambda case: case[1][0],
+    ("cli.test_signal_faults", "CASES"): lambda case: case[1][0],
 }
 COMMANDS = {"run", "sweep", "worker", "report", "dashboard", "plots", "reproduce"}
 

@@ -759,12 +759,12 @@ MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ),
     (
         "docs/benchmarks.md",
-        "| pinnlab `_step`, median ms/step | {} |",
+        "| pinnlab `train_step`, median ms/step | {} |",
         lambda: _trainer("steps", "no_jit", "step_ms", "pinnlab", "median"),
     ),
     (
         "docs/benchmarks.md",
-        "| pinnlab `_step`, median ms/step | 28.88 | {} |",
+        "| pinnlab `train_step`, median ms/step | 28.88 | {} |",
         lambda: _trainer("steps", "jit", "step_ms", "pinnlab", "median"),
     ),
     (
@@ -917,7 +917,7 @@ def _suite_count(session) -> int:
     """The number of tests the suite selects: this session's own when it ran the suite (tests from
     nearly every test module; an xdist worker collects all of them), else a ``--collect-only`` run."""
     files = {Path(str(item.fspath)).name for item in session.items}
-    if len(files) >= 0.8 * len(list((ROOT / "tests").glob("test_*.py"))):
+    if len(files) >= 0.8 * len(list((ROOT / "tests").rglob("test_*.py"))):
         return len(session.items)
     argv = ["--collect-only", "-q", "-n", "0", "-p", "no:randomly", "-p", "no:cacheprovider"]
     proc = subprocess.run(

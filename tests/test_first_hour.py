@@ -25,11 +25,11 @@ from pinnlab.analysis.report import render_report
 from pinnlab.cli import _first_sentence, _print_sweep, main
 from pinnlab.config import load_config, preset_names
 from pinnlab.core.keys import SPEC_ATTR
-from tests.test_bad_input import FILES, _listing, _main, check_one_line
+from tests.cli.test_bad_input import FILES, _listing, _main, check_one_line
 
 # ------------------------------------------------------------------- a user pde reading too much
 HEAT = """
-from userprobs import BadDerivative  # tests/test_bad_input.py's FILES: a domain and a sampler
+from userprobs import BadDerivative  # tests/cli/test_bad_input.py's FILES: a domain and a sampler
 
 
 class Heat(BadDerivative):

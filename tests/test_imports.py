@@ -366,3 +366,14 @@ def test_a_pinnlab_import_inside_a_function_puts_off_something_heavy():
                     f"{name} imports {target} inside a function: nothing heavy is put off; import it at the top"
                 )
     assert lazy == []
+
+
+def test_the_tests_mirror_the_packages():
+    """tests/<name>/ holds the tests of pinnlab's package or module <name> (``pinnlab.training`` ->
+    tests/training/); the project-wide checks (docs, README, imports, benchmarks) stay at the top."""
+    folders = {p.name for p in (ROOT / "tests").iterdir() if (p / "__init__.py").exists()}
+    units = {p.name for p in (ROOT / "pinnlab").iterdir() if (p / "__init__.py").exists()}
+    units |= {p.stem for p in (ROOT / "pinnlab").glob("*.py")} | {"dashboards"}
+    assert len(folders) >= 5 and folders <= units, sorted(folders - units)
+    for folder in folders:
+        assert list((ROOT / "tests" / folder).glob("test_*.py")), f"tests/{folder}/ holds no test module"

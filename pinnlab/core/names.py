@@ -9,7 +9,7 @@ way: ``optuna.distributions`` imports without any sampler backend.
 
 The implementation modules attach their TensorFlow callables to these same names:
 ``pinnlab.numerics.models`` (activations, initializers), ``pinnlab.numerics.losses`` (formulations) and
-``pinnlab.numerics.optimizers`` (optimizers, schedules).  ``tests/test_registry.py`` checks, entry by entry,
+``pinnlab.numerics.optimizers`` (optimizers, schedules).  ``tests/core/test_registry.py`` checks, entry by entry,
 that both sides list the same names and that each formulation's ``bounded_below`` is true to its
 values.  Problems carry their metadata as class attributes in ``pinnlab.problems``, which is itself
 TensorFlow-free (see its docstring).

@@ -12,7 +12,7 @@ inside, :mod:`pinnlab.numerics.derivatives`) and a weight tape evaluated on *one
 measured at 1.9–2.8 ms for 200 points of the 1-D Poisson case, also under XLA.
 ``tape.jacobian(r, θ, experimental_use_pfor=True)`` gives the same numbers in 42–64 ms: it
 vectorises over *cotangents*, so every one of the ``n`` backward passes runs over all ``n`` points
-(``O(n² P)`` instead of ``O(n P)``).  Tested against a naive per-point loop in tests/test_ntk.py.
+(``O(n² P)`` instead of ``O(n P)``).  Tested against a naive per-point loop in tests/numerics/test_ntk.py.
 
 Which points belong to a term is not declared by problems, so :func:`term_layouts` finds out once,
 eagerly: the point set whose input gradient is connected to the term.  A term given as a list of

@@ -2,7 +2,7 @@
 solution.  One module per problem; ``PROBLEMS`` maps the YAML name to the class.  A user problem is
 named by import path, ``problem.name: mypkg.problems:Burgers``, and subclasses :class:`Problem`.
 
-Contract (checked for every registered problem in tests/test_problems.py): the residual of the
+Contract (checked for every registered problem in tests/problems/test_problems.py): the residual of the
 exact solution is ≈ 0 on sampled points, samples are reproducible from the seed, and the terms and
 derivatives produced are the ones the class declares.
 

@@ -8,7 +8,7 @@ instead of PRUNING every trial.  They follow where the values come from:
 row of a diagnostics step (the step's metrics and the diagnostics').  The names follow the trainer
 (``Trainer.step_names``), its diagnostics (``pinnlab.training.diagnostics``, ``.sharpness``,
 ``.ntk_weighting``, ``.forecast``), the same for every replicate (``pinnlab.training.replicas``);
-tests/test_sweep_space_input.py trains small configs and checks that every column they log is in
+tests/sweep/test_sweep_space_input.py trains small configs and checks that every column they log is in
 these sets.
 """
 

@@ -18,7 +18,7 @@ after ``newton_cg_iters`` (100 by default), which keeps a step at seconds on 2 C
 The Armijo constants (sufficient decrease 0.1, halving, at most 30 halvings) are the paper's; a
 line search that finds no decrease takes no step, drops the warm start and refreshes the
 preconditioner at the next iteration.  The algebra (:func:`nystrom`, :func:`pcg`, :func:`armijo`)
-is NumPy on float64 vectors, unit-tested against dense matrices (tests/test_newton_cg.py).
+is NumPy on float64 vectors, unit-tested against dense matrices (tests/training/test_newton_cg.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The math lives in :mod:`pinnlab.numerics.ntk`; this module only compiles it agai
 
 λ lives in the trainer's ``tf.Variable``\\ s and is changed with ``assign`` inside one compiled
 function whose only inputs are the point tensors and a ``(2,)`` seed tensor (for Hutchinson
-probes), so updates never retrace (tests/test_ntk.py counts the traces).
+probes), so updates never retrace (tests/numerics/test_ntk.py counts the traces).
 
 ``diagnostics.ntk_trace`` logs ``ntk_trace/<term>`` = tr(K_ii) (the sum over the term's points,
 as in the paper's figures) every diagnostics step, whatever the scheme, from a second compiled

@@ -14,9 +14,9 @@ from variables, or what the host loop reads, can share one built :class:`Trainer
 
 Taking the next config (:func:`reset`): assign the initial weights a fresh ``Trainer`` with that
 seed would draw (:class:`~pinnlab.training.replicas.StackedMLP` with one seed, proved equal to
-:func:`~pinnlab.numerics.models.build_mlp` in tests/test_replicas.py), zero the optimizer's slots and
+:func:`~pinnlab.numerics.models.build_mlp` in tests/training/test_replicas.py), zero the optimizer's slots and
 iteration count, assign the learning rate and the λ, and redo the per-run state
-(``Trainer._prepare_run``: points from the new seed, batching, budget).  tests/test_reuse.py checks
+(``Trainer._prepare_run``: points from the new seed, batching, budget).  tests/training/test_reuse.py checks
 that a reused trainer's steps equal a fresh one's bit for bit (its diagnostics to float rounding: a
 trainer evaluates its first ones eagerly over its life, :mod:`pinnlab.training.compiled`).
 

@@ -143,7 +143,7 @@ def test_eager_costs_benchmark_measures_every_function_and_equal_products():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from benchmarks.speed.eager_costs import measure_case
 
     case = measure_case("seed", ["model.width=5"])

@@ -8,7 +8,7 @@
 * the commands of the README's "Is my run diverging?" section run as written in the directory of
   the sweep (``./pinnlab-runs``), the long-running ones until they answer.
 
-The study is the tiny one of ``tests/test_analysis.py`` (built once per session).
+The study is the tiny one of ``tests/analysis/test_analysis.py`` (built once per session).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import pytest
 
 from pinnlab.analysis import trials_frame
 from pinnlab.cli import main
-from tests.test_analysis import STUDY, VIEWS, build_study
+from tests.analysis.test_analysis import STUDY, VIEWS, build_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(

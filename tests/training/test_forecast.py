@@ -239,7 +239,7 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "verdicts.json"
     subprocess.run(
         [sys.executable, str(root / "benchmarks" / "studies" / "verdicts.py"), "--quick", "--out", str(out)],
@@ -273,7 +273,7 @@ def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from benchmarks.studies.sharpness_accuracy import measure_case
 
     case = measure_case("seed", ["model.activation=tanh", "model.width=20"], starts=2)

@@ -31,8 +31,8 @@ from pinnlab.core.errors import StoreError
 from pinnlab.sweep.journal import LOCK_SUFFIX, scan_journal
 from pinnlab.sweep.read import read_study
 from pinnlab.sweep.study import open_storage
-from tests.test_bad_input import TF_NOISE, _main, workdir  # noqa: F401
-from tests.test_bad_input import test_bad_input as bad_input_case
+from tests.cli.test_bad_input import TF_NOISE, _main, workdir  # noqa: F401
+from tests.cli.test_bad_input import test_bad_input as bad_input_case
 
 SWEEP = """\
 base: seed-fixed
@@ -165,7 +165,7 @@ def test_an_append_onto_a_tail_damaged_meanwhile_cuts_it_first(tmp_path, capsys,
 # ------------------------------------------------------------------------------------------
 # Bad stores through the CLI, in-process: one line, exit 2, nothing written.
 
-SWEEP_SW = "sw.yaml"  # from tests.test_bad_input.FILES: study "sw"
+SWEEP_SW = "sw.yaml"  # from tests.cli.test_bad_input.FILES: study "sw"
 
 
 def _optuna_journal(path: Path) -> None:

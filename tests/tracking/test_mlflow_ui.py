@@ -1,6 +1,6 @@
 """The MLflow UI as the place to compare a sweep's runs, checked in a real browser.
 
-The tiny grid sweep of tests/test_analysis.py (learning rate 1e-3 stays finite, 1e19 goes NaN at
+The tiny grid sweep of tests/analysis/test_analysis.py (learning rate 1e-3 stays finite, 1e19 goes NaN at
 step 1; width 5 or 10) runs through ``pinnlab sweep`` in two parts (3 trials, then resumed to 4)
 into a real SQLite store; ``mlflow ui`` serves that store on a free 127.0.0.1 port and headless Chromium opens:
 
@@ -36,8 +36,8 @@ from pinnlab.cli import main
 from pinnlab.tracking.store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
 from pinnlab.tracking.uri import BY_OUTCOME, RUNS_VIEW, UI_ADDRESS, runs_url, ui_command
 from pinnlab.tracking.writer import NAME_LIMIT, abbreviations, run_label
-from tests.test_analysis import TINY
-from tests.test_dashboard_browser import (
+from tests.analysis.test_analysis import TINY
+from tests.dashboards.test_dashboard_browser import (
     BIN,
     CHROMIUM,
     HEADLESS,

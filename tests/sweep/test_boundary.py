@@ -22,7 +22,7 @@ from pinnlab.core.outcomes import Outcome
 from pinnlab.sweep.boundary_sampler import BoundarySampler
 from pinnlab.sweep.spec import load_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CRITICAL = {"tanh": -1.0, "sin": -0.5, "relu": -1.5}  # log10 of the critical learning rate per activation
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

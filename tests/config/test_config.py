@@ -1,6 +1,6 @@
 """pinnlab.config at the API level: base chains, dotted overrides and their types, the budget rule,
 unknown keys, and every name field checked against the catalogue.  The command line's one-line
-error contract for the same inputs is in tests/test_cli_errors.py."""
+error contract for the same inputs is in tests/cli/test_cli_errors.py."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ Three tables, all in :data:`CASES` (id, argv, words the one error line must cont
   sweep file or its base.
 
 The harness (:func:`check_one_line`, :func:`_listing`, :func:`_main`, the ``workdir`` fixture that
-replaces training with a sentinel) is tests/test_bad_input.py's; no case imports TensorFlow.
+replaces training with a sentinel) is tests/cli/test_bad_input.py's; no case imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from pinnlab.config import MAX_NTK_PROBES, SCALE_MAX, RunConfig, load_config
 from pinnlab.config.sources import MAX_FILE_BYTES, MAX_YAML_DEPTH
 from pinnlab.problems import PROBLEMS
-from tests.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401  (workdir: a fixture)
+from tests.cli.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401  (workdir: a fixture)
 
 # ------------------------------------------------------------------------------------------
 # The per-field corpus, generated from the models.
@@ -141,7 +141,7 @@ def _field_cases() -> list[tuple[str, list[str], list[str]]]:
         for param, leaf, metadata in leaves(PROBLEMS.get(name).Params, "problem.params."):
             for suffix, text in bad_values(leaf, metadata):
                 if param.rpartition(".")[2].startswith("n_") and suffix == "huge":
-                    continue  # a point count: the memory check names it (tests/test_bad_input.py)
+                    continue  # a point count: the memory check names it (tests/cli/test_bad_input.py)
                 cases.append(
                     (f"param-{name}-{param[15:]}-{suffix}", ["run", preset, "--set", f"{param}={text}"], [param])
                 )
@@ -194,7 +194,7 @@ def _sweep_text(base: str, path: str, value: str, where: str) -> str:
 
 USER_PROBLEM = """
 from pinnlab.problems.base import Params
-from userprobs import BadDerivative  # tests/test_bad_input.py's FILES: a domain and a sampler
+from userprobs import BadDerivative  # tests/cli/test_bad_input.py's FILES: a domain and a sampler
 
 
 class HeatParams(Params):
@@ -481,7 +481,7 @@ def test_hostile_input_through_the_command(hostile, case):
     import subprocess
     import sys
 
-    from tests.test_bad_input import TF_NOISE
+    from tests.cli.test_bad_input import TF_NOISE
 
     _, argv, words = next(c for c in CASES if c[0] == case)
     exe = shutil.which("pinnlab", path=os.path.dirname(sys.executable)) or shutil.which("pinnlab")

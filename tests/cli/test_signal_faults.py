@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bad_input import TF_NOISE
+from tests.cli.test_bad_input import TF_NOISE
 
 GRACE = 2  # PINNLAB_STOP_GRACE of every case
 LIMIT = 240  # seconds a case may take to reach its moment (TensorFlow starts on a busy machine)

@@ -1,7 +1,7 @@
 """Stores refused up front: in-memory, foreign, mistyped, old or silent; and a storage lost mid-sweep.
 
 Every case of :data:`CASES` runs :func:`pinnlab.cli.main` in the bad-input harness of
-``tests/test_bad_input.py`` (one line ``pinnlab CMD: error: ...``, exit code 2, empty stdout, no
+``tests/cli/test_bad_input.py`` (one line ``pinnlab CMD: error: ...``, exit code 2, empty stdout, no
 traceback) in a directory that also holds real stores: an MLflow SQLite database (``ml.db``), an
 Optuna one (``opt.db``), an MLflow database at an older schema revision (``old.db``), a database
 of neither tool (``other.db``), an empty file (``empty.db``), and the default store with study
@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from pinnlab.tracking.uri import PROBE_ENV, PROBE_SECONDS, probe_seconds
-from tests.test_bad_input import FILES, _main, check_one_line, workdir  # noqa: F401 (fixture)
+from tests.cli.test_bad_input import FILES, _main, check_one_line, workdir  # noqa: F401 (fixture)
 
 DEFAULT_PROBE_CASE = "run-tracking-silent-postgres"  # the one silent case that waits the default probe time
 SILENT_LIMIT = 15  # seconds: a silent server is one line within this, not MLflow's minutes

@@ -7,7 +7,7 @@ and the objective and pruner metrics against what those configs produce
 (:func:`pinnlab.sweep.metrics.objective_metrics`).  ``CASES`` is generated where that is natural:
 every numeric and every categorical dimension of the shipped ``sweeps/*.yaml`` with each bad shape,
 and their objectives and pruner metrics misspelt; the rest are combinations written out.  The
-harness (files, the ``workdir`` fixture, the one-line check) is tests/test_bad_input.py's.
+harness (files, the ``workdir`` fixture, the one-line check) is tests/cli/test_bad_input.py's.
 
 The producible metrics are derived from the config without TensorFlow; the last tests train tiny
 configs and check that every column they log is among them, so the derivation cannot drift from
@@ -33,14 +33,14 @@ from pinnlab.core.summary import OBJECTIVE_METRICS
 from pinnlab.sweep.metrics import objective_metrics, pruner_metrics
 from pinnlab.sweep.space import MAX_CORNERS, corners
 from pinnlab.sweep.spec import ParamSpec, load_sweep
-from tests.test_bad_input import (
+from tests.cli.test_bad_input import (
     _listing,
     check_one_line,
     workdir,  # noqa: F401 (a fixture)
 )
-from tests.test_bad_input import test_bad_input as check_case  # renamed: not collected here again
+from tests.cli.test_bad_input import test_bad_input as check_case  # renamed: not collected here again
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "sweeps").glob("*.yaml"))}
 FILES: dict[str, str] = {}  # file name -> sweep file text, written into the case's directory
 
@@ -490,7 +490,7 @@ for source in (
 
 @pytest.fixture
 def sweepdir(workdir):
-    """tests/test_bad_input.py's case directory, with this file's sweep files in it."""
+    """tests/cli/test_bad_input.py's case directory, with this file's sweep files in it."""
     for name, text in FILES.items():
         (workdir / name).write_text(text)
     return workdir

@@ -1,5 +1,5 @@
 """``pinnlab reproduce convection --quick`` end to end, through the command as a user runs it (a
-module of its own so that it runs beside tests/test_reproduce.py's seed study)."""
+module of its own so that it runs beside tests/reproduce/test_reproduce.py's seed study)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import pytest
 
 from pinnlab.cli import main
-from tests.test_reproduce import claims, store  # noqa: F401 (store: a module fixture, one per module)
+from tests.reproduce.test_reproduce import claims, store  # noqa: F401 (store: a module fixture, one per module)
 
 # the quick study trains 8 runs (about 45 s): a slow test, as every reproduction's quick variant
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ where the entry is shown, its escaped form.  Headless Chromium then opens one pa
 payload at every entry: no payload may run (each sets ``data-pwned`` on ``<html>``) and every panel
 must be drawn; the negative control is the same check catching a payload put in unescaped.
 
-:data:`REFUSALS` extends the bad-input corpus of ``tests/test_bad_input.py`` (same harness):
+:data:`REFUSALS` extends the bad-input corpus of ``tests/cli/test_bad_input.py`` (same harness):
 ``dashboard --out`` and ``reproduce --out`` onto a journal, a database, any file that is not a
 pinnlab page, a store directory or an artifact tree are one line, exit 2, nothing written.  The
 ``plots`` tests cover a foreign run's artifact location and PNGs that cannot be written in full.
@@ -36,8 +36,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from pinnlab.core.preflight import PAGE_MARKER
 from pinnlab.dashboards.divergence import write_dashboard
 from pinnlab.dashboards.page import render_page, text
-from tests.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401 (a fixture)
-from tests.test_dashboard_browser import VIEWS, RecordingProxy, chromium, classes, needs_chromium, sections
+from tests.cli.test_bad_input import _listing, _main, check_one_line, workdir  # noqa: F401 (a fixture)
+from tests.dashboards.test_dashboard_browser import VIEWS, RecordingProxy, chromium, classes, needs_chromium, sections
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

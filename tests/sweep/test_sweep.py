@@ -17,7 +17,7 @@ from pinnlab.sweep.objective import objective_value
 from pinnlab.sweep.space import grid_space, suggest
 from pinnlab.sweep.spec import ParamSpec, load_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 
 
@@ -191,7 +191,7 @@ def test_end_to_end_sweep_with_two_workers_then_resume(tmp_path, capsys, monkeyp
     assert more["ran_now"] == 1
 
 
-# seed_boundary.yaml's smoke variant runs end to end in tests/test_boundary.py (with its report and
+# seed_boundary.yaml's smoke variant runs end to end in tests/sweep/test_boundary.py (with its report and
 # dashboard), not twice
 @pytest.mark.parametrize("path", [p for p in SWEEPS if p.name != "seed_boundary.yaml"], ids=lambda p: p.name)
 def test_smoke_variant_of_every_shipped_sweep(tmp_path, capsys, path):

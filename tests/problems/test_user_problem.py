@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "problems.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "problems.md"
 
 
 def example_files() -> dict[str, str]:

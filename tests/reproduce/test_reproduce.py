@@ -2,7 +2,7 @@
 store), what each one measures, and the pieces they are built from.
 
 Each quick study runs once per module (fixtures below); the tests read its result, its files and
-its MLflow runs.  ``convection`` is in tests/test_reproduce_convection.py, so that the two test
+its MLflow runs.  ``convection`` is in tests/reproduce/test_reproduce_convection.py, so that the two test
 processes can run the seed and convection studies at the same time.  The full variants (minutes to an hour) are documented in docs/reproductions.md.
 """
 

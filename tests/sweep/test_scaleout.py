@@ -6,7 +6,7 @@ stopped with SIGTERM in the middle of a trial, a killed worker on the journal st
 PostgreSQL comes from ``tests/postgres.py`` (``$PINNLAB_TEST_POSTGRES_URL``, set by ``.ci/run``, or
 a temporary cluster from the local binaries; skipped without one unless
 ``PINNLAB_REQUIRE_POSTGRES=1``).  The MLflow server is started here, with the helper of
-``tests/test_dashboard_browser.py``.  Heartbeats every second with a grace period of 3 s
+``tests/dashboards/test_dashboard_browser.py``.  Heartbeats every second with a grace period of 3 s
 (``PINNLAB_HEARTBEAT_INTERVAL`` / ``PINNLAB_GRACE_PERIOD``), so a killed worker is noticed in
 seconds.  Trials are trainings of 300 steps (a few seconds each, tracking included): long enough
 to be killed in the middle, short enough for the file to run in about a minute and a half.
@@ -36,7 +36,7 @@ import yaml
 from pinnlab.analysis import trials_frame
 from pinnlab.cli import main
 from tests import postgres
-from tests.test_dashboard_browser import BIN, Server, free_port
+from tests.dashboards.test_dashboard_browser import BIN, Server, free_port
 
 HEARTBEAT = {"PINNLAB_HEARTBEAT_INTERVAL": "1", "PINNLAB_GRACE_PERIOD": "3"}
 GRID = {"model.width": [8, 16], "model.activation": ["tanh", "softplus"]}
@@ -49,7 +49,7 @@ SWEEP = {
     "n_trials": 4,
 }
 HOST = socket.gethostname()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLOSED = "pinnlab.closed_by"
 
 

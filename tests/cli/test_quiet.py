@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_user_problem import example_files
+from tests.problems.test_user_problem import example_files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # the shapes of pinnlab's lines (one line of stdout or stderr, a progress bar's \r pieces each)
 OURS = [
