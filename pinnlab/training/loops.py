@@ -244,9 +244,7 @@ class NewtonCGLoop(_FullBatch):
 
     def __init__(self, trainer: Trainer, budget: int | None = None, start: int = 0):
         super().__init__(trainer, budget, start)
-        self.hvp = tf.function(
-            self.compiled_hvp, jit_compile=False, autograph=False
-        )  # never XLA (pinnlab.training.sharpness)
+        self.hvp = tf.function(self._hvp, jit_compile=False, autograph=False)  # never XLA (pinnlab.training.sharpness)
         self.loss_at = tf.function(self._loss_at, jit_compile=trainer.cfg.training.jit_compile, autograph=False)
 
     def _hvp(self, theta, v):
