@@ -153,7 +153,7 @@ def _budget(cfg, n_residual: int) -> tuple[int, str]:
         return steps, "training.steps"
     if cfg.optimizer.name == "lbfgs":
         return steps, "optimizer.lbfgs_max_iter"
-    return steps, "training.epochs" if t.epochs else "training.steps"
+    return steps, "training.epochs" if t.epochs else "training.default_steps"
 
 
 def estimate(cfg, problem, counts: dict[str, int]) -> Estimate:

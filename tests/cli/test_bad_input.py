@@ -113,6 +113,11 @@ CASES = [
     ("steps-1e8", _run("seed", "--set", "training.steps=100000000"), ["training.steps", "GiB", "history"]),
     ("epochs-huge", _run("seed", "--set", "training.epochs=1000000000"), ["training.epochs", "history"]),
     (
+        "default-steps-huge",
+        _run("poisson2d", "--set", "training.steps=null", "--set", "training.default_steps=100000000000000"),
+        ["training.default_steps", "history"],
+    ),
+    (
         "lbfgs-iterations-huge",
         _run("seed", "--set", "optimizer.name=lbfgs", "--set", "optimizer.lbfgs_max_iter=10000000000"),
         ["optimizer.lbfgs_max_iter", "history"],
