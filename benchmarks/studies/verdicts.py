@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/studies/verdicts.py [--quick] [--workers 2] [--out FILE.json] [--series DIR]
+    python benchmarks/studies/verdicts.py --corpus fresh --workers 2   # the untouched draw
     python benchmarks/studies/verdicts.py --markdown benchmarks/results/verdicts.json   # the docs tables
 
 Method
@@ -37,7 +38,10 @@ Split (:func:`half_of`, fixed by each configuration's name): ``tune`` (the first
 the divergence rules were revised, and about a third of the extension) and ``held_out``; every
 figure is given for the whole corpus, ``tune`` and ``held_out`` (and, as before, the even and odd
 index halves); ``held_out_goals`` checks the held-out figures against their goals.
-``thresholds_tuned_on_corpus`` says how the rules met the first corpus.
+``thresholds_tuned_on_corpus`` says how the rules met the first corpus.  Both halves have since been
+read (their misses are listed in docs/verdicts.md), so ``--corpus fresh`` runs a third set,
+:func:`corpus_fresh`, drawn at random after the rules were fixed and never used to revise them:
+its figures (``fresh_goals`` against the held-out goals) go to verdicts_fresh.json.
 
 Corpus (``corpus()``: :func:`corpus_v1` and :func:`corpus_extension`; each T chosen so that T +
 10·T stays cheap on 2 cores):
@@ -82,6 +86,7 @@ from pinnlab.core.outcomes import Outcome  # noqa: E402  (TensorFlow-free)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "verdicts.json"
+FRESH_OUT = ROOT / "benchmarks" / "results" / "verdicts_fresh.json"
 HORIZON = 10
 GOALS = {"label_agreement": 0.97, "forecast_recall": 0.8, "forecast_false_alarm_rate": 0.05}
 # on the held-out half, untouched by the revision of the rules (docs/verdicts.md, "Did it train")
@@ -104,6 +109,34 @@ TUNED_ON_CORPUS = (
 )
 
 
+# the problems' small, cheap settings shared by the corpora
+FIXED = {  # seed-fixed's formulation, on the seed preset
+    "loss.formulation": "squared",
+    "model.activation": "tanh",
+    "problem.params.constraint": "dirichlet",
+    "model.output_activation": "linear",
+}
+SMALL = {"model.width": 20, "model.depth": 2, "training.jit_compile": False}
+POIS = {**SMALL, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
+P1 = {"model.width": 64, "training.jit_compile": False}
+HELM = {
+    **SMALL,
+    "problem.params.n_residual": 64,
+    "problem.params.n_boundary_per_edge": 64,
+    "optimizer.schedule.name": "constant",
+}
+CONV = {**SMALL, "problem.params.n_residual": 400, "problem.params.n_initial": 64, "problem.params.n_boundary": 32}
+HEAT = {  # a user problem by import path (u_t = u_xx, exact solution known)
+    "problem.name": "tests.user_problem:Heat1D",
+    "model.width": 20,
+    "model.depth": 2,
+    "model.activation": "tanh",
+    "model.output_activation": "linear",
+    "loss.formulation": "squared",
+    "training.batch_size": 256,
+}
+
+
 def _seed(name, T=400, **over):
     return {"name": name, "preset": "seed", "T": T, "overrides": {"model.width": 20, **over}}
 
@@ -120,6 +153,8 @@ def half_of(entry: dict) -> str:
     existed.  An extension entry is ``tune`` when the first byte of the SHA-256 of its name is a
     multiple of 3 (about one in three), else ``held_out``: halves of similar size.
     """
+    if entry.get("fresh"):
+        return "fresh"
     if entry.get("v1"):
         return "tune"
     return "tune" if hashlib.sha256(entry["name"].encode()).digest()[0] % 3 == 0 else "held_out"
@@ -129,12 +164,6 @@ def corpus_extension() -> list[dict]:
     """Configurations added for the fit classes and short budgets: every preset, a user problem
     (``tests.user_problem:Heat1D``), SGD, momentum, Adam, RMSprop and L-BFGS, budgets from 40 steps."""
     c = []
-    fixed = {
-        "loss.formulation": "squared",
-        "model.activation": "tanh",
-        "problem.params.constraint": "dirichlet",
-        "model.output_activation": "linear",
-    }
     # seed-fixed as the README runs it, at epoch budgets (360 steps an epoch)
     for epochs, seed in ((1, 0), (2, 1), (3, 0), (3, 1), (5, 2)):
         c.append(
@@ -159,17 +188,17 @@ def corpus_extension() -> list[dict]:
         )
     for opt, lr in (("rmsprop", 1e-3), ("rmsprop", 1e-2), ("rmsprop", 0.1), ("sgd", 0.2), ("adam", 0.05)):
         over = {"optimizer.name": opt, "optimizer.learning_rate": lr}
-        c.append(_seed(f"seed-fixed {opt} lr{lr} T200", T=200, **fixed, **over))
+        c.append(_seed(f"seed-fixed {opt} lr{lr} T200", T=200, **FIXED, **over))
     c.append(
         _seed(
             "seed-fixed sgd momentum0.9 lr0.005 T200",
             T=200,
-            **fixed,
+            **FIXED,
             **{"optimizer.learning_rate": 0.005, "optimizer.momentum": 0.9},
         )
     )
-    c.append(_seed("seed-fixed lbfgs T100", T=100, **fixed, **{"optimizer.name": "lbfgs", "training.batch_size": 3600}))
-    c.append(_seed("seed-fixed relu lr0.01 T400", T=400, **{**fixed, "model.activation": "relu"}))
+    c.append(_seed("seed-fixed lbfgs T100", T=100, **FIXED, **{"optimizer.name": "lbfgs", "training.batch_size": 3600}))
+    c.append(_seed("seed-fixed relu lr0.01 T400", T=400, **{**FIXED, "model.activation": "relu"}))
     # the question's loss and the answer's width, short and with other optimizers
     for T in (40, 100):
         for lr in (0.01, 0.1):
@@ -206,8 +235,6 @@ def corpus_extension() -> list[dict]:
         )
     )
     # poisson2d: ReLU (its Laplacian is zero), a raw loss, Adam too large, RMSprop, L-BFGS
-    small = {"model.width": 20, "model.depth": 2, "training.jit_compile": False}
-    pois = {**small, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
     for name, T, over in (
         ("poisson2d relu adam 1e-3", 300, {"model.activation": "relu", "optimizer.learning_rate": 1e-3}),
         ("poisson2d relu adam 1e-2 T100", 100, {"model.activation": "relu", "optimizer.learning_rate": 1e-2}),
@@ -234,9 +261,8 @@ def corpus_extension() -> list[dict]:
         ("poisson2d sin adam 1e-3", 300, {"model.activation": "sin", "optimizer.learning_rate": 1e-3}),
         ("poisson2d softplus adam 1e-3", 300, {"model.activation": "softplus", "optimizer.learning_rate": 1e-3}),
     ):
-        c.append({"name": name, "preset": "poisson2d", "T": T, "overrides": {**pois, **over}})
+        c.append({"name": name, "preset": "poisson2d", "T": T, "overrides": {**POIS, **over}})
     # poisson1d (the spectral-bias case), small and short
-    p1 = {"model.width": 64, "training.jit_compile": False}
     for name, T, over in (
         ("poisson1d sgd 1e-3", 300, {"optimizer.learning_rate": 1e-3}),
         ("poisson1d sgd 1e-2", 300, {"optimizer.learning_rate": 1e-2}),
@@ -251,13 +277,7 @@ def corpus_extension() -> list[dict]:
             {"model.activation": "relu", "optimizer.name": "adam", "optimizer.learning_rate": 1e-3},
         ),
     ):
-        c.append({"name": name, "preset": "poisson1d", "T": T, "overrides": {**p1, **over}})
-    helm = {
-        **small,
-        "problem.params.n_residual": 64,
-        "problem.params.n_boundary_per_edge": 64,
-        "optimizer.schedule.name": "constant",
-    }
+        c.append({"name": name, "preset": "poisson1d", "T": T, "overrides": {**P1, **over}})
     for name, T, over in (
         ("helmholtz2d rmsprop 1e-3", 300, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-3}),
         ("helmholtz2d rmsprop 1e-1", 200, {"optimizer.name": "rmsprop", "optimizer.learning_rate": 1e-1}),
@@ -272,8 +292,7 @@ def corpus_extension() -> list[dict]:
         ("helmholtz2d lbfgs T100", 100, {"optimizer.name": "lbfgs", "training.resample": False}),
         ("helmholtz2d adam 1e-2 seed2", 300, {"optimizer.learning_rate": 1e-2, "training.seed": 2}),
     ):
-        c.append({"name": name, "preset": "helmholtz2d", "T": T, "overrides": {**helm, **over}})
-    conv = {**small, "problem.params.n_residual": 400, "problem.params.n_initial": 64, "problem.params.n_boundary": 32}
+        c.append({"name": name, "preset": "helmholtz2d", "T": T, "overrides": {**HELM, **over}})
     for name, T, over in (
         ("convection1d beta5", 400, {"problem.params.beta": 5.0}),
         ("convection1d beta20", 400, {"problem.params.beta": 20.0}),
@@ -288,17 +307,7 @@ def corpus_extension() -> list[dict]:
         ("convection1d beta1 lbfgs", 100, {"optimizer.name": "lbfgs"}),
         ("convection1d beta10 adam 1e-1", 300, {"problem.params.beta": 10.0, "optimizer.learning_rate": 0.1}),
     ):
-        c.append({"name": name, "preset": "convection1d", "T": T, "overrides": {**conv, **over}})
-    # a user problem by import path (u_t = u_xx, exact solution known)
-    heat = {
-        "problem.name": "tests.user_problem:Heat1D",
-        "model.width": 20,
-        "model.depth": 2,
-        "model.activation": "tanh",
-        "model.output_activation": "linear",
-        "loss.formulation": "squared",
-        "training.batch_size": 256,
-    }
+        c.append({"name": name, "preset": "convection1d", "T": T, "overrides": {**CONV, **over}})
     for name, T, over in (
         ("heat1d adam 1e-3", 300, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-3}),
         ("heat1d adam 1e-2 T100", 100, {"optimizer.name": "adam", "optimizer.learning_rate": 1e-2}),
@@ -323,8 +332,73 @@ def corpus_extension() -> list[dict]:
             {"loss.formulation": "raw", "optimizer.name": "adam", "optimizer.learning_rate": 1e-3},
         ),
     ):
-        c.append({"name": name, "preset": "seed", "T": T, "overrides": {**heat, **over}})
+        c.append({"name": name, "preset": "seed", "T": T, "overrides": {**HEAT, **over}})
     return c
+
+
+# the fresh corpus: drawn once, after the rules were fixed, and never used to revise them
+FRESH_SEED = 20261206
+FRESH_SIZE = 64
+FRESH_RATES = {"sgd": (-3, 0), "momentum": (-4, -1), "adam": (-4, -0.5), "rmsprop": (-4, -1)}
+
+
+def corpus_fresh() -> list[dict]:
+    """:data:`FRESH_SIZE` configurations drawn at random (``random.Random(FRESH_SEED)``) over the same
+    problems as :func:`corpus`: an optimizer (SGD, momentum 0.9, Adam, RMSprop; L-BFGS on the
+    full-batch problems), a log-uniform learning rate in :data:`FRESH_RATES`, a budget of 40-300
+    steps, a seed, sometimes another activation, the formulation (seed) and β (convection).  Its
+    figures are an untouched check of the rules as they stand: none of its runs was seen before the
+    rules were fixed."""
+    rng = random.Random(FRESH_SEED)
+    families = ["seed-fixed", "seed", "poisson2d", "poisson1d", "helmholtz2d", "convection1d", "heat1d"]
+    full_batch = {"poisson2d", "poisson1d", "convection1d", "heat1d"}
+    out = []
+    for i in range(FRESH_SIZE):
+        family = rng.choice(families)
+        kinds = ["sgd", "momentum", "adam", "rmsprop"] + (["lbfgs"] if family in full_batch else [])
+        kind = rng.choice(kinds)
+        T = rng.choice((40, 100, 200, 300))
+        seed = rng.randrange(3)
+        over: dict = {"training.seed": seed}
+        preset = family
+        if family == "seed-fixed":
+            over["model.width"] = rng.choice((4, 8, 16, 32))
+        elif family == "seed":
+            over.update({"model.width": 20, "loss.formulation": rng.choice(("raw", "squared"))})
+            over["model.activation"] = rng.choice(("relu", "tanh", "softplus"))
+        elif family == "poisson2d":
+            over.update(POIS)
+        elif family == "poisson1d":
+            over.update(P1)
+        elif family == "helmholtz2d":
+            over.update(HELM)
+        elif family == "convection1d":
+            over.update({**CONV, "problem.params.beta": rng.choice((1.0, 5.0, 10.0, 20.0, 30.0, 40.0))})
+        else:
+            preset = "seed"
+            over.update(HEAT)
+        if family not in ("seed",) and rng.random() < 0.15:
+            over["model.activation"] = rng.choice(("relu", "sin", "softplus"))
+        if kind == "lbfgs":
+            over["optimizer.name"] = "lbfgs"
+            T = min(T, 100)
+            label = "lbfgs"
+        else:
+            lo, hi = FRESH_RATES[kind]
+            lr = float(f"{10 ** rng.uniform(lo, hi):.3g}")
+            over.update({"optimizer.name": "sgd" if kind == "momentum" else kind, "optimizer.learning_rate": lr})
+            if kind == "momentum":
+                over["optimizer.momentum"] = 0.9
+            label = f"{kind} lr{lr:g}"
+        extra = " ".join(
+            f"{k.rsplit('.', 1)[1]}={v}"
+            for k, v in over.items()
+            if k in ("model.activation", "loss.formulation", "problem.params.beta", "model.width")
+            and family != "heat1d"
+        )
+        name = f"fresh{i:02d} {family} {label} T{T} seed{seed} {extra}".strip()
+        out.append({"name": name, "preset": preset, "T": T, "overrides": over, "fresh": True})
+    return out
 
 
 def corpus_v1() -> list[dict]:
@@ -376,30 +450,22 @@ def _corpus_v1() -> list[dict]:
                 },
             )
         )
-    fixed = {
-        "loss.formulation": "squared",
-        "model.activation": "tanh",
-        "problem.params.constraint": "dirichlet",
-        "model.output_activation": "linear",
-    }
     for lr in (0.001, 0.01, 0.03, 0.1, 0.3):
-        c.append(_seed(f"seed-fixed sgd lr{lr}", **fixed, **{"optimizer.learning_rate": lr}))
+        c.append(_seed(f"seed-fixed sgd lr{lr}", **FIXED, **{"optimizer.learning_rate": lr}))
     for lr in (0.01, 0.05):
         c.append(
             _seed(
                 f"seed-fixed sgd momentum0.9 lr{lr}",
-                **fixed,
+                **FIXED,
                 **{"optimizer.learning_rate": lr, "optimizer.momentum": 0.9},
             )
         )
     for lr in (1e-3, 1e-2, 1e-1):
-        c.append(_seed(f"seed-fixed adam lr{lr}", **fixed, **{"optimizer.name": "adam", "optimizer.learning_rate": lr}))
-    c.append(_seed("seed-fixed sin lr0.01", **{**fixed, "model.activation": "sin"}))
-    c.append(_seed("seed-fixed softplus lr0.01", **{**fixed, "model.activation": "softplus"}))
-    c.append(_seed("seed-fixed l2=1e-4 lr0.01", **fixed, **{"regularization.l2": 1e-4}))
-    c.append(_seed("seed-fixed exp_sin lr0.01", **fixed, **{"problem.params.solution": "exp_sin"}))
-    small = {"model.width": 20, "model.depth": 2, "training.jit_compile": False}
-    pois = {**small, "problem.params.n_residual": 500, "problem.params.n_boundary": 100}
+        c.append(_seed(f"seed-fixed adam lr{lr}", **FIXED, **{"optimizer.name": "adam", "optimizer.learning_rate": lr}))
+    c.append(_seed("seed-fixed sin lr0.01", **{**FIXED, "model.activation": "sin"}))
+    c.append(_seed("seed-fixed softplus lr0.01", **{**FIXED, "model.activation": "softplus"}))
+    c.append(_seed("seed-fixed l2=1e-4 lr0.01", **FIXED, **{"regularization.l2": 1e-4}))
+    c.append(_seed("seed-fixed exp_sin lr0.01", **FIXED, **{"problem.params.solution": "exp_sin"}))
     for opt, lrs in (("adam", (1e-3, 1e-2, 1e-1, 1.0, 10.0)), ("sgd", (1e-3, 1e-2, 1e-1, 1.0))):
         for lr in lrs:
             c.append(
@@ -407,15 +473,9 @@ def _corpus_v1() -> list[dict]:
                     "name": f"poisson2d {opt} lr{lr}",
                     "preset": "poisson2d",
                     "T": 300,
-                    "overrides": {**pois, "optimizer.name": opt, "optimizer.learning_rate": lr},
+                    "overrides": {**POIS, "optimizer.name": opt, "optimizer.learning_rate": lr},
                 }
             )
-    helm = {
-        **small,
-        "problem.params.n_residual": 64,
-        "problem.params.n_boundary_per_edge": 64,
-        "optimizer.schedule.name": "constant",
-    }
     for opt, lrs in (("adam", (1e-3, 1e-2, 1e-1, 1.0)), ("sgd", (1e-4, 1e-3, 1e-2))):
         for lr in lrs:
             c.append(
@@ -423,17 +483,16 @@ def _corpus_v1() -> list[dict]:
                     "name": f"helmholtz2d {opt} lr{lr}",
                     "preset": "helmholtz2d",
                     "T": 300,
-                    "overrides": {**helm, "optimizer.name": opt, "optimizer.learning_rate": lr},
+                    "overrides": {**HELM, "optimizer.name": opt, "optimizer.learning_rate": lr},
                 }
             )
-    conv = {**small, "problem.params.n_residual": 400, "problem.params.n_initial": 64, "problem.params.n_boundary": 32}
     for beta in (1.0, 10.0, 30.0, 50.0):
         c.append(
             {
                 "name": f"convection1d beta{beta:g}",
                 "preset": "convection1d",
                 "T": 400,
-                "overrides": {**conv, "problem.params.beta": beta},
+                "overrides": {**CONV, "problem.params.beta": beta},
             }
         )
     c.append(
@@ -441,7 +500,7 @@ def _corpus_v1() -> list[dict]:
             "name": "convection1d beta30 adam 1e-2",
             "preset": "convection1d",
             "T": 400,
-            "overrides": {**conv, "problem.params.beta": 30.0, "optimizer.learning_rate": 1e-2},
+            "overrides": {**CONV, "problem.params.beta": 30.0, "optimizer.learning_rate": 1e-2},
         }
     )
     return c
@@ -682,6 +741,13 @@ def _goals(figs: dict, goals: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="two tiny configurations (for the tests)")
+    ap.add_argument(
+        "--corpus",
+        choices=("main", "fresh"),
+        default="main",
+        help=f"main: the tune/held-out corpus (default, -> {DEFAULT_OUT.name}); fresh: the untouched draw "
+        f"(corpus_fresh, -> {FRESH_OUT.name})",
+    )
     ap.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     ap.add_argument("--out", type=Path, default=None, help=f"JSON output (default {DEFAULT_OUT}; --quick: none)")
     ap.add_argument("--markdown", type=Path, default=None, help="print the tables of this result JSON and exit")
@@ -690,7 +756,8 @@ def main(argv=None) -> int:
     if args.markdown is not None:
         print(markdown(json.loads(args.markdown.read_text())))
         return 0
-    entries = quick_corpus() if args.quick else corpus()
+    fresh = args.corpus == "fresh"
+    entries = quick_corpus() if args.quick else corpus_fresh() if fresh else corpus()
     if args.series is not None:
         args.series.mkdir(parents=True, exist_ok=True)
         entries = [{**e, "series_dir": str(args.series)} for e in entries]
@@ -715,14 +782,20 @@ def main(argv=None) -> int:
             print(f"{len(rows)}/{len(entries)} {e['name']}: label {rows[-1]['label']}", flush=True)
     wall = time.perf_counter() - t0
     figs = figures(rows)
-    out_held = figures([r for r in rows if r["half"] == "held_out"])
+    if fresh:  # one untouched set: its figures against the held-out goals
+        split = {"fresh_seed": FRESH_SEED, "fresh_goals": _goals(figs, HELD_OUT_GOALS)}
+    else:
+        out_held = figures([r for r in rows if r["half"] == "held_out"])
+        split = {
+            "halves": {"even": figures(rows[0::2]), "odd": figures(rows[1::2])},
+            "tune": figures([r for r in rows if r["half"] == "tune"]),
+            "held_out": out_held,
+            "goals": _goals(figs, GOALS),
+            "held_out_goals": _goals(out_held, HELD_OUT_GOALS),
+        }
     out = {
         **figs,
-        "halves": {"even": figures(rows[0::2]), "odd": figures(rows[1::2])},
-        "tune": figures([r for r in rows if r["half"] == "tune"]),
-        "held_out": out_held,
-        "goals": _goals(figs, GOALS),
-        "held_out_goals": _goals(out_held, HELD_OUT_GOALS),
+        **split,
         "thresholds_tuned_on_corpus": TUNED_ON_CORPUS,
         "horizon": HORIZON,
         "truth_weight_ratio": TRUTH_RATIO,
@@ -731,7 +804,7 @@ def main(argv=None) -> int:
         "machine": environment(workers=args.workers, loadavg_end=list(os.getloadavg())),
         "runs": rows,
     }
-    path = args.out or (None if args.quick else DEFAULT_OUT)
+    path = args.out or (None if args.quick else FRESH_OUT if fresh else DEFAULT_OUT)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_results(path, out, out["machine"], indent=1)
