@@ -628,7 +628,13 @@ def test_the_verdict_tables_are_the_benchmarks_own():
     spec = importlib.util.spec_from_file_location("verdicts_bench", ROOT / "benchmarks" / "studies" / "verdicts.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.markdown(results("verdicts.json")) in DOCS["docs/verdicts.md"]
+    for name in ("verdicts.json", "verdicts_fresh.json"):  # the tune/held-out corpus, the fresh draw
+        assert module.markdown(results(name)) in DOCS["docs/verdicts.md"], name
+
+
+def _fresh(key: str) -> Any:
+    """A figure of the label benchmark's fresh corpus (``--corpus fresh``)."""
+    return results("verdicts_fresh.json")[key]
 
 
 def _not_diverged() -> int:
@@ -655,6 +661,28 @@ def _boundary(sampler: str, key: str) -> float:
 # the digits the doc shows.
 MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("README.md", "({} configurations, each labelled", lambda: _verdicts("n_runs")),
+    ("README.md", "On {} configurations drawn afresh", lambda: _fresh("n_runs")),
+    (
+        "README.md",
+        "drawn afresh after the rules were fixed (`--corpus fresh`), labels agree on {} %",
+        lambda: 100 * _fresh("label_agreement"),
+    ),
+    ("README.md", "the did-it-train class on {} %, but", lambda: 100 * _fresh("fit_agreement")),
+    ("README.md", "in time for only {} of", lambda: round(_fresh("forecast_recall") * _fresh("n_truth_divergent"))),
+    ("README.md", "for only 4 of the {} divergences", lambda: _fresh("n_truth_divergent")),
+    ("README.md", "with {} false alarms in 52", lambda: len(_fresh("false_alarms"))),
+    ("README.md", "false alarms in {} runs: read", lambda: _fresh("n_runs") - _fresh("n_truth_divergent")),
+    (
+        "docs/verdicts.md",
+        "its results: `benchmarks/results/verdicts_fresh.json` ({} s wall",
+        lambda: _fresh("wall_seconds"),
+    ),
+    ("docs/verdicts.md", "the labels hold: label agreement {} (one", lambda: _fresh("label_agreement")),
+    ("docs/verdicts.md", "did-it-train agreement {}, both", lambda: _fresh("fit_agreement")),
+    ("docs/verdicts.md", "The forecast does not: recall {} (", lambda: _fresh("forecast_recall")),
+    ("docs/verdicts.md", "and false alarms {} (8 of 52)", lambda: _fresh("forecast_false_alarm_rate")),
+    ("docs/verdicts.md", "*Fresh misses* ({}):", lambda: len(_fresh("missed_forecasts"))),
+    ("docs/verdicts.md", "*Fresh false alarms* ({}):", lambda: len(_fresh("false_alarms"))),
     ("README.md", "labels agree on {} %", lambda: 100 * _verdicts("label_agreement")),
     (
         "README.md",

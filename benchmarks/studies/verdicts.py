@@ -705,7 +705,12 @@ def markdown(out: dict) -> str:
     def f(x):
         return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
 
-    rows = [("all", out), ("tune half", out["tune"]), ("held-out half", out["held_out"])]
+    if "fresh_goals" in out:  # the fresh corpus: one untouched set
+        rows = [("fresh (untouched)", out)]
+        fits = rows
+    else:
+        rows = [("all", out), ("tune half", out["tune"]), ("held-out half", out["held_out"])]
+        fits = rows[1:]
     lines = [
         "| corpus | runs | truth divergent | label agreement | forecast recall | false-alarm rate "
         "| median lead (steps) | fit runs | fit agreement | right at 10x |",
@@ -721,7 +726,7 @@ def markdown(out: dict) -> str:
     for label in sorted(out["confusion"], key=lambda o: Outcome(o).order):
         c = out["confusion"][label]
         lines.append(f"| {label} | {c['truth_divergent']} | {c['truth_stable']} |")
-    for name, r in rows[1:]:
+    for name, r in fits:
         lines += ["", f"| {name}: label \\ truth at 10x | trained | stuck | silent |", "| --- | --- | --- | --- |"]
         for label in sorted(r["fit_confusion"], key=lambda o: Outcome(o).order):
             c = r["fit_confusion"][label]
