@@ -7,7 +7,7 @@ Usage::
 Method: for each case (the presets, and three seed-problem variants of the README sweep), a fresh
 trainer at initialisation and the sharpness check's own operator (the HVP of the loss on the first
 batch's points, at most ``diagnostics.sharpness_points`` per set, as :class:`Sharpness` uses it,
-compiled here so that long references are cheap).  The reference eigenvalue of largest magnitude
+compiled here so that long references are cheap).  The reference top eigenvalue
 is Lanczos run to min(80, number of weights) steps.  From ``--starts`` random start vectors, the
 estimate after k = 3…12 HVPs by power iteration (the Rayleigh quotient of the last iterate, the
 method used before) and by Lanczos (:func:`pinnlab.training.sharpness.lanczos_top`), as a fraction

@@ -28,14 +28,15 @@ nested GradientTapes (``g = inner.gradient(L, w)``, then ``outer.gradient(g, w, 
 = H v), which differentiates through the input derivatives of the residual again: one HVP costs
 ≈ 2 training steps on the seed problem (in a check run eagerly, the products share one recorded
 forward pass and gradient, and each costs one backward pass through the gradient).  k HVPs span
-the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the Ritz value of largest magnitude of A on
-that space (with its sign: a negative value, a loss curving
-down as an unbounded-below one does, counts as ratio 0), and its Ritz vector is kept.  The power
+the Krylov space {v, Av, …, A^(k-1)v}; the estimate is the largest Ritz value of A on that space
+(the top of the spectrum, which is what the stability threshold bounds: a loss that curves down
+harder than up, as an unbounded-below one does, still has its largest positive curvature measured;
+a top below 0 counts as ratio 0), and its Ritz vector is kept.  The power
 iterate A^(k-1)v lies in the same space, so the extreme Ritz values bracket its Rayleigh quotient
 (power iteration's estimate after the same HVPs), and the estimate is usually far closer: on the presets and three README-sweep
 seed variants at initialisation (3 random starts each, ``benchmarks/studies/sharpness_accuracy.py``), 12
-power iterations reached between −0.34 (the wrong sign) and 1.00 of the eigenvalue, 8 Lanczos
-steps 0.98-1.00, and the default first check (next paragraph) 0.997-1.000 with 3-10 HVPs (5.5 on
+power iterations reached between −1.24 (the wrong sign) and 1.00 of the top eigenvalue, 8 Lanczos
+steps 0.97-1.00, and the default first check (next paragraph) 0.977-1.000 with 3-9 HVPs (5.6 on
 average).
 
 The first check starts from a random vector and runs at most ``diagnostics.sharpness_cold_iters``
@@ -158,7 +159,7 @@ class Lanczos:
         beta = float(np.linalg.norm(w))
         T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         values, vectors = np.linalg.eigh(T)
-        i = int(np.argmax(np.abs(values)))
+        i = int(np.argmax(values))
         self.theta = theta = float(values[i])
         y = Q.T @ vectors[:, i]
         self.y = y / np.linalg.norm(y)
@@ -178,7 +179,8 @@ class Lanczos:
 
 
 def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
-    """The Ritz pair of largest magnitude of a symmetric operator after at most ``iters`` Lanczos steps.
+    """The largest Ritz value of a symmetric operator (the top of its spectrum) and its vector after at
+    most ``iters`` Lanczos steps.
 
     ``apply(v)`` returns A·v for a float64 vector ``v``; ``start`` is the first Krylov vector.  The
     iteration stops after ``min_iters`` steps or more once the residual ‖Ay − θy‖ = β·|y_last| is at

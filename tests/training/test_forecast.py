@@ -52,7 +52,8 @@ def test_lanczos_matches_the_dense_hessian_in_float64():
     H = _dense_hessian(t, points)
     assert np.allclose(H, H.T, atol=1e-8 * np.abs(H).max())
     eig = np.linalg.eigvalsh((H + H.T) / 2)
-    top = eig[np.argmax(np.abs(eig))]
+    top = eig.max()  # the top of the spectrum, which the stability threshold bounds
+    assert abs(eig.min()) > top  # the raw loss curves down harder than up: not the largest magnitude
     s = Sharpness(t)
     got = s(points)[0]["sharpness/top"]
     assert got == pytest.approx(top, rel=1e-6)
@@ -80,6 +81,18 @@ def test_lanczos_finds_the_top_eigenvalue_sooner_than_power_iteration():
     assert abs(v @ A @ v - 1.3) > 10 * abs(theta - 1.3)
 
 
+def test_lanczos_reports_the_top_of_the_spectrum_not_the_largest_magnitude():
+    """A loss that curves down harder (eigenvalue -5) than up (1.3): the stability threshold bounds
+    the largest eigenvalue, so the estimate is 1.3, not -5."""
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.standard_normal((100, 100)))
+    values = np.concatenate([[1.3, -5.0], rng.uniform(-1, 1, 98)])
+    A = (q * values) @ q.T
+    theta, y, _, residual = lanczos_top(lambda v: A @ v, rng.standard_normal(100), 40)
+    assert theta == pytest.approx(1.3, rel=1e-6) and residual < 1e-6
+    assert abs(y @ q[:, 0]) == pytest.approx(1.0, rel=1e-6)
+
+
 def test_lanczos_stops_at_the_tolerance_not_before_min_iters_and_on_an_exhausted_space():
     A, _ = _symmetric(200, 5.0)
     start = np.random.default_rng(2).standard_normal(200)
@@ -89,9 +102,9 @@ def test_lanczos_stops_at_the_tolerance_not_before_min_iters_and_on_an_exhausted
     assert full[2] > steps and full[3] < 1e-12 * 5.0 and full[0] == pytest.approx(5.0, rel=1e-12)
     _, _, steps, _ = lanczos_top(lambda v: A @ v, start, 50, min_iters=8, tol=1.0)
     assert steps == 8
-    small, _ = _symmetric(6, -4.0)  # largest magnitude, with its sign
+    small, values = _symmetric(6, -4.0)  # an exhausted space: its top exactly, not the -4
     theta, _, steps, residual = lanczos_top(lambda v: small @ v, np.ones(6), 40)
-    assert steps == 6 and residual == 0.0 and theta == pytest.approx(-4.0, rel=1e-9)
+    assert steps == 6 and residual == 0.0 and theta == pytest.approx(values.max(), rel=1e-9)
 
 
 def test_lanczos_reports_nan_when_a_product_is_not_finite():
@@ -269,7 +282,7 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
 
 def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
     """benchmarks/studies/sharpness_accuracy.py's measurement on one small case: the default cold check
-    (Lanczos, tol 0.05) within 1 % of the reference, Lanczos at 8 HVPs no worse than power at 12."""
+    (Lanczos, tol 0.05) within the 5 % its tolerance allows, Lanczos at 8 HVPs no worse than power at 12."""
     import sys
     from pathlib import Path
 
@@ -280,5 +293,5 @@ def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
     assert case["weights"] == 81 and case["reference"] != 0
     for row in case["starts"]:
         check = row["default_check"]
-        assert 3 <= check["hvps"] <= 12 and check["fraction"] == pytest.approx(1.0, abs=0.01)
+        assert 3 <= check["hvps"] <= 12 and check["fraction"] == pytest.approx(1.0, abs=0.05)
         assert abs(row["lanczos"][8] - 1) <= abs(row["power"][12] - 1) + 1e-3
