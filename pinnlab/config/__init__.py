@@ -471,9 +471,8 @@ def validate_config(data: Mapping) -> RunConfig:
             "optimizer.switch_step",
             f"{s} is not before the end of the budget ({steps} steps): the last phase would never run",
         )
-    if (
-        ":" in cfg.problem.name
-    ):  # a user problem's pde reads only its derivatives (built-ins: tests/problems/test_problems.py)
+    # a user problem's pde reads only its derivatives (built-ins: tests/problems/test_problems.py)
+    if ":" in cfg.problem.name:
         problem.check_pde_reads(cfg.problem.name)
     return cfg.model_copy(update={"problem": ProblemConfig(name=cfg.problem.name, params=problem.params_dict())})
 
