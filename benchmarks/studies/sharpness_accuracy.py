@@ -62,7 +62,7 @@ def measure_case(base: str, overrides: list[str], starts: int) -> dict:
 
     from pinnlab.config import load_config
     from pinnlab.training import build_trainer
-    from pinnlab.training.sharpness import lanczos_top
+    from pinnlab.training.sharpness import lanczos_top, threshold
 
     cfg = load_config(base, overrides + ["training.steps=1"])
     t = build_trainer(cfg)
@@ -72,20 +72,29 @@ def measure_case(base: str, overrides: list[str], starts: int) -> dict:
 
     ref = lanczos_top(apply, np.random.default_rng(0).standard_normal(n), min(80, n))[0]
     d = cfg.diagnostics
+    # the check's floor: the stability threshold where there is one at initialisation (SGD; Adam's
+    # preconditioner is undefined before its first update)
+    opt = cfg.optimizer
+    floor = threshold(opt, opt.learning_rate) if opt.name == "sgd" else 0.0
     rows = []
     for k in range(starts):
         start = np.random.default_rng(100 + k).standard_normal(n)
         p = power(apply, start, 12)
         lanczos = {j: lanczos_top(apply, start, j)[0] / ref for j in range(3, 13)}
         theta, _, steps, _ = lanczos_top(
-            apply, start, d.sharpness_cold_iters, min_iters=d.sharpness_iters, tol=d.sharpness_tol
+            apply, start, d.sharpness_cold_iters, min_iters=d.sharpness_iters, tol=d.sharpness_tol, floor=floor
         )
         rows.append(
             {
                 "start": 100 + k,
                 "power": {j: round(p[j - 1] / ref, 4) for j in range(3, 13)},
                 "lanczos": {j: round(v, 4) for j, v in lanczos.items()},
-                "default_check": {"hvps": steps, "fraction": round(theta / ref, 4)},
+                "default_check": {
+                    "hvps": steps,
+                    "fraction": round(theta / ref, 4),
+                    # the error of the ratio it gives, in units of max(ratio, 1): what the check promises
+                    "ratio_error": round(abs(theta - ref) / max(abs(ref), floor), 4),
+                },
             }
         )
     return {"case": " ".join([base, *overrides]), "weights": n, "reference": ref, "starts": rows}
@@ -113,6 +122,7 @@ def main(argv=None) -> int:
         "lanczos_6": span([r["lanczos"][6] for r in rows]),
         "lanczos_8": span([r["lanczos"][8] for r in rows]),
         "default_check_fraction": span([r["default_check"]["fraction"] for r in rows]),
+        "default_check_ratio_error": span([r["default_check"]["ratio_error"] for r in rows]),
         "default_check_hvps": span([r["default_check"]["hvps"] for r in rows]),
         "default_check_hvps_mean": round(sum(r["default_check"]["hvps"] for r in rows) / len(rows), 2),
     }

@@ -36,13 +36,15 @@ iterate A^(k-1)v lies in the same space, so the extreme Ritz values bracket its 
 (power iteration's estimate after the same HVPs), and the estimate is usually far closer: on the presets and three README-sweep
 seed variants at initialisation (3 random starts each, ``benchmarks/studies/sharpness_accuracy.py``), 12
 power iterations reached between −1.24 (the wrong sign) and 1.00 of the top eigenvalue, 8 Lanczos
-steps 0.97-1.00, and the default first check (next paragraph) 0.977-1.000 with 3-9 HVPs (5.6 on
-average).
+steps 0.97-1.00, and the default first check (next paragraph) gave the ratio to within 0.034 ×
+max(ratio, 1) with 3-9 HVPs (3.9 on average).
 
 The first check starts from a random vector and runs at most ``diagnostics.sharpness_cold_iters``
 (12) HVPs, stopping from the ``diagnostics.sharpness_iters``-th (3) on once the residual
-‖Ay − θy‖ of the Ritz pair is at most ``diagnostics.sharpness_tol`` (0.05) × |θ|: an eigenvalue of
-A then lies within 5 % of θ.  Later checks start from the last Ritz
+‖Ay − θy‖ of the Ritz pair is at most ``diagnostics.sharpness_tol`` (0.05) × max(|θ|, the stability
+threshold): an eigenvalue of A then lies that close to θ, so the ratio is known within 5 % of itself,
+or within 0.05 while it is below 1 (a loss curving down hard, whose top is small, would otherwise
+spend every cold HVP on a precision the ratio does not need).  Later checks start from the last Ritz
 vector and run ``diagnostics.sharpness_iters`` HVPs, no fewer: the top eigenvector moves slowly
 between checks, and a fixed number of steps lets a rising eigenvalue in a new direction grow into
 the estimate (a converged residual alone would keep tracking the old one).  The HVP uses the
@@ -131,10 +133,10 @@ class Lanczos:
     :meth:`feed` takes A·q.  Several of them advance in lockstep on one block-diagonal operator
     (the stacked replicates' Hessian), each stopping by its own test (:func:`lanczos_top`'s)."""
 
-    def __init__(self, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
+    def __init__(self, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0, floor: float = 0.0):
         q = np.asarray(start, np.float64)
         self.q = q / np.linalg.norm(q)
-        self.iters, self.min_iters, self.tol = iters, min_iters, tol
+        self.iters, self.min_iters, self.tol, self.floor = iters, min_iters, tol, floor
         self.basis: list[np.ndarray] = []
         self.alphas: list[float] = []
         self.betas: list[float] = []
@@ -168,7 +170,7 @@ class Lanczos:
         if beta <= 1e-12 * scale:  # invariant subspace: θ is an eigenvalue of A
             self.residual, self.done = 0.0, True
             return
-        if (step >= self.min_iters and self.residual <= self.tol * abs(theta)) or step >= self.iters:
+        if (step >= self.min_iters and self.residual <= self.tol * max(abs(theta), self.floor)) or step >= self.iters:
             self.done = True
             return
         betas.append(beta)
@@ -178,19 +180,20 @@ class Lanczos:
         return self.theta, self.y, self.steps, self.residual
 
 
-def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0):
+def lanczos_top(apply, start: np.ndarray, iters: int, *, min_iters: int = 1, tol: float = 0.0, floor: float = 0.0):
     """The largest Ritz value of a symmetric operator (the top of its spectrum) and its vector after at
     most ``iters`` Lanczos steps.
 
     ``apply(v)`` returns A·v for a float64 vector ``v``; ``start`` is the first Krylov vector.  The
     iteration stops after ``min_iters`` steps or more once the residual ‖Ay − θy‖ = β·|y_last| is at
-    most ``tol``·|θ|, when the Krylov space is exhausted (β ≈ 0: the bound is then 0), or when A·v is
+    most ``tol``·max(|θ|, ``floor``) (``floor``: a scale below which θ need not be known finer, such as
+    the stability threshold), when the Krylov space is exhausted (β ≈ 0: the bound is then 0), or when A·v is
     not finite.  Returns ``(theta, y, steps, residual)``: ``y`` unit-norm; theta NaN (and ``y`` the
     last basis vector) when a product was not finite.  Full reorthogonalisation (classical
     Gram-Schmidt, twice) keeps the basis orthogonal in float arithmetic; it holds ``iters`` vectors
     of the operator's size.
     """
-    lz = Lanczos(start, iters, min_iters=min_iters, tol=tol)
+    lz = Lanczos(start, iters, min_iters=min_iters, tol=tol, floor=floor)
     while not lz.done:
         lz.feed(apply(lz.q))
     return lz.result()
@@ -312,6 +315,14 @@ class Sharpness:
         axis = t.axis
         points = self.subset(points)
         precond, vsum = self._preconditioner()
+        opt = t.optimizer
+        name = t.cfg.optimizer.name
+        thresholds = [None] * t.k
+        if opt is not None and (vsum is not None or name == "sgd"):
+            lr = float(tf.convert_to_tensor(opt.learning_rate).numpy())
+            scale = [1.0] * t.k if t.lr_scale is None else [float(x) for x in t.lr_scale]
+            # 0 for an infinite learning rate (float32 overflow)
+            thresholds = [threshold(c.optimizer, lr * f) for c, f in zip(t.replica_cfgs, scale)]
         lanczos = []
         for r, rng in enumerate(self.rngs):
             cold = self.vectors[r] is None
@@ -322,6 +333,8 @@ class Sharpness:
                     diag.sharpness_cold_iters if cold else diag.sharpness_iters,
                     min_iters=min(diag.sharpness_iters, diag.sharpness_cold_iters),
                     tol=diag.sharpness_tol if cold else 0.0,
+                    # the ratio is what is read: known to tol of itself, or of 1 below the threshold
+                    floor=thresholds[r] or 0.0,
                 )
             )
         g2 = []
@@ -346,14 +359,6 @@ class Sharpness:
                 if not lz.done:
                     lz.feed(w)
         self.last_hvps = len(g2)
-        opt = t.optimizer
-        name = t.cfg.optimizer.name
-        thresholds = [None] * t.k
-        if opt is not None and (vsum is not None or name == "sgd"):
-            lr = float(tf.convert_to_tensor(opt.learning_rate).numpy())
-            scale = [1.0] * t.k if t.lr_scale is None else [float(x) for x in t.lr_scale]
-            # 0 for an infinite learning rate (float32 overflow)
-            thresholds = [threshold(c.optimizer, lr * f) for c, f in zip(t.replica_cfgs, scale)]
         g2_first = None if not g2 or g2[0] is None else axis.values(g2[0])
         rows = []
         for r, lz in enumerate(lanczos):

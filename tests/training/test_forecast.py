@@ -282,7 +282,8 @@ def test_verdicts_benchmark_quick_variant(tmp_path):
 
 def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
     """benchmarks/studies/sharpness_accuracy.py's measurement on one small case: the default cold check
-    (Lanczos, tol 0.05) within the 5 % its tolerance allows, Lanczos at 8 HVPs no worse than power at 12."""
+    (Lanczos, tol 0.05) gives the ratio to within the 0.05 × max(ratio, 1) its tolerance allows, Lanczos
+    at 8 HVPs no worse than power at 12."""
     import sys
     from pathlib import Path
 
@@ -293,5 +294,5 @@ def test_the_default_first_check_reaches_the_top_eigenvalue_on_a_seed_trial():
     assert case["weights"] == 81 and case["reference"] != 0
     for row in case["starts"]:
         check = row["default_check"]
-        assert 3 <= check["hvps"] <= 12 and check["fraction"] == pytest.approx(1.0, abs=0.05)
+        assert 3 <= check["hvps"] <= 12 and check["ratio_error"] <= 0.05
         assert abs(row["lanczos"][8] - 1) <= abs(row["power"][12] - 1) + 1e-3
