@@ -673,7 +673,7 @@ MEASURED: list[tuple[str, str, Callable[[], float]]] = [
     ("README.md", "with {} false alarms among 48", lambda: len(_fresh("false_alarms"))),
     ("README.md", "false alarms among {} runs: read", lambda: _fresh("n_runs") - _fresh("n_truth_divergent")),
     ("docs/verdicts.md", "`random.Random({})`, made after", lambda: _fresh("fresh_seed")),
-    ("docs/verdicts.md", "commit `864da9c`, {} s wall", lambda: _fresh("wall_seconds")),
+    ("docs/verdicts.md", "commit `eac9cb0`, {} s wall", lambda: _fresh("wall_seconds")),
     ("docs/verdicts.md", "Against the goals: label agreement {} (goal", lambda: _fresh("label_agreement")),
     ("docs/verdicts.md", "did-it-train agreement {} (0.9", lambda: _fresh("fit_agreement")),
     ("docs/verdicts.md", "forecast recall {} (0.85", lambda: _fresh("forecast_recall")),
