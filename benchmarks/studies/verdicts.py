@@ -380,7 +380,7 @@ def corpus_fresh(seed: int = FRESH_SEED) -> list[dict]:
         else:
             preset = "seed"
             over.update(HEAT)
-        if family not in ("seed",) and rng.random() < 0.15:
+        if family != "seed" and rng.random() < 0.15:
             over["model.activation"] = rng.choice(("relu", "sin", "softplus"))
         if kind == "lbfgs":
             over["optimizer.name"] = "lbfgs"

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import mlflow
@@ -21,6 +19,7 @@ from pinnlab.numerics.ntk import TermNTK, ntk_lambdas, spectrum
 from pinnlab.problems import resolve_problem
 from pinnlab.reproduce import STUDIES, reproduce
 from pinnlab.training import Trainer
+from tests.reproduce.test_reproduce import quick_through_the_cli
 
 
 def _naive_rows(problem, net, variables, points, term) -> np.ndarray:
@@ -233,13 +232,7 @@ def test_multi_term_presets_cover_the_problems():
 def ntk_quick(store):
     """Through the CLI, as a user runs it: ``pinnlab reproduce ntk --quick --json``."""
     d, uri = store
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(
-            ["reproduce", "ntk", "--quick", "--json", "--quiet", "--out", str(d / "ntk"), "--tracking-uri", uri]
-        )
-    assert code == 0
-    return json.loads(out.getvalue())
+    return quick_through_the_cli("ntk", d / "ntk", uri)
 
 
 @pytest.mark.slow  # the quick study trains for about 25 s; every reproduction's quick variant is a slow test

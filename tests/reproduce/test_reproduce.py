@@ -8,6 +8,8 @@ processes can run the seed and convection studies at the same time.  The full va
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import mlflow
@@ -36,6 +38,15 @@ def seed_quick(store):
 def helmholtz_quick(store):
     d, uri = store
     return reproduce("helmholtz", quick=True, out=d / "helm", tracking_uri=uri, progress=False)
+
+
+def quick_through_the_cli(study: str, out, uri: str) -> dict:
+    """``pinnlab reproduce STUDY --quick --json`` as a user runs it; its JSON summary."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["reproduce", study, "--quick", "--json", "--quiet", "--out", str(out), "--tracking-uri", uri])
+    assert code == 0
+    return json.loads(buf.getvalue())
 
 
 def claims(result, part):

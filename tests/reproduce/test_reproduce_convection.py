@@ -3,14 +3,9 @@ module of its own so that it runs beside tests/reproduce/test_reproduce.py's see
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-
 import pytest
 
-from pinnlab.cli import main
-from tests.reproduce.test_reproduce import claims, store  # noqa: F401 (store: a module fixture, one per module)
+from tests.reproduce.test_reproduce import claims, quick_through_the_cli, store  # noqa: F401 (store: a module fixture, one per module)
 
 # the quick study trains 8 runs (about 45 s): a slow test, as every reproduction's quick variant
 pytestmark = pytest.mark.slow
@@ -20,13 +15,7 @@ pytestmark = pytest.mark.slow
 def convection_quick(store):
     """Through the CLI, as a user runs it: ``pinnlab reproduce convection --quick --json``."""
     d, uri = store
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main(
-            ["reproduce", "convection", "--quick", "--json", "--quiet", "--out", str(d / "conv"), "--tracking-uri", uri]
-        )
-    assert code == 0
-    return json.loads(out.getvalue())
+    return quick_through_the_cli("convection", d / "conv", uri)
 
 
 def test_convection_quick_plain_small_beta_is_accurate_and_curriculum_warm_starts(convection_quick):
